@@ -1,0 +1,29 @@
+"""memberscope: measure, attack and defend membership-inference leakage of ML models.
+
+``import memberscope`` stays light: heavy modules (torch, scikit-learn, matplotlib) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "AuditConfig", "AuditResult", "audit", "audit_model", "demo", "run_audit"]
+
+_LAZY = {
+    "AuditConfig": "memberscope.audit.config",
+    "AuditResult": "memberscope.audit.run",
+    "run_audit": "memberscope.audit.run",
+    "audit_model": "memberscope.audit.run",
+    "audit": "memberscope.api",
+    "demo": "memberscope.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'memberscope' has no attribute {name!r}")

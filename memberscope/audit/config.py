@@ -1,0 +1,122 @@
+"""The configuration of one audit: every choice in one validated, serialisable object."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memberscope.exceptions import InvalidInputError
+
+__all__ = ["AuditConfig", "DEFAULT_FPRS", "load_config_file"]
+
+DEFAULT_FPRS = (0.1, 0.01, 0.001, 0.0001)
+
+
+@dataclass
+class AuditConfig:
+    """Everything that determines an audit's numbers (with ``seed``, the run is reproducible).
+
+    ``pool_size``/``population_size`` of ``None`` choose sizes from the dataset: a quarter of the
+    records (at most 10,000) as population, the rest (at most 20,000) as the audit pool.
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    label_column: str = "label"
+    group_column: str | None = None
+    n_records: int | None = None
+    model: str = "mlp"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    reference_models: int = 16
+    attacks: list[str] = field(default_factory=lambda: ["all"])
+    attack_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0
+    pool_size: int | None = None
+    population_size: int | None = None
+    queries: str = "none"
+    fprs: tuple[float, ...] = DEFAULT_FPRS
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    out: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        from memberscope import attacks as attack_registry
+
+        if isinstance(self.attacks, str):
+            self.attacks = [a.strip() for a in self.attacks.split(",") if a.strip()]
+        self.fprs = tuple(float(f) for f in self.fprs)
+        problems: list[str] = []
+        known = attack_registry.names()
+        if self.attacks == ["all"]:
+            self.attacks = list(known)
+        for name in self.attacks:
+            if name not in known:
+                problems.append(f"unknown attack {name!r}; expected 'all' or one of: {', '.join(known)}")
+        if not self.attacks:
+            problems.append("no attack selected; expected 'all' or a comma-separated list")
+        for name in self.attack_params:
+            if name not in self.attacks:
+                problems.append(f"attack_params names {name!r}, which is not among the selected attacks")
+        if self.reference_models < 0:
+            problems.append(f"reference_models must be >= 0; got {self.reference_models}")
+        else:
+            for name in self.attacks:
+                if name in known:
+                    need = attack_registry.ATTACKS.get(name).min_reference_models
+                    if self.reference_models < need:
+                        problems.append(
+                            f"attack {name!r} needs at least {need} reference models; got "
+                            f"reference_models={self.reference_models}"
+                        )
+        for fpr in self.fprs:
+            if not 0.0 < fpr < 1.0:
+                problems.append(f"FPR {fpr} is outside (0, 1)")
+        if self.n_bootstrap < 0:
+            problems.append(f"n_bootstrap must be >= 0; got {self.n_bootstrap}")
+        if not 0.0 < self.confidence < 1.0:
+            problems.append(f"confidence {self.confidence} is outside (0, 1)")
+        for name in ("pool_size", "population_size", "n_records"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                problems.append(f"{name} must be a positive integer; got {value!r}")
+        if not isinstance(self.seed, int):
+            problems.append(f"seed must be an integer; got {self.seed!r}")
+        if problems:
+            raise InvalidInputError("invalid audit configuration:\n  - " + "\n  - ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["fprs"] = list(self.fprs)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "AuditConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown configuration keys {unknown}; expected keys among: {', '.join(sorted(names))}"
+            )
+        return cls(**values)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) config file into a dict of :class:`AuditConfig` fields."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"config file {str(path)!r} must hold a mapping of settings; got {type(values).__name__}")
+    return {k.replace("-", "_"): v for k, v in values.items()}

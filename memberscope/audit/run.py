@@ -1,0 +1,323 @@
+"""The audit pipeline: data → membership game → models → outputs → attacks → metrics.
+
+It only wires the pieces; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memberscope import __version__
+from memberscope.attacks import ReferenceOutputs, TargetOutputs
+from memberscope.attacks import create as create_attack
+from memberscope.audit.config import AuditConfig
+from memberscope.audit.models import model_seed, outputs_for_model
+from memberscope.cache import ArtifactCache, default_cache_dir
+from memberscope.exceptions import InvalidInputError
+from memberscope.game import MembershipGame, make_game, paired_masks, split_pool
+from memberscope.progress import progress_bars
+from memberscope.recipes import Recipe
+from memberscope.recipes import create as create_recipe
+
+__all__ = ["AuditResult", "run_audit", "audit_model", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = "1.0"
+SLICE_BOOTSTRAP = 200
+TOP_VULNERABLE = 25
+
+
+@dataclass
+class AuditResult:
+    """The outcome of an audit.
+
+    Attributes
+    ----------
+    results : dict — the content of ``results.json``.
+    records : ndarray of shape (n_pool,) — dataset indices of the audited records.
+    member : ndarray of shape (n_pool,), bool — ground truth.
+    scores : dict attack name → ndarray of shape (n_pool,).
+    """
+
+    results: dict[str, Any]
+    records: np.ndarray
+    member: np.ndarray
+    labels: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def write(self, out_dir) -> dict[str, str]:
+        """Write results.json, scores.csv and roc.png into ``out_dir``; returns the paths."""
+        from memberscope.outputs import write_outputs
+
+        return write_outputs(self, out_dir)
+
+
+def _sizes(n_total: int, config: AuditConfig) -> tuple[int, int]:
+    population = config.population_size if config.population_size is not None else min(10_000, n_total // 4)
+    pool = config.pool_size if config.pool_size is not None else min(20_000, n_total - population)
+    return pool, population
+
+
+def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResult:
+    """Run the audit ``config`` describes: train a target and reference models on a dataset and attack the target."""
+    from memberscope import datasets
+
+    started = time.perf_counter()
+    dataset = datasets.load(config.dataset, data_dir=config.data_dir, seed=config.seed, n_records=config.n_records,
+                            label_column=config.label_column, group_column=config.group_column)
+    pool_size, population_size = _sizes(dataset.n_records, config)
+    pool_idx, population_idx = split_pool(dataset.n_records, pool_size=pool_size, population_size=population_size,
+                                          seed=model_seed(config.seed, "split"))
+    game = make_game(pool_size, config.reference_models, seed=config.seed)
+    recipe = create_recipe(config.model, **config.model_params)
+    return _execute(config=config, dataset=dataset, pool_idx=pool_idx, population_idx=population_idx, game=game,
+                    recipe=recipe, target_model=None, progress=progress, started=started)
+
+
+def audit_model(model: Any, *, members: tuple[np.ndarray, np.ndarray], nonmembers: tuple[np.ndarray, np.ndarray],
+                recipe: Recipe | str = "mlp", recipe_params: dict[str, Any] | None = None,
+                population: tuple[np.ndarray, np.ndarray] | None = None, n_classes: int | None = None,
+                progress: bool | None = None, **config_values: Any) -> AuditResult:
+    """Audit a model you trained yourself ("bring your own target").
+
+    Parameters
+    ----------
+    model : fitted scikit-learn classifier (``predict_proba``), ``torch.nn.Module`` returning logits, or callable.
+    members, nonmembers : ``(X, y)`` with ``X`` of shape ``(n, ...)`` and ``y`` of shape ``(n,)``;
+        records the model did and did not train on.
+    recipe : how to train reference models like it (a :class:`Recipe` or a recipe name).
+    population : ``(X, y)`` of further records no model trained on (for RMIA and class calibration).
+        When omitted, a quarter of the non-members (at most 2,000) is set aside as population.
+    config_values : other :class:`AuditConfig` fields (``reference_models``, ``attacks``, ``seed``, ...).
+    """
+    from memberscope.datasets import Dataset
+    from memberscope.targets import as_trained_model
+
+    started = time.perf_counter()
+    config = AuditConfig(dataset="user-model", model=recipe if isinstance(recipe, str) else recipe.name,
+                         model_params=dict(recipe_params or {}), **config_values)
+    if isinstance(recipe, str):
+        recipe = create_recipe(recipe, **(recipe_params or {}))
+    parts = {"members": members, "nonmembers": nonmembers}
+    if population is None:
+        rng = np.random.default_rng(model_seed(config.seed, "byo-population"))
+        X_non, y_non = (np.asarray(a) for a in nonmembers)
+        order = rng.permutation(len(y_non))
+        n_pop = min(2000, len(y_non) // 4)
+        parts["nonmembers"] = (X_non[order[n_pop:]], y_non[order[n_pop:]])
+        population = (X_non[order[:n_pop]], y_non[order[:n_pop]])
+    parts["population"] = population
+    Xs, ys = [], []
+    for what, (X, y) in parts.items():
+        X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
+        if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
+            raise InvalidInputError(
+                f"{what} must be (X, y) with X of shape (n, ...) and y of shape (n,); got X {X.shape} and y {y.shape}"
+            )
+        Xs.append(X)
+        ys.append(y)
+    if len({x.shape[1:] for x in Xs}) != 1:
+        raise InvalidInputError(f"members, non-members and population have different record shapes: "
+                                f"{[x.shape[1:] for x in Xs]}")
+    y_all = np.concatenate(ys).astype(np.int64)
+    n_classes = int(n_classes if n_classes is not None else y_all.max() + 1)
+    dataset = Dataset(name="user-model", X=np.concatenate(Xs), y=y_all, n_classes=n_classes,
+                      class_names=[str(c) for c in range(n_classes)], groups=None,
+                      description="records supplied with a user's model", source="user")
+    n_mem, n_non, n_pop = (len(y) for y in ys)
+    pool_idx = np.arange(n_mem + n_non)
+    population_idx = np.arange(n_mem + n_non, n_mem + n_non + n_pop)
+    target_mask = np.zeros(n_mem + n_non, dtype=bool)
+    target_mask[:n_mem] = True
+    references = (paired_masks(len(pool_idx), config.reference_models, seed=model_seed(config.seed, "reference-masks"))
+                  if config.reference_models else np.zeros((0, len(pool_idx)), dtype=bool))
+    game = MembershipGame(target_mask=target_mask, reference_masks=references)
+    return _execute(config=config, dataset=dataset, pool_idx=pool_idx, population_idx=population_idx, game=game,
+                    recipe=recipe, target_model=as_trained_model(model, n_classes=n_classes), progress=progress,
+                    started=started)
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits[:, 0, :].argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
+
+
+def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_idx: np.ndarray,
+             game: MembershipGame, recipe: Recipe, target_model, progress: bool | None, started: float) -> AuditResult:
+    from memberscope.metrics import evaluate, evaluate_by_group
+
+    cache = ArtifactCache(None if not config.use_cache else (config.cache_dir or default_cache_dir()))
+    fingerprint = dataset.fingerprint()
+    eval_idx = np.concatenate([pool_idx, population_idx])
+    n_pool = len(pool_idx)
+    labels_all = dataset.y[eval_idx]
+    common = dict(recipe=recipe, data_fingerprint=fingerprint, X=dataset.X, y=dataset.y, n_classes=dataset.n_classes,
+                  eval_indices=eval_idx, queries=config.queries, cache=cache)
+    run_warnings: list[str] = []
+
+    # 1. Target and reference models (each trained once, then cached).
+    train_start = time.perf_counter()
+    with progress_bars(enabled=progress) as bars:
+        models_task = bars.add_task("models", total=1 + game.n_reference)
+        epochs = getattr(recipe, "epochs", 1)
+        epoch_task = bars.add_task("  epochs", total=epochs)
+
+        def run_model(role: str, index: int, mask: np.ndarray, model=None):
+            bars.update(models_task, description=f"{role} model {index + 1}" if role == "reference" else "target model")
+            bars.reset(epoch_task, total=epochs)
+            result = outputs_for_model(**common, train_indices=pool_idx[mask], seed=model_seed(config.seed, role, index),
+                                       progress=lambda: bars.advance(epoch_task), model=model)
+            bars.advance(models_task)
+            return result
+
+        target_run = run_model("target", 0, game.target_mask, model=target_model)
+        reference_runs = [run_model("reference", k, game.reference_masks[k]) for k in range(game.n_reference)]
+    train_seconds = time.perf_counter() - train_start
+
+    member = game.target_mask
+    labels = labels_all[:n_pool]
+    pop_labels = labels_all[n_pool:]
+    target_logits = target_run.logits
+    target = TargetOutputs(logits=target_logits[:n_pool], labels=labels,
+                           population_logits=target_logits[n_pool:], population_labels=pop_labels)
+    references = None
+    if reference_runs:
+        ref_logits = np.stack([r.logits for r in reference_runs])
+        references = ReferenceOutputs(logits=ref_logits[:, :n_pool], masks=game.reference_masks, labels=labels,
+                                      population_logits=ref_logits[:, n_pool:], population_labels=pop_labels)
+
+    # 2. Attacks and their metrics.
+    scores: dict[str, np.ndarray] = {}
+    attack_results: dict[str, Any] = {}
+    groups = dataset.groups[pool_idx] if dataset.groups is not None else None
+    metric_kwargs = dict(fprs=config.fprs, confidence=config.confidence, seed=model_seed(config.seed, "bootstrap"))
+    with progress_bars(enabled=progress) as bars:
+        task = bars.add_task("attacks", total=len(config.attacks))
+        for name in config.attacks:
+            bars.update(task, description=f"attack {name}")
+            attack = create_attack(name, **config.attack_params.get(name, {}))
+            t0 = time.perf_counter()
+            attack.fit(references)
+            t1 = time.perf_counter()
+            score = np.asarray(attack.score(target), dtype=np.float64)
+            t2 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                metrics = evaluate(member, score, n_bootstrap=config.n_bootstrap, **metric_kwargs)
+            for w in caught:
+                if str(w.message) not in run_warnings:
+                    run_warnings.append(str(w.message))
+            entry = metrics.to_dict()
+            slice_kwargs = dict(n_bootstrap=min(config.n_bootstrap, SLICE_BOOTSTRAP), **metric_kwargs)
+            entry["per_class"] = {
+                dataset.class_names[int(k)] if int(k) < len(dataset.class_names) else k: m.to_dict()
+                for k, m in evaluate_by_group(member, score, labels, **slice_kwargs).items()
+            }
+            if groups is not None:
+                entry["per_group"] = {k: m.to_dict() for k, m in evaluate_by_group(member, score, groups,
+                                                                                   **slice_kwargs).items()}
+            entry["params"] = attack.params()
+            entry["timings"] = {"fit_seconds": round(t1 - t0, 4), "score_seconds": round(t2 - t1, 4),
+                                "metrics_seconds": round(time.perf_counter() - t2, 4)}
+            attack_results[name] = entry
+            scores[name] = score
+            bars.advance(task)
+
+    # 3. Everything a reader needs to trust and reproduce the numbers.
+    records = pool_idx
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "memberscope_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.to_dict(),
+        "seeds": {
+            "seed": config.seed,
+            "target": target_run.seed,
+            "references": [r.seed for r in reference_runs],
+        },
+        "dataset": {
+            "name": dataset.name,
+            "source": dataset.source,
+            "n_records": dataset.n_records,
+            "n_classes": dataset.n_classes,
+            "feature_shape": list(dataset.feature_shape),
+            "fingerprint": fingerprint,
+        },
+        "game": {
+            "pool_size": n_pool,
+            "population_size": len(population_idx),
+            "n_members": int(member.sum()),
+            "n_nonmembers": int((~member).sum()),
+            "n_reference_models": game.n_reference,
+            "reference_design": "paired: every pool record is IN for half of the reference models",
+        },
+        "target": {
+            "recipe": {"name": recipe.name, **recipe.config()},
+            "train_accuracy": _accuracy(target_logits[:n_pool][member], labels[member]),
+            "test_accuracy": _accuracy(np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
+                                       np.concatenate([labels[~member], pop_labels])),
+            "user_supplied": target_model is not None,
+        },
+        "reference_models": _reference_summary(reference_runs, game, labels, n_pool),
+        "attacks": attack_results,
+        "vulnerable_records": _vulnerable_records(attack_results, scores, records, member, labels,
+                                                  dataset.class_names),
+        "timings": {
+            "training_seconds": round(train_seconds, 3),
+            "models_trained": int(sum(not r.cached for r in [target_run, *reference_runs])),
+            "models_from_cache": int(sum(r.cached for r in [target_run, *reference_runs])),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        },
+        "warnings": run_warnings,
+    }
+    results["target"]["generalization_gap"] = results["target"]["train_accuracy"] - results["target"]["test_accuracy"]
+    return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
+
+
+def _reference_summary(runs, game: MembershipGame, labels: np.ndarray, n_pool: int) -> dict[str, Any]:
+    if not runs:
+        return {"count": 0}
+    train_acc = [_accuracy(r.logits[:n_pool][m], labels[m]) for r, m in zip(runs, game.reference_masks)]
+    test_acc = [_accuracy(r.logits[:n_pool][~m], labels[~m]) for r, m in zip(runs, game.reference_masks)]
+    return {
+        "count": len(runs),
+        "mean_train_accuracy": float(np.mean(train_acc)),
+        "mean_test_accuracy": float(np.mean(test_acc)),
+        "train_seconds": round(float(sum(r.train_seconds for r in runs)), 3),
+    }
+
+
+def _vulnerable_records(attack_results: dict[str, Any], scores: dict[str, np.ndarray], records: np.ndarray,
+                        member: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Members the strongest attack singles out most confidently.
+
+    The strongest attack is the one with the highest TPR at the smallest resolvable FPR (AUC breaks
+    ties). ``nonmember_exceedance`` is the fraction of non-members scoring at least as high: the
+    false-positive rate an attacker accepts to flag this record.
+    """
+    if not attack_results:
+        return {}
+
+    def strength(name: str):
+        tprs = attack_results[name]["tpr_at_fpr"]
+        resolvable = attack_results[name]["fpr_resolvable"]
+        keys = sorted((k for k in tprs if resolvable.get(k, True)), key=float)
+        return (tprs[keys[0]] if keys else 0.0, attack_results[name]["auc"])
+
+    best = max(attack_results, key=strength)
+    score = scores[best]
+    non_sorted = np.sort(score[~member])
+    exceed = 1.0 - np.searchsorted(non_sorted, score, side="left") / max(len(non_sorted), 1)
+    idx = np.flatnonzero(member)
+    idx = idx[np.lexsort((-score[idx], exceed[idx]))][:TOP_VULNERABLE]
+    return {
+        "attack": best,
+        "records": [
+            {"record": int(records[i]), "label": class_names[int(labels[i])] if int(labels[i]) < len(class_names)
+             else int(labels[i]), "score": float(score[i]), "nonmember_exceedance": float(exceed[i])}
+            for i in idx
+        ],
+    }

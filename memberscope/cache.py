@@ -1,0 +1,98 @@
+"""Content-addressed on-disk cache of trained models and their outputs.
+
+Keys hash everything that determines an artifact (recipe config, data fingerprint, training
+indices, seed, query set), so a re-run, or a run resumed after being killed, reuses every
+finished model and recomputes nothing. Files are written to a temporary name and renamed into
+place, so an interrupted write never leaves a truncated artifact behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from memberscope.recipes import Recipe, TrainedModel
+
+__all__ = ["ArtifactCache", "default_cache_dir", "hash_array", "make_key"]
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """``$MEMBERSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/memberscope``, else ``~/.cache/memberscope``."""
+    if env := os.environ.get("MEMBERSCOPE_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "memberscope"
+
+
+def hash_array(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    h = hashlib.sha256(str((array.dtype.str, array.shape)).encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def make_key(**parts: Any) -> str:
+    payload = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class ArtifactCache:
+    """Models under ``root/models/<key>.bin``, arrays under ``root/outputs/<key>.npy``.
+
+    ``root=None`` disables caching (everything is recomputed and nothing is written).
+    """
+
+    def __init__(self, root: Path | str | None):
+        self.root = Path(root) if root is not None else None
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, kind: str, key: str, suffix: str) -> Path | None:
+        return None if self.root is None else self.root / kind / f"{key}{suffix}"
+
+    def model(self, key: str, recipe: Recipe, *, n_classes: int, feature_shape: tuple[int, ...],
+              train: Callable[[], TrainedModel]) -> TrainedModel:
+        """The cached model under ``key``, else ``train()`` and store it."""
+        path = self._path("models", key, ".bin")
+        if path is not None and path.exists():
+            try:
+                model = recipe.load(path, n_classes=n_classes, feature_shape=feature_shape)
+                self.hits += 1
+                return model
+            except Exception:  # a corrupt or stale file is retrained, never trusted
+                path.unlink(missing_ok=True)
+        self.misses += 1
+        model = train()
+        if path is not None:
+            _atomic_write(path, model.save)
+        return model
+
+    def array(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The cached array under ``key``, else ``compute()`` and store it."""
+        path = self._path("outputs", key, ".npy")
+        if path is not None and path.exists():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+        value = compute()
+        if path is not None:
+            _atomic_write(path, lambda p: np.save(open(p, "wb"), value, allow_pickle=False))
+        return value

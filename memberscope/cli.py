@@ -1,0 +1,174 @@
+"""The ``memberscope`` command line. Bad input exits with code 2 and a message, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
+
+app = typer.Typer(
+    name="memberscope",
+    help="Measure, attack and defend membership-inference leakage of machine-learning models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _parse_params(values: list[str], what: str) -> dict[str, Any]:
+    """``["epochs=20", "hidden=[128,128]"]`` → ``{"epochs": 20, "hidden": [128, 128]}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"{what} {item!r} is not of the form KEY=VALUE")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+    return out
+
+
+def _finish(result, out: Optional[Path]) -> None:
+    from memberscope.outputs import results_table
+
+    console = _console()
+    console.print(results_table(result.results))
+    for message in result.results.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {message}")
+    if out is not None:
+        paths = result.write(out)
+        console.print(f"wrote {', '.join(paths.values())}")
+
+
+@app.command()
+def audit(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of audit settings; flags override it."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name (see `memberscope datasets`) or a CSV/Parquet/NPZ path."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder holding the dataset's files (e.g. Fashion-MNIST IDX)."),
+    label_column: Optional[str] = typer.Option(None, help="Label column of a user table."),
+    group_column: Optional[str] = typer.Option(None, help="Group column of a user table (per-group risk)."),
+    n_records: Optional[int] = typer.Option(None, help="Use a seeded random subset of this many records."),
+    model: Optional[str] = typer.Option(None, help="Recipe: mlp, cnn, logreg or sklearn."),
+    model_param: list[str] = typer.Option([], "--model-param", help="Recipe hyperparameter KEY=VALUE (repeatable)."),
+    reference_models: Optional[int] = typer.Option(None, "--reference-models", "-k", help="Number of reference models K."),
+    attacks: Optional[str] = typer.Option(None, help="Comma-separated attacks, or 'all'."),
+    seed: Optional[int] = typer.Option(None, help="Seed for masks, training and bootstrap."),
+    pool_size: Optional[int] = typer.Option(None, help="Records in the audit pool (half become target members)."),
+    population_size: Optional[int] = typer.Option(None, help="Population records no model trains on."),
+    queries: Optional[str] = typer.Option(None, help="Augmented queries: none, flip or flip-shift (images)."),
+    fpr: Optional[str] = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1)."),
+    n_bootstrap: Optional[int] = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
+    cache_dir: Optional[str] = typer.Option(None, help="Where trained models and outputs are cached."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
+    out: Optional[Path] = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."),
+) -> None:
+    """Audit a model trained on a dataset: train a target and reference models, attack, report."""
+    from memberscope.audit import AuditConfig, load_config_file, run_audit
+
+    values: dict[str, Any] = load_config_file(config) if config is not None else {}
+    flags = dict(dataset=dataset, data_dir=data_dir, label_column=label_column, group_column=group_column,
+                 n_records=n_records, model=model, reference_models=reference_models, attacks=attacks, seed=seed,
+                 pool_size=pool_size, population_size=population_size, queries=queries, n_bootstrap=n_bootstrap,
+                 cache_dir=cache_dir)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if model_param:
+        values["model_params"] = {**values.get("model_params", {}), **_parse_params(model_param, "--model-param")}
+    if fpr is not None:
+        try:
+            values["fprs"] = [float(f) for f in fpr.split(",") if f.strip()]
+        except ValueError:
+            raise InvalidInputError(f"--fpr {fpr!r} must be comma-separated numbers in (0, 1)") from None
+    if no_cache:
+        values["use_cache"] = False
+    if out is not None:
+        values["out"] = str(out)
+    cfg = AuditConfig.from_dict(values)
+    result = run_audit(cfg, progress=progress)
+    _finish(result, Path(cfg.out) if cfg.out else None)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
+    seed: int = typer.Option(0, help="Seed."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
+) -> None:
+    """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
+    from memberscope.api import DEMO_CONFIG
+    from memberscope.audit import AuditConfig, run_audit
+
+    cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out)})
+    _finish(run_audit(cfg, progress=progress), out)
+
+
+@app.command()
+def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the datasets memberscope can load and whether their files are present."""
+    from rich.table import Table
+
+    from memberscope.datasets import available
+
+    infos = available()
+    if as_json:
+        typer.echo(json.dumps([{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(i).items()}
+                               for i in infos], indent=2))
+        return
+    table = Table(title="memberscope datasets")
+    for col in ("name", "records", "features", "classes", "available", "description"):
+        table.add_column(col)
+    for info in infos:
+        table.add_row(info.name, f"{info.n_records:,}" if info.n_records else "?",
+                      "×".join(map(str, info.feature_shape)) if info.feature_shape else "?",
+                      str(info.n_classes or "?"), "yes" if info.available else f"no — {info.hint}", info.description)
+    _console().print(table)
+
+
+@app.command()
+def attacks() -> None:
+    """List the attacks and how many reference models each needs."""
+    from memberscope.attacks import ATTACKS
+
+    for name in ATTACKS.names():
+        cls = ATTACKS.get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name:18s} K>={cls.min_reference_models:<3d} {doc}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app, turning memberscope's input errors into exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except (InvalidInputError, MissingDependencyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except MemberscopeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
