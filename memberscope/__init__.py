@@ -21,9 +21,14 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+_SUBMODULES = {"attacks", "audit", "datasets", "game", "metrics", "outputs", "recipes", "signals", "targets"}
 
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"memberscope.{name}")
     raise AttributeError(f"module 'memberscope' has no attribute {name!r}")

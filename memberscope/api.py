@@ -13,7 +13,7 @@ __all__ = ["audit", "demo", "DEMO_CONFIG"]
 DEMO_CONFIG: dict[str, Any] = {
     "dataset": "digits",
     "model": "mlp",
-    "model_params": {"hidden": [256, 256], "epochs": 40},
+    "model_params": {"hidden": [256, 256], "epochs": 100},
     "reference_models": 16,
     "attacks": ["all"],
     "seed": 0,

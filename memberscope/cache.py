@@ -53,6 +53,11 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _save_npy(path: Path, value: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object, so numpy does not append ".npy" to the temp name
+        np.save(fh, value, allow_pickle=False)
+
+
 class ArtifactCache:
     """Models under ``root/models/<key>.bin``, arrays under ``root/outputs/<key>.npy``.
 
@@ -94,5 +99,5 @@ class ArtifactCache:
                 path.unlink(missing_ok=True)
         value = compute()
         if path is not None:
-            _atomic_write(path, lambda p: np.save(open(p, "wb"), value, allow_pickle=False))
+            _atomic_write(path, lambda p: _save_npy(p, value))
         return value

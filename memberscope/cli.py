@@ -159,13 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+    except Exception as exc:
+        # Usage errors of the command-line parser (click's, vendored by newer typer) carry their
+        # own message and exit code (2); found by shape so either packaging works.
+        if hasattr(exc, "exit_code"):
+            if hasattr(exc, "show"):
+                exc.show()
             sys.exit(exc.exit_code)
         raise
 

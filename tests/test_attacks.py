@@ -90,6 +90,15 @@ def test_rmia_sorting_equals_dense_matrix(seed, gamma):
     np.testing.assert_array_equal(pairwise_dominance(x, z, gamma=gamma), _dense_rmia(x, z, gamma))
 
 
+def test_rmia_tie_break_orders_ties_by_likelihood_ratio():
+    x = np.array([5.0, 6.0, 0.5, 7.0])
+    z = np.array([0.0, 1.0])
+    pure = pairwise_dominance(x, z)
+    assert pure[0] == pure[1] == pure[3] == 1.0
+    broken = pairwise_dominance(x, z, tie_break=True)
+    assert broken[0] < broken[1] < broken[3] and broken[2] < broken[0]
+
+
 def test_rmia_sorting_handles_ties_like_dense():
     x = np.array([0.0, 1.0, 1.0, 2.0])
     z = np.array([1.0, 1.0, 0.0, 3.0])
@@ -124,8 +133,14 @@ def _rmia_naive(refs, target, *, online, a, gamma):
 def test_rmia_attack_equals_naive_loops(online):
     refs, target = _outputs(3, n=40, m=30)
     name = "rmia-online" if online else "rmia-offline"
-    attack = attacks.create(name, gamma=1.0, a=0.3).fit(refs)
-    np.testing.assert_allclose(attack.score(target), _rmia_naive(refs, target, online=online, a=0.3, gamma=1.0))
+    attack = attacks.create(name, gamma=1.0, a=0.3, tie_break=False).fit(refs)
+    naive = _rmia_naive(refs, target, online=online, a=0.3, gamma=1.0)
+    np.testing.assert_allclose(attack.score(target), naive)
+    # tie-breaking never reorders records whose dominance fractions differ
+    broken = attacks.create(name, gamma=1.0, a=0.3).fit(refs).score(target)
+    lower = naive[:, None] < naive[None, :]
+    assert np.all((broken[:, None] < broken[None, :])[lower])
+    assert np.all(np.floor(broken * len(target.population_labels) + 1e-9) == np.round(naive * len(target.population_labels)))
 
 
 def test_rmia_offline_chooses_a_on_reference_models_only():

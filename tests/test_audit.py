@@ -9,7 +9,7 @@ import memberscope
 from memberscope.audit import AuditConfig, audit_model, run_audit
 from memberscope.exceptions import InvalidInputError, ModelOutputError
 
-SMALL_MLP = {"hidden": [64], "epochs": 15}
+SMALL_MLP = {"hidden": [64], "epochs": 80}  # overfits digits: ~98% train, ~94% test
 
 
 def _small(**overrides):
@@ -21,12 +21,13 @@ def _small(**overrides):
 
 def test_null_target_never_saw_the_pool_gives_auc_ci_containing_half():
     """A model trained on data disjoint from the audit pool: every attack must be at chance."""
-    from sklearn.neural_network import MLPClassifier
+    from memberscope.recipes import create
 
     ds = memberscope.datasets.load("purchase-synthetic", n_records=5000, seed=1)
     X, y = ds.X, ds.y
     outside, pool = np.arange(0, 1500), np.arange(1500, 5000)
-    model = MLPClassifier(hidden_layer_sizes=(64,), max_iter=60, random_state=0).fit(X[outside], y[outside])
+    # overfit on purpose: a strongly memorizing model that simply never saw the audited records
+    model = create("mlp", hidden=[128], epochs=30).train(X[outside], y[outside], n_classes=100, seed=0)
     rng = np.random.default_rng(0)
     fake = rng.permutation(pool)
     members, nonmembers = fake[:1500], fake[1500:]  # "members" the model never saw
@@ -49,7 +50,8 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
         assert set(entry["tpr_at_fpr"]) == {"0.1", "0.01", "0.001", "0.0001"}
         assert entry["auc_ci"][0] <= entry["auc"] <= entry["auc_ci"][1]
         assert entry["per_class"]
-    assert results["attacks"]["lira-online"]["auc"] > 0.6
+    for name in ("lira-online", "rmia-online"):
+        assert results["attacks"][name]["auc_ci"][0] > 0.5, name
     # too few non-members for 0.1% and 0.01% FPR on digits: flagged, not hidden
     assert not results["attacks"]["loss"]["fpr_resolvable"]["0.0001"]
     assert any("0.0001" in w for w in results["warnings"])
@@ -140,7 +142,7 @@ def test_bring_your_own_torch_module_target():
     from memberscope.recipes import create
 
     ds = memberscope.datasets.load("digits")
-    recipe = create("mlp", hidden=[64], epochs=30)
+    recipe = create("mlp", hidden=[64], epochs=80)
     members = np.arange(0, 600)
     trained = recipe.train(ds.X[members], ds.y[members], n_classes=10, seed=0)
     assert isinstance(trained.net, torch.nn.Module)
@@ -148,4 +150,5 @@ def test_bring_your_own_torch_module_target():
                          nonmembers=(ds.X[600:1400], ds.y[600:1400]), recipe=recipe, reference_models=4,
                          attacks=["loss", "lira-online", "rmia-offline"], n_bootstrap=200, progress=False)
     assert result.results["target"]["user_supplied"] is True
-    assert result.results["attacks"]["loss"]["auc"] > 0.55
+    assert result.results["attacks"]["loss"]["auc_ci"][0] > 0.5
+    assert result.results["target"]["train_accuracy"] > result.results["target"]["test_accuracy"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from memberscope.attacks._base import Attack, ReferenceOutputs, TargetOutputs
 from memberscope.attacks.registry import ATTACKS
@@ -33,11 +34,21 @@ def true_label_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray
     return np.exp(true_class_log_probability(logits, labels[:, None])).mean(axis=-1)
 
 
-def pairwise_dominance(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, *, gamma: float = 1.0) -> np.ndarray:
-    """Fraction of ``z`` with ``LR(x) / LR(z) > gamma``, from log-ratios of shapes (n,) and (m,)."""
+def pairwise_dominance(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, *, gamma: float = 1.0,
+                       tie_break: bool = False) -> np.ndarray:
+    """Fraction of ``z`` with ``LR(x) / LR(z) > gamma``, from log-ratios of shapes (n,) and (m,).
+
+    The fraction takes only ``m + 1`` values, so with few population records many members tie
+    (often at 1.0), which costs TPR at low FPR. The count is non-decreasing in ``LR(x)``, so
+    ``tie_break=True`` adds ``rank(LR(x)) / ((n + 1) m)``, less than one step ``1 / m``: records
+    with different counts keep their order and tied records are ordered by ``LR(x)``.
+    """
     sorted_z = np.sort(log_ratio_z)
     # LR(x)/LR(z) > gamma  <=>  log LR(z) < log LR(x) - log gamma
-    return np.searchsorted(sorted_z, log_ratio_x - np.log(gamma), side="left") / sorted_z.size
+    counts = np.searchsorted(sorted_z, log_ratio_x - np.log(gamma), side="left").astype(np.float64)
+    if tie_break:
+        counts += rankdata(log_ratio_x, method="average") / (log_ratio_x.size + 1)
+    return counts / sorted_z.size
 
 
 def _log(p: np.ndarray) -> np.ndarray:
@@ -56,12 +67,13 @@ class RMIA(Attack):
     needs_population = True
 
     def __init__(self, *, gamma: float = 1.0, a: float | None = None, a_grid: tuple[float, ...] = DEFAULT_A_GRID,
-                 calibration_models: int = 4):
+                 calibration_models: int = 4, tie_break: bool = True):
         if not gamma > 0:
             raise InvalidInputError(f"gamma must be > 0; got {gamma}")
         if a is not None and not 0.0 <= a <= 1.0:
             raise InvalidInputError(f"a must be in [0, 1]; got {a}")
         self.gamma, self.a, self.a_grid, self.calibration_models = float(gamma), a, tuple(a_grid), calibration_models
+        self.tie_break = tie_break
 
     def fit(self, references: ReferenceOutputs | None) -> "RMIA":
         self.check_references(references)
@@ -120,6 +132,7 @@ class RMIA(Attack):
                     log_p_x - _log(_offline_prior(p_out_x, a)),
                     log_p_z - _log(_offline_prior(p_out_z[z_half], a)),
                     gamma=self.gamma,
+                    tie_break=self.tie_break,
                 )
                 aucs[i] += roc_auc(member, scores)
             used += 1
@@ -141,10 +154,10 @@ class RMIA(Attack):
         log_ratio_z = _log(true_label_probability(target.population_logits, target.population_labels)) - _log(
             self.prior_z_
         )
-        return pairwise_dominance(log_ratio_x, log_ratio_z, gamma=self.gamma)
+        return pairwise_dominance(log_ratio_x, log_ratio_z, gamma=self.gamma, tie_break=self.tie_break)
 
     def params(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"gamma": self.gamma}
+        out: dict[str, Any] = {"gamma": self.gamma, "tie_break": self.tie_break}
         if not self.online:
             out["a"] = getattr(self, "a_", self.a)
             out["a_chosen_on"] = "given" if self.a is not None else "reference models"
