@@ -49,7 +49,8 @@ def find_fashion_mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (optionally gzip-compressed) of unsigned bytes."""
     try:
-        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+            raw = fh.read()
     except (OSError, EOFError) as exc:
         raise DataUnavailableError(f"cannot read IDX file {str(path)!r}: {exc}") from None
     if len(raw) < 8:

@@ -67,7 +67,9 @@ def load_table(path, *, label_column: str = "label", group_column: str | None = 
             unknown = [c for c in features if c not in columns]
             if unknown:
                 raise InvalidInputError(f"feature columns {unknown} are not in {str(path)!r}")
-            non_numeric = [c for c in features if not np.issubdtype(frame[c].dtype, np.number)]
+            from pandas.api.types import is_numeric_dtype
+
+            non_numeric = [c for c in features if not is_numeric_dtype(frame[c])]
             if non_numeric:
                 raise InvalidInputError(
                     f"feature columns {non_numeric} of {str(path)!r} are not numeric; encode them as numbers or "
