@@ -38,32 +38,46 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true")
     args = parser.parse_args()
 
-    config = AuditConfig(dataset=args.dataset, model=args.model, model_params=json.loads(args.model_params),
-                         reference_models=args.reference_models, attacks=args.attacks.split(","), seed=args.seed,
-                         pool_size=args.pool_size, population_size=args.population_size, n_records=args.n_records,
-                         use_cache=not args.no_cache)
+    config = AuditConfig(
+        dataset=args.dataset,
+        model=args.model,
+        model_params=json.loads(args.model_params),
+        reference_models=args.reference_models,
+        attacks=args.attacks.split(","),
+        seed=args.seed,
+        pool_size=args.pool_size,
+        population_size=args.population_size,
+        n_records=args.n_records,
+        use_cache=not args.no_cache,
+    )
     start = time.perf_counter()
     result = run_audit(config, progress=False)
     wall = time.perf_counter() - start
     if args.out:
         result.write(args.out)
     r = result.results
-    print(f"memberscope {memberscope.__version__}, {platform.processor() or platform.machine()}, "
-          f"python {platform.python_version()}; wall {wall:.1f} s "
-          f"(training {r['timings']['training_seconds']:.1f} s for {r['timings']['models_trained']} models, "
-          f"{r['timings']['models_from_cache']} from cache)")
-    print(f"dataset {r['dataset']['name']}: pool {r['game']['pool_size']} ({r['game']['n_members']} members), "
-          f"population {r['game']['population_size']}, K={r['game']['n_reference_models']}; target train acc "
-          f"{r['target']['train_accuracy']:.3f}, test acc {r['target']['test_accuracy']:.3f}")
+    print(
+        f"memberscope {memberscope.__version__}, {platform.processor() or platform.machine()}, "
+        f"python {platform.python_version()}; wall {wall:.1f} s "
+        f"(training {r['timings']['training_seconds']:.1f} s for {r['timings']['models_trained']} models, "
+        f"{r['timings']['models_from_cache']} from cache)"
+    )
+    print(
+        f"dataset {r['dataset']['name']}: pool {r['game']['pool_size']} ({r['game']['n_members']} members), "
+        f"population {r['game']['population_size']}, K={r['game']['n_reference_models']}; target train acc "
+        f"{r['target']['train_accuracy']:.3f}, test acc {r['target']['test_accuracy']:.3f}"
+    )
     print()
     print("| attack | AUC (95% CI) | TPR@1%FPR (95% CI) | TPR@0.1%FPR (95% CI) | fit+score s |")
     print("|---|---|---|---|---|")
     for name, e in r["attacks"].items():
         t = e["timings"]
-        print(f"| {name} | {_fmt(e['auc'], e['auc_ci'], False)} | "
-              f"{_fmt(e['tpr_at_fpr']['0.01'], e['tpr_at_fpr_ci']['0.01'], True)} | "
-              f"{_fmt(e['tpr_at_fpr']['0.001'], e['tpr_at_fpr_ci']['0.001'], True)} | "
-              f"{t['fit_seconds'] + t['score_seconds']:.2f} |")
+        print(
+            f"| {name} | {_fmt(e['auc'], e['auc_ci'], False)} | "
+            f"{_fmt(e['tpr_at_fpr']['0.01'], e['tpr_at_fpr_ci']['0.01'], True)} | "
+            f"{_fmt(e['tpr_at_fpr']['0.001'], e['tpr_at_fpr_ci']['0.001'], True)} | "
+            f"{t['fit_seconds'] + t['score_seconds']:.2f} |"
+        )
     for w in r["warnings"]:
         print(f"\nwarning: {w}")
 

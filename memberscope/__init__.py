@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "AuditConfig", "AuditResult", "audit", "audit_model", "demo", "run_audit"]
+__all__ = ["AuditConfig", "AuditResult", "__version__", "audit", "audit_model", "demo", "run_audit"]
 
 _LAZY = {
     "AuditConfig": "memberscope.audit.config",

@@ -7,7 +7,7 @@ from typing import Any
 from memberscope.audit.config import AuditConfig
 from memberscope.audit.run import AuditResult, run_audit
 
-__all__ = ["audit", "demo", "DEMO_CONFIG"]
+__all__ = ["DEMO_CONFIG", "audit", "demo"]
 
 # The demo: a small MLP on scikit-learn's bundled digits, overfit on purpose, 16 reference models.
 DEMO_CONFIG: dict[str, Any] = {

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,15 @@ class ArtifactCache:
     def _path(self, kind: str, key: str, suffix: str) -> Path | None:
         return None if self.root is None else self.root / kind / f"{key}{suffix}"
 
-    def model(self, key: str, recipe: Recipe, *, n_classes: int, feature_shape: tuple[int, ...],
-              train: Callable[[], TrainedModel]) -> TrainedModel:
+    def model(
+        self,
+        key: str,
+        recipe: Recipe,
+        *,
+        n_classes: int,
+        feature_shape: tuple[int, ...],
+        train: Callable[[], TrainedModel],
+    ) -> TrainedModel:
         """The cached model under ``key``, else ``train()`` and store it."""
         path = self._path("models", key, ".bin")
         if path is not None and path.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -39,7 +39,7 @@ def _parse_params(values: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _finish(result, out: Optional[Path]) -> None:
+def _finish(result, out: Path | None) -> None:
     from memberscope.outputs import results_table
 
     console = _console()
@@ -53,35 +53,51 @@ def _finish(result, out: Optional[Path]) -> None:
 
 @app.command()
 def audit(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of audit settings; flags override it."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name (see `memberscope datasets`) or a CSV/Parquet/NPZ path."),
-    data_dir: Optional[str] = typer.Option(None, help="Folder holding the dataset's files (e.g. Fashion-MNIST IDX)."),
-    label_column: Optional[str] = typer.Option(None, help="Label column of a user table."),
-    group_column: Optional[str] = typer.Option(None, help="Group column of a user table (per-group risk)."),
-    n_records: Optional[int] = typer.Option(None, help="Use a seeded random subset of this many records."),
-    model: Optional[str] = typer.Option(None, help="Recipe: mlp, cnn, logreg or sklearn."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of audit settings; flags override it."),
+    dataset: str | None = typer.Option(
+        None, help="Dataset name (see `memberscope datasets`) or a CSV/Parquet/NPZ path."
+    ),
+    data_dir: str | None = typer.Option(None, help="Folder holding the dataset's files (e.g. Fashion-MNIST IDX)."),
+    label_column: str | None = typer.Option(None, help="Label column of a user table."),
+    group_column: str | None = typer.Option(None, help="Group column of a user table (per-group risk)."),
+    n_records: int | None = typer.Option(None, help="Use a seeded random subset of this many records."),
+    model: str | None = typer.Option(None, help="Recipe: mlp, cnn, logreg or sklearn."),
     model_param: list[str] = typer.Option([], "--model-param", help="Recipe hyperparameter KEY=VALUE (repeatable)."),
-    reference_models: Optional[int] = typer.Option(None, "--reference-models", "-k", help="Number of reference models K."),
-    attacks: Optional[str] = typer.Option(None, help="Comma-separated attacks, or 'all'."),
-    seed: Optional[int] = typer.Option(None, help="Seed for masks, training and bootstrap."),
-    pool_size: Optional[int] = typer.Option(None, help="Records in the audit pool (half become target members)."),
-    population_size: Optional[int] = typer.Option(None, help="Population records no model trains on."),
-    queries: Optional[str] = typer.Option(None, help="Augmented queries: none, flip or flip-shift (images)."),
-    fpr: Optional[str] = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1)."),
-    n_bootstrap: Optional[int] = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
-    cache_dir: Optional[str] = typer.Option(None, help="Where trained models and outputs are cached."),
+    reference_models: int | None = typer.Option(None, "--reference-models", "-k", help="Number of reference models K."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks, or 'all'."),
+    seed: int | None = typer.Option(None, help="Seed for masks, training and bootstrap."),
+    pool_size: int | None = typer.Option(None, help="Records in the audit pool (half become target members)."),
+    population_size: int | None = typer.Option(None, help="Population records no model trains on."),
+    queries: str | None = typer.Option(None, help="Augmented queries: none, flip or flip-shift (images)."),
+    fpr: str | None = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1)."),
+    n_bootstrap: int | None = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
+    cache_dir: str | None = typer.Option(None, help="Where trained models and outputs are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
-    out: Optional[Path] = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."),
+    out: Path | None = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
+    ),
 ) -> None:
     """Audit a model trained on a dataset: train a target and reference models, attack, report."""
     from memberscope.audit import AuditConfig, load_config_file, run_audit
 
     values: dict[str, Any] = load_config_file(config) if config is not None else {}
-    flags = dict(dataset=dataset, data_dir=data_dir, label_column=label_column, group_column=group_column,
-                 n_records=n_records, model=model, reference_models=reference_models, attacks=attacks, seed=seed,
-                 pool_size=pool_size, population_size=population_size, queries=queries, n_bootstrap=n_bootstrap,
-                 cache_dir=cache_dir)
+    flags = dict(
+        dataset=dataset,
+        data_dir=data_dir,
+        label_column=label_column,
+        group_column=group_column,
+        n_records=n_records,
+        model=model,
+        reference_models=reference_models,
+        attacks=attacks,
+        seed=seed,
+        pool_size=pool_size,
+        population_size=population_size,
+        queries=queries,
+        n_bootstrap=n_bootstrap,
+        cache_dir=cache_dir,
+    )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:
         values["model_params"] = {**values.get("model_params", {}), **_parse_params(model_param, "--model-param")}
@@ -103,7 +119,7 @@ def audit(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
     seed: int = typer.Option(0, help="Seed."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress"),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
     from memberscope.api import DEMO_CONFIG
@@ -122,16 +138,24 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 
     infos = available()
     if as_json:
-        typer.echo(json.dumps([{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(i).items()}
-                               for i in infos], indent=2))
+        typer.echo(
+            json.dumps(
+                [{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(i).items()} for i in infos], indent=2
+            )
+        )
         return
     table = Table(title="memberscope datasets")
     for col in ("name", "records", "features", "classes", "available", "description"):
         table.add_column(col)
     for info in infos:
-        table.add_row(info.name, f"{info.n_records:,}" if info.n_records else "?",
-                      "×".join(map(str, info.feature_shape)) if info.feature_shape else "?",
-                      str(info.n_classes or "?"), "yes" if info.available else f"no — {info.hint}", info.description)
+        table.add_row(
+            info.name,
+            f"{info.n_records:,}" if info.n_records else "?",
+            "×".join(map(str, info.feature_shape)) if info.feature_shape else "?",
+            str(info.n_classes or "?"),
+            "yes" if info.available else f"no — {info.hint}",
+            info.description,
+        )
     _console().print(table)
 
 

@@ -16,13 +16,13 @@ The hierarchy::
 from __future__ import annotations
 
 __all__ = [
-    "MemberscopeError",
-    "InvalidInputError",
-    "UnknownNameError",
     "DataUnavailableError",
-    "ModelOutputError",
-    "MissingDependencyError",
+    "InvalidInputError",
+    "MemberscopeError",
     "MemberscopeWarning",
+    "MissingDependencyError",
+    "ModelOutputError",
+    "UnknownNameError",
     "UnresolvableFPRWarning",
 ]
 

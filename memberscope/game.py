@@ -55,8 +55,7 @@ def split_pool(n_total: int, *, pool_size: int, population_size: int, seed: int)
         raise InvalidInputError(f"population_size must be >= 0; got {population_size}")
     if pool_size + population_size > n_total:
         raise InvalidInputError(
-            f"pool_size ({pool_size}) + population_size ({population_size}) exceeds the "
-            f"{n_total} records available"
+            f"pool_size ({pool_size}) + population_size ({population_size}) exceeds the {n_total} records available"
         )
     order = np.random.default_rng(seed).permutation(n_total)
     return np.sort(order[:pool_size]), np.sort(order[pool_size : pool_size + population_size])

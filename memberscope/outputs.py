@@ -12,7 +12,7 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["write_outputs", "write_results_json", "write_scores_csv", "plot_roc", "results_table"]
+__all__ = ["plot_roc", "results_table", "write_outputs", "write_results_json", "write_scores_csv"]
 
 
 def _json_default(value: Any) -> Any:
@@ -63,8 +63,14 @@ def write_scores_csv(records: np.ndarray, member: np.ndarray, scores: dict[str, 
     os.replace(tmp, path)
 
 
-def plot_roc(member: np.ndarray, scores: dict[str, np.ndarray], path: Path, *, results: dict[str, Any] | None = None,
-             title: str | None = None) -> None:
+def plot_roc(
+    member: np.ndarray,
+    scores: dict[str, np.ndarray],
+    path: Path,
+    *,
+    results: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> None:
     """Log-log ROC of every attack with the chance diagonal (as recommended by Carlini et al. 2022)."""
     import matplotlib
 
@@ -112,8 +118,13 @@ def write_outputs(result, out_dir) -> dict[str, str]:
     write_results_json(result.results, paths["results"])
     write_scores_csv(result.records, result.member, result.scores, paths["scores"])
     dataset = result.results.get("dataset", {}).get("name", "")
-    plot_roc(result.member, result.scores, paths["roc"], results=result.results,
-             title=f"Membership inference on {dataset} (log-log ROC)")
+    plot_roc(
+        result.member,
+        result.scores,
+        paths["roc"],
+        results=result.results,
+        title=f"Membership inference on {dataset} (log-log ROC)",
+    )
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -130,8 +141,12 @@ def results_table(results: dict[str, Any]):
 
     target = results.get("target", {})
     level = int(round(100 * results.get("config", {}).get("confidence", 0.95)))
-    table = Table(title=(f"{results['dataset']['name']}: target train acc {target.get('train_accuracy', 0):.3f}, "
-                         f"test acc {target.get('test_accuracy', 0):.3f} ({level}% CIs)"))
+    table = Table(
+        title=(
+            f"{results['dataset']['name']}: target train acc {target.get('train_accuracy', 0):.3f}, "
+            f"test acc {target.get('test_accuracy', 0):.3f} ({level}% CIs)"
+        )
+    )
     table.add_column("attack")
     table.add_column("AUC", justify="right")
     table.add_column("TPR @ 1% FPR", justify="right")

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["progress_bars"]
 
 
 @contextlib.contextmanager
-def progress_bars(*, enabled: bool | None = None) -> Iterator["object"]:
+def progress_bars(*, enabled: bool | None = None) -> Iterator[object]:
     """A ``rich.progress.Progress``; ``enabled=None`` shows it only on an interactive terminal."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     show = console.is_terminal if enabled is None else enabled

@@ -18,13 +18,13 @@ from memberscope.exceptions import InvalidInputError, ModelOutputError
 __all__ = [
     "SIGNALS",
     "check_logits",
-    "log_probabilities",
-    "true_class_log_probability",
-    "loss",
     "confidence",
     "entropy",
-    "modified_entropy",
+    "log_probabilities",
     "logit_confidence",
+    "loss",
+    "modified_entropy",
+    "true_class_log_probability",
 ]
 
 

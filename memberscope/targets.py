@@ -9,7 +9,7 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes import SklearnModel, TorchModel, TrainedModel
 
-__all__ = ["as_trained_model", "CallableModel"]
+__all__ = ["CallableModel", "as_trained_model"]
 
 
 class CallableModel(TrainedModel):

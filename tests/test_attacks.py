@@ -21,10 +21,19 @@ def _outputs(seed=0, k=8, n=60, m=40, a=2, c=5):
     ref_logits[masks[:, :, None].repeat(a, 2), ...] += 0.0
     for j in range(k):
         ref_logits[j, masks[j], :, labels[masks[j]]] += 2.0
-    refs = ReferenceOutputs(logits=ref_logits, masks=masks, labels=labels,
-                            population_logits=rng.normal(size=(k, m, a, c)), population_labels=pop_labels)
-    target = TargetOutputs(logits=rng.normal(size=(n, a, c)), labels=labels,
-                           population_logits=rng.normal(size=(m, a, c)), population_labels=pop_labels)
+    refs = ReferenceOutputs(
+        logits=ref_logits,
+        masks=masks,
+        labels=labels,
+        population_logits=rng.normal(size=(k, m, a, c)),
+        population_labels=pop_labels,
+    )
+    target = TargetOutputs(
+        logits=rng.normal(size=(n, a, c)),
+        labels=labels,
+        population_logits=rng.normal(size=(m, a, c)),
+        population_labels=pop_labels,
+    )
     return refs, target
 
 
@@ -32,7 +41,7 @@ def _lira_loop(refs, target, *, online, per_example):
     """One record at a time, straight from the paper."""
     phi_ref = logit_confidence(refs.logits, refs.labels[None, :, None])
     phi_t = logit_confidence(target.logits, target.labels[:, None])
-    k, n, a = phi_ref.shape
+    _k, n, a = phi_ref.shape
     out = np.zeros(n)
     glob = {}
     for side, sel in (("in", refs.masks), ("out", ~refs.masks)):
@@ -107,8 +116,10 @@ def test_rmia_sorting_handles_ties_like_dense():
 
 def _rmia_naive(refs, target, *, online, a, gamma):
     """RMIA written out with explicit loops over records and z."""
+
     def prob(logits, labels):
         from scipy.special import softmax
+
         p = softmax(logits, axis=-1)
         return np.take_along_axis(p, labels[:, None, None].repeat(p.shape[1], 1), -1)[..., 0].mean(-1)
 
@@ -140,11 +151,13 @@ def test_rmia_attack_equals_naive_loops(online):
     broken = attacks.create(name, gamma=1.0, a=0.3).fit(refs).score(target)
     lower = naive[:, None] < naive[None, :]
     assert np.all((broken[:, None] < broken[None, :])[lower])
-    assert np.all(np.floor(broken * len(target.population_labels) + 1e-9) == np.round(naive * len(target.population_labels)))
+    assert np.all(
+        np.floor(broken * len(target.population_labels) + 1e-9) == np.round(naive * len(target.population_labels))
+    )
 
 
 def test_rmia_offline_chooses_a_on_reference_models_only():
-    refs, target = _outputs(4, k=4, n=200, m=200)
+    refs, _target = _outputs(4, k=4, n=200, m=200)
     attack = attacks.create("rmia-offline").fit(refs)
     assert 0.0 <= attack.params()["a"] <= 1.0
     assert attack.params()["a_chosen_on"] == "reference models"
@@ -153,7 +166,7 @@ def test_rmia_offline_chooses_a_on_reference_models_only():
 
 
 def test_threshold_attacks_are_signals_averaged_over_queries():
-    refs, target = _outputs(5)
+    _refs, target = _outputs(5)
     from memberscope.signals import SIGNALS
 
     for name in ("loss", "confidence", "entropy", "modified-entropy"):

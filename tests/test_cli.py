@@ -88,8 +88,10 @@ def test_datasets_command_lists_builtins(capsys):
 
 
 def test_console_script_is_installed_and_import_is_light():
-    code = ("import sys, memberscope; heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'pandas', 'scipy') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, memberscope; heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'pandas', 'scipy') "
+        "if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     help_text = subprocess.run([sys.executable, "-m", "memberscope.cli", "--help"], capture_output=True, text=True)

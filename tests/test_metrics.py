@@ -44,7 +44,8 @@ def test_roc_and_auc_equal_sklearn(seed, ties, weighted):
     np.testing.assert_allclose(tpr, sk_tpr)
     np.testing.assert_allclose(thr[1:], sk_thr[1:])
     assert roc_auc(member, score, sample_weight=weight) == pytest.approx(
-        roc_auc_score(member, score, sample_weight=weight), abs=1e-12)
+        roc_auc_score(member, score, sample_weight=weight), abs=1e-12
+    )
 
 
 def _slow_operating_points(member, score):
@@ -109,7 +110,7 @@ def test_bootstrap_is_seeded_and_ci_brackets_the_estimate():
     assert a.auc_ci == b.auc_ci and a.tpr_at_fpr_ci == b.tpr_at_fpr_ci
     assert a.auc_ci != c.auc_ci
     assert a.auc_ci[0] <= a.auc <= a.auc_ci[1]
-    for key, (lo, hi) in a.tpr_at_fpr_ci.items():
+    for _key, (lo, hi) in a.tpr_at_fpr_ci.items():
         assert lo <= hi
 
 
@@ -177,8 +178,7 @@ def test_fpr_keys_and_json():
     ],
 )
 def test_errors_name_the_bad_value(member, score, kwargs, message):
-    with pytest.raises(InvalidInputError) as exc:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnresolvableFPRWarning)
-            evaluate(np.array(member), np.array(score), **kwargs)
+    with pytest.raises(InvalidInputError) as exc, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvableFPRWarning)
+        evaluate(np.array(member), np.array(score), **kwargs)
     assert message in str(exc.value)

@@ -24,7 +24,7 @@ def test_phi_matches_direct_formula_on_moderate_logits():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(200, 10)) * 3
     y = rng.integers(0, 10, 200)
-    expected = np.array([_slow_phi(row, t) for row, t in zip(logits, y)])
+    expected = np.array([_slow_phi(row, t) for row, t in zip(logits, y, strict=False)])
     np.testing.assert_allclose(logit_confidence(logits, y), expected, rtol=1e-10, atol=1e-10)
 
 
@@ -49,7 +49,7 @@ def test_signals_agree_with_probability_formulas():
     np.testing.assert_allclose(confidence(logits, y), py)
     np.testing.assert_allclose(entropy(logits), -(p * np.log(p)).sum(1))
     mentr = []
-    for row, t in zip(p, y):
+    for row, t in zip(p, y, strict=False):
         val = -(1 - row[t]) * np.log(row[t])
         val -= sum(row[i] * np.log(1 - row[i]) for i in range(4) if i != t)
         mentr.append(val)

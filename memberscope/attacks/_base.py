@@ -69,9 +69,7 @@ class ReferenceOutputs:
         k = self.logits.shape[0] if self.logits.ndim == 4 else -1
         _check_outputs("reference", self.logits, self.labels, leading=(k,))
         if self.masks.shape != self.logits.shape[:2]:
-            raise InvalidInputError(
-                f"reference masks must have shape {self.logits.shape[:2]}; got {self.masks.shape}"
-            )
+            raise InvalidInputError(f"reference masks must have shape {self.logits.shape[:2]}; got {self.masks.shape}")
         if self.population_logits is not None:
             _check_outputs("reference population", self.population_logits, self.population_labels, leading=(k,))
 
@@ -102,7 +100,7 @@ class Attack(abc.ABC):
     min_reference_models: ClassVar[int] = 0
     needs_population: ClassVar[bool] = False
 
-    def fit(self, references: ReferenceOutputs | None) -> "Attack":
+    def fit(self, references: ReferenceOutputs | None) -> Attack:
         """Learn whatever the attack needs from reference models; returns ``self``."""
         self.check_references(references)
         return self
@@ -125,6 +123,5 @@ class Attack(abc.ABC):
     def check_population(self, target: TargetOutputs) -> None:
         if self.needs_population and target.n_population == 0:
             raise InvalidInputError(
-                f"attack {self.name!r} needs population records (outputs on records no model trained on); "
-                "got none"
+                f"attack {self.name!r} needs population records (outputs on records no model trained on); got none"
             )

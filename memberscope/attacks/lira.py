@@ -20,7 +20,7 @@ from memberscope.attacks.registry import ATTACKS
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import logit_confidence
 
-__all__ = ["LiRA", "LiRAOnline", "LiRAOffline", "gaussian_fit"]
+__all__ = ["LiRA", "LiRAOffline", "LiRAOnline", "gaussian_fit"]
 
 VARIANCES = ("auto", "per-example", "fixed")
 # Per-example variances need many models per side; below this LiRA's authors use one global
@@ -59,7 +59,7 @@ class LiRA(Attack):
             raise InvalidInputError(f"variance {variance!r} is not one of {VARIANCES}")
         self.variance = variance
 
-    def fit(self, references: ReferenceOutputs | None) -> "LiRA":
+    def fit(self, references: ReferenceOutputs | None) -> LiRA:
         self.check_references(references)
         masks = references.masks
         n_in, n_out = masks.sum(axis=0), (~masks).sum(axis=0)

@@ -22,7 +22,7 @@ from memberscope.attacks.registry import ATTACKS
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import true_class_log_probability
 
-__all__ = ["RMIA", "RMIAOnline", "RMIAOffline", "pairwise_dominance", "true_label_probability"]
+__all__ = ["RMIA", "RMIAOffline", "RMIAOnline", "pairwise_dominance", "true_label_probability"]
 
 DEFAULT_A_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
 # Log-probabilities are floored so a record the target gives probability 0 stays comparable.
@@ -34,8 +34,9 @@ def true_label_probability(logits: np.ndarray, labels: np.ndarray) -> np.ndarray
     return np.exp(true_class_log_probability(logits, labels[:, None])).mean(axis=-1)
 
 
-def pairwise_dominance(log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, *, gamma: float = 1.0,
-                       tie_break: bool = False) -> np.ndarray:
+def pairwise_dominance(
+    log_ratio_x: np.ndarray, log_ratio_z: np.ndarray, *, gamma: float = 1.0, tie_break: bool = False
+) -> np.ndarray:
     """Fraction of ``z`` with ``LR(x) / LR(z) > gamma``, from log-ratios of shapes (n,) and (m,).
 
     The fraction takes only ``m + 1`` values, so with few population records many members tie
@@ -66,8 +67,15 @@ class RMIA(Attack):
     online: bool
     needs_population = True
 
-    def __init__(self, *, gamma: float = 1.0, a: float | None = None, a_grid: tuple[float, ...] = DEFAULT_A_GRID,
-                 calibration_models: int = 4, tie_break: bool = True):
+    def __init__(
+        self,
+        *,
+        gamma: float = 1.0,
+        a: float | None = None,
+        a_grid: tuple[float, ...] = DEFAULT_A_GRID,
+        calibration_models: int = 4,
+        tie_break: bool = True,
+    ):
         if not gamma > 0:
             raise InvalidInputError(f"gamma must be > 0; got {gamma}")
         if a is not None and not 0.0 <= a <= 1.0:
@@ -75,7 +83,7 @@ class RMIA(Attack):
         self.gamma, self.a, self.a_grid, self.calibration_models = float(gamma), a, tuple(a_grid), calibration_models
         self.tie_break = tie_break
 
-    def fit(self, references: ReferenceOutputs | None) -> "RMIA":
+    def fit(self, references: ReferenceOutputs | None) -> RMIA:
         self.check_references(references)
         if references.population_logits is None or references.population_logits.shape[1] == 0:
             raise InvalidInputError(f"attack {self.name!r} needs reference outputs on population records")
@@ -138,7 +146,7 @@ class RMIA(Attack):
             used += 1
         if used == 0:
             return 0.5
-        self.a_auc_ = dict(zip(map(float, self.a_grid), (aucs / used).round(4).tolist()))
+        self.a_auc_ = dict(zip(map(float, self.a_grid), (aucs / used).round(4).tolist(), strict=True))
         return float(self.a_grid[int(np.argmax(aucs))])
 
     def score(self, target: TargetOutputs) -> np.ndarray:

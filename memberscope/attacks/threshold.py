@@ -22,8 +22,9 @@ __all__ = ["SignalThresholdAttack", "class_standardize"]
 CALIBRATIONS = ("none", "class")
 
 
-def class_standardize(values: np.ndarray, labels: np.ndarray, population_values: np.ndarray,
-                      population_labels: np.ndarray) -> np.ndarray:
+def class_standardize(
+    values: np.ndarray, labels: np.ndarray, population_values: np.ndarray, population_labels: np.ndarray
+) -> np.ndarray:
     """``(v - mean_c) / std_c`` with class statistics from population records.
 
     Classes with fewer than two population records fall back to the statistics of all of them.
@@ -68,8 +69,11 @@ class SignalThresholdAttack(Attack):
 
 
 def _threshold_attack(name: str, signal: str) -> type[SignalThresholdAttack]:
-    cls = type(f"{signal.title().replace('-', '')}Attack", (SignalThresholdAttack,),
-               {"name": name, "signal": signal, "__doc__": f"Population threshold on the target's {signal}."})
+    cls = type(
+        f"{signal.title().replace('-', '')}Attack",
+        (SignalThresholdAttack,),
+        {"name": name, "signal": signal, "__doc__": f"Population threshold on the target's {signal}."},
+    )
     return ATTACKS.register(name)(cls)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["AuditConfig", "DEFAULT_FPRS", "load_config_file"]
+__all__ = ["DEFAULT_FPRS", "AuditConfig", "load_config_file"]
 
 DEFAULT_FPRS = (0.1, 0.01, 0.001, 0.0001)
 
@@ -94,7 +94,7 @@ class AuditConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AuditConfig":
+    def from_dict(cls, values: dict[str, Any]) -> AuditConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -118,5 +118,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
     if not isinstance(values, dict):
-        raise InvalidInputError(f"config file {str(path)!r} must hold a mapping of settings; got {type(values).__name__}")
+        raise InvalidInputError(
+            f"config file {str(path)!r} must hold a mapping of settings; got {type(values).__name__}"
+        )
     return {k.replace("-", "_"): v for k, v in values.items()}

@@ -28,18 +28,37 @@ class ModelRun:
     cached: bool
 
 
-def outputs_for_model(*, recipe: Recipe, data_fingerprint: str, X: np.ndarray, y: np.ndarray, n_classes: int,
-                      train_indices: np.ndarray, eval_indices: np.ndarray, seed: int, queries: str,
-                      cache: ArtifactCache, progress=None, model: TrainedModel | None = None) -> ModelRun:
+def outputs_for_model(
+    *,
+    recipe: Recipe,
+    data_fingerprint: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    train_indices: np.ndarray,
+    eval_indices: np.ndarray,
+    seed: int,
+    queries: str,
+    cache: ArtifactCache,
+    progress=None,
+    model: TrainedModel | None = None,
+) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
 
     Outputs come from the cache when present; otherwise the model comes from the cache or is
     trained, and both are stored. A given ``model`` (a user's own target) is used as is.
     """
-    model_key = make_key(role="model", recipe=recipe.config(), recipe_name=recipe.name, data=data_fingerprint,
-                         train=hash_array(np.asarray(train_indices, dtype=np.int64)), seed=seed)
-    output_key = make_key(role="outputs", model=model_key, eval=hash_array(np.asarray(eval_indices, dtype=np.int64)),
-                          queries=queries)
+    model_key = make_key(
+        role="model",
+        recipe=recipe.config(),
+        recipe_name=recipe.name,
+        data=data_fingerprint,
+        train=hash_array(np.asarray(train_indices, dtype=np.int64)),
+        seed=seed,
+    )
+    output_key = make_key(
+        role="outputs", model=model_key, eval=hash_array(np.asarray(eval_indices, dtype=np.int64)), queries=queries
+    )
     timing = {"train": 0.0, "trained": False}
 
     def train() -> TrainedModel:

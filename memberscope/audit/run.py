@@ -24,7 +24,7 @@ from memberscope.progress import progress_bars
 from memberscope.recipes import Recipe
 from memberscope.recipes import create as create_recipe
 
-__all__ = ["AuditResult", "run_audit", "audit_model", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "AuditResult", "audit_model", "run_audit"]
 
 SCHEMA_VERSION = "1.0"
 SLICE_BOOTSTRAP = 200
@@ -67,21 +67,45 @@ def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResu
     from memberscope import datasets
 
     started = time.perf_counter()
-    dataset = datasets.load(config.dataset, data_dir=config.data_dir, seed=config.seed, n_records=config.n_records,
-                            label_column=config.label_column, group_column=config.group_column)
+    dataset = datasets.load(
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        n_records=config.n_records,
+        label_column=config.label_column,
+        group_column=config.group_column,
+    )
     pool_size, population_size = _sizes(dataset.n_records, config)
-    pool_idx, population_idx = split_pool(dataset.n_records, pool_size=pool_size, population_size=population_size,
-                                          seed=model_seed(config.seed, "split"))
+    pool_idx, population_idx = split_pool(
+        dataset.n_records, pool_size=pool_size, population_size=population_size, seed=model_seed(config.seed, "split")
+    )
     game = make_game(pool_size, config.reference_models, seed=config.seed)
     recipe = create_recipe(config.model, **config.model_params)
-    return _execute(config=config, dataset=dataset, pool_idx=pool_idx, population_idx=population_idx, game=game,
-                    recipe=recipe, target_model=None, progress=progress, started=started)
+    return _execute(
+        config=config,
+        dataset=dataset,
+        pool_idx=pool_idx,
+        population_idx=population_idx,
+        game=game,
+        recipe=recipe,
+        target_model=None,
+        progress=progress,
+        started=started,
+    )
 
 
-def audit_model(model: Any, *, members: tuple[np.ndarray, np.ndarray], nonmembers: tuple[np.ndarray, np.ndarray],
-                recipe: Recipe | str = "mlp", recipe_params: dict[str, Any] | None = None,
-                population: tuple[np.ndarray, np.ndarray] | None = None, n_classes: int | None = None,
-                progress: bool | None = None, **config_values: Any) -> AuditResult:
+def audit_model(
+    model: Any,
+    *,
+    members: tuple[np.ndarray, np.ndarray],
+    nonmembers: tuple[np.ndarray, np.ndarray],
+    recipe: Recipe | str = "mlp",
+    recipe_params: dict[str, Any] | None = None,
+    population: tuple[np.ndarray, np.ndarray] | None = None,
+    n_classes: int | None = None,
+    progress: bool | None = None,
+    **config_values: Any,
+) -> AuditResult:
     """Audit a model you trained yourself ("bring your own target").
 
     Parameters
@@ -98,8 +122,12 @@ def audit_model(model: Any, *, members: tuple[np.ndarray, np.ndarray], nonmember
     from memberscope.targets import as_trained_model
 
     started = time.perf_counter()
-    config = AuditConfig(dataset="user-model", model=recipe if isinstance(recipe, str) else recipe.name,
-                         model_params=dict(recipe_params or {}), **config_values)
+    config = AuditConfig(
+        dataset="user-model",
+        model=recipe if isinstance(recipe, str) else recipe.name,
+        model_params=dict(recipe_params or {}),
+        **config_values,
+    )
     if isinstance(recipe, str):
         recipe = create_recipe(recipe, **(recipe_params or {}))
     parts = {"members": members, "nonmembers": nonmembers}
@@ -121,32 +149,61 @@ def audit_model(model: Any, *, members: tuple[np.ndarray, np.ndarray], nonmember
         Xs.append(X)
         ys.append(y)
     if len({x.shape[1:] for x in Xs}) != 1:
-        raise InvalidInputError(f"members, non-members and population have different record shapes: "
-                                f"{[x.shape[1:] for x in Xs]}")
+        raise InvalidInputError(
+            f"members, non-members and population have different record shapes: {[x.shape[1:] for x in Xs]}"
+        )
     y_all = np.concatenate(ys).astype(np.int64)
     n_classes = int(n_classes if n_classes is not None else y_all.max() + 1)
-    dataset = Dataset(name="user-model", X=np.concatenate(Xs), y=y_all, n_classes=n_classes,
-                      class_names=[str(c) for c in range(n_classes)], groups=None,
-                      description="records supplied with a user's model", source="user")
+    dataset = Dataset(
+        name="user-model",
+        X=np.concatenate(Xs),
+        y=y_all,
+        n_classes=n_classes,
+        class_names=[str(c) for c in range(n_classes)],
+        groups=None,
+        description="records supplied with a user's model",
+        source="user",
+    )
     n_mem, n_non, n_pop = (len(y) for y in ys)
     pool_idx = np.arange(n_mem + n_non)
     population_idx = np.arange(n_mem + n_non, n_mem + n_non + n_pop)
     target_mask = np.zeros(n_mem + n_non, dtype=bool)
     target_mask[:n_mem] = True
-    references = (paired_masks(len(pool_idx), config.reference_models, seed=model_seed(config.seed, "reference-masks"))
-                  if config.reference_models else np.zeros((0, len(pool_idx)), dtype=bool))
+    references = (
+        paired_masks(len(pool_idx), config.reference_models, seed=model_seed(config.seed, "reference-masks"))
+        if config.reference_models
+        else np.zeros((0, len(pool_idx)), dtype=bool)
+    )
     game = MembershipGame(target_mask=target_mask, reference_masks=references)
-    return _execute(config=config, dataset=dataset, pool_idx=pool_idx, population_idx=population_idx, game=game,
-                    recipe=recipe, target_model=as_trained_model(model, n_classes=n_classes), progress=progress,
-                    started=started)
+    return _execute(
+        config=config,
+        dataset=dataset,
+        pool_idx=pool_idx,
+        population_idx=population_idx,
+        game=game,
+        recipe=recipe,
+        target_model=as_trained_model(model, n_classes=n_classes),
+        progress=progress,
+        started=started,
+    )
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits[:, 0, :].argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
 
 
-def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_idx: np.ndarray,
-             game: MembershipGame, recipe: Recipe, target_model, progress: bool | None, started: float) -> AuditResult:
+def _execute(
+    *,
+    config: AuditConfig,
+    dataset,
+    pool_idx: np.ndarray,
+    population_idx: np.ndarray,
+    game: MembershipGame,
+    recipe: Recipe,
+    target_model,
+    progress: bool | None,
+    started: float,
+) -> AuditResult:
     from memberscope.metrics import evaluate, evaluate_by_group
 
     cache = ArtifactCache(None if not config.use_cache else (config.cache_dir or default_cache_dir()))
@@ -154,8 +211,16 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
     eval_idx = np.concatenate([pool_idx, population_idx])
     n_pool = len(pool_idx)
     labels_all = dataset.y[eval_idx]
-    common = dict(recipe=recipe, data_fingerprint=fingerprint, X=dataset.X, y=dataset.y, n_classes=dataset.n_classes,
-                  eval_indices=eval_idx, queries=config.queries, cache=cache)
+    common = dict(
+        recipe=recipe,
+        data_fingerprint=fingerprint,
+        X=dataset.X,
+        y=dataset.y,
+        n_classes=dataset.n_classes,
+        eval_indices=eval_idx,
+        queries=config.queries,
+        cache=cache,
+    )
     run_warnings: list[str] = []
 
     # 1. Target and reference models (each trained once, then cached).
@@ -168,8 +233,13 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
         def run_model(role: str, index: int, mask: np.ndarray, model=None):
             bars.update(models_task, description=f"{role} model {index + 1}" if role == "reference" else "target model")
             bars.reset(epoch_task, total=epochs)
-            result = outputs_for_model(**common, train_indices=pool_idx[mask], seed=model_seed(config.seed, role, index),
-                                       progress=lambda: bars.advance(epoch_task), model=model)
+            result = outputs_for_model(
+                **common,
+                train_indices=pool_idx[mask],
+                seed=model_seed(config.seed, role, index),
+                progress=lambda: bars.advance(epoch_task),
+                model=model,
+            )
             bars.advance(models_task)
             return result
 
@@ -181,13 +251,22 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
     labels = labels_all[:n_pool]
     pop_labels = labels_all[n_pool:]
     target_logits = target_run.logits
-    target = TargetOutputs(logits=target_logits[:n_pool], labels=labels,
-                           population_logits=target_logits[n_pool:], population_labels=pop_labels)
+    target = TargetOutputs(
+        logits=target_logits[:n_pool],
+        labels=labels,
+        population_logits=target_logits[n_pool:],
+        population_labels=pop_labels,
+    )
     references = None
     if reference_runs:
         ref_logits = np.stack([r.logits for r in reference_runs])
-        references = ReferenceOutputs(logits=ref_logits[:, :n_pool], masks=game.reference_masks, labels=labels,
-                                      population_logits=ref_logits[:, n_pool:], population_labels=pop_labels)
+        references = ReferenceOutputs(
+            logits=ref_logits[:, :n_pool],
+            masks=game.reference_masks,
+            labels=labels,
+            population_logits=ref_logits[:, n_pool:],
+            population_labels=pop_labels,
+        )
 
     # 2. Attacks and their metrics.
     scores: dict[str, np.ndarray] = {}
@@ -217,11 +296,15 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
                 for k, m in evaluate_by_group(member, score, labels, **slice_kwargs).items()
             }
             if groups is not None:
-                entry["per_group"] = {k: m.to_dict() for k, m in evaluate_by_group(member, score, groups,
-                                                                                   **slice_kwargs).items()}
+                entry["per_group"] = {
+                    k: m.to_dict() for k, m in evaluate_by_group(member, score, groups, **slice_kwargs).items()
+                }
             entry["params"] = attack.params()
-            entry["timings"] = {"fit_seconds": round(t1 - t0, 4), "score_seconds": round(t2 - t1, 4),
-                                "metrics_seconds": round(time.perf_counter() - t2, 4)}
+            entry["timings"] = {
+                "fit_seconds": round(t1 - t0, 4),
+                "score_seconds": round(t2 - t1, 4),
+                "metrics_seconds": round(time.perf_counter() - t2, 4),
+            }
             attack_results[name] = entry
             scores[name] = score
             bars.advance(task)
@@ -257,14 +340,15 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
         "target": {
             "recipe": {"name": recipe.name, **recipe.config()},
             "train_accuracy": _accuracy(target_logits[:n_pool][member], labels[member]),
-            "test_accuracy": _accuracy(np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
-                                       np.concatenate([labels[~member], pop_labels])),
+            "test_accuracy": _accuracy(
+                np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
+                np.concatenate([labels[~member], pop_labels]),
+            ),
             "user_supplied": target_model is not None,
         },
         "reference_models": _reference_summary(reference_runs, game, labels, n_pool),
         "attacks": attack_results,
-        "vulnerable_records": _vulnerable_records(attack_results, scores, records, member, labels,
-                                                  dataset.class_names),
+        "vulnerable_records": _vulnerable_records(attack_results, scores, records, member, labels, dataset.class_names),
         "timings": {
             "training_seconds": round(train_seconds, 3),
             "models_trained": int(sum(not r.cached for r in [target_run, *reference_runs])),
@@ -280,8 +364,8 @@ def _execute(*, config: AuditConfig, dataset, pool_idx: np.ndarray, population_i
 def _reference_summary(runs, game: MembershipGame, labels: np.ndarray, n_pool: int) -> dict[str, Any]:
     if not runs:
         return {"count": 0}
-    train_acc = [_accuracy(r.logits[:n_pool][m], labels[m]) for r, m in zip(runs, game.reference_masks)]
-    test_acc = [_accuracy(r.logits[:n_pool][~m], labels[~m]) for r, m in zip(runs, game.reference_masks)]
+    train_acc = [_accuracy(r.logits[:n_pool][m], labels[m]) for r, m in zip(runs, game.reference_masks, strict=True)]
+    test_acc = [_accuracy(r.logits[:n_pool][~m], labels[~m]) for r, m in zip(runs, game.reference_masks, strict=True)]
     return {
         "count": len(runs),
         "mean_train_accuracy": float(np.mean(train_acc)),
@@ -290,8 +374,14 @@ def _reference_summary(runs, game: MembershipGame, labels: np.ndarray, n_pool: i
     }
 
 
-def _vulnerable_records(attack_results: dict[str, Any], scores: dict[str, np.ndarray], records: np.ndarray,
-                        member: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+def _vulnerable_records(
+    attack_results: dict[str, Any],
+    scores: dict[str, np.ndarray],
+    records: np.ndarray,
+    member: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+) -> dict[str, Any]:
     """Members the strongest attack singles out most confidently.
 
     The strongest attack is the one with the highest TPR at the smallest resolvable FPR (AUC breaks
@@ -316,8 +406,12 @@ def _vulnerable_records(attack_results: dict[str, Any], scores: dict[str, np.nda
     return {
         "attack": best,
         "records": [
-            {"record": int(records[i]), "label": class_names[int(labels[i])] if int(labels[i]) < len(class_names)
-             else int(labels[i]), "score": float(score[i]), "nonmember_exceedance": float(exceed[i])}
+            {
+                "record": int(records[i]),
+                "label": class_names[int(labels[i])] if int(labels[i]) < len(class_names) else int(labels[i]),
+                "score": float(score[i]),
+                "nonmember_exceedance": float(exceed[i]),
+            }
             for i in idx
         ],
     }

@@ -1,26 +1,94 @@
-"""Fashion-MNIST from IDX files (Debian package ``dataset-fashion-mnist``), train and test together."""
+"""``fashion-mnist``: Zalando's clothing images, train and test IDX files together (70,000 records).
+
+The files come from the Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
+or from any folder holding the four IDX files, gzip-compressed or not. Nothing is ever downloaded.
+"""
 
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 
 from memberscope.datasets._base import Dataset, DatasetInfo
-from memberscope.datasets._registry import register
+from memberscope.datasets._idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from memberscope.datasets._registry import DATASETS, BuiltinDataset
 from memberscope.exceptions import DataUnavailableError
 
-__all__ = ["load_fashion_mnist", "read_idx", "find_fashion_mnist_dir", "DEFAULT_DIR", "ENV_VAR"]
+__all__ = ["CLASS_NAMES", "DEFAULT_DIR", "ENV_VAR", "FILES", "FashionMNIST", "find_fashion_mnist_dir"]
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 ENV_VAR = "MEMBERSCOPE_FASHION_MNIST_DIR"
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot"]
-_MAGIC = {2049: 1, 2051: 3}  # labels: 1 dimension; images: 3 dimensions
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_DESCRIPTION = "Zalando clothing, 28×28 grey images in 10 classes (train + test)"
+_HINT = (
+    "sudo apt-get install dataset-fashion-mnist, or pass --data-dir DIR / "
+    f"set {ENV_VAR}=DIR to a folder holding the four IDX files"
+)
+
+
+def find_fashion_mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding the four Fashion-MNIST IDX files.
+
+    Looks in ``data_dir`` if given, else in ``$MEMBERSCOPE_FASHION_MNIST_DIR`` if set, else in
+    ``/usr/share/datasets/fashion-mnist``; only there, with no fallback. Each file may be plain or ``.gz``.
+
+    Raises
+    ------
+    DataUnavailableError
+        If a file is missing; the message says where it looked, for what, and how to fix it.
+    """
+    if data_dir is not None and str(data_dir) != "":
+        folder, why = Path(data_dir), "the data_dir / --data-dir argument"
+    elif os.environ.get(ENV_VAR):
+        folder, why = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
+    else:
+        folder, why = Path(DEFAULT_DIR), "the default folder of Debian package dataset-fashion-mnist"
+    missing = [stem for stem in FILES if _locate(folder, stem) is None]
+    if missing:
+        problem = "the folder does not exist" if not folder.is_dir() else f"missing: {', '.join(missing)}"
+        raise DataUnavailableError(
+            f"Fashion-MNIST is not available: looked in {str(folder)!r} (from {why}) for "
+            f"{', '.join(s + '[.gz]' for s in FILES)}; {problem}. "
+            f"To fix: `sudo apt-get install dataset-fashion-mnist` (installs them in {DEFAULT_DIR}), "
+            f"or pass --data-dir DIR / set {ENV_VAR}=DIR to a folder containing those four files."
+        )
+    return folder
+
+
+@DATASETS.register("fashion-mnist")
+class FashionMNIST(BuiltinDataset):
+    """Images ``X`` of shape (70000, 1, 28, 28) scaled to [0, 1]: the 60,000 training then 10,000 test images.
+
+    Parsed arrays are cached in this process (keyed by the files' paths, sizes and modification
+    times), so repeated loads skip reading and decompressing the files.
+    """
+
+    def info(self) -> DatasetInfo:
+        try:
+            source, ok, hint = str(find_fashion_mnist_dir()), True, ""
+        except DataUnavailableError:
+            source, ok, hint = "Debian package dataset-fashion-mnist", False, _HINT
+        return DatasetInfo("fashion-mnist", _DESCRIPTION, 70_000, (1, 28, 28), 10, source, ok, hint)
+
+    def load_all(self, *, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
+        folder = find_fashion_mnist_dir(data_dir)
+        stats = [(path, path.stat()) for path in (_locate(folder, stem) for stem in FILES)]
+        images, labels = _parse(tuple((str(path), st.st_mtime_ns, st.st_size) for path, st in stats))
+        X = images.astype(np.float32)[:, None]
+        X /= 255.0
+        return Dataset(
+            name="fashion-mnist",
+            X=X,
+            y=labels,
+            n_classes=10,
+            class_names=list(CLASS_NAMES),
+            description=_DESCRIPTION,
+            source=str(folder),
+        )
 
 
 def _locate(folder: Path, stem: str) -> Path | None:
@@ -30,68 +98,31 @@ def _locate(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def find_fashion_mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the four IDX files, or :class:`DataUnavailableError` saying what to do."""
-    candidates = [Path(data_dir)] if data_dir else ([Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [])
-    candidates = candidates or [Path(DEFAULT_DIR)]
-    for folder in candidates:
-        if all(_locate(folder, stem) for stem in FILES):
-            return folder
-    where = candidates[0]
-    missing = [stem for stem in FILES if _locate(where, stem) is None]
-    raise DataUnavailableError(
-        f"Fashion-MNIST files not found in {str(where)!r} (missing: {', '.join(m + '[.gz]' for m in missing)}). "
-        f"Install them with `sudo apt-get install dataset-fashion-mnist` (they land in {DEFAULT_DIR}), "
-        f"or pass --data-dir DIR / set {ENV_VAR}=DIR to a folder holding those four files."
-    )
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Parse one IDX file (optionally gzip-compressed) of unsigned bytes."""
-    try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataUnavailableError(f"cannot read IDX file {str(path)!r}: {exc}") from None
-    if len(raw) < 8:
-        raise DataUnavailableError(f"IDX file {str(path)!r} is truncated ({len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in _MAGIC:
-        raise DataUnavailableError(f"{str(path)!r} is not an IDX file of unsigned bytes (magic number {magic}; "
-                                   "expected 2049 or 2051)")
-    ndim = _MAGIC[magic]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    expected = int(np.prod(dims))
-    if len(raw) - offset != expected:
-        raise DataUnavailableError(f"IDX file {str(path)!r} holds {len(raw) - offset} values but its header "
-                                   f"promises {expected} ({'×'.join(map(str, dims))})")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
-
-
 @functools.lru_cache(maxsize=2)
-def _read_all(folder: str) -> tuple[np.ndarray, np.ndarray]:
-    arrays = [read_idx(_locate(Path(folder), stem)) for stem in FILES]
-    images = np.concatenate([arrays[0], arrays[2]])
-    labels = np.concatenate([arrays[1], arrays[3]])
-    if len(images) != len(labels):
-        raise DataUnavailableError(f"Fashion-MNIST in {folder!r}: {len(images)} images but {len(labels)} labels")
-    return images, labels
-
-
-def _info() -> DatasetInfo:
-    try:
-        find_fashion_mnist_dir()
-        ok, hint = True, ""
-    except DataUnavailableError:
-        ok, hint = False, f"apt-get install dataset-fashion-mnist, or set {ENV_VAR}"
-    return DatasetInfo("fashion-mnist", "Zalando clothing, 28×28 grey images (train + test)", 70000, (1, 28, 28), 10,
-                       "Debian dataset-fashion-mnist", ok, hint)
-
-
-@register("fashion-mnist", _info)
-def load_fashion_mnist(*, data_dir=None, seed: int = 0, n_records=None) -> Dataset:
-    folder = find_fashion_mnist_dir(data_dir)
-    images, labels = _read_all(str(folder))
-    return Dataset(name="fashion-mnist", X=(images[:, None].astype(np.float32) / 255.0), y=labels, n_classes=10,
-                   class_names=list(CLASS_NAMES), description=_info().description, source=str(folder))
+def _parse(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 28, 28) and labels (n,), uint8 and read-only, of train then test; ``files`` is (path, mtime, size)."""
+    paths = [Path(path) for path, _, _ in files]
+    images, labels = [], []
+    for image_path, label_path in (paths[0:2], paths[2:4]):
+        split_images = read_idx(image_path, expected_magic=IMAGES_MAGIC)
+        split_labels = read_idx(label_path, expected_magic=LABELS_MAGIC)
+        if split_images.shape[1:] != (28, 28):
+            raise DataUnavailableError(
+                f"{str(image_path)!r} holds images of {'×'.join(map(str, split_images.shape[1:]))} pixels; "
+                "expected 28×28 for Fashion-MNIST"
+            )
+        if len(split_images) != len(split_labels):
+            raise DataUnavailableError(
+                f"{str(image_path)!r} holds {len(split_images)} images but {str(label_path)!r} "
+                f"holds {len(split_labels)} labels; expected one label per image"
+            )
+        if split_labels.size and split_labels.max() >= len(CLASS_NAMES):
+            raise DataUnavailableError(
+                f"{str(label_path)!r} holds label {int(split_labels.max())}; expected labels 0..{len(CLASS_NAMES) - 1}"
+            )
+        images.append(split_images)
+        labels.append(split_labels)
+    arrays = np.concatenate(images), np.concatenate(labels)
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays

@@ -1,7 +1,13 @@
 """Membership-inference metrics: ROC, AUC, TPR at low FPR, bootstrap confidence intervals."""
 
 from memberscope.metrics._bootstrap import bootstrap_counts, replicate_metrics
-from memberscope.metrics._evaluate import DEFAULT_FPRS, AttackMetrics, evaluate, evaluate_by_group, fpr_key
+from memberscope.metrics._evaluate import (
+    DEFAULT_FPRS,
+    AttackMetrics,
+    evaluate,
+    evaluate_by_group,
+    fpr_key,
+)
 from memberscope.metrics._roc import (
     balanced_accuracy,
     membership_advantage,

@@ -16,8 +16,10 @@ def bootstrap_counts(member: np.ndarray, n_replicates: int, rng: np.random.Gener
     with replacement, keeping their numbers fixed."""
     n = member.size
     rows = np.arange(n_replicates, dtype=np.int64)[:, None] * n
-    flat = [(rows + idx[rng.integers(0, idx.size, size=(n_replicates, idx.size))]).ravel()
-            for idx in (np.flatnonzero(member), np.flatnonzero(~member))]
+    flat = [
+        (rows + idx[rng.integers(0, idx.size, size=(n_replicates, idx.size))]).ravel()
+        for idx in (np.flatnonzero(member), np.flatnonzero(~member))
+    ]
     return np.bincount(np.concatenate(flat), minlength=n_replicates * n).reshape(n_replicates, n).astype(np.int32)
 
 

@@ -19,7 +19,7 @@ from memberscope.metrics._roc import (
     tpr_at_fpr,
 )
 
-__all__ = ["AttackMetrics", "DEFAULT_FPRS", "evaluate", "evaluate_by_group", "fpr_key"]
+__all__ = ["DEFAULT_FPRS", "AttackMetrics", "evaluate", "evaluate_by_group", "fpr_key"]
 
 DEFAULT_FPRS = (0.1, 0.01, 0.001, 0.0001)
 
@@ -65,8 +65,9 @@ def _interval(values: np.ndarray, confidence: float, point: float) -> tuple[floa
     return (float(lo), float(hi))
 
 
-def evaluate(member, score, *, fprs=DEFAULT_FPRS, n_bootstrap: int = 1000, confidence: float = 0.95,
-             seed: int = 0) -> AttackMetrics:
+def evaluate(
+    member, score, *, fprs=DEFAULT_FPRS, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> AttackMetrics:
     """AUC, TPR at each FPR, balanced accuracy and advantage of ``score`` (n,) against ``member`` (n,).
 
     Confidence intervals come from a stratified bootstrap (members and non-members resampled
@@ -85,22 +86,28 @@ def evaluate(member, score, *, fprs=DEFAULT_FPRS, n_bootstrap: int = 1000, confi
     fpr, tpr, _ = roc_curve(member, score)
     keys = [fpr_key(a) for a in fprs]
     notes, resolvable = [], {}
-    for alpha, key in zip(fprs, keys):
+    for alpha, key in zip(fprs, keys, strict=True):
         resolvable[key] = n_neg * alpha >= 1
         if not resolvable[key]:
-            msg = (f"FPR {key} cannot be resolved with {n_neg} non-members (at least {math.ceil(1 / alpha)} "
-                   f"needed); its TPR is reported at FPR 0")
+            msg = (
+                f"FPR {key} cannot be resolved with {n_neg} non-members (at least {math.ceil(1 / alpha)} "
+                f"needed); its TPR is reported at FPR 0"
+            )
             notes.append(msg)
             warnings.warn(msg, UnresolvableFPRWarning, stacklevel=2)
-    point_tpr = {k: tpr_at_fpr(fpr, tpr, a) for a, k in zip(fprs, keys)}
+    point_tpr = {k: tpr_at_fpr(fpr, tpr, a) for a, k in zip(fprs, keys, strict=True)}
     auc = float(np.trapezoid(tpr, fpr))
     bal, adv = balanced_accuracy(fpr, tpr), membership_advantage(fpr, tpr)
     if n_bootstrap:
         counts = bootstrap_counts(member, n_bootstrap, np.random.default_rng(seed))
         reps = replicate_metrics(member, score, counts, fprs)
     else:
-        reps = {"auc": np.empty(0), "tpr": np.empty((0, len(fprs))), "balanced_accuracy": np.empty(0),
-                "advantage": np.empty(0)}
+        reps = {
+            "auc": np.empty(0),
+            "tpr": np.empty((0, len(fprs))),
+            "balanced_accuracy": np.empty(0),
+            "advantage": np.empty(0),
+        }
     return AttackMetrics(
         auc=auc,
         auc_ci=_interval(reps["auc"], confidence, auc),

@@ -6,7 +6,7 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["check_scores", "roc_curve", "roc_auc", "tpr_at_fpr", "balanced_accuracy", "membership_advantage"]
+__all__ = ["balanced_accuracy", "check_scores", "membership_advantage", "roc_auc", "roc_curve", "tpr_at_fpr"]
 
 
 def check_scores(member, score) -> tuple[np.ndarray, np.ndarray]:

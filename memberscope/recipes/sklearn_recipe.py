@@ -11,7 +11,7 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes._base import Recipe, TrainedModel
 
-__all__ = ["SklearnRecipe", "SklearnModel", "probabilities_to_log"]
+__all__ = ["SklearnModel", "SklearnRecipe", "probabilities_to_log"]
 
 # Smallest probability kept when converting to log space: estimators such as trees return exact
 # zeros, whose log would be -inf; the floor keeps signals finite without reordering records.
@@ -40,9 +40,7 @@ def _resolve_estimator(estimator: Any, params: dict[str, Any]):
         except TypeError as exc:
             raise InvalidInputError(f"invalid parameters for {estimator}: {exc}") from None
     if not hasattr(estimator, "fit") or not hasattr(estimator, "predict_proba"):
-        raise InvalidInputError(
-            f"estimator {estimator!r} must be a scikit-learn classifier with fit and predict_proba"
-        )
+        raise InvalidInputError(f"estimator {estimator!r} must be a scikit-learn classifier with fit and predict_proba")
     return clone(estimator).set_params(**params)
 
 
@@ -51,17 +49,21 @@ class SklearnRecipe(Recipe):
 
     name = "sklearn"
 
-    def __init__(self, estimator: Any = "sklearn.linear_model.LogisticRegression", params: dict[str, Any] | None = None):
+    def __init__(
+        self, estimator: Any = "sklearn.linear_model.LogisticRegression", params: dict[str, Any] | None = None
+    ):
         self.params = dict(params or {})
         self.prototype = _resolve_estimator(estimator, self.params)
 
     def config(self) -> dict[str, Any]:
         cls = type(self.prototype)
-        params = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-                  for k, v in sorted(self.prototype.get_params(deep=False).items())}
+        params = {
+            k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+            for k, v in sorted(self.prototype.get_params(deep=False).items())
+        }
         return {"estimator": f"{cls.__module__}.{cls.__qualname__}", "params": params}
 
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> "SklearnModel":
+    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> SklearnModel:
         from sklearn.base import clone
 
         est = clone(self.prototype)
@@ -72,7 +74,7 @@ class SklearnRecipe(Recipe):
             progress()
         return SklearnModel(est, n_classes=n_classes)
 
-    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> "SklearnModel":
+    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> SklearnModel:
         import joblib
 
         return SklearnModel(joblib.load(path), n_classes=n_classes)

@@ -12,14 +12,21 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes._base import Recipe, TrainedModel
 
-__all__ = ["TorchRecipe", "TorchModel", "build_network"]
+__all__ = ["TorchModel", "TorchRecipe", "build_network"]
 
 ARCHITECTURES = ("mlp", "cnn", "logreg")
 OPTIMIZERS = ("adam", "sgd")
 
 
-def build_network(architecture: str, feature_shape: tuple[int, ...], n_classes: int, *, hidden: tuple[int, ...],
-                  channels: tuple[int, ...], dropout: float):
+def build_network(
+    architecture: str,
+    feature_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    hidden: tuple[int, ...],
+    channels: tuple[int, ...],
+    dropout: float,
+):
     """The ``torch.nn.Module`` for ``architecture`` on inputs of shape ``(batch, *feature_shape)``."""
     from torch import nn
 
@@ -56,7 +63,6 @@ def build_network(architecture: str, feature_shape: tuple[int, ...], n_classes: 
         layers.append(nn.Linear(hidden[0] if hidden else 128, n_classes))
         return nn.Sequential(*layers)
     raise InvalidInputError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
-
 
 
 @dataclass
@@ -113,10 +119,16 @@ class TorchRecipe(Recipe):
         return cfg
 
     def _network(self, feature_shape: tuple[int, ...], n_classes: int):
-        return build_network(self.architecture, feature_shape, n_classes, hidden=self.hidden,
-                             channels=self.channels, dropout=self.dropout)
+        return build_network(
+            self.architecture,
+            feature_shape,
+            n_classes,
+            hidden=self.hidden,
+            channels=self.channels,
+            dropout=self.dropout,
+        )
 
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> "TorchModel":
+    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> TorchModel:
         import torch
         from torch import nn
 
@@ -148,7 +160,7 @@ class TorchRecipe(Recipe):
         net.eval()
         return TorchModel(net, n_classes=n_classes, mean=mean, std=std)
 
-    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> "TorchModel":
+    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> TorchModel:
         import torch
 
         state = torch.load(path, map_location="cpu", weights_only=True)
