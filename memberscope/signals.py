@@ -11,7 +11,7 @@ prediction underflows to ``-inf`` (or rounds to 0) in probability space but stay
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
+from scipy.special import logsumexp
 
 from memberscope.exceptions import InvalidInputError, ModelOutputError
 
@@ -56,8 +56,19 @@ def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> np.nda
 
 
 def log_probabilities(logits: np.ndarray) -> np.ndarray:
-    """``log softmax(logits)`` in float64, shape unchanged."""
-    return log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+    """``log softmax(logits)`` in float64, shape unchanged, accurate for confident predictions.
+
+    ``z - logsumexp(z)`` loses the true-class log-probability of a confident prediction:
+    ``log(1 + 1e-17)`` rounds to 0, so every record with a margin above ~37 gets loss exactly 0
+    and they all tie. Written as ``-log1p(sum_{j != argmax} exp(z_j - z_max))`` around the arg-max,
+    it keeps full relative precision (loss 1e-30 stays 1e-30).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.argmax(axis=-1)[..., None]
+    z_max = np.take_along_axis(z, top, axis=-1)
+    shifted = np.exp(z - z_max)
+    np.put_along_axis(shifted, top, 0.0, axis=-1)
+    return z - z_max - np.log1p(shifted.sum(axis=-1, keepdims=True))
 
 
 def _take_label(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -127,7 +138,8 @@ def logit_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 # Signals by name, each oriented so that *higher means more likely member*.
 SIGNALS = {
     "loss": lambda logits, labels: -loss(logits, labels),
-    "confidence": confidence,
+    # p_y rounds to exactly 1.0 for confident members; log p_y ranks identically without ties.
+    "confidence": true_class_log_probability,
     "entropy": lambda logits, labels: -entropy(logits),
     "modified-entropy": lambda logits, labels: -modified_entropy(logits, labels),
     "logit-confidence": logit_confidence,

@@ -88,3 +88,24 @@ def test_check_logits_rejects_nan_and_bad_labels():
         check_logits(np.array([[0.0, 1.0], [np.inf, 0.0]]))
     with pytest.raises(InvalidInputError, match=r"labels must lie in \[0, 1\]"):
         check_logits(np.zeros((2, 2)), np.array([0, 2]))
+
+
+def test_loss_keeps_precision_for_confident_predictions():
+    # margins of 40, 50 and 60: p_y rounds to 1.0, but the losses must differ and stay ordered
+    logits = np.array([[40.0, 0.0], [50.0, 0.0], [60.0, 0.0]])
+    y = np.zeros(3, dtype=int)
+    values = loss(logits, y)
+    np.testing.assert_allclose(values, np.exp([-40.0, -50.0, -60.0]), rtol=1e-12)
+    assert (
+        SIGNALS["confidence"](logits, y)[0] < SIGNALS["confidence"](logits, y)[1] < SIGNALS["confidence"](logits, y)[2]
+    )
+    assert len(np.unique(SIGNALS["loss"](logits, y))) == 3
+
+
+def test_log_probabilities_match_scipy_where_scipy_is_accurate():
+    from scipy.special import log_softmax
+
+    from memberscope.signals import log_probabilities
+
+    logits = np.random.default_rng(3).normal(size=(100, 7)) * 4
+    np.testing.assert_allclose(log_probabilities(logits), log_softmax(logits, axis=1), rtol=1e-12, atol=1e-12)
