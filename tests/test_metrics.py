@@ -1,6 +1,7 @@
 """Metrics against scikit-learn and slow, obviously-correct references."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -8,8 +9,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+import memberscope.metrics as metrics
 from memberscope.exceptions import InvalidInputError, UnresolvableFPRWarning
 from memberscope.metrics import (
+    DEFAULT_FPRS,
+    AttackMetrics,
     balanced_accuracy,
     bootstrap_counts,
     evaluate,
@@ -22,6 +26,8 @@ from memberscope.metrics import (
     tpr_at_fpr,
 )
 
+quiet_fpr = pytest.mark.filterwarnings("ignore::memberscope.exceptions.UnresolvableFPRWarning")
+
 
 def _data(seed, n=500, ties=False, shift=0.5):
     rng = np.random.default_rng(seed)
@@ -32,24 +38,9 @@ def _data(seed, n=500, ties=False, shift=0.5):
     return member, score
 
 
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("ties", [False, True])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_roc_and_auc_equal_sklearn(seed, ties, weighted):
-    member, score = _data(seed, ties=ties)
-    weight = np.random.default_rng(seed + 100).uniform(0.1, 3, member.size) if weighted else None
-    fpr, tpr, thr = roc_curve(member, score, sample_weight=weight)
-    sk_fpr, sk_tpr, sk_thr = sk_roc_curve(member, score, sample_weight=weight, drop_intermediate=False)
-    np.testing.assert_allclose(fpr, sk_fpr)
-    np.testing.assert_allclose(tpr, sk_tpr)
-    np.testing.assert_allclose(thr[1:], sk_thr[1:])
-    assert roc_auc(member, score, sample_weight=weight) == pytest.approx(
-        roc_auc_score(member, score, sample_weight=weight), abs=1e-12
-    )
-
-
 def _slow_operating_points(member, score):
-    """Every threshold t in the scores (plus +inf): FPR and TPR of 'score >= t'."""
+    """Every threshold t among the scores (plus +inf): (FPR, TPR) of the rule 'score >= t'."""
+    member = np.asarray(member, dtype=bool)
     points = [(0.0, 0.0)]
     for t in np.unique(score):
         pred = score >= t
@@ -57,86 +48,255 @@ def _slow_operating_points(member, score):
     return np.array(points)
 
 
-@pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("alpha", [0.5, 0.1, 0.01, 0.003])
+def test_public_surface():
+    assert sorted(metrics.__all__) == sorted(
+        [
+            "DEFAULT_FPRS",
+            "AttackMetrics",
+            "ReplicateMetrics",
+            "balanced_accuracy",
+            "bootstrap_counts",
+            "evaluate",
+            "evaluate_by_group",
+            "fpr_key",
+            "membership_advantage",
+            "replicate_metrics",
+            "roc_auc",
+            "roc_curve",
+            "tpr_at_fpr",
+        ]
+    )
+    assert DEFAULT_FPRS == (0.1, 0.01, 0.001, 0.0001)
+
+
+# --- ROC curve and AUC ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_roc_and_auc_equal_sklearn(seed, ties, weighted):
+    member, score = _data(seed, ties=ties)
+    weight = np.random.default_rng(seed + 100).uniform(0.1, 3, member.size) if weighted else None
+    fpr, tpr, thr = roc_curve(member.astype(int), score, sample_weight=weight)
+    sk_fpr, sk_tpr, sk_thr = sk_roc_curve(member, score, sample_weight=weight, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tpr, sk_tpr, rtol=1e-12, atol=1e-12)
+    assert thr[0] == np.inf and sk_thr[0] == np.inf
+    np.testing.assert_array_equal(thr[1:], sk_thr[1:])
+    assert roc_auc(member, score, sample_weight=weight) == pytest.approx(
+        roc_auc_score(member, score, sample_weight=weight), abs=1e-12
+    )
+
+
+def test_roc_drops_zero_weights_like_sklearn():
+    member, score = _data(3, ties=True)
+    weight = np.random.default_rng(0).choice([0.0, 1.0, 2.5], member.size)
+    fpr, tpr, thr = roc_curve(member, score, sample_weight=weight)
+    sk_fpr, sk_tpr, sk_thr = sk_roc_curve(member, score, sample_weight=weight, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_array_equal(thr[1:], sk_thr[1:])
+
+
+def test_roc_curve_end_points_and_tie_collapse():
+    member = np.array([1, 0, 1, 0, 1, 0])
+    score = np.array([0.9, 0.9, 0.5, 0.3, 0.3, 0.1])
+    fpr, tpr, thr = roc_curve(member, score)
+    np.testing.assert_array_equal(thr, [np.inf, 0.9, 0.5, 0.3, 0.1])
+    np.testing.assert_allclose(fpr, [0, 1 / 3, 1 / 3, 2 / 3, 1])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 1, 1])
+    # pairs: members (0.9, 0.5, 0.3) against non-members (0.9, 0.3, 0.1); ties count one half
+    assert roc_auc(member, score) == pytest.approx((1.5 + 2 + 2.5) / 9)
+
+
+def test_perfect_and_reversed_attacks():
+    member = np.r_[np.ones(50, bool), np.zeros(10_000, bool)]  # 10,000 non-members resolve FPR 1e-4
+    score = member.astype(float)
+    m = evaluate(member, score, n_bootstrap=50)
+    assert m.auc == 1.0 and all(v == 1.0 for v in m.tpr_at_fpr.values())
+    assert m.advantage == 1.0 and m.balanced_accuracy == 1.0
+    assert m.auc_ci == (1.0, 1.0) and all(ci == (1.0, 1.0) for ci in m.tpr_at_fpr_ci.values())
+    r = evaluate(member, -score, n_bootstrap=50)
+    assert r.auc == 0.0 and r.auc_ci == (0.0, 0.0)
+    assert all(v == 0.0 for v in r.tpr_at_fpr.values())
+    assert r.advantage == 0.0 and r.balanced_accuracy == 0.5
+
+
+# --- operating points -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("alpha", [0.5, 0.1, 0.01, 0.003, 0.0001])
 def test_tpr_at_fpr_equals_loop_over_thresholds(seed, alpha):
     member, score = _data(seed, n=800, ties=seed % 2 == 0)
     pts = _slow_operating_points(member, score)
     expected = max(tpr for fpr, tpr in pts if fpr <= alpha)
     fpr, tpr, _ = roc_curve(member, score)
-    assert tpr_at_fpr(fpr, tpr, alpha) == pytest.approx(expected)
+    assert tpr_at_fpr(fpr, tpr, alpha) == expected
 
 
-@pytest.mark.parametrize("seed", range(4))
+def test_tpr_at_fpr_counts_a_point_exactly_at_alpha():
+    # 100 non-members: FPR 0.01 allows exactly one false positive
+    member = np.r_[np.ones(10, bool), np.zeros(100, bool)]
+    score = np.r_[np.arange(10) + 100.0, 150.0, np.zeros(99)]  # one non-member outscores every member
+    fpr, tpr, _ = roc_curve(member, score)
+    assert tpr_at_fpr(fpr, tpr, 0.01) == 1.0
+    assert tpr_at_fpr(fpr, tpr, 0.0099) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_balanced_accuracy_and_advantage_equal_brute_force(seed):
-    member, score = _data(seed, n=300, ties=True)
+    member, score = _data(seed, n=300, ties=seed % 2 == 1)
     pts = _slow_operating_points(member, score)
     fpr, tpr, _ = roc_curve(member, score)
-    assert balanced_accuracy(fpr, tpr) == pytest.approx(max((t + 1 - f) / 2 for f, t in pts))
-    assert membership_advantage(fpr, tpr) == pytest.approx(max(t - f for f, t in pts))
+    assert balanced_accuracy(fpr, tpr) == pytest.approx(max((t + 1 - f) / 2 for f, t in pts), abs=1e-12)
+    assert membership_advantage(fpr, tpr) == pytest.approx(max(t - f for f, t in pts), abs=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore::memberscope.exceptions.UnresolvableFPRWarning")
-def test_perfect_and_reversed_attacks():
-    member = np.r_[np.ones(50, bool), np.zeros(5000, bool)]
-    score = member.astype(float)
-    m = evaluate(member, score, n_bootstrap=50)
-    assert m.auc == 1.0 and all(v == 1.0 for v in m.tpr_at_fpr.values())
-    assert m.advantage == 1.0 and m.balanced_accuracy == 1.0
-    assert evaluate(member, -score, n_bootstrap=0, fprs=(0.1,)).auc == 0.0
+# --- bootstrap --------------------------------------------------------------------------------
 
 
-def test_fast_bootstrap_matches_naive_resampling_replicate_by_replicate():
-    member, score = _data(7, n=400, ties=True)
-    counts = bootstrap_counts(member, 40, np.random.default_rng(3))
-    # counts keep the numbers of members and non-members
-    assert np.all(counts[:, member].sum(1) == member.sum())
-    assert np.all(counts[:, ~member].sum(1) == (~member).sum())
-    fast = replicate_metrics(member, score, counts, (0.1, 0.01))
+def _naive_replicate(member, score, counts_row, fprs):
+    """Resample the records by index and recompute everything with scikit-learn."""
+    idx = np.repeat(np.arange(member.size), counts_row)
+    m, s = member[idx], score[idx]
+    fpr, tpr, _ = sk_roc_curve(m, s, drop_intermediate=False)
+    return {
+        "auc": roc_auc_score(m, s),
+        "tpr": [tpr[fpr <= a].max() for a in fprs],
+        "balanced_accuracy": ((tpr + 1 - fpr) / 2).max(),
+        "advantage": (tpr - fpr).max(),
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("ties", [False, True])
+def test_fast_bootstrap_matches_naive_resampling_replicate_by_replicate(seed, ties):
+    member, score = _data(seed, n=400, ties=ties)
+    fprs = (0.5, 0.1, 0.01, 0.004)  # 0.01 of the 240-odd non-members is below 3 false positives
+    counts = np.vstack(list(bootstrap_counts(member, 30, rng=np.random.default_rng(seed))))
+    assert counts.shape == (30, member.size) and counts.dtype.kind == "i"
+    # stratified: each replicate keeps the numbers of members and non-members
+    assert np.all(counts[:, member].sum(axis=1) == member.sum())
+    assert np.all(counts[:, ~member].sum(axis=1) == (~member).sum())
+    fast = replicate_metrics(member, score, counts=counts, fprs=fprs)
+    assert fast.fprs == fprs and fast.tpr_at_fpr.shape == (30, len(fprs))
     for b in range(counts.shape[0]):
-        idx = np.repeat(np.arange(member.size), counts[b])
-        m, s = member[idx], score[idx]
-        assert fast["auc"][b] == pytest.approx(roc_auc_score(m, s), abs=1e-12)
-        fpr, tpr, _ = sk_roc_curve(m, s, drop_intermediate=False)
-        for i, alpha in enumerate((0.1, 0.01)):
-            assert fast["tpr"][b, i] == pytest.approx(tpr[fpr <= alpha].max())
-        assert fast["advantage"][b] == pytest.approx((tpr - fpr).max())
+        slow = _naive_replicate(member, score, counts[b], fprs)
+        assert fast.auc[b] == pytest.approx(slow["auc"], abs=1e-12)
+        np.testing.assert_allclose(fast.tpr_at_fpr[b], slow["tpr"], atol=1e-12)
+        assert fast.balanced_accuracy[b] == pytest.approx(slow["balanced_accuracy"], abs=1e-12)
+        assert fast.advantage[b] == pytest.approx(slow["advantage"], abs=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore::memberscope.exceptions.UnresolvableFPRWarning")
+def test_replicate_metrics_accepts_any_counts_not_only_stratified():
+    # Poisson counts: class totals differ from row to row, which the per-row FPR threshold must handle
+    member, score = _data(11, n=300, ties=True)
+    counts = np.random.default_rng(0).poisson(1.0, size=(20, member.size))
+    fprs = (0.2, 0.05, 0.01)
+    fast = replicate_metrics(member, score, counts=counts, fprs=fprs)
+    for b in range(counts.shape[0]):
+        slow = _naive_replicate(member, score, counts[b], fprs)
+        assert fast.auc[b] == pytest.approx(slow["auc"], abs=1e-12)
+        np.testing.assert_allclose(fast.tpr_at_fpr[b], slow["tpr"], atol=1e-12)
+        assert fast.advantage[b] == pytest.approx(slow["advantage"], abs=1e-12)
+
+
+def test_bootstrap_counts_do_not_depend_on_the_chunk_size():
+    member, score = _data(5, n=200)
+    chunks = list(bootstrap_counts(member, 70, rng=np.random.default_rng(9), chunk=64))
+    assert [c.shape[0] for c in chunks] == [64, 6]
+    small = np.vstack(list(bootstrap_counts(member, 70, rng=np.random.default_rng(9), chunk=3)))
+    np.testing.assert_array_equal(np.vstack(chunks), small)
+    # a stream of chunks gives the same replicates as one stacked array
+    streamed = replicate_metrics(member, score, counts=iter(chunks), fprs=(0.1,))
+    stacked = replicate_metrics(member, score, counts=small, fprs=(0.1,))
+    np.testing.assert_array_equal(streamed.auc, stacked.auc)
+    np.testing.assert_array_equal(streamed.tpr_at_fpr, stacked.tpr_at_fpr)
+
+
+def test_evaluate_intervals_are_percentiles_of_the_seeded_replicates():
+    member, score = _data(4, n=600)
+    m = evaluate(member, score, fprs=(0.1, 0.01), n_bootstrap=150, confidence=0.9, seed=21)
+    reps = replicate_metrics(
+        member, score, counts=bootstrap_counts(member, 150, rng=np.random.default_rng(21)), fprs=(0.1, 0.01)
+    )
+
+    def same(values):
+        return pytest.approx(tuple(np.percentile(values, [5, 95])), abs=1e-12)
+
+    assert m.auc_ci == same(reps.auc)
+    assert m.tpr_at_fpr_ci["0.1"] == same(reps.tpr_at_fpr[:, 0])
+    assert m.tpr_at_fpr_ci["0.01"] == same(reps.tpr_at_fpr[:, 1])
+    assert m.advantage_ci == same(reps.advantage)
+    assert m.balanced_accuracy_ci == same(reps.balanced_accuracy)
+    assert m.n_bootstrap == 150 and m.confidence == 0.9
+
+
+@quiet_fpr
 def test_bootstrap_is_seeded_and_ci_brackets_the_estimate():
     member, score = _data(1, n=2000)
     a, b, c = (evaluate(member, score, n_bootstrap=300, seed=s) for s in (0, 0, 1))
-    assert a.auc_ci == b.auc_ci and a.tpr_at_fpr_ci == b.tpr_at_fpr_ci
-    assert a.auc_ci != c.auc_ci
-    assert a.auc_ci[0] <= a.auc <= a.auc_ci[1]
-    for _key, (lo, hi) in a.tpr_at_fpr_ci.items():
-        assert lo <= hi
+    assert a == b
+    assert a.auc_ci != c.auc_ci and a.advantage_ci != c.advantage_ci
+    assert a.auc == c.auc  # the seed only moves the intervals
+    assert a.auc_ci[0] < a.auc < a.auc_ci[1]
+    assert a.balanced_accuracy_ci[0] <= a.balanced_accuracy <= a.balanced_accuracy_ci[1]
+    assert a.advantage_ci[0] <= a.advantage <= a.advantage_ci[1]
+    lo, hi = a.tpr_at_fpr_ci["0.1"]
+    assert lo <= a.tpr_at_fpr["0.1"] <= hi
+    assert all(lo <= hi for lo, hi in a.tpr_at_fpr_ci.values())
+
+
+def test_auc_equals_sklearn_and_no_bootstrap_collapses_intervals():
+    member, score = _data(2, n=800, ties=True)
+    m = evaluate(member, score, fprs=(0.1,), n_bootstrap=0)
+    assert m.auc == pytest.approx(roc_auc_score(member, score), abs=1e-12)
+    assert m.auc_ci == (m.auc, m.auc) and m.tpr_at_fpr_ci["0.1"] == (m.tpr_at_fpr["0.1"],) * 2
+    assert m.n_members == member.sum() and m.n_nonmembers == (~member).sum()
 
 
 def test_null_scores_ci_covers_half_about_95_percent_of_the_time():
     rng = np.random.default_rng(0)
-    covered = 0
-    trials = 200
+    trials, covered = 200, 0
     for t in range(trials):
         member = rng.random(400) < 0.5
-        score = rng.normal(size=400)
+        score = rng.normal(size=400)  # independent of membership: true AUC 0.5
         lo, hi = evaluate(member, score, n_bootstrap=200, seed=t, fprs=(0.1,)).auc_ci
         covered += lo <= 0.5 <= hi
     assert 0.88 <= covered / trials <= 0.99
 
 
+# --- unresolvable FPRs ------------------------------------------------------------------------
+
+
 def test_unresolvable_fpr_warns_and_is_flagged():
     member = np.r_[np.ones(500, bool), np.zeros(500, bool)]
     score = np.random.default_rng(0).normal(size=1000)
-    with pytest.warns(UnresolvableFPRWarning, match="FPR 0.001 cannot be resolved with 500 non-members"):
+    with pytest.warns(UnresolvableFPRWarning, match="FPR 0.001 cannot be resolved with 500 non-members") as rec:
         m = evaluate(member, score, n_bootstrap=10, fprs=(0.01, 0.001))
+    assert len(rec) == 1
     assert m.fpr_resolvable == {"0.01": True, "0.001": False}
-    assert any("at least 1000 needed" in w for w in m.warnings)
-    member = np.r_[np.ones(500, bool), np.zeros(2000, bool)]
+    assert m.warnings == [
+        "FPR 0.001 cannot be resolved with 500 non-members (at least 1000 needed); its TPR is reported at FPR 0"
+    ]
+    # the value is still there: the TPR at FPR 0
+    fpr, tpr, _ = roc_curve(member, score)
+    assert m.tpr_at_fpr["0.001"] == tpr[fpr == 0].max()
+
+
+@pytest.mark.parametrize("n_nonmembers", [1000, 2000])
+def test_enough_nonmembers_resolve_the_fpr_without_warning(n_nonmembers):
+    member = np.r_[np.ones(500, bool), np.zeros(n_nonmembers, bool)]
+    score = np.random.default_rng(0).normal(size=member.size)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        evaluate(member, np.random.default_rng(0).normal(size=2500), n_bootstrap=10, fprs=(0.001,))
+        m = evaluate(member, score, n_bootstrap=10, fprs=(0.001,))
+    assert m.fpr_resolvable == {"0.001": True} and m.warnings == []
+
+
+# --- slices -----------------------------------------------------------------------------------
 
 
 def test_evaluate_by_group_slices_and_keeps_warnings_quiet():
@@ -147,38 +307,119 @@ def test_evaluate_by_group_slices_and_keeps_warnings_quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = evaluate_by_group(member, score, groups, n_bootstrap=100)
-    assert set(out) == {"a", "b", "c"}
+    assert list(out) == ["a", "b", "c"]
     assert out["b"].auc > 0.65 and out["a"].auc_ci[0] < 0.5 < out["a"].auc_ci[1]
-    assert out["a"].warnings  # small slices cannot resolve 0.01% FPR
-    only_members = evaluate_by_group(member, score, np.where(member, "m", "x"), n_bootstrap=0)
-    assert only_members == {}
+    assert out["a"].n_members + out["a"].n_nonmembers == (groups == "a").sum()
+    assert out["a"].fpr_resolvable["0.0001"] is False
+    assert any("FPR 0.0001 cannot be resolved" in w for w in out["a"].warnings)
+    assert out["a"].n_bootstrap == 100
 
 
-@pytest.mark.filterwarnings("ignore::memberscope.exceptions.UnresolvableFPRWarning")
-def test_fpr_keys_and_json():
-    assert [fpr_key(a) for a in (0.1, 0.01, 0.001, 0.0001)] == ["0.1", "0.01", "0.001", "0.0001"]
+def test_evaluate_by_group_skips_small_and_one_class_slices():
+    score = np.random.default_rng(3).normal(size=400)
+    member = np.r_[np.arange(200) % 2, np.zeros(100), np.ones(90), np.arange(10) % 2].astype(bool)
+    groups = np.r_[np.zeros(200, int), np.ones(100, int), np.full(90, 3), np.full(10, 2)]
+    # group 0: both classes; 1: non-members only; 3: members only; 2: both but only 10 records
+    out = evaluate_by_group(member, score, groups, n_bootstrap=0, fprs=(0.1,))
+    assert list(out) == ["0"]
+    out = evaluate_by_group(member, score, groups, min_records=5, n_bootstrap=0, fprs=(0.1,))
+    assert list(out) == ["0", "2"]
+    assert out["2"].n_members == 5 and out["2"].n_nonmembers == 5
+
+
+# --- keys and serialisation ---------------------------------------------------------------------
+
+
+def test_fpr_keys_are_positional():
+    assert [fpr_key(a) for a in DEFAULT_FPRS] == ["0.1", "0.01", "0.001", "0.0001"]
+    assert fpr_key(0.05) == "0.05" and fpr_key(1e-5) == "0.00001" and fpr_key(np.float32(0.25)) == "0.25"
+
+
+def _plain(value):
+    """True if ``value`` holds only built-in JSON types."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return type(value) in (float, int, bool, str)
+
+
+@quiet_fpr
+def test_to_dict_is_plain_json():
     member, score = _data(0)
-    d = evaluate(member, score, n_bootstrap=20).to_dict()
-    json.dumps(d, allow_nan=False)
-    assert set(d["tpr_at_fpr"]) == {"0.1", "0.01", "0.001", "0.0001"}
-    assert isinstance(d["auc_ci"], list)
+    m = evaluate(member, score, n_bootstrap=20)
+    assert isinstance(m, AttackMetrics)
+    d = m.to_dict()
+    assert _plain(d)
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    keys = {"0.1", "0.01", "0.001", "0.0001"}
+    assert set(d["tpr_at_fpr"]) == set(d["tpr_at_fpr_ci"]) == set(d["fpr_resolvable"]) == keys
+    assert d["auc_ci"] == list(m.auc_ci) and d["warnings"] == m.warnings
+    assert d["n_members"] == member.sum() and type(d["n_members"]) is int
+
+
+# --- validation ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "member,score,kwargs,message",
     [
-        ([1, 0, 1], [0.1, 0.2], {}, "member has 3 entries but score has 2"),
+        ([1, 0] * 5, [0.1] * 9, {}, "member has 10 entries but score has 9"),
         ([[1, 0]], [[0.1, 0.2]], {}, "must be 1-D"),
-        ([1, 0, 2], [0.1, 0.2, 0.3], {}, "only 0/1"),
-        ([1, 0, 1], [0.1, np.nan, 0.3], {}, "1 NaN or infinite values (first at index 1)"),
-        ([1, 1, 1], [0.1, 0.2, 0.3], {}, "need both members and non-members"),
-        ([1, 0, 1], [0.1, 0.2, 0.3], {"fprs": (1.5,)}, "fpr 1.5 is outside (0, 1)"),
-        ([1, 0, 1], [0.1, 0.2, 0.3], {"n_bootstrap": -1}, "n_bootstrap must be >= 0"),
+        ([1, 0, 2], [0.1, 0.2, 0.3], {}, "member must hold only 0/1 or True/False; got 2 at index 2"),
+        ([1, 0, 0.5], [0.1, 0.2, 0.3], {}, "got 0.5 at index 2"),
+        (["a", "b", "a"], [0.1, 0.2, 0.3], {}, "member must hold only 0/1 or True/False; got dtype <U1"),
+        ([1, 0, 1, 0], [0.1, np.nan, 0.3, np.inf], {}, "2 NaN or infinite value(s), the first at index 1"),
+        ([1, 0, 1], ["x", "y", "z"], {}, "score must be real numbers"),
+        ([1, 1, 1], [0.1, 0.2, 0.3], {}, "need both members and non-members; got 3 members and 0 non-members"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"fprs": (0.1, 1.5)}, "fpr 1.5 is outside (0, 1)"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"fprs": (0.0,)}, "fpr 0.0 is outside (0, 1)"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"fprs": (0.1, 0.1)}, "fprs lists 0.1 more than once"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"n_bootstrap": -1}, "n_bootstrap must be an integer >= 0; got -1"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"n_bootstrap": 2.5}, "n_bootstrap must be an integer >= 0; got 2.5"),
         ([1, 0, 1], [0.1, 0.2, 0.3], {"confidence": 1.0}, "confidence 1.0 is outside (0, 1)"),
+        ([1, 0, 1], [0.1, 0.2, 0.3], {"confidence": 0}, "confidence 0 is outside (0, 1)"),
     ],
 )
-def test_errors_name_the_bad_value(member, score, kwargs, message):
+def test_evaluate_errors_name_the_bad_value(member, score, kwargs, message):
     with pytest.raises(InvalidInputError) as exc, warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvableFPRWarning)
         evaluate(np.array(member), np.array(score), **kwargs)
     assert message in str(exc.value)
+
+
+def test_curve_function_errors_name_the_bad_value():
+    member, score = _data(0, n=20)
+    with pytest.raises(InvalidInputError, match=r"sample_weight must have shape \(20,\)"):
+        roc_curve(member, score, sample_weight=np.ones(19))
+    with pytest.raises(
+        InvalidInputError, match=re.escape("sample_weight must be finite and >= 0; got -1.0 at index 3")
+    ):
+        roc_curve(member, score, sample_weight=np.r_[1.0, 1.0, 1.0, -1.0, np.ones(16)])
+    with pytest.raises(InvalidInputError, match="gives the members zero total weight"):
+        roc_auc(member, score, sample_weight=(~member).astype(float))
+    fpr, tpr, _ = roc_curve(member, score)
+    with pytest.raises(InvalidInputError, match=r"fpr 1.0 is outside \(0, 1\)"):
+        tpr_at_fpr(fpr, tpr, 1.0)
+    with pytest.raises(InvalidInputError, match="equal length"):
+        membership_advantage(fpr, tpr[:-1])
+
+
+def test_bootstrap_and_group_errors_name_the_bad_value():
+    member, score = _data(0, n=30)
+    with pytest.raises(InvalidInputError, match=r"counts must have shape \(b, 30\)"):
+        replicate_metrics(member, score, counts=np.ones((2, 29), int), fprs=(0.1,))
+    bad = np.ones((3, 30), int)
+    bad[2, 5] = -1
+    with pytest.raises(InvalidInputError, match="row 2 has a negative count"):
+        replicate_metrics(member, score, counts=bad, fprs=(0.1,))
+    with pytest.raises(InvalidInputError, match="counts row 1 draws no members or no non-members"):
+        replicate_metrics(member, score, counts=np.vstack([np.ones(30, int), ~member]), fprs=(0.1,))
+    with pytest.raises(InvalidInputError, match="counts must be integers"):
+        replicate_metrics(member, score, counts=np.ones((2, 30)), fprs=(0.1,))
+    with pytest.raises(InvalidInputError, match="n_replicates must be an integer >= 0; got -2"):
+        next(bootstrap_counts(member, -2, rng=np.random.default_rng(0)))
+    with pytest.raises(InvalidInputError, match=r"groups must have shape \(30,\) like score; got shape \(29,\)"):
+        evaluate_by_group(member, score, np.zeros(29))
+    with pytest.raises(InvalidInputError, match="min_records must be an integer >= 0; got -1"):
+        evaluate_by_group(member, score, np.zeros(30), min_records=-1)

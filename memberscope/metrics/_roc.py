@@ -1,91 +1,207 @@
-"""ROC curve and the operating-point metrics derived from it, by one sort."""
+"""ROC curve by one sort, and the operating-point metrics read off it.
+
+Convention: an attack gives every record a score, higher meaning "more likely a member"; the
+operating point at threshold ``t`` predicts "member" for every record with ``score >= t``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.metrics._validate import check_fpr, check_scores, check_weight
 
-__all__ = ["balanced_accuracy", "check_scores", "membership_advantage", "roc_auc", "roc_curve", "tpr_at_fpr"]
-
-
-def check_scores(member, score) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ground truth ``member`` (n,) of 0/1 and ``score`` (n,) finite; returns (bool, float64) arrays."""
-    member, score = np.asarray(member), np.asarray(score)
-    if member.ndim != 1 or score.ndim != 1:
-        raise InvalidInputError(f"member and score must be 1-D; got shapes {member.shape} and {score.shape}")
-    if member.shape != score.shape:
-        raise InvalidInputError(f"member has {member.size} entries but score has {score.size}")
-    if member.dtype != bool:
-        values = np.unique(member)
-        if not np.isin(values, (0, 1)).all():
-            raise InvalidInputError(f"member must hold only 0/1 or True/False; got values {values[:5].tolist()}")
-        member = member.astype(bool)
-    try:
-        score = score.astype(np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"score must be numeric; got dtype {score.dtype}") from None
-    bad = ~np.isfinite(score)
-    if bad.any():
-        raise InvalidInputError(
-            f"score contains {int(bad.sum())} NaN or infinite values (first at index {int(np.flatnonzero(bad)[0])}); "
-            "expected finite scores"
-        )
-    n_pos = int(member.sum())
-    if n_pos == 0 or n_pos == member.size:
-        raise InvalidInputError(
-            f"need both members and non-members; got {n_pos} members and {member.size - n_pos} non-members"
-        )
-    return member, score
+__all__ = [
+    "RankedRecords",
+    "balanced_accuracy",
+    "membership_advantage",
+    "rank_records",
+    "roc_auc",
+    "roc_curve",
+    "tpr_at_fpr",
+]
 
 
-def _sorted_order(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Descending order of ``score`` and the index (in that order) of the last record of each tie group."""
-    order = np.argsort(-score, kind="mergesort")
+@dataclass(frozen=True)
+class RankedRecords:
+    """Records sorted once by descending score, with tied scores grouped.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n,)
+        Record indices by descending score (stable, so ties keep their input order).
+    member : ndarray of shape (n,), dtype bool
+        Ground truth in that order.
+    score : ndarray of shape (n,)
+        Scores in that order.
+    group_starts : ndarray of shape (g,)
+        Position (in that order) of the first record of each run of equal scores.
+    """
+
+    order: np.ndarray
+    member: np.ndarray
+    score: np.ndarray
+    group_starts: np.ndarray
+
+    @property
+    def has_ties(self) -> bool:
+        """Whether some score is shared by two or more records."""
+        return self.group_starts.size < self.order.size
+
+
+def rank_records(member: np.ndarray, score: np.ndarray) -> RankedRecords:
+    """Sort validated ``member`` (n,) bool and ``score`` (n,) float once, by descending score."""
+    order = np.argsort(-score, kind="stable")
     s = score[order]
-    last_of_group = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
-    return order, last_of_group
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return RankedRecords(order=order, member=member[order], score=s, group_starts=starts)
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2.0)
 
 
 def roc_curve(member, score, *, sample_weight=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC points ``(fpr, tpr, thresholds)``, one per distinct score, starting at (0, 0) with threshold +inf.
+    """ROC curve of an attack: one point per distinct score, plus (0, 0) at threshold +inf.
 
-    The point at threshold ``t`` counts records with ``score >= t`` as members; the points equal
-    ``sklearn.metrics.roc_curve(member, score, drop_intermediate=False)``.
+    Computed by one sort of the scores (descending) and cumulative sums of the member and
+    non-member weights; tied scores collapse into one point. The points equal
+    ``sklearn.metrics.roc_curve(member, score, sample_weight=..., drop_intermediate=False)``,
+    including its rule that records of weight zero are dropped.
+
+    Parameters
+    ----------
+    member : array-like of shape (n,)
+        Ground truth: 1 / ``True`` for members, 0 / ``False`` for non-members.
+    score : array-like of shape (n,)
+        Finite attack scores; higher means more likely a member.
+    sample_weight : array-like of shape (n,), optional
+        Non-negative weight per record; each class needs a positive total.
+
+    Returns
+    -------
+    fpr : ndarray of shape (g + 1,)
+        False-positive rate of ``score >= thresholds[i]``, non-decreasing from 0 to 1.
+    tpr : ndarray of shape (g + 1,)
+        True-positive rate of the same rule, non-decreasing from 0 to 1.
+    thresholds : ndarray of shape (g + 1,)
+        ``+inf`` followed by the ``g`` distinct scores in decreasing order.
+
+    Raises
+    ------
+    InvalidInputError
+        On malformed input (see :func:`memberscope.metrics.evaluate`).
     """
     member, score = check_scores(member, score)
-    weight = np.ones(score.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    order, last = _sorted_order(score)
-    pos = np.cumsum(weight[order] * member[order])[last]
-    neg = np.cumsum(weight[order] * ~member[order])[last]
+    weight = check_weight(sample_weight, member)
+    if sample_weight is not None:
+        keep = weight > 0
+        member, score, weight = member[keep], score[keep], weight[keep]
+    ranked = rank_records(member, score)
+    w = weight[ranked.order]
+    last = np.r_[ranked.group_starts[1:] - 1, score.size - 1]
+    pos = np.cumsum(w * ranked.member)[last]
+    neg = np.cumsum(w * ~ranked.member)[last]
     fpr = np.r_[0.0, neg / neg[-1]]
     tpr = np.r_[0.0, pos / pos[-1]]
-    return fpr, tpr, np.r_[np.inf, score[order][last]]
+    return fpr, tpr, np.r_[np.inf, ranked.score[ranked.group_starts]]
 
 
 def roc_auc(member, score, *, sample_weight=None) -> float:
-    """Area under the ROC curve (trapezoid rule; ties count one half, as in scikit-learn)."""
-    fpr, tpr, _ = roc_curve(member, score, sample_weight=sample_weight)
-    return float(np.trapezoid(tpr, fpr))
+    """Area under the ROC curve of :func:`roc_curve`, by the trapezoid rule.
 
+    A tied member/non-member pair counts one half, so this equals
+    ``sklearn.metrics.roc_auc_score`` and the Mann-Whitney U statistic divided by ``n1 * n0``.
 
-def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
-    """The largest TPR among ROC points whose FPR is at most ``alpha``.
+    Parameters
+    ----------
+    member : array-like of shape (n,)
+        Ground truth, 0/1 or boolean.
+    score : array-like of shape (n,)
+        Finite attack scores; higher means more likely a member.
+    sample_weight : array-like of shape (n,), optional
+        Non-negative weight per record.
 
-    This is the TPR an attacker gets with a threshold whose observed false-positive rate does not
-    exceed ``alpha``; no interpolation between points. With fewer than ``1/alpha`` non-members it is
-    the TPR at FPR 0.
+    Returns
+    -------
+    auc : float
+        In [0, 1]; 0.5 is chance, 1 perfect separation, 0 perfectly reversed.
     """
-    if not 0.0 < alpha < 1.0:
-        raise InvalidInputError(f"fpr {alpha} is outside (0, 1)")
-    return float(np.max(np.where(np.asarray(fpr) <= alpha, tpr, 0.0)))
+    fpr, tpr, _ = roc_curve(member, score, sample_weight=sample_weight)
+    return _trapezoid(tpr, fpr)
 
 
-def balanced_accuracy(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Best balanced accuracy over thresholds: ``max (TPR + 1 - FPR) / 2``."""
-    return float(np.max((np.asarray(tpr) + 1.0 - np.asarray(fpr)) / 2.0))
+def _check_curve(fpr, tpr) -> tuple[np.ndarray, np.ndarray]:
+    fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
+    if fpr.ndim != 1 or fpr.shape != tpr.shape or fpr.size == 0:
+        raise InvalidInputError(
+            f"fpr and tpr must be non-empty 1-D arrays of equal length (a ROC curve); "
+            f"got shapes {fpr.shape} and {tpr.shape}"
+        )
+    return fpr, tpr
 
 
-def membership_advantage(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Membership advantage (Yeom et al. 2018): ``max TPR - FPR`` over thresholds."""
-    return float(np.max(np.asarray(tpr) - np.asarray(fpr)))
+def tpr_at_fpr(fpr, tpr, alpha: float) -> float:
+    """True-positive rate at false-positive rate ``alpha``: the largest TPR among ROC points with FPR <= alpha.
+
+    This is the TPR an attacker gets with a threshold whose *observed* FPR does not exceed
+    ``alpha``. There is no interpolation between ROC points. When fewer than ``1 / alpha``
+    non-members were scored, no false positive at all is allowed and the value is the TPR at FPR 0.
+
+    Parameters
+    ----------
+    fpr : array-like of shape (m,)
+        False-positive rates of a ROC curve, e.g. from :func:`roc_curve`.
+    tpr : array-like of shape (m,)
+        The matching true-positive rates.
+    alpha : float
+        Target false-positive rate, in the open interval (0, 1).
+
+    Returns
+    -------
+    tpr : float
+        0.0 if no point has FPR <= ``alpha`` (never the case for a curve from :func:`roc_curve`,
+        which starts at (0, 0)).
+    """
+    alpha = check_fpr(alpha)
+    fpr, tpr = _check_curve(fpr, tpr)
+    return float(np.max(np.where(fpr <= alpha, tpr, 0.0)))
+
+
+def membership_advantage(fpr, tpr) -> float:
+    """Membership advantage (Yeom et al., 2018): the largest ``TPR - FPR`` over the ROC points.
+
+    Parameters
+    ----------
+    fpr, tpr : array-like of shape (m,)
+        A ROC curve, e.g. from :func:`roc_curve`.
+
+    Returns
+    -------
+    advantage : float
+        In [0, 1] for a curve from :func:`roc_curve` (its end points give 0).
+    """
+    fpr, tpr = _check_curve(fpr, tpr)
+    return float(np.max(tpr - fpr))
+
+
+def balanced_accuracy(fpr, tpr) -> float:
+    """Best balanced accuracy over the ROC points: ``max (TPR + 1 - FPR) / 2``.
+
+    Equal to ``(1 + membership_advantage(fpr, tpr)) / 2``; the accuracy of the best threshold on a
+    membership game with equally many members and non-members.
+
+    Parameters
+    ----------
+    fpr, tpr : array-like of shape (m,)
+        A ROC curve, e.g. from :func:`roc_curve`.
+
+    Returns
+    -------
+    balanced_accuracy : float
+        In [0.5, 1] for a curve from :func:`roc_curve`.
+    """
+    fpr, tpr = _check_curve(fpr, tpr)
+    return float(np.max((tpr + 1.0 - fpr) / 2.0))

@@ -50,7 +50,7 @@ def check_member(member) -> np.ndarray:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"member must hold only 0/1 or True/False; got {member[first]!r} at index {first} "
+            f"member must hold only 0/1 or True/False; got {member[first].item()!r} at index {first} "
             f"({int(bad.sum())} such entries)"
         )
     return member.astype(bool)
@@ -117,9 +117,7 @@ def check_weight(sample_weight, member: np.ndarray) -> np.ndarray:
         return np.ones(member.size)
     weight = np.asarray(sample_weight)
     if weight.ndim != 1 or weight.size != member.size:
-        raise InvalidInputError(
-            f"sample_weight must have shape ({member.size},) like score; got shape {weight.shape}"
-        )
+        raise InvalidInputError(f"sample_weight must have shape ({member.size},) like score; got shape {weight.shape}")
     weight = _as_float(weight, "sample_weight")
     bad = ~(np.isfinite(weight) & (weight >= 0))
     if bad.any():
