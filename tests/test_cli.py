@@ -96,3 +96,14 @@ def test_console_script_is_installed_and_import_is_light():
     assert out.strip() == "[]"
     help_text = subprocess.run([sys.executable, "-m", "memberscope.cli", "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "audit" in help_text.stdout
+
+
+def test_demo_command_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli("demo", "--out", str(out), "--no-progress", capsys=capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["dataset"] == "digits" and results["game"]["n_reference_models"] == 16
+    assert results["target"]["train_accuracy"] == 1.0
+    assert (out / "scores.csv").exists() and (out / "roc.png").stat().st_size > 10_000
+    assert "rmia-online" in stdout
