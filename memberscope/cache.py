@@ -73,6 +73,11 @@ class ArtifactCache:
     def _path(self, kind: str, key: str, suffix: str) -> Path | None:
         return None if self.root is None else self.root / kind / f"{key}{suffix}"
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether a model (``kind="models"``) or array (``kind="outputs"``) is stored under ``key``."""
+        path = self._path(kind, key, ".bin" if kind == "models" else ".npy")
+        return path is not None and path.exists()
+
     def model(
         self,
         key: str,

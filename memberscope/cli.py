@@ -73,6 +73,9 @@ def audit(
     n_bootstrap: int | None = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
     cache_dir: str | None = typer.Option(None, help="Where trained models and outputs are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
+    train_mode: str | None = typer.Option(
+        None, help="sequential, or vectorized: reference models trained as one batch (torch mlp/logreg)."
+    ),
     out: Path | None = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
@@ -97,6 +100,7 @@ def audit(
         queries=queries,
         n_bootstrap=n_bootstrap,
         cache_dir=cache_dir,
+        train_mode=train_mode,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:

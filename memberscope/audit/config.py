@@ -12,6 +12,8 @@ from memberscope.exceptions import InvalidInputError
 __all__ = ["DEFAULT_FPRS", "AuditConfig", "load_config_file"]
 
 DEFAULT_FPRS = (0.1, 0.01, 0.001, 0.0001)
+# "vectorized" trains the reference models as one batched computation (torch MLP/logreg recipes).
+TRAIN_MODES = ("sequential", "vectorized")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class AuditConfig:
     out: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+    train_mode: str = "sequential"
 
     def __post_init__(self) -> None:
         from memberscope import attacks as attack_registry
@@ -77,6 +80,8 @@ class AuditConfig:
                 problems.append(f"FPR {fpr} is outside (0, 1)")
         if self.n_bootstrap < 0:
             problems.append(f"n_bootstrap must be >= 0; got {self.n_bootstrap}")
+        if self.train_mode not in TRAIN_MODES:
+            problems.append(f"train_mode {self.train_mode!r} is not one of {TRAIN_MODES}")
         if not 0.0 < self.confidence < 1.0:
             problems.append(f"confidence {self.confidence} is outside (0, 1)")
         for name in ("pool_size", "population_size", "n_records"):

@@ -16,7 +16,7 @@ from memberscope import __version__
 from memberscope.attacks import ReferenceOutputs, TargetOutputs
 from memberscope.attacks import create as create_attack
 from memberscope.audit.config import AuditConfig
-from memberscope.audit.models import model_seed, outputs_for_model
+from memberscope.audit.models import cache_keys, model_seed, outputs_for_model
 from memberscope.cache import ArtifactCache, default_cache_dir
 from memberscope.exceptions import InvalidInputError
 from memberscope.game import MembershipGame, make_game, paired_masks, split_pool
@@ -230,7 +230,7 @@ def _execute(
         epochs = getattr(recipe, "epochs", 1)
         epoch_task = bars.add_task("  epochs", total=epochs)
 
-        def run_model(role: str, index: int, mask: np.ndarray, model=None):
+        def run_model(role: str, index: int, mask: np.ndarray, model=None, pretrained=None):
             bars.update(models_task, description=f"{role} model {index + 1}" if role == "reference" else "target model")
             bars.reset(epoch_task, total=epochs)
             result = outputs_for_model(
@@ -239,12 +239,31 @@ def _execute(
                 seed=model_seed(config.seed, role, index),
                 progress=lambda: bars.advance(epoch_task),
                 model=model,
+                pretrained=pretrained,
             )
             bars.advance(models_task)
             return result
 
         target_run = run_model("target", 0, game.target_mask, model=target_model)
-        reference_runs = [run_model("reference", k, game.reference_masks[k]) for k in range(game.n_reference)]
+        pretrained = {}
+        if config.train_mode == "vectorized":
+            bars.update(models_task, description="reference models (vectorized)")
+            bars.reset(epoch_task, total=epochs)
+            pretrained = _train_references_vectorized(
+                config,
+                dataset,
+                pool_idx,
+                game,
+                recipe,
+                cache,
+                common,
+                run_warnings,
+                progress=lambda: bars.advance(epoch_task),
+            )
+        reference_runs = [
+            run_model("reference", k, game.reference_masks[k], pretrained=pretrained.get(k))
+            for k in range(game.n_reference)
+        ]
     train_seconds = time.perf_counter() - train_start
 
     member = game.target_mask
@@ -359,6 +378,44 @@ def _execute(
     }
     results["target"]["generalization_gap"] = results["target"]["train_accuracy"] - results["target"]["test_accuracy"]
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
+
+
+def _train_references_vectorized(config, dataset, pool_idx, game, recipe, cache, common, run_warnings, progress):
+    """Train every reference model not in the cache as one batch; ``{index: (model, seconds)}``."""
+    from memberscope.recipes.vectorized import supports_vectorized, train_vectorized
+
+    if not supports_vectorized(recipe):
+        run_warnings.append(
+            f"train_mode 'vectorized' supports torch mlp/logreg recipes without dropout; "
+            f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
+        )
+        return {}
+    todo = []
+    for k in range(game.n_reference):
+        model_key, output_key = cache_keys(
+            recipe=recipe,
+            data_fingerprint=common["data_fingerprint"],
+            train_indices=pool_idx[game.reference_masks[k]],
+            eval_indices=common["eval_indices"],
+            seed=model_seed(config.seed, "reference", k),
+            queries=config.queries,
+        )
+        if not (cache.has("outputs", output_key) or cache.has("models", model_key)):
+            todo.append(k)
+    if not todo:
+        return {}
+    start = time.perf_counter()
+    models = train_vectorized(
+        recipe,
+        dataset.X,
+        dataset.y,
+        subsets=[pool_idx[game.reference_masks[k]] for k in todo],
+        seeds=[model_seed(config.seed, "reference", k) for k in todo],
+        n_classes=dataset.n_classes,
+        progress=progress,
+    )
+    share = (time.perf_counter() - start) / len(todo)
+    return {k: (m, share) for k, m in zip(todo, models, strict=True)}
 
 
 def _reference_summary(runs, game: MembershipGame, labels: np.ndarray, n_pool: int) -> dict[str, Any]:
