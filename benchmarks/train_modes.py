@@ -40,7 +40,7 @@ def dataloader_loop(recipe, X, y, subset, seed, n_classes):
     return TorchModel(net, n_classes=n_classes, mean=torch.zeros(()), std=torch.ones(()))
 
 
-def child(mode: str, k: int, dataset: str, epochs: int, pool: int) -> dict:
+def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[int]) -> dict:
     from memberscope import datasets, recipes
     from memberscope.game import paired_masks
     from memberscope.recipes.vectorized import train_vectorized
@@ -49,7 +49,7 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int) -> dict:
     X, y = ds.X[:pool], ds.y[:pool]
     masks = paired_masks(pool, k, seed=0)
     subsets = [np.flatnonzero(m) for m in masks]
-    recipe = recipes.create("mlp", hidden=[256, 256], epochs=epochs)
+    recipe = recipes.create("mlp", hidden=hidden, epochs=epochs)
     start = time.perf_counter()
     if mode == "vectorized":
         models = train_vectorized(recipe, X, y, subsets=subsets, seeds=list(range(k)), n_classes=ds.n_classes)
@@ -75,12 +75,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pool", type=int, default=20000)
     parser.add_argument("--modes", default="vectorized,sequential,dataloader")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--child", nargs=2, metavar=("MODE", "K"))
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.dataset, args.epochs, args.pool)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.dataset, args.epochs, args.pool, args.hidden)))
         return
-    print(f"{args.dataset}, pool {args.pool}, MLP 256-256, {args.epochs} epochs, 2 cores")
+    print(f"{args.dataset}, pool {args.pool}, MLP hidden {args.hidden}, {args.epochs} epochs, 2 cores")
     print("| K | mode | wall s | s / model | mean test acc | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for k in args.k:
