@@ -170,6 +170,34 @@ def attacks() -> None:
         typer.echo(f"{name:18s} K>={cls.min_reference_models:<3d} {doc}")
 
 
+@app.command()
+def gate(
+    results: Path = typer.Argument(..., help="An audit's results.json (or the folder holding it)."),
+    max_tpr_at_fpr: list[str] = typer.Option(
+        [], "--max-tpr-at-fpr", help="Budget FPR:TPR, e.g. 0.01:0.05 (repeatable); FPR must be recorded."
+    ),
+    max_auc: float | None = typer.Option(None, "--max-auc", help="Largest acceptable AUC, in (0, 1)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks to check (default: all recorded)."),
+    use_upper_ci: bool = typer.Option(
+        False, "--use-upper-ci", help="Compare the 95% CI upper bound instead of the point estimate."
+    ),
+) -> None:
+    """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
+    from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
+
+    budgets: dict[float, float] = {}
+    for spec in max_tpr_at_fpr:
+        fpr, tpr = parse_tpr_budget(spec)
+        budgets[fpr] = tpr
+    names = [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None
+    verdict = check_budget(
+        load_results(results), max_tpr_at_fpr=budgets, max_auc=max_auc, attacks=names, use_upper_ci=use_upper_ci
+    )
+    typer.echo(verdict.summary())
+    if not verdict.passed:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning memberscope's input errors into exit code 2."""
     try:
