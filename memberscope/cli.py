@@ -198,6 +198,19 @@ def gate(
         sys.exit(1)
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="An audit's output folder (holding results.json, scores.csv)."),
+    format: str = typer.Option("md", "--format", help="Report format: md (DIR/summary.md, for a PR comment)."),
+) -> None:
+    """Write a report of a finished audit into its folder."""
+    if format != "md":
+        raise InvalidInputError(f"--format {format!r} is not supported; expected: md")
+    from memberscope.report.markdown import write_markdown
+
+    typer.echo(f"wrote {write_markdown(run_dir)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning memberscope's input errors into exit code 2."""
     try:
