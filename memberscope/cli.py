@@ -39,7 +39,7 @@ def _parse_params(values: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _finish(result, out: Path | None) -> None:
+def _finish(result, out: Path | None, *, report: bool = True) -> None:
     from memberscope.outputs import results_table
 
     console = _console()
@@ -47,8 +47,12 @@ def _finish(result, out: Path | None) -> None:
     for message in result.results.get("warnings", []):
         console.print(f"[yellow]warning:[/] {message}")
     if out is not None:
-        paths = result.write(out)
-        console.print(f"wrote {', '.join(paths.values())}")
+        paths = list(result.write(out).values())
+        if report:
+            from memberscope.report.html import write_html
+
+            paths.append(str(write_html(out)))
+        console.print(f"wrote {', '.join(paths)}")
 
 
 @app.command()
@@ -73,7 +77,10 @@ def audit(
     n_bootstrap: int | None = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
     cache_dir: str | None = typer.Option(None, help="Where trained models and outputs are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
-    out: Path | None = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
+    out: Path | None = typer.Option(
+        None, help="Output directory for results.json, scores.csv, roc.png and report.html."
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
     ),
@@ -112,7 +119,7 @@ def audit(
         values["out"] = str(out)
     cfg = AuditConfig.from_dict(values)
     result = run_audit(cfg, progress=progress)
-    _finish(result, Path(cfg.out) if cfg.out else None)
+    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report)
 
 
 @app.command()
@@ -120,13 +127,14 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
     seed: int = typer.Option(0, help="Seed."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
     from memberscope.api import DEMO_CONFIG
     from memberscope.audit import AuditConfig, run_audit
 
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out)})
-    _finish(run_audit(cfg, progress=progress), out)
+    _finish(run_audit(cfg, progress=progress), out, report=not no_report)
 
 
 @app.command()
@@ -201,14 +209,21 @@ def gate(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="An audit's output folder (holding results.json, scores.csv)."),
-    format: str = typer.Option("md", "--format", help="Report format: md (DIR/summary.md, for a PR comment)."),
+    format: str = typer.Option(
+        "html", "--format", help="html (DIR/report.html, self-contained) or md (DIR/summary.md, for a PR comment)."
+    ),
 ) -> None:
     """Write a report of a finished audit into its folder."""
-    if format != "md":
-        raise InvalidInputError(f"--format {format!r} is not supported; expected: md")
-    from memberscope.report.markdown import write_markdown
+    if format == "md":
+        from memberscope.report.markdown import write_markdown
 
-    typer.echo(f"wrote {write_markdown(run_dir)}")
+        typer.echo(f"wrote {write_markdown(run_dir)}")
+    elif format == "html":
+        from memberscope.report.html import write_html
+
+        typer.echo(f"wrote {write_html(run_dir)}")
+    else:
+        raise InvalidInputError(f"--format {format!r} is not supported; expected html or md")
 
 
 def main(argv: list[str] | None = None) -> None:
