@@ -39,7 +39,7 @@ def _parse_params(values: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _finish(result, out: Path | None, *, report: bool = True) -> None:
+def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = None) -> None:
     from memberscope.outputs import results_table
 
     console = _console()
@@ -53,6 +53,11 @@ def _finish(result, out: Path | None, *, report: bool = True) -> None:
 
             paths.append(str(write_html(out)))
         console.print(f"wrote {', '.join(paths)}")
+    from memberscope.report.history import default_history_db, record_run
+
+    db = db if db is not None else default_history_db()
+    record_run(db, result.results, out_dir=out)
+    console.print(f"recorded in history {db}")
 
 
 @app.command()
@@ -81,6 +86,7 @@ def audit(
         None, help="Output directory for results.json, scores.csv, roc.png and report.html."
     ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
     ),
@@ -119,7 +125,7 @@ def audit(
         values["out"] = str(out)
     cfg = AuditConfig.from_dict(values)
     result = run_audit(cfg, progress=progress)
-    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report)
+    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
 
 
 @app.command()
@@ -128,13 +134,14 @@ def demo(
     seed: int = typer.Option(0, help="Seed."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
     from memberscope.api import DEMO_CONFIG
     from memberscope.audit import AuditConfig, run_audit
 
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out)})
-    _finish(run_audit(cfg, progress=progress), out, report=not no_report)
+    _finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
 
 
 @app.command()
@@ -224,6 +231,41 @@ def report(
         typer.echo(f"wrote {write_html(run_dir)}")
     else:
         raise InvalidInputError(f"--format {format!r} is not supported; expected html or md")
+
+
+@app.command()
+def history(
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
+    limit: int = typer.Option(20, help="Show the latest N rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List past audits (one row per attack), newest first."""
+    from rich.table import Table
+
+    from memberscope.report.history import default_history_db, list_runs
+
+    rows = list_runs(db if db is not None else default_history_db(), limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="memberscope history")
+    for col in ("created", "dataset", "model", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
+        table.add_column(col)
+    for r in rows:
+        tpr = "–" if r["tpr_at_1pct"] is None else f"{r['tpr_at_1pct']:.4f}"
+        if r["tpr_at_1pct_low"] is not None:
+            tpr += f" ({r['tpr_at_1pct_low']:.4f}–{r['tpr_at_1pct_high']:.4f})"
+        table.add_row(
+            str(r["created"]),
+            str(r["dataset"]),
+            str(r["model"]),
+            str(r["reference_models"]),
+            r["attack"],
+            f"{r['auc']:.3f}",
+            tpr,
+            str(r["out_dir"] or "–"),
+        )
+    _console().print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
