@@ -39,7 +39,7 @@ def _parse_params(values: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _finish(result, out: Path | None) -> None:
+def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = None) -> None:
     from memberscope.outputs import results_table
 
     console = _console()
@@ -47,8 +47,17 @@ def _finish(result, out: Path | None) -> None:
     for message in result.results.get("warnings", []):
         console.print(f"[yellow]warning:[/] {message}")
     if out is not None:
-        paths = result.write(out)
-        console.print(f"wrote {', '.join(paths.values())}")
+        paths = list(result.write(out).values())
+        if report:
+            from memberscope.report.html import write_html
+
+            paths.append(str(write_html(out)))
+        console.print(f"wrote {', '.join(paths)}")
+    from memberscope.report.history import default_history_db, record_run
+
+    db = db if db is not None else default_history_db()
+    record_run(db, result.results, out_dir=out)
+    console.print(f"recorded in history {db}")
 
 
 @app.command()
@@ -76,7 +85,11 @@ def audit(
     train_mode: str | None = typer.Option(
         None, help="sequential, or vectorized: reference models trained as one batch (torch mlp/logreg)."
     ),
-    out: Path | None = typer.Option(None, help="Output directory for results.json, scores.csv and roc.png."),
+    out: Path | None = typer.Option(
+        None, help="Output directory for results.json, scores.csv, roc.png and report.html."
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
     ),
@@ -116,7 +129,7 @@ def audit(
         values["out"] = str(out)
     cfg = AuditConfig.from_dict(values)
     result = run_audit(cfg, progress=progress)
-    _finish(result, Path(cfg.out) if cfg.out else None)
+    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
 
 
 @app.command()
@@ -124,13 +137,15 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory."),
     seed: int = typer.Option(0, help="Seed."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
     from memberscope.api import DEMO_CONFIG
     from memberscope.audit import AuditConfig, run_audit
 
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out)})
-    _finish(run_audit(cfg, progress=progress), out)
+    _finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
 
 
 @app.command()
@@ -172,6 +187,89 @@ def attacks() -> None:
         cls = ATTACKS.get(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         typer.echo(f"{name:18s} K>={cls.min_reference_models:<3d} {doc}")
+
+
+@app.command()
+def gate(
+    results: Path = typer.Argument(..., help="An audit's results.json (or the folder holding it)."),
+    max_tpr_at_fpr: list[str] = typer.Option(
+        [], "--max-tpr-at-fpr", help="Budget FPR:TPR, e.g. 0.01:0.05 (repeatable); FPR must be recorded."
+    ),
+    max_auc: float | None = typer.Option(None, "--max-auc", help="Largest acceptable AUC, in (0, 1)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks to check (default: all recorded)."),
+    use_upper_ci: bool = typer.Option(
+        False, "--use-upper-ci", help="Compare the 95% CI upper bound instead of the point estimate."
+    ),
+) -> None:
+    """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
+    from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
+
+    budgets: dict[float, float] = {}
+    for spec in max_tpr_at_fpr:
+        fpr, tpr = parse_tpr_budget(spec)
+        budgets[fpr] = tpr
+    names = [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None
+    verdict = check_budget(
+        load_results(results), max_tpr_at_fpr=budgets, max_auc=max_auc, attacks=names, use_upper_ci=use_upper_ci
+    )
+    typer.echo(verdict.summary())
+    if not verdict.passed:
+        sys.exit(1)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="An audit's output folder (holding results.json, scores.csv)."),
+    format: str = typer.Option(
+        "html", "--format", help="html (DIR/report.html, self-contained) or md (DIR/summary.md, for a PR comment)."
+    ),
+) -> None:
+    """Write a report of a finished audit into its folder."""
+    if format == "md":
+        from memberscope.report.markdown import write_markdown
+
+        typer.echo(f"wrote {write_markdown(run_dir)}")
+    elif format == "html":
+        from memberscope.report.html import write_html
+
+        typer.echo(f"wrote {write_html(run_dir)}")
+    else:
+        raise InvalidInputError(f"--format {format!r} is not supported; expected html or md")
+
+
+@app.command()
+def history(
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
+    limit: int = typer.Option(20, help="Show the latest N rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List past audits (one row per attack), newest first."""
+    from rich.table import Table
+
+    from memberscope.report.history import default_history_db, list_runs
+
+    rows = list_runs(db if db is not None else default_history_db(), limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="memberscope history")
+    for col in ("created", "dataset", "model", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
+        table.add_column(col)
+    for r in rows:
+        tpr = "–" if r["tpr_at_1pct"] is None else f"{r['tpr_at_1pct']:.4f}"
+        if r["tpr_at_1pct_low"] is not None:
+            tpr += f" ({r['tpr_at_1pct_low']:.4f}–{r['tpr_at_1pct_high']:.4f})"
+        table.add_row(
+            str(r["created"]),
+            str(r["dataset"]),
+            str(r["model"]),
+            str(r["reference_models"]),
+            r["attack"],
+            f"{r['auc']:.3f}",
+            tpr,
+            str(r["out_dir"] or "–"),
+        )
+    _console().print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

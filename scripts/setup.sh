@@ -18,6 +18,17 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
   fi
 fi
 
+# Debian's headless Chromium: the HTML report test loads report.html in it (skipped when absent).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  if { [ "$(id -u)" -eq 0 ] || [ -n "$sudo_cmd" ]; }; then
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
+    $sudo_cmd apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || echo "note: could not install chromium; the HTML report browser test will be skipped" >&2
+  fi
+fi
+
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

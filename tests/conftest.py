@@ -5,9 +5,10 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own model cache, so no test reuses another's models."""
+    """Every test gets its own model cache and run history, so no test reuses another's or writes to $HOME."""
     monkeypatch.setenv("MEMBERSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("MEMBERSCOPE_HISTORY_DB", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
     yield
 
 

@@ -77,7 +77,14 @@ def test_audit_from_yaml_config_writes_outputs(tmp_path, capsys):
     assert results["config"]["seed"] == 3 and results["config"]["reference_models"] == 2
     assert set(results["attacks"]) == {"loss", "lira-offline", "rmia-offline"}
     assert "TPR @ 1% FPR" in stdout
-    assert (out / "scores.csv").exists() and (out / "roc.png").exists()
+    assert (out / "scores.csv").exists() and (out / "roc.png").exists() and (out / "report.html").exists()
+    assert "report.html" in stdout
+    (out / "report.html").unlink()
+    code, stdout, err = run_cli(
+        "audit", "--config", str(cfg), "--out", str(out), "--no-progress", "--no-report", capsys=capsys
+    )
+    assert code == 0, err
+    assert (out / "results.json").exists() and not (out / "report.html").exists()
 
 
 def test_datasets_command_lists_builtins(capsys):
@@ -106,4 +113,5 @@ def test_demo_command_writes_every_output(tmp_path, capsys):
     assert results["config"]["dataset"] == "digits" and results["game"]["n_reference_models"] == 16
     assert results["target"]["train_accuracy"] == 1.0
     assert (out / "scores.csv").exists() and (out / "roc.png").stat().st_size > 10_000
+    assert (out / "report.html").stat().st_size > 20_000
     assert "rmia-online" in stdout

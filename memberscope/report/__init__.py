@@ -1,0 +1,21 @@
+"""Turning a finished audit's ``results.json`` into decisions and documents.
+
+``gate`` checks measured leakage against a privacy budget (for CI pipelines); ``epsilon`` turns attack scores into
+empirical lower bounds on the differential-privacy ε.
+"""
+
+from __future__ import annotations
+
+from memberscope.report.epsilon import EpsilonBound, epsilon_lower_bound, epsilon_lower_bounds_from_csv
+from memberscope.report.gate import GateResult, Violation, check_budget, load_results, parse_tpr_budget
+
+__all__ = [
+    "EpsilonBound",
+    "GateResult",
+    "Violation",
+    "check_budget",
+    "epsilon_lower_bound",
+    "epsilon_lower_bounds_from_csv",
+    "load_results",
+    "parse_tpr_budget",
+]

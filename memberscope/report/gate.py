@@ -1,0 +1,183 @@
+"""Privacy gate: compare an audit's measured leakage with a budget.
+
+By default the *point estimate* of each metric is compared with its budget; with
+``use_upper_ci=True`` the upper end of its bootstrap confidence interval is compared instead, which
+fails a model whose leakage *could plausibly* exceed the budget (conservative, for release gates).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memberscope.exceptions import InvalidInputError
+
+__all__ = ["GateResult", "Violation", "check_budget", "load_results", "parse_tpr_budget"]
+
+SCHEMA_VERSION = "1.0"  # the results.json layout this module reads; kept equal to audit.run.SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One attack whose measured metric exceeds its budget."""
+
+    attack: str
+    metric: str  # "auc" or "tpr@fpr=<key>"
+    value: float  # point estimate
+    ci: tuple[float, float] | None
+    compared: float  # the number compared with the budget (point estimate or CI upper bound)
+    budget: float
+
+    def message(self) -> str:
+        """``"rmia-online: TPR at FPR 0.01 = 0.0517 (95% CI 0.0435–0.0601) exceeds budget 0.05"``."""
+        what = "AUC" if self.metric == "auc" else f"TPR at FPR {self.metric.removeprefix('tpr@fpr=')}"
+        ci = f" (95% CI {self.ci[0]:.4g}–{self.ci[1]:.4g})" if self.ci is not None else ""
+        basis = "" if self.compared == self.value else f"; CI upper bound {self.compared:.4g}"
+        return f"{self.attack}: {what} = {self.value:.4g}{ci}{basis} exceeds budget {self.budget:.4g}"
+
+
+@dataclass
+class GateResult:
+    """The gate's verdict: ``passed`` is true when no attack exceeds any budget."""
+
+    violations: list[Violation] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # attack names that were checked
+    use_upper_ci: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> str:
+        """A human-readable verdict, one line per exceeded budget."""
+        basis = "CI upper bound" if self.use_upper_ci else "point estimate"
+        if self.passed:
+            return f"PASS: {len(self.checked)} attack(s) within budget ({basis} compared): {', '.join(self.checked)}"
+        lines = [f"FAIL: {len(self.violations)} budget(s) exceeded ({basis} compared):"]
+        lines += [f"  {v.message()}" for v in self.violations]
+        return "\n".join(lines)
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json``; a missing, unreadable, non-JSON or wrong-schema file raises InvalidInputError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read results file {str(path)!r}: {exc}") from None
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(results, dict):
+        raise InvalidInputError(f"results file {str(path)!r} must hold a JSON object, got {type(results).__name__}")
+    version = results.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidInputError(
+            f"results file {str(path)!r} has schema_version {version!r}; expected {SCHEMA_VERSION!r}"
+        )
+    if not isinstance(results.get("attacks"), dict) or not results["attacks"]:
+        raise InvalidInputError(f"results file {str(path)!r} has no 'attacks' entries")
+    return results
+
+
+def _check_rate(value: float, what: str) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value < 1):
+        raise InvalidInputError(f"{what} {value!r} must be a number in (0, 1)")
+    return float(value)
+
+
+def parse_tpr_budget(spec: str) -> tuple[float, float]:
+    """``"0.01:0.05"`` → ``(0.01, 0.05)``: at FPR 0.01 the TPR may be at most 0.05; both in (0, 1)."""
+    fpr_text, sep, tpr_text = spec.partition(":")
+    if not sep:
+        raise InvalidInputError(f"--max-tpr-at-fpr {spec!r} is not of the form FPR:TPR (e.g. 0.01:0.05)")
+    try:
+        fpr, tpr = float(fpr_text), float(tpr_text)
+    except ValueError:
+        raise InvalidInputError(
+            f"--max-tpr-at-fpr {spec!r} is not of the form FPR:TPR with numbers (e.g. 0.01:0.05)"
+        ) from None
+    return _check_rate(fpr, f"FPR in --max-tpr-at-fpr {spec!r}:"), _check_rate(
+        tpr, f"TPR in --max-tpr-at-fpr {spec!r}:"
+    )
+
+
+def _ci(entry: dict[str, Any], value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        if all(math.isfinite(v) for v in value):
+            return float(value[0]), float(value[1])
+    return None
+
+
+def check_budget(
+    results: dict[str, Any],
+    *,
+    max_tpr_at_fpr: dict[float, float] | None = None,
+    max_auc: float | None = None,
+    attacks: list[str] | None = None,
+    use_upper_ci: bool = False,
+) -> GateResult:
+    """Check every (selected) attack of ``results`` against the budgets.
+
+    Parameters
+    ----------
+    results : dict — the content of ``results.json``.
+    max_tpr_at_fpr : dict of float to float — ``{fpr: max_tpr}``; each FPR must be among the recorded keys.
+    max_auc : float or None — the largest acceptable AUC.
+    attacks : list of str or None — attacks to check (default: all recorded).
+    use_upper_ci : bool — compare the upper end of the 95% CI instead of the point estimate.
+    """
+    max_tpr_at_fpr = dict(max_tpr_at_fpr or {})
+    if not max_tpr_at_fpr and max_auc is None:
+        raise InvalidInputError("no budget given; expected --max-tpr-at-fpr FPR:TPR and/or --max-auc VALUE")
+    for fpr, tpr in max_tpr_at_fpr.items():
+        _check_rate(fpr, "budget FPR")
+        _check_rate(tpr, f"TPR budget at FPR {fpr}:")
+    if max_auc is not None:
+        _check_rate(max_auc, "AUC budget")
+    recorded = results.get("attacks")
+    if not isinstance(recorded, dict) or not recorded:
+        raise InvalidInputError("results have no 'attacks' entries")
+    names = list(recorded) if attacks is None else list(attacks)
+    unknown = [a for a in names if a not in recorded]
+    if not names:
+        raise InvalidInputError(f"no attacks selected; expected some of: {', '.join(recorded)}")
+    if unknown:
+        raise InvalidInputError(
+            f"attack(s) {', '.join(map(repr, unknown))} not in the results; expected some of: {', '.join(recorded)}"
+        )
+
+    out = GateResult(checked=names, use_upper_ci=use_upper_ci)
+    for name in names:
+        entry = recorded[name]
+        checks: list[tuple[str, Any, Any, float]] = []
+        if max_auc is not None:
+            checks.append(("auc", entry.get("auc"), entry.get("auc_ci"), max_auc))
+        tprs = entry.get("tpr_at_fpr") or {}
+        keys = {float(k): k for k in tprs}
+        for fpr, budget in max_tpr_at_fpr.items():
+            key = keys.get(float(fpr))
+            if key is None:
+                raise InvalidInputError(
+                    f"FPR {fpr} is not recorded for attack {name!r}; expected one of: {', '.join(tprs)}"
+                )
+            checks.append((f"tpr@fpr={key}", tprs[key], (entry.get("tpr_at_fpr_ci") or {}).get(key), budget))
+        for metric, value, ci_raw, budget in checks:
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidInputError(f"attack {name!r} has no finite {metric} in the results (got {value!r})")
+            ci = _ci(entry, ci_raw)
+            if use_upper_ci and ci is None:
+                raise InvalidInputError(
+                    f"attack {name!r} has no confidence interval for {metric}; re-run with n_bootstrap > 0 "
+                    "or drop --use-upper-ci"
+                )
+            compared = ci[1] if use_upper_ci and ci is not None else float(value)
+            if compared > budget:
+                out.violations.append(Violation(name, metric, float(value), ci, compared, budget))
+    return out
