@@ -5,16 +5,7 @@ import subprocess
 import sys
 
 import pytest
-
-from memberscope.cli import main
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
+from cli_helpers import run_cli
 
 
 @pytest.mark.parametrize(

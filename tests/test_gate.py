@@ -3,18 +3,10 @@
 import json
 
 import pytest
+from cli_helpers import run_cli
 
-from memberscope.cli import main
 from memberscope.exceptions import InvalidInputError
 from memberscope.report import check_budget, load_results, parse_tpr_budget
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def _attack(auc, auc_ci, tpr01, tpr01_ci):

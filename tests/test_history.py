@@ -3,18 +3,10 @@
 import json
 
 import pytest
+from cli_helpers import run_cli
 
-from memberscope.cli import main
 from memberscope.exceptions import InvalidInputError
 from memberscope.report.history import default_history_db, list_runs, record_run
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def _results(seed, tpr):

@@ -7,20 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
-from memberscope.cli import main
 from memberscope.report.html import _slice_rows, recommendations, write_html
 from memberscope.report.markdown import executive_summary
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

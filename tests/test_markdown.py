@@ -5,17 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import run_cli
 
-from memberscope.cli import main
 from memberscope.report.markdown import executive_summary, markdown_summary, write_markdown
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def _attack(tpr01, ci, warnings=()):
