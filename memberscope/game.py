@@ -33,10 +33,11 @@ def paired_masks(n_records: int, n_models: int, *, seed: int) -> np.ndarray:
     """Masks of shape ``(n_models, n_records)`` with every record IN for half of the models.
 
     With odd ``n_models``, half of the records (chosen at random) are IN one extra model, so
-    each model still trains on about ``n_records / 2`` records.
+    each model still trains on about ``n_records / 2`` records. ``n_models=0`` (an audit with
+    threshold attacks only) gives an empty ``(0, n_records)`` array.
     """
-    if n_models < 1:
-        raise InvalidInputError(f"n_models must be at least 1; got {n_models}")
+    if n_models < 0:
+        raise InvalidInputError(f"n_models must be >= 0; got {n_models}")
     rng = np.random.default_rng(seed)
     n_in = np.full(n_records, n_models // 2)
     if n_models % 2:
@@ -106,9 +107,5 @@ def make_game(n_pool: int, n_reference: int, *, seed: int, target_fraction: floa
     n_members = int(round(target_fraction * n_pool))
     target_mask = np.zeros(n_pool, dtype=bool)
     target_mask[rng.permutation(n_pool)[:n_members]] = True
-    reference_masks = (
-        paired_masks(n_pool, n_reference, seed=derive_seed(seed, "reference-masks"))
-        if n_reference > 0
-        else np.zeros((0, n_pool), dtype=bool)
-    )
+    reference_masks = paired_masks(n_pool, n_reference, seed=derive_seed(seed, "reference-masks"))
     return MembershipGame(target_mask=target_mask, reference_masks=reference_masks)

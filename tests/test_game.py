@@ -14,6 +14,13 @@ def test_paired_masks_put_every_record_in_half_the_models(k):
     assert np.all(np.abs(masks.sum(axis=1) - 500.5) < 80)
 
 
+def test_zero_models_give_an_empty_mask_and_negative_counts_are_rejected():
+    assert paired_masks(7, 0, seed=0).shape == (0, 7)
+    assert make_game(10, 0, seed=0).n_reference == 0
+    with pytest.raises(InvalidInputError, match="n_models must be >= 0; got -1"):
+        paired_masks(7, -1, seed=0)
+
+
 def test_masks_are_seeded():
     a, b, c = paired_masks(100, 4, seed=1), paired_masks(100, 4, seed=1), paired_masks(100, 4, seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)

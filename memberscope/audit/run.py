@@ -169,11 +169,7 @@ def audit_model(
     population_idx = np.arange(n_mem + n_non, n_mem + n_non + n_pop)
     target_mask = np.zeros(n_mem + n_non, dtype=bool)
     target_mask[:n_mem] = True
-    references = (
-        paired_masks(len(pool_idx), config.reference_models, seed=model_seed(config.seed, "reference-masks"))
-        if config.reference_models
-        else np.zeros((0, len(pool_idx)), dtype=bool)
-    )
+    references = paired_masks(len(pool_idx), config.reference_models, seed=model_seed(config.seed, "reference-masks"))
     game = MembershipGame(target_mask=target_mask, reference_masks=references)
     return _execute(
         config=config,
