@@ -1,4 +1,4 @@
-"""The ``memberscope`` command line. Bad input exits with code 2 and a message, never a traceback."""
+"""The audit core's commands: audit, demo, datasets, attacks, gate, report, history."""
 
 from __future__ import annotations
 
@@ -9,55 +9,29 @@ from typing import Any
 
 import typer
 
-from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
-
-app = typer.Typer(
-    name="memberscope",
-    help="Measure, attack and defend membership-inference leakage of machine-learning models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _parse_params(values: list[str], what: str) -> dict[str, Any]:
-    """``["epochs=20", "hidden=[128,128]"]`` → ``{"epochs": 20, "hidden": [128, 128]}`` (values parsed as YAML)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"{what} {item!r} is not of the form KEY=VALUE")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(raw)
-    return out
+from memberscope.cli._app import app, console, parse_params
+from memberscope.exceptions import InvalidInputError
 
 
 def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = None) -> None:
     from memberscope.outputs import results_table
 
-    console = _console()
-    console.print(results_table(result.results))
+    out_console = console()
+    out_console.print(results_table(result.results))
     for message in result.results.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {message}")
+        out_console.print(f"[yellow]warning:[/] {message}")
     if out is not None:
         paths = list(result.write(out).values())
         if report:
             from memberscope.report.html import write_html
 
             paths.append(str(write_html(out)))
-        console.print(f"wrote {', '.join(paths)}")
+        out_console.print(f"wrote {', '.join(paths)}")
     from memberscope.report.history import default_history_db, record_run
 
     db = db if db is not None else default_history_db()
     record_run(db, result.results, out_dir=out)
-    console.print(f"recorded in history {db}")
+    out_console.print(f"recorded in history {db}")
 
 
 @app.command()
@@ -117,7 +91,7 @@ def audit(
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:
-        values["model_params"] = {**values.get("model_params", {}), **_parse_params(model_param, "--model-param")}
+        values["model_params"] = {**values.get("model_params", {}), **parse_params(model_param, "--model-param")}
     if fpr is not None:
         try:
             values["fprs"] = [float(f) for f in fpr.split(",") if f.strip()]
@@ -175,7 +149,7 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
             "yes" if info.available else f"no — {info.hint}",
             info.description,
         )
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -269,31 +243,4 @@ def history(
             tpr,
             str(r["out_dir"] or "–"),
         )
-    _console().print(table)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app, turning memberscope's input errors into exit code 2."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except (InvalidInputError, MissingDependencyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except MemberscopeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        # Usage errors of the command-line parser (click's, vendored by newer typer) carry their
-        # own message and exit code (2); found by shape so either packaging works.
-        if hasattr(exc, "exit_code"):
-            if hasattr(exc, "show"):
-                exc.show()
-            sys.exit(exc.exit_code)
-        raise
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    console().print(table)

@@ -1,0 +1,5 @@
+"""``python -m memberscope.cli``."""
+
+from memberscope.cli import main
+
+main()
