@@ -45,6 +45,9 @@ class AuditConfig:
     cache_dir: str | None = None
     use_cache: bool = True
     train_mode: str = "sequential"
+    # Names the audited model across versions, so `memberscope history --model NAME` can flag regressions.
+    model_name: str | None = None
+    model_version: str | None = None
 
     def __post_init__(self) -> None:
         from memberscope import attacks as attack_registry
@@ -88,6 +91,16 @@ class AuditConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 problems.append(f"{name} must be a positive integer; got {value!r}")
+        if isinstance(self.model_version, int) and not isinstance(self.model_version, bool):
+            self.model_version = str(self.model_version)
+        for name in ("model_name", "model_version"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                problems.append(
+                    f"{name} must be a non-empty string (quote versions like '1.10' in YAML); got {value!r}"
+                )
+        if self.model_version is not None and self.model_name is None:
+            problems.append("model_version is set without model_name; name the model too (--model-name)")
         if not isinstance(self.seed, int):
             problems.append(f"seed must be an integer; got {self.seed!r}")
         if problems:

@@ -67,6 +67,10 @@ def audit(
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
     ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Name of the audited model, to compare its versions in `memberscope history`."
+    ),
+    model_version: str | None = typer.Option(None, "--model-version", help="Version of the audited model."),
 ) -> None:
     """Audit a model trained on a dataset: train a target and reference models, attack, report."""
     from memberscope.audit import AuditConfig, load_config_file, run_audit
@@ -88,6 +92,8 @@ def audit(
         n_bootstrap=n_bootstrap,
         cache_dir=cache_dir,
         train_mode=train_mode,
+        model_name=model_name,
+        model_version=model_version,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:
@@ -113,12 +119,15 @@ def demo(
     progress: bool | None = typer.Option(None, "--progress/--no-progress"),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
     db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
+    model_name: str | None = typer.Option(None, "--model-name", help="Name of the model, for `history --model`."),
+    model_version: str | None = typer.Option(None, "--model-version", help="Version of the model."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
     from memberscope.api import DEMO_CONFIG
     from memberscope.audit import AuditConfig, run_audit
 
-    cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out)})
+    named = {"model_name": model_name, "model_version": model_version}
+    cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out), **{k: v for k, v in named.items() if v}})
     _finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
 
 
@@ -216,12 +225,26 @@ def history(
     db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
     limit: int = typer.Option(20, help="Show the latest N rows."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    model: str | None = typer.Option(
+        None, "--model", help="Compare the recorded versions of this model name (audit --model-name)."
+    ),
+    rule: str = typer.Option(
+        "ci", "--rule", help="Regression rule: ci (new CI above old CI) or point (new estimate above old CI)."
+    ),
+    fail_on_regression: bool = typer.Option(
+        False, "--fail-on-regression", help="With --model: exit 1 when the newest version regressed."
+    ),
 ) -> None:
-    """List past audits (one row per attack), newest first."""
+    """List past audits (one row per attack), newest first; with --model, compare a model's versions."""
     from rich.table import Table
 
     from memberscope.report.history import default_history_db, list_runs
 
+    if model is not None:
+        _history_compare(db if db is not None else default_history_db(), model, rule, as_json, fail_on_regression)
+        return
+    if fail_on_regression:
+        raise InvalidInputError("--fail-on-regression needs --model NAME (the model whose versions to compare)")
     rows = list_runs(db if db is not None else default_history_db(), limit=limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -244,3 +267,43 @@ def history(
             str(r["out_dir"] or "–"),
         )
     console().print(table)
+
+
+def _history_compare(db: Path, model: str, rule: str, as_json: bool, fail_on_regression: bool) -> None:
+    from rich.table import Table
+
+    from memberscope.report.history import REGRESSION_RULES, compare_versions
+
+    comparison = compare_versions(db, model, rule=rule)
+    if as_json:
+        typer.echo(json.dumps(comparison.to_dict(), indent=2))
+    else:
+
+        def cell(value, ci, digits):
+            if value is None:
+                return "–"
+            return f"{value:.{digits}f}" + (f" ({ci[0]:.{digits}f}–{ci[1]:.{digits}f})" if ci else "")
+
+        table = Table(title=f"memberscope history: {model}")
+        for col in ("version", "created", "attack", "AUC (95% CI)", "TPR @ 1% FPR (95% CI)", "vs previous"):
+            table.add_column(col)
+        for version in comparison.versions:
+            for attack, entry in version["attacks"].items():
+                flagged = [c for c in entry["changes"] if c.regression]
+                verdict = "[bold red]REGRESSION[/]" if flagged else ("ok" if entry["changes"] else "–")
+                table.add_row(
+                    version["version"],
+                    str(version["created"]),
+                    attack,
+                    cell(entry["auc"], entry["auc_ci"], 3),
+                    cell(entry["tpr_at_1pct"], entry["tpr_at_1pct_ci"], 4),
+                    verdict,
+                )
+        out = console()
+        out.print(table)
+        out.print(f"regression rule ({rule}): {REGRESSION_RULES[rule]}")
+        for version, attack, change in comparison.regressions():
+            out.print(f"[bold red]REGRESSION[/] {model} {version}: {attack} {change.describe()}")
+    if fail_on_regression and comparison.latest_regressed:
+        typer.echo(f"FAIL: the newest version of {model!r} leaks significantly more than the one before it", err=True)
+        sys.exit(1)
