@@ -7,6 +7,14 @@ confidence ``1 − α`` (Jagielski et al. 2020; Nasr et al. 2021), TPR is replac
 Clopper–Pearson lower bound and FPR by its upper bound; the threshold is chosen on the same data, so
 a Bonferroni correction spends ``α / (2·m)`` on each of the two bounds at each of the ``m`` thresholds
 tried. Bounds below 0 are reported as 0.
+
+One-run auditing (Steinke, Nasr & Jagielski 2023, "Privacy auditing with one (1) training run"): ``m``
+canaries are each included in training independently with probability 1/2; the auditor guesses "member"
+for ``k+`` of them and "non-member" for ``k−`` (abstaining on the rest) and counts the ``v`` correct of
+its ``r = k+ + k−`` guesses. Under (ε, δ)-DP, ``P[≥ v correct] ≤ P[Binomial(r, e^ε/(1+e^ε)) ≥ v] + 2mδ·α``
+with ``α = max_i P[v − i ≤ Binomial(r, p) < v] / i`` (their Theorem 5.2 / Algorithm 1). The ε lower bound at
+confidence ``1 − β`` is the largest ε whose p-value stays below ``β``; with δ = 0 it is the logit of the
+one-sided Clopper–Pearson lower bound on the guessing accuracy ``v / r``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,16 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["EpsilonBound", "clopper_pearson", "epsilon_lower_bound", "epsilon_lower_bounds_from_csv"]
+__all__ = [
+    "EpsilonBound",
+    "OneRunBound",
+    "clopper_pearson",
+    "epsilon_lower_bound",
+    "epsilon_lower_bounds_from_csv",
+    "one_run_audit",
+    "one_run_epsilon",
+    "one_run_p_value",
+]
 
 
 def clopper_pearson(k, n, alpha: float, *, side: str) -> np.ndarray:
@@ -137,3 +154,110 @@ def epsilon_lower_bounds_from_csv(
         )
         for name in attacks
     }
+
+
+def one_run_p_value(m: int, r: int, v: int, eps: float, delta: float = 0.0) -> float:
+    """Probability of ``≥ v`` correct of ``r`` guesses on ``m`` canaries under (ε, δ)-DP (Steinke et al. 2023)."""
+    from scipy.stats import binom
+
+    if not (isinstance(m, int | np.integer) and 0 <= v <= r <= m):
+        raise InvalidInputError(f"counts must satisfy 0 <= v <= r <= m; got m={m}, r={r}, v={v}")
+    if not eps >= 0:
+        raise InvalidInputError(f"eps {eps!r} must be >= 0")
+    if not 0 <= delta <= 1:
+        raise InvalidInputError(f"delta {delta!r} must be in [0, 1]")
+    q = 1.0 / (1.0 + np.exp(-eps))  # accuracy of ε-DP randomized response
+    tail = float(binom.sf(v - 1, r, q))  # P[Binomial(r, q) >= v]
+    if delta == 0 or v == 0:
+        return min(tail, 1.0)
+    below = np.cumsum(binom.pmf(np.arange(v - 1, -1, -1), r, q))  # i-th: P[v - i <= Binomial < v], i = 1..v
+    alpha = float(np.max(below / np.arange(1, v + 1)))
+    return min(tail + 2 * m * delta * alpha, 1.0)
+
+
+def one_run_epsilon(m: int, r: int, v: int, *, delta: float = 0.0, beta: float = 0.05, tol: float = 1e-6) -> float:
+    """Largest ε that ``v`` correct of ``r`` guesses on ``m`` canaries rejects at level ``beta`` (0 if none)."""
+    if not 0 < beta < 1:
+        raise InvalidInputError(f"beta {beta!r} must be in (0, 1)")
+    if one_run_p_value(m, r, v, 0.0, delta) >= beta:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while one_run_p_value(m, r, v, hi, delta) < beta:  # the p-value grows to 1 with ε, so this ends
+        lo, hi = hi, 2 * hi
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if one_run_p_value(m, r, v, mid, delta) < beta:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass(frozen=True)
+class OneRunBound:
+    """The one-run ε lower bound of one attack and the guesses that achieved it."""
+
+    epsilon: float
+    canaries: int  # m
+    k_plus: int  # guessed members (highest scores)
+    k_minus: int  # guessed non-members (lowest scores)
+    correct: int  # v, of r = k_plus + k_minus guesses
+    beta: float
+    delta: float
+    n_choices: int  # guess counts tried; beta is split over them (Bonferroni)
+
+    @property
+    def guesses(self) -> int:
+        return self.k_plus + self.k_minus
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {**vars(self), "guesses": self.guesses}
+
+
+DEFAULT_GUESS_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+
+
+def one_run_audit(
+    member,
+    score,
+    *,
+    beta: float = 0.05,
+    delta: float = 0.0,
+    guess_fractions=DEFAULT_GUESS_FRACTIONS,
+    seed: int = 0,
+) -> OneRunBound:
+    """One-run ε lower bound from an attack's scores on canaries included independently with probability 1/2.
+
+    For each fraction ``f`` of ``guess_fractions`` the auditor guesses "member" for the ``round(f·m/2)``
+    highest-scoring canaries and "non-member" for as many lowest-scoring ones; each distinct guess count is
+    tested at level ``beta`` divided by their number (Bonferroni) and the largest bound is reported. Ties in
+    the scores are broken by a seeded random order, so the guesses depend on membership only through the scores.
+
+    Parameters
+    ----------
+    member : array-like of shape (m,) — whether each canary was included (0/1 or boolean).
+    score : array-like of shape (m,) — attack scores, higher = more likely member.
+    """
+    from memberscope.metrics._validate import check_scores
+
+    member, score = check_scores(member, score)
+    m = int(member.size)
+    fractions = np.unique(np.asarray(guess_fractions, dtype=float))
+    if fractions.size == 0 or np.any((fractions <= 0) | (fractions > 1)):
+        raise InvalidInputError(f"guess_fractions {list(guess_fractions)!r} must be non-empty, each in (0, 1]")
+    if not 0 < beta < 1:
+        raise InvalidInputError(f"beta {beta!r} must be in (0, 1)")
+    if not 0 <= delta < 1:
+        raise InvalidInputError(f"delta {delta!r} must be in [0, 1)")
+    shuffle = np.random.default_rng(seed).permutation(m)
+    order = shuffle[np.argsort(-score[shuffle], kind="stable")]  # descending, ties in random order
+    ks = sorted({max(1, min(m // 2, int(round(f * m / 2)))) for f in fractions})
+    each = beta / len(ks)
+    best: OneRunBound | None = None
+    for k in ks:
+        correct = int(member[order[:k]].sum() + (~member[order[m - k :]]).sum())
+        eps = one_run_epsilon(m, 2 * k, correct, delta=delta, beta=each)
+        if best is None or eps > best.epsilon:
+            best = OneRunBound(eps, m, k, k, correct, beta, delta, len(ks))
+    assert best is not None
+    return best
