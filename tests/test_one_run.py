@@ -123,3 +123,49 @@ def test_bad_arguments(args, message):
         one_run_audit(kwargs.pop("member"), kwargs.pop("score"), **kwargs)
     with pytest.raises(InvalidInputError, match="0 <= v <= r <= m"):
         one_run_p_value(10, 12, 3, 1.0)
+
+
+def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+    from cli_helpers import run_cli
+
+    from memberscope.audit.models import model_seed
+    from memberscope.game import make_game
+
+    out = tmp_path / "run"
+    args = ["audit", "--dataset", "digits", "--model-param", "epochs=30", "--model-param", "hidden=[64]", "-k", "0"]
+    args += ["--attacks", "loss,confidence", "--n-bootstrap", "20", "--one-run-canaries", "700", "--no-progress"]
+    code, _, err = run_cli(*args, "--no-report", "--out", str(out), capsys=capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    section = results["epsilon"]
+    one_run = section["one_run"]
+    assert results["game"]["one_run_canaries"] == one_run["canaries"] == len(one_run["records"]) == 700
+    assert section["claimed"] is None and section["delta"] == 0.0
+    scores = pd.read_csv(out / "scores.csv")
+    table = scores.set_index("record").loc[one_run["records"]]
+    assert one_run["canaries_included"] == int(table["member"].sum())
+    for name in ("loss", "confidence"):
+        bound = one_run_audit(table["member"].to_numpy(), table[name].to_numpy(), seed=model_seed(0, "one-run"))
+        assert one_run["attacks"][name] == pytest.approx(bound.to_dict())
+        assert section["clopper_pearson"][name]["epsilon"] >= 0
+    # Only the canaries' inclusion is re-drawn; every other pool record keeps the game's balanced mask.
+    original = make_game(len(scores), 0, seed=0).target_mask
+    is_canary = scores["record"].isin(one_run["records"]).to_numpy()
+    assert np.array_equal(scores["member"].to_numpy()[~is_canary].astype(bool), original[~is_canary])
+    assert not np.array_equal(scores["member"].to_numpy()[is_canary].astype(bool), original[is_canary])
+
+
+def test_one_run_configuration_errors(capsys):
+    from memberscope.audit import AuditConfig, audit_model
+
+    with pytest.raises(InvalidInputError, match="one_run_canaries must be an integer >= 2"):
+        AuditConfig(one_run_canaries=1, reference_models=0, attacks="loss")
+    with pytest.raises(InvalidInputError, match="epsilon_delta must be a number"):
+        AuditConfig(epsilon_delta=1.5, reference_models=0, attacks="loss")
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(20, 4)), rng.integers(0, 2, 20))
+    with pytest.raises(InvalidInputError, match="fixed members"):
+        audit_model(lambda x: x, members=data, nonmembers=data, one_run_canaries=10, reference_models=0, attacks="loss")

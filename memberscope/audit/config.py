@@ -48,6 +48,11 @@ class AuditConfig:
     # Names the audited model across versions, so `memberscope history --model NAME` can flag regressions.
     model_name: str | None = None
     model_version: str | None = None
+    # One-run auditing (Steinke et al. 2023): this many pool records become canaries whose inclusion in the
+    # target is re-drawn independently with probability 1/2; each attack's guesses on them bound ε.
+    one_run_canaries: int | None = None
+    # δ of the empirical ε lower bounds; None: the target recipe's claimed δ when it declares one, else 0.
+    epsilon_delta: float | None = None
 
     def __post_init__(self) -> None:
         from memberscope import attacks as attack_registry
@@ -101,6 +106,16 @@ class AuditConfig:
                 )
         if self.model_version is not None and self.model_name is None:
             problems.append("model_version is set without model_name; name the model too (--model-name)")
+        if self.one_run_canaries is not None and (
+            not isinstance(self.one_run_canaries, int)
+            or isinstance(self.one_run_canaries, bool)
+            or self.one_run_canaries < 2
+        ):
+            problems.append(f"one_run_canaries must be an integer >= 2; got {self.one_run_canaries!r}")
+        if self.epsilon_delta is not None and not (
+            isinstance(self.epsilon_delta, int | float) and 0 <= self.epsilon_delta < 1
+        ):
+            problems.append(f"epsilon_delta must be a number in [0, 1); got {self.epsilon_delta!r}")
         if not isinstance(self.seed, int):
             problems.append(f"seed must be an integer; got {self.seed!r}")
         if problems:

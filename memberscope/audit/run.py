@@ -80,8 +80,12 @@ def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResu
         dataset.n_records, pool_size=pool_size, population_size=population_size, seed=model_seed(config.seed, "split")
     )
     game = make_game(pool_size, config.reference_models, seed=config.seed)
+    canaries = None
+    if config.one_run_canaries is not None:
+        game, canaries = _with_canaries(game, config.one_run_canaries, seed=config.seed)
     recipe = create_recipe(config.model, **config.model_params)
     return _execute(
+        canaries=canaries,
         config=config,
         dataset=dataset,
         pool_idx=pool_idx,
@@ -128,6 +132,11 @@ def audit_model(
         model_params=dict(recipe_params or {}),
         **config_values,
     )
+    if config.one_run_canaries is not None:
+        raise InvalidInputError(
+            "one_run_canaries needs the audit to draw which records the target trains on; a model you trained "
+            "yourself has fixed members, so audit it without one_run_canaries"
+        )
     if isinstance(recipe, str):
         recipe = create_recipe(recipe, **(recipe_params or {}))
     parts = {"members": members, "nonmembers": nonmembers}
@@ -184,6 +193,58 @@ def audit_model(
     )
 
 
+def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[MembershipGame, np.ndarray]:
+    """Pick ``m`` pool records as canaries and re-draw their inclusion independently with probability 1/2.
+
+    The one-run theorem needs independent inclusions; the game's own mask has exactly half members, so the
+    canaries' bits are re-drawn (the other records keep theirs, independently of the canaries).
+    """
+    if m > game.n_pool:
+        raise InvalidInputError(f"one_run_canaries {m} exceeds the audit pool of {game.n_pool} records")
+    rng = np.random.default_rng(model_seed(seed, "one-run-canaries"))
+    canaries = np.sort(rng.choice(game.n_pool, size=m, replace=False))
+    mask = game.target_mask.copy()
+    mask[canaries] = rng.random(m) < 0.5
+    return MembershipGame(target_mask=mask, reference_masks=game.reference_masks), canaries
+
+
+def _claimed_privacy(recipe_config: dict[str, Any]) -> dict[str, float] | None:
+    """The (ε, δ) a DP training recipe claims (its ``epsilon``/``delta`` settings), or None."""
+    eps = recipe_config.get("epsilon")
+    if not isinstance(eps, int | float) or isinstance(eps, bool):
+        return None
+    delta = recipe_config.get("delta")
+    return {"epsilon": float(eps), "delta": float(delta) if isinstance(delta, int | float) else 0.0}
+
+
+def _epsilon_section(config: AuditConfig, member, scores, canaries, claimed, records) -> dict[str, Any]:
+    """Empirical ε lower bounds of every attack: Clopper–Pearson over all records, one-run over the canaries."""
+    from memberscope.report.epsilon import epsilon_lower_bound, one_run_audit
+
+    delta = config.epsilon_delta if config.epsilon_delta is not None else (claimed or {}).get("delta", 0.0)
+    section: dict[str, Any] = {
+        "alpha": 0.05,
+        "delta": delta,
+        "claimed": claimed,
+        "clopper_pearson": {name: epsilon_lower_bound(member, s, delta=delta).to_dict() for name, s in scores.items()},
+        "one_run": None,
+    }
+    if canaries is not None:
+        bounds = {
+            name: one_run_audit(member[canaries], s[canaries], delta=delta, seed=model_seed(config.seed, "one-run"))
+            for name, s in scores.items()
+        }
+        section["one_run"] = {
+            "canaries": int(canaries.size),
+            "canaries_included": int(member[canaries].sum()),
+            "records": [int(r) for r in records[canaries]],  # dataset indices, as in scores.csv's record column
+            "beta": 0.05,
+            "delta": delta,
+            "attacks": {name: b.to_dict() for name, b in bounds.items()},
+        }
+    return section
+
+
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits[:, 0, :].argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
 
@@ -199,6 +260,7 @@ def _execute(
     target_model,
     progress: bool | None,
     started: float,
+    canaries: np.ndarray | None = None,
 ) -> AuditResult:
     from memberscope.metrics import evaluate, evaluate_by_group
 
@@ -373,6 +435,12 @@ def _execute(
         "warnings": run_warnings,
     }
     results["target"]["generalization_gap"] = results["target"]["train_accuracy"] - results["target"]["test_accuracy"]
+    if canaries is not None:
+        results["game"]["one_run_canaries"] = int(canaries.size)
+        results["game"]["canary_design"] = "canaries' inclusion re-drawn independently with probability 1/2"
+    results["epsilon"] = _epsilon_section(
+        config, member, scores, canaries, _claimed_privacy(results["target"]["recipe"]), records
+    )
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
 
 

@@ -71,6 +71,12 @@ def audit(
         None, "--model-name", help="Name of the audited model, to compare its versions in `memberscope history`."
     ),
     model_version: str | None = typer.Option(None, "--model-version", help="Version of the audited model."),
+    one_run_canaries: int | None = typer.Option(
+        None, "--one-run-canaries", help="One-run ε audit: M pool records become canaries (Steinke et al. 2023)."
+    ),
+    epsilon_delta: float | None = typer.Option(
+        None, "--epsilon-delta", help="δ of the ε lower bounds (default: the recipe's claimed δ, else 0)."
+    ),
 ) -> None:
     """Audit a model trained on a dataset: train a target and reference models, attack, report."""
     from memberscope.audit import AuditConfig, load_config_file, run_audit
@@ -94,6 +100,8 @@ def audit(
         train_mode=train_mode,
         model_name=model_name,
         model_version=model_version,
+        one_run_canaries=one_run_canaries,
+        epsilon_delta=epsilon_delta,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:
