@@ -108,3 +108,34 @@ def test_bad_scores_file(tmp_path):
     (tmp_path / "scores.csv").write_text("record,a\n1,0.5\n")
     with pytest.raises(InvalidInputError, match="no 'member' column"):
         epsilon_lower_bounds_from_csv(tmp_path / "scores.csv")
+
+
+def test_bound_from_summary_metrics_matches_counts():
+    from memberscope.metrics import evaluate
+    from memberscope.report.epsilon import epsilon_from_metrics
+
+    member, score = _separated(3.0, n=1000)
+    entry = evaluate(member, score, fprs=(0.1, 0.01), n_bootstrap=0).to_dict()
+    bound = epsilon_from_metrics(entry)
+    # Recompute by hand at each FPR: members above the threshold, at most floor(x·n) non-members.
+    candidates = []
+    for key, x in (("0.1", 0.1), ("0.01", 0.01)):
+        lo = clopper_pearson(round(entry["tpr_at_fpr"][key] * 1000), 1000, 0.05 / 4, side="lower")
+        hi = clopper_pearson(int(x * 1000), 1000, 0.05 / 4, side="upper")
+        candidates.append(math.log(lo / hi))
+    assert bound.epsilon == pytest.approx(max(candidates), rel=1e-9) and bound.n_thresholds == 2
+    assert epsilon_from_metrics({"auc": 0.5}) is None
+    assert epsilon_from_metrics(entry, delta=0.2).epsilon < bound.epsilon
+
+
+def test_bound_from_summary_metrics_is_sound_for_a_dp_mechanism():
+    from memberscope.metrics import evaluate
+    from memberscope.report.epsilon import epsilon_from_metrics
+
+    for eps in (0.5, 2.0):
+        for seed in range(10):
+            rng = np.random.default_rng(seed)
+            member = rng.random(2000) < 0.5
+            score = np.where(member, 1.0, -1.0) + rng.laplace(scale=2 / eps, size=member.size)
+            entry = evaluate(member, score, fprs=(0.1, 0.01, 0.002), n_bootstrap=0).to_dict()
+            assert epsilon_from_metrics(entry).epsilon <= eps

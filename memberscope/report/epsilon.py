@@ -19,6 +19,7 @@ one-sided Clopper–Pearson lower bound on the guessing accuracy ``v / r``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
     "EpsilonBound",
     "OneRunBound",
     "clopper_pearson",
+    "epsilon_from_metrics",
     "epsilon_lower_bound",
     "epsilon_lower_bounds_from_csv",
     "one_run_audit",
@@ -154,6 +156,42 @@ def epsilon_lower_bounds_from_csv(
         )
         for name in attacks
     }
+
+
+def epsilon_from_metrics(entry: dict, *, alpha: float = 0.05, delta: float = 0.0) -> EpsilonBound | None:
+    """ε lower bound from an attack's summary metrics alone (for results that carry no scores, e.g. defenses).
+
+    At each recorded FPR ``x`` the threshold was set on the non-members, so at most ``floor(x·n_out)`` of
+    them pass it (none when the FPR was not resolvable) and ``round(TPR·n_in)`` members do. The Clopper–Pearson
+    upper bound on that count is conservative for a threshold at a non-member order statistic, whose true FPR
+    follows Beta(k, n − k + 1). Bonferroni over the recorded FPRs; only ``TPR ≤ e^ε·FPR + δ`` is used.
+    None when the entry lacks ``tpr_at_fpr``, ``n_members`` or ``n_nonmembers``.
+    """
+    tprs, n_in, n_out = entry.get("tpr_at_fpr"), entry.get("n_members"), entry.get("n_nonmembers")
+    if not isinstance(tprs, dict) or not tprs or not isinstance(n_in, int) or not isinstance(n_out, int):
+        return None
+    if n_in < 1 or n_out < 1:
+        return None
+    if not 0 < alpha < 1:
+        raise InvalidInputError(f"alpha {alpha!r} must be in (0, 1)")
+    if not 0 <= delta < 1:
+        raise InvalidInputError(f"delta {delta!r} must be in [0, 1)")
+    resolvable = entry.get("fpr_resolvable") or {}
+    keys = [k for k, v in tprs.items() if isinstance(v, int | float) and math.isfinite(v)]
+    if not keys:
+        return None
+    each = alpha / (2 * len(keys))
+    best = None
+    for key in keys:
+        fp = int(math.floor(float(key) * n_out + 1e-9)) if resolvable.get(key, True) else 0
+        tp = int(round(float(tprs[key]) * n_in))
+        tpr_lo = float(clopper_pearson(tp, n_in, each, side="lower"))
+        fpr_hi = float(clopper_pearson(min(fp, n_out), n_out, each, side="upper"))
+        eps = math.log((tpr_lo - delta) / fpr_hi) if tpr_lo > delta else -math.inf
+        if best is None or eps > best[0]:
+            best = (eps, tpr_lo, fpr_hi)
+    eps, tpr_lo, fpr_hi = best
+    return EpsilonBound(max(eps, 0.0), None, tpr_lo, fpr_hi, alpha, delta, len(keys))
 
 
 def one_run_p_value(m: int, r: int, v: int, eps: float, delta: float = 0.0) -> float:
