@@ -55,9 +55,9 @@ def test_report_is_self_contained(run_dir):
     assert html.count("<tr><td>lira-online</td>") == 2  # attack table and threat-model table
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/setup.sh)")
-def test_report_loads_in_headless_chromium(run_dir, tmp_path):
-    html = write_html(run_dir).read_text()
+def _load_in_chromium(report: Path, tmp_path: Path, n_images: int) -> None:
+    """Load ``report`` in headless Chromium: every image decodes, no console error, a non-trivial screenshot."""
+    html = report.read_text()
     probe_head = (
         "<script>window.__errors = [];"
         "window.addEventListener('error', e => window.__errors.push(String(e.message || e.target.src || e)), true);"
@@ -87,15 +87,31 @@ def test_report_loads_in_headless_chromium(run_dir, tmp_path):
         "--virtual-time-budget=10000",
     ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert "IMAGES 2/2 ERRORS []" in dom.stdout, dom.stdout[-2000:] + dom.stderr[-2000:]
+    assert f"IMAGES {n_images}/{n_images} ERRORS []" in dom.stdout, dom.stdout[-2000:] + dom.stderr[-2000:]
     assert "Uncaught" not in dom.stderr, dom.stderr[-2000:]
     shot = tmp_path / "report.png"
     subprocess.run(
-        [*flags, f"--screenshot={shot}", "--window-size=1200,3000", (run_dir / "report.html").as_uri()],
+        [*flags, f"--screenshot={shot}", "--window-size=1200,3000", report.as_uri()],
         capture_output=True,
         timeout=120,
     )
     assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/setup.sh)")
+def test_report_loads_in_headless_chromium(run_dir, tmp_path):
+    _load_in_chromium(write_html(run_dir), tmp_path, 2)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/setup.sh)")
+def test_report_with_defense_matrix_loads_in_headless_chromium(tmp_path):
+    from report_fixtures import defenses_payload, write_audit_run
+
+    run = write_audit_run(tmp_path / "run", claimed_epsilon=0.5, defenses=defenses_payload(dp_shift=3.0))
+    report = write_html(run)
+    html = report.read_text()
+    assert "<h2>Defenses</h2>" in html and 'class="alarm"' in html and "privacy-utility frontier" in html
+    _load_in_chromium(report, tmp_path, 3)
 
 
 def test_report_command_defaults_to_html(run_dir, capsys):
