@@ -205,6 +205,9 @@ def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[Membersh
     canaries = np.sort(rng.choice(game.n_pool, size=m, replace=False))
     mask = game.target_mask.copy()
     mask[canaries] = rng.random(m) < 0.5
+    included = int(mask[canaries].sum())
+    if included in (0, m):  # likely only for a handful of canaries; checked before any training
+        raise InvalidInputError(f"all {m} canaries were drawn {'in' if included else 'out'}; use more canaries")
     return MembershipGame(target_mask=mask, reference_masks=game.reference_masks), canaries
 
 
