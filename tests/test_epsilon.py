@@ -139,3 +139,16 @@ def test_bound_from_summary_metrics_is_sound_for_a_dp_mechanism():
             score = np.where(member, 1.0, -1.0) + rng.laplace(scale=2 / eps, size=member.size)
             entry = evaluate(member, score, fprs=(0.1, 0.01, 0.002), n_bootstrap=0).to_dict()
             assert epsilon_from_metrics(entry).epsilon <= eps
+
+
+def test_clopper_pearson_bound_never_exceeds_a_dp_mechanisms_epsilon():
+    # score = ±1 + Laplace(2/ε) is ε-DP in each record's membership bit.
+    for eps in (0.5, 1.0, 3.0):
+        for seed in range(10):
+            rng = np.random.default_rng(seed)
+            member = rng.random(2000) < 0.5
+            score = np.where(member, 1.0, -1.0) + rng.laplace(scale=2 / eps, size=member.size)
+            bound = epsilon_lower_bound(member, score).epsilon
+            assert bound <= eps
+            if eps == 3.0:
+                assert bound > 0.5  # and it does detect strong leakage
