@@ -258,7 +258,7 @@ def history(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="memberscope history")
-    for col in ("created", "dataset", "model", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
+    for col in ("created", "dataset", "model", "name@version", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
         table.add_column(col)
     for r in rows:
         tpr = "–" if r["tpr_at_1pct"] is None else f"{r['tpr_at_1pct']:.4f}"
@@ -268,6 +268,7 @@ def history(
             str(r["created"]),
             str(r["dataset"]),
             str(r["model"]),
+            f"{r['model_name']}@{r['model_version'] or '?'}" if r["model_name"] else "–",
             str(r["reference_models"]),
             r["attack"],
             f"{r['auc']:.3f}",
