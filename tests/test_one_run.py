@@ -135,7 +135,7 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
     from memberscope.game import make_game
 
     out = tmp_path / "run"
-    args = ["audit", "--dataset", "digits", "--model-param", "epochs=30", "--model-param", "hidden=[64]", "-k", "0"]
+    args = ["audit", "--dataset", "digits", "--model-param", "epochs=5", "--model-param", "hidden=[16]", "-k", "0"]
     args += ["--attacks", "loss,confidence", "--n-bootstrap", "20", "--one-run-canaries", "700", "--no-progress"]
     code, _, err = run_cli(*args, "--no-report", "--out", str(out), capsys=capsys)
     assert code == 0, err
