@@ -64,27 +64,35 @@ def wait_healthy(url: str, proc: subprocess.Popen, *, timeout: float = 60.0) -> 
 
 
 @contextlib.contextmanager
-def gateway_process(model: Path, policy: Path, *, log_path: Path | None = None, workers: int = 1):
-    """``memberscope serve`` as a subprocess on a free loopback port; yields ``(url, process)``."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "memberscope.cli", "serve", "--model", str(model), "--policy", str(policy)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "info"]
-    out = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
+def gateway_processes(model: Path, policy: Path, *, n: int = 1, log_dir: Path | None = None):
+    """``n`` ``memberscope serve`` subprocesses on free loopback ports, started together; yields
+    ``[(url, process), ...]``. Each one's output goes to ``log_dir/gateway-I.log`` when given."""
+    procs, logs = [], []
     try:
-        wait_healthy(url, proc)
-        yield url, proc
+        for i in range(n):
+            port = free_port()
+            cmd = [sys.executable, "-m", "memberscope.cli", "serve", "--model", str(model), "--policy", str(policy)]
+            cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+            out = open(log_dir / f"gateway-{i}.log", "wb") if log_dir is not None else subprocess.DEVNULL
+            logs.append(out)
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ})
+            procs.append((f"http://127.0.0.1:{port}", proc))
+        for url, proc in procs:
+            wait_healthy(url, proc)
+        yield procs
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if log_path is not None:
-            out.close()
+        for out in logs:
+            if out is not subprocess.DEVNULL:
+                out.close()
 
 
 @contextlib.contextmanager
