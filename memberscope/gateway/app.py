@@ -87,10 +87,10 @@ class Gateway:
         return action
 
 
-def _predict_models(n_features: int, max_batch: int):
+def _predict_models(n_features: int, max_batch: int, max_abs: float):
     from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-    Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+    Number = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-max_abs, le=max_abs)]
     Record = Annotated[list[Number], Field(min_length=n_features, max_length=n_features)]
 
     class PredictRequest(BaseModel):
@@ -207,7 +207,7 @@ def create_app(
             synchronous=policy.audit.synchronous,
         )
     gw = Gateway(served, policy, keys=keys, audit=audit)
-    PredictRequest, PredictResponse = _predict_models(served.n_features, policy.max_batch)
+    PredictRequest, PredictResponse = _predict_models(served.n_features, policy.max_batch, policy.max_abs_value)
 
     app = FastAPI(
         title="memberscope inference gateway",
@@ -270,6 +270,9 @@ def create_app(
         path = "/v1/predict"
         X = np.asarray(body.instances if body.instances is not None else [body.instance], dtype=np.float64)
         now = time.time()
+        if tier.admin:  # operators' keys read alerts and metrics; they get no predictions to leak
+            gw.audit.record(key_id=key.key_id, path=path, status=403, decision="rejected", detail="admin key", now=now)
+            return _json(403, {"detail": "admin keys may not query the model; use a key of a serving tier"})
         action = gw.probing_action(key.key_id, now) if policy.probing.enabled else None
         if action == "block":
             gw.audit.record(key_id=key.key_id, path=path, status=403, decision="blocked", X=X, now=now)
@@ -282,7 +285,13 @@ def create_app(
             gw.audit.record(key_id=key.key_id, path=path, status=429, decision="throttled", X=X, now=now)
             gw.m_requests.labels(path=path, status="429").inc()
             return _json(429, {"detail": "rate limit exceeded"}, {"Retry-After": str(int(retry_after))})
-        probs = gw.model.predict_proba(X)
+        with np.errstate(all="ignore"):
+            probs = gw.model.predict_proba(X)
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if len(bad):
+            gw.audit.record(key_id=key.key_id, path=path, status=422, decision="rejected", X=X, detail="model output")
+            detail = f"the model gives no finite output for record(s) {bad[:10].tolist()}; check their values"
+            return _json(422, {"detail": detail})
         observed = tier.postprocessor(probs, rng=gw.rng)
         granularity = tier.postprocessor.granularity
         from memberscope.defenses.output import to_predictions

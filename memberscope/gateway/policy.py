@@ -3,6 +3,7 @@
 Example ``policy.yaml``::
 
     max_batch: 256                 # records per request
+    max_abs_value: 1.0e6           # inputs outside [-1e6, 1e6] are refused
     keys_db: keys.sqlite           # paths are relative to the policy file
     storage: memory://             # or redis://127.0.0.1:6379 for several workers
     strategy: moving-window        # or sliding-window-counter, fixed-window
@@ -118,6 +119,8 @@ class AuditConfig:
 class Policy:
     tiers: dict[str, Tier]
     max_batch: int = 256
+    #: Largest absolute input value accepted (huge finite inputs overflow many models).
+    max_abs_value: float = 1e6
     keys_db: str | None = None
     storage: str = "memory://"
     strategy: str = "moving-window"
@@ -132,6 +135,8 @@ class Policy:
     def __post_init__(self) -> None:
         if int(self.max_batch) < 1:
             raise InvalidInputError(f"max_batch must be >= 1; got {self.max_batch}")
+        if not 0 < float(self.max_abs_value) < float("inf"):
+            raise InvalidInputError(f"max_abs_value must be a finite number > 0; got {self.max_abs_value}")
         if self.strategy not in STRATEGIES:
             raise InvalidInputError(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
         if not str(self.storage).startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
@@ -148,7 +153,17 @@ class Policy:
         if not isinstance(data, dict):
             raise InvalidInputError(f"a policy must be a mapping; got {type(data).__name__}")
         data = dict(data)
-        known = {"tiers", "max_batch", "keys_db", "storage", "strategy", "probing", "audit", "public_docs"}
+        known = {
+            "tiers",
+            "max_batch",
+            "max_abs_value",
+            "keys_db",
+            "storage",
+            "strategy",
+            "probing",
+            "audit",
+            "public_docs",
+        }
         known |= {"key_cache_seconds", "seed", "model"}
         unknown = sorted(set(data) - known)
         if unknown:
