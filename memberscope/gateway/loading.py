@@ -49,9 +49,11 @@ def _torch_n_features(net) -> int | None:
     from torch import nn
 
     for module in net.modules():
-        if isinstance(module, nn.Linear):
-            return int(module.in_features)
-        if isinstance(module, nn.Conv2d):
+        # TorchScript submodules are RecursiveScriptModules that keep the original class name.
+        kind = getattr(module, "original_name", type(module).__name__)
+        if isinstance(module, nn.Linear) or (kind == "Linear" and hasattr(module, "weight")):
+            return int(module.weight.shape[1])
+        if kind in ("Conv1d", "Conv2d", "Conv3d"):
             return None  # image networks need the shape from the caller
     return None
 
