@@ -39,10 +39,19 @@ class ServedModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` for flat records ``X`` of shape ``(n, n_features)``."""
-        from scipy.special import softmax
+        from memberscope.recipes import SklearnModel
 
+        if isinstance(self.model, SklearnModel):  # straight from predict_proba: no log/softmax round trip
+            est = self.model.estimator
+            proba = est.predict_proba(X)
+            if proba.shape[1] == self.n_classes and np.array_equal(est.classes_, np.arange(self.n_classes)):
+                return np.asarray(proba, dtype=np.float64)
+            full = np.zeros((len(X), self.n_classes))
+            full[:, np.asarray(est.classes_, dtype=np.int64)] = proba
+            return full
         logits = np.asarray(self.model.predict_logits(X), dtype=np.float64)
-        return softmax(logits, axis=1)
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
 
 def _torch_n_features(net) -> int | None:

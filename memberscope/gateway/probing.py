@@ -21,8 +21,6 @@ The state is per process; the alerts go to the audit database, which every worke
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,30 +41,21 @@ def hamming(a: np.ndarray | np.uint64, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
 
 
-@dataclass
 class _KeyState:
-    times: deque = field(default_factory=deque)
-    sigs: deque = field(default_factory=deque)
-    digests: deque = field(default_factory=deque)
-    low_margin: deque = field(default_factory=deque)
-    counts: Counter = field(default_factory=Counter)
-    last_alert: dict = field(default_factory=dict)
+    """A key's last ``history`` records as ring buffers: time, signature, digest, low-margin flag."""
 
-    def push(self, t: float, sig, digest: bytes, low: bool) -> None:
-        self.times.append(t)
-        self.sigs.append(sig)
-        self.digests.append(digest)
-        self.low_margin.append(low)
-        self.counts[digest] += 1
+    def __init__(self, history: int):
+        self.times = np.full(history, -np.inf)
+        self.sigs = np.zeros(history, dtype=np.uint64)
+        self.digests = np.zeros(history, dtype=np.uint64)
+        self.low = np.zeros(history, dtype=bool)
+        self.next = 0
+        self.last_alert: dict[str, float] = {}
 
-    def pop(self) -> None:
-        self.times.popleft()
-        self.sigs.popleft()
-        self.low_margin.popleft()
-        digest = self.digests.popleft()
-        self.counts[digest] -= 1
-        if not self.counts[digest]:
-            del self.counts[digest]
+    def push(self, t: float, sig, digest, low: bool) -> None:
+        i = self.next % len(self.times)
+        self.times[i], self.sigs[i], self.digests[i], self.low[i] = t, sig, digest, low
+        self.next += 1
 
 
 class ProbeDetector:
@@ -106,28 +95,27 @@ class ProbeDetector:
         sigs = simhash(self._standardize(X), self.planes)
         top2 = np.sort(probs, axis=1)[:, -2:] if probs.shape[1] > 1 else np.hstack([np.zeros_like(probs), probs])
         low = (top2[:, 1] - top2[:, 0]) < cfg.margin
-        digests = [hashlib.blake2b(x.tobytes(), digest_size=8).digest() for x in X]
-        state = self.keys.setdefault(key_id, _KeyState())
-        while state.times and (state.times[0] < now - cfg.window_seconds or len(state.times) > cfg.history):
-            state.pop()
+        digests = np.array(
+            [int.from_bytes(hashlib.blake2b(x.tobytes(), digest_size=8).digest(), "little") for x in X], dtype=np.uint64
+        )
+        state = self.keys.get(key_id)
+        if state is None:
+            state = self.keys[key_id] = _KeyState(cfg.history)
         found: dict[str, dict] = {}
         for i in range(len(X)):
-            repeats = state.counts[digests[i]] + 1
+            live = state.times >= now - cfg.window_seconds  # the slots holding records of this window
+            repeats = int(((state.digests == digests[i]) & live).sum()) + 1
             if repeats >= cfg.repeat_threshold:
-                found.setdefault("repeated-record", {"count": int(repeats), "fingerprint": digests[i].hex()})
-            if state.sigs:
-                past_sigs = np.fromiter(state.sigs, dtype=np.uint64, count=len(state.sigs))
-                # Exact copies have distance 0; they count as repeats, not as perturbed copies.
-                near = int((hamming(sigs[i], past_sigs) <= cfg.near_bits).sum()) - (repeats - 1)
-                if near + 1 >= cfg.burst_threshold:
-                    found.setdefault("perturbation-burst", {"near_duplicates": near + 1, "near_bits": cfg.near_bits})
+                found.setdefault("repeated-record", {"count": repeats, "fingerprint": f"{int(digests[i]):016x}"})
+            # Exact copies have distance 0; they count as repeats, not as perturbed copies.
+            near = int(((hamming(sigs[i], state.sigs) <= cfg.near_bits) & live).sum()) - (repeats - 1)
+            if near + 1 >= cfg.burst_threshold:
+                found.setdefault("perturbation-burst", {"near_duplicates": near + 1, "near_bits": cfg.near_bits})
             state.push(now, sigs[i], digests[i], bool(low[i]))
-            if len(state.times) > cfg.history:
-                state.pop()
-        n_recent = len(state.low_margin)
-        n_low = sum(state.low_margin)
+        live = state.times >= now - cfg.window_seconds
+        n_recent, n_low = int(live.sum()), int((state.low & live).sum())
         if n_recent >= cfg.boundary_min and n_low >= cfg.boundary_fraction * n_recent:
-            found["boundary"] = {"low_margin": int(n_low), "recent": n_recent, "margin": cfg.margin}
+            found["boundary"] = {"low_margin": n_low, "recent": n_recent, "margin": cfg.margin}
         alerts = []
         for detector, detail in found.items():
             last = state.last_alert.get(detector)
