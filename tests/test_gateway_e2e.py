@@ -100,3 +100,39 @@ def test_attack_tpr_drops_label_only_attack_is_throttled_and_flagged(tmp_path):
         assert {a["key_id"] for a in alerts} == {label_id}
         assert {a["detector"] for a in alerts} == {"perturbation-burst"}
         assert alerts[0]["action"] == "throttle"
+
+
+def test_block_action_refuses_a_probing_key_and_logs_it(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from memberscope.gateway import create_app
+    from memberscope.gateway.auditlog import AuditLog
+    from memberscope.gateway.keys import KeyStore
+
+    rng = np.random.default_rng(1)
+    X, y = _data(rng, 300)
+    policy = {
+        "keys_db": str(tmp_path / "keys.sqlite"),
+        "audit": {"path": str(tmp_path / "audit.sqlite")},
+        "probing": {"reference": None, "action": "block", "cooldown_seconds": 600},
+        "tiers": {"label": {"output": "label-only"}, "other": {"output": "label-only"}},
+    }
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    prober_id, prober = keys.create("label")
+    _, bystander = keys.create("other")
+    app = create_app(LogisticRegression().fit(X, y), policy, keys=keys)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+
+        def ask(key, batch):
+            return client.post("/v1/predict", json={"instances": batch.tolist()}, headers={"X-API-Key": key})
+
+        assert ask(bystander, X[:100]).status_code == 200  # distinct records: the running scale, no alert
+        assert ask(prober, X[100:200]).status_code == 200
+        burst = X[0] + 0.05 * rng.standard_normal((40, D))
+        assert ask(prober, burst).status_code == 200  # the burst is answered, and flagged
+        refused = ask(prober, X[200:201])
+        assert refused.status_code == 403 and "blocked" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) == 600
+        assert ask(bystander, X[200:300]).status_code == 200  # other keys are not affected
+    rows = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused").requests()
+    assert [r["decision"] for r in rows if r["key_id"] == prober_id] == ["allowed", "allowed", "blocked"]

@@ -285,3 +285,18 @@ def test_load_model_formats_give_the_original_predictions(tmp_path):
     joblib.dump({"a": 1}, tmp_path / "dict.joblib")
     with pytest.raises(InvalidInputError, match="not a classifier"):
         load_model(tmp_path / "dict.joblib")
+
+
+def test_worker_factory_builds_the_app_from_the_environment(tmp_path, monkeypatch):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    from memberscope.cli.gateway import ENV_MODEL, ENV_POLICY, app_from_env
+
+    X = np.random.default_rng(6).standard_normal((50, 3))
+    joblib.dump(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path / "m.joblib")
+    (tmp_path / "p.yaml").write_text("keys_db: k.sqlite\naudit: {path: a.sqlite}\ntiers: {full: {output: identity}}\n")
+    monkeypatch.setenv(ENV_MODEL, str(tmp_path / "m.joblib"))
+    monkeypatch.setenv(ENV_POLICY, str(tmp_path / "p.yaml"))
+    app = app_from_env()
+    assert app.state.gateway.model.n_features == 3 and (tmp_path / "a.sqlite").is_file()
