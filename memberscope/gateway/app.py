@@ -279,12 +279,18 @@ def create_app(
             gw.m_requests.labels(path=path, status="403").inc()
             retry = str(int(policy.probing.cooldown_seconds))
             return _json(403, {"detail": "this key is blocked after probing alerts"}, {"Retry-After": retry})
-        limits = tier.rate_limits + (policy.probing.throttle_rate_limits if action == "throttle" else [])
-        retry_after = gw.limiter.hit(limits, key.key_id, cost=len(X)) if limits else None
+        retry_after = gw.limiter.hit(tier.rate_limits, key.key_id, cost=len(X)) if tier.rate_limits else None
+        if retry_after is None and action == "throttle":  # a separate budget, not shared with the tier's windows
+            retry_after = gw.limiter.hit(policy.probing.throttle_rate_limits, "probing", key.key_id, cost=len(X))
         if retry_after is not None:
-            gw.audit.record(key_id=key.key_id, path=path, status=429, decision="throttled", X=X, now=now)
+            window = gw.limiter.refused_by
+            why = "throttled after probing alerts: " if action == "throttle" else ""
+            detail = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
+            gw.audit.record(
+                key_id=key.key_id, path=path, status=429, decision="throttled", X=X, now=now, detail=why or None
+            )
             gw.m_requests.labels(path=path, status="429").inc()
-            return _json(429, {"detail": "rate limit exceeded"}, {"Retry-After": str(int(retry_after))})
+            return _json(429, {"detail": detail}, {"Retry-After": str(int(retry_after))})
         with np.errstate(all="ignore"):
             probs = gw.model.predict_proba(X)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
