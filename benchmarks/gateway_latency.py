@@ -72,6 +72,38 @@ def gateway_app(workdir: Path, strategy: str = "moving-window"):
     return create_app(model, policy)
 
 
+def components(workdir: Path, n: int = 2000) -> dict[str, float]:
+    """Microseconds per call of each step the gateway adds, in-process (no HTTP), one record."""
+    from memberscope.defenses.output import to_predictions
+    from memberscope.gateway.keys import KeyStore
+
+    app = gateway_app(workdir)
+    gw = app.state.gateway
+    _, key = KeyStore(workdir / "keys.sqlite").create("bench")
+    tier = gw.policy.tiers["bench"]
+    X = np.random.default_rng(2).standard_normal((1, N_FEATURES))
+    probs = gw.model.predict_proba(X)
+    steps = {
+        "key check (SQLite row cached 1 s, HMAC-SHA256, compare_digest)": lambda: gw.keys.verify(key),
+        "rate limit (moving window, 2 windows)": lambda: gw.limiter.hit(tier.rate_limits, "k", cost=1),
+        "output policy (round:3) + wire format": lambda: to_predictions(tier.postprocessor(probs, rng=gw.rng)),
+        "probing detection (SimHash, 1000-record history)": lambda: gw.detector.observe("k", X, probs, now=time.time()),
+        "audit-log row (SQLite WAL, commit)": lambda: gw.audit.record(
+            key_id="k", path="/v1/predict", status=200, decision="allowed", granularity="probabilities", X=X
+        ),
+        "model (scikit-learn predict_proba; the bare endpoint pays it too)": lambda: gw.model.predict_proba(X),
+    }
+    out = {}
+    for name, step in steps.items():
+        for _ in range(100):
+            step()
+        start = time.perf_counter()
+        for _ in range(n):
+            step()
+        out[name] = (time.perf_counter() - start) / n * 1e6
+    return out
+
+
 def _serve(kind: str, port: int, workdir: Path) -> None:
     import uvicorn
 
@@ -167,6 +199,8 @@ def main() -> None:
     for kind, headers in (("bare", ""), ("gateway", f'wrk.headers["Authorization"] = "Bearer {key}"')):
         scripts[kind] = workdir / f"{kind}.lua"
         scripts[kind].write_text(LUA.replace("BODY", body).replace("HEADERS", headers))
+    (workdir / "components").mkdir()
+    parts = components(workdir / "components")
     servers = {kind: _start(kind, workdir) for kind in ("bare", "gateway")}
     results: dict = {}
     try:
@@ -196,6 +230,10 @@ def main() -> None:
         d99 = summary[("gateway", c)][2] - summary[("bare", c)][2]
         print(f"gateway overhead at {c} connection(s): p50 {d50:+.2f} ms, p99 {d99:+.2f} ms", end="")
         print(f" (medians of {args.rounds} rounds)")
+    print("| step the gateway adds (in-process) | µs per request |")
+    print("|---|---|")
+    for name, us in parts.items():
+        print(f"| {name} | {us:.0f} |")
     audit = subprocess.run(
         [
             sys.executable,

@@ -181,7 +181,7 @@ def create_app(
     _require_fastapi()
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import PlainTextResponse
+    from fastapi.responses import PlainTextResponse, Response
 
     from memberscope.gateway.policy import load_policy
 
@@ -259,9 +259,14 @@ def create_app(
 
     @app.post(
         "/v1/predict",
-        response_model=PredictResponse,
         tags=["inference"],
-        responses={401: {"description": "missing or invalid key"}, 429: {"description": "rate limited"}},
+        response_model=None,  # the handler serializes itself; the schema below documents the answer
+        responses={
+            200: {"model": PredictResponse, "description": "predictions in the key's output granularity"},
+            401: {"description": "missing or invalid key"},
+            403: {"description": "admin key, or key blocked after probing alerts"},
+            429: {"description": "rate limited (Retry-After)"},
+        },
     )
     async def predict(body: PredictRequest, request: Request):  # type: ignore[valid-type]
         """Predictions for one record or a batch, at the output granularity of the key's tier."""
@@ -318,7 +323,7 @@ def create_app(
         gw.m_requests.labels(path=path, status="200").inc()
         gw.m_records.labels(tier=tier.name).inc(len(X))
         gw.m_latency.observe(time.perf_counter() - start)
-        return {"predictions": predictions}
+        return Response(json.dumps({"predictions": predictions}), media_type="application/json")
 
     app.add_middleware(_AuthMiddleware, gateway=gw)
     return app
