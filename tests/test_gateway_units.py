@@ -300,3 +300,29 @@ def test_worker_factory_builds_the_app_from_the_environment(tmp_path, monkeypatc
     monkeypatch.setenv(ENV_POLICY, str(tmp_path / "p.yaml"))
     app = app_from_env()
     assert app.state.gateway.model.n_features == 3 and (tmp_path / "a.sqlite").is_file()
+
+
+def test_metrics_without_prometheus_client_write_the_same_text_format():
+    from memberscope.gateway.metrics import GatewayMetrics
+
+    def exercise(metrics):
+        for status in ("200", "200", "429"):
+            metrics.requests.labels(path="/v1/predict", status=status).inc()
+        metrics.records.labels(tier='odd "tier"').inc(5)
+        for seconds in (0.0004, 0.0015, 0.03, 2.0):
+            metrics.latency.observe(seconds)
+        return [ln for ln in metrics.expose().decode().splitlines() if "_created" not in ln]
+
+    reference = exercise(GatewayMetrics(use_prometheus_client=True))  # the official client is the reference
+    assert exercise(GatewayMetrics(use_prometheus_client=False)) == reference
+    assert 'gateway_predict_seconds_bucket{le="+Inf"} 4.0' in reference
+
+
+def test_sliding_window_counter_strategy_limits_too():
+    from limits import parse_many
+
+    limiter = RateLimiter("memory://", "sliding-window-counter")
+    window = parse_many("5/minute")
+    assert [limiter.hit(window, "k") is None for _ in range(7)] == [True] * 5 + [False] * 2
+    with pytest.raises(InvalidInputError, match="rate-limit storage"):
+        RateLimiter("redis://127.0.0.1:1:bad", "moving-window")

@@ -52,7 +52,7 @@ class Gateway:
     """Everything one gateway process holds: model, policy, keys, limiter, detector, log, metrics."""
 
     def __init__(self, model: ServedModel, policy: Policy, *, keys: KeyStore, audit: AuditLog):
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from memberscope.gateway.metrics import GatewayMetrics
 
         self.model, self.policy, self.keys, self.audit = model, policy, keys, audit
         self.limiter = RateLimiter(policy.storage, policy.strategy)
@@ -64,18 +64,9 @@ class Gateway:
         self.rng = np.random.default_rng(policy.seed)
         self.max_body = 4096 + policy.max_batch * model.n_features * 40
         self._action_cache: dict[str, tuple[float, str | None]] = {}
-        self.registry = CollectorRegistry()
-        self.m_requests = Counter(
-            "gateway_requests", "Requests by path and status", ["path", "status"], registry=self.registry
-        )
-        self.m_records = Counter("gateway_records", "Records answered, by tier", ["tier"], registry=self.registry)
-        self.m_alerts = Counter("gateway_alerts", "Probing alerts raised", ["detector"], registry=self.registry)
-        self.m_latency = Histogram(
-            "gateway_predict_seconds",
-            "Time inside the predict handler",
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
-            registry=self.registry,
-        )
+        self.metrics = GatewayMetrics()
+        self.m_requests, self.m_records = self.metrics.requests, self.metrics.records
+        self.m_alerts, self.m_latency = self.metrics.alerts, self.metrics.latency
 
     def probing_action(self, key_id: str, now: float) -> str | None:
         """block / throttle while an alert of that action is younger than the cooldown (cached 1 s)."""
@@ -246,9 +237,7 @@ def create_app(
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics():
         """Prometheus text format (admin keys only)."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return PlainTextResponse(generate_latest(gw.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(gw.metrics.expose(), media_type=gw.metrics.content_type)
 
     @app.get("/admin/alerts", tags=["operations"])
     async def alerts(since: float = 0.0, key_id: str | None = None, limit: int = 1000):
