@@ -109,6 +109,7 @@ def test_no_endpoint_answers_without_a_valid_key(gateway):
 
 def test_admin_endpoints_need_an_admin_key(gateway):
     client, keys = gateway["client"], gateway["keys"]
+    assert client.post("/v1/predict", json={"instance": [0.0] * 5}, headers=_auth(keys["full"])).status_code == 200
     assert client.get("/metrics", headers=_auth(keys["full"])).status_code == 403
     assert client.get("/admin/alerts", headers=_auth(keys["full"])).status_code == 403
     r = client.get("/metrics", headers=_auth(keys["ops"]))
