@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+import memberscope.cli.gateway  # noqa: F401  (registers serve, keys)
 from memberscope.cli import core  # noqa: F401  (registers the commands)
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError

@@ -1,0 +1,328 @@
+"""The gateway's parts, each against an independent reference: keys, policy, limits, SimHash and the
+probing detectors, audit log, model loading, and the keys CLI."""
+
+import hashlib
+import hmac
+import math
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+from cli_helpers import run_cli
+
+from memberscope.exceptions import InvalidInputError
+from memberscope.gateway.auditlog import AuditLog
+from memberscope.gateway.keys import KeyStore
+from memberscope.gateway.policy import Policy, ProbingConfig, load_policy
+from memberscope.gateway.probing import ProbeDetector, hamming, simhash
+from memberscope.gateway.ratelimit import RateLimiter
+
+# --- keys -------------------------------------------------------------------------------------------
+
+
+def test_keys_are_stored_as_salted_hmac_and_verified_in_constant_time(tmp_path, monkeypatch):
+    store = KeyStore(tmp_path / "keys.sqlite", cache_seconds=0)
+    key_id, key = store.create("full", label="alice")
+    prefix, kid, secret = key.split("_")
+    assert (prefix, kid) == ("msk", key_id) and len(secret) >= 40
+    with sqlite3.connect(tmp_path / "keys.sqlite") as conn:
+        salt, digest = conn.execute("SELECT salt, digest FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    assert digest == hmac.new(salt, secret.encode(), hashlib.sha256).digest()  # independent recomputation
+    assert secret.encode() not in (tmp_path / "keys.sqlite").read_bytes()
+    _, other = store.create("full")
+    assert (
+        store.create("full")[1] != key
+        and salt
+        != sqlite3.connect(tmp_path / "keys.sqlite")
+        .execute("SELECT salt FROM keys WHERE key_id = ?", (other.split("_")[1],))
+        .fetchone()[0]
+    )
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr("memberscope.gateway.keys.hmac.compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    assert store.verify(key).tier == "full"
+    assert store.verify(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert store.verify(f"msk_{'0' * 12}_{secret}") is None  # unknown id: still one comparison
+    assert len(calls) == 3
+    for bad in (None, "", "msk", key + "_x", key.replace("msk", "abc"), "msk_short_" + secret):
+        assert store.verify(bad) is None
+    store.revoke(key_id)
+    assert store.verify(key) is None
+    assert next((r.key_id, r.revoked is not None, r.label) for r in store.list()) == (key_id, True, "alice")
+    with pytest.raises(InvalidInputError, match="no key with id"):
+        store.revoke("nonexistent")
+    with pytest.raises(InvalidInputError, match="tier"):
+        store.create("bad tier!")
+
+
+def test_keys_cli_prints_the_key_once_and_never_lists_it(tmp_path, capsys):
+    db = str(tmp_path / "k.sqlite")
+    code, out, err = run_cli("keys", "create", "--tier", "gold", "--db", db, "--label", "bob", capsys=capsys)
+    assert code == 0 and out.count("msk_") == 1
+    key = out.strip()
+    code, out, _ = run_cli("keys", "list", "--db", db, capsys=capsys)
+    key_id = key.split("_")[1]
+    assert code == 0 and key_id in out and "gold" in out and "active" in out and key.split("_")[2] not in out
+    assert run_cli("keys", "revoke", key_id, "--db", db, capsys=capsys)[0] == 0
+    assert "revoked" in run_cli("keys", "list", "--db", db, capsys=capsys)[1]
+    code, _, err = run_cli("keys", "revoke", "feedfeedfeed", "--db", db, capsys=capsys)
+    assert code == 2 and "no key with id 'feedfeedfeed'" in err
+    (tmp_path / "p.yaml").write_text("keys_db: k.sqlite\ntiers: {full: {output: identity}}\n")
+    code, _, err = run_cli("keys", "create", "--tier", "gold", "--policy", str(tmp_path / "p.yaml"), capsys=capsys)
+    assert code == 2 and "tier 'gold' is not in the policy" in err
+    code, _, err = run_cli("keys", "list", capsys=capsys)
+    assert code == 2 and "--db" in err
+
+
+# --- policy -----------------------------------------------------------------------------------------
+
+
+def test_policy_file_resolves_paths_and_names_bad_values(tmp_path):
+    (tmp_path / "policy.yaml").write_text(
+        "keys_db: k.sqlite\naudit: {path: logs/a.sqlite, retention_days: 7}\n"
+        "tiers:\n  t: {output: 'temperature:2,top-k:2', limits: '60/minute;2000/day', probing_action: block}\n"
+    )
+    pol = load_policy(tmp_path / "policy.yaml")
+    assert pol.keys_db == str(tmp_path / "k.sqlite") and pol.audit.path == str(tmp_path / "logs" / "a.sqlite")
+    tier = pol.tiers["t"]
+    assert tier.postprocessor.spec == "temperature:2,top-k:2" and tier.postprocessor.granularity == "top-k"
+    assert [(lim.amount, lim.get_expiry()) for lim in tier.rate_limits] == [(60, 60), (2000, 86400)]
+    assert pol.probing_action(tier) == "block"
+    for data, message in [
+        ({"tiers": {}}, "no tiers"),
+        ({"tiers": {"t": {}}, "colour": 1}, "unknown policy setting"),
+        ({"tiers": {"t": {"limits": "lots"}}}, "rate limit 'lots'"),
+        ({"tiers": {"t": {"output": "blur:3"}}}, "blur"),
+        ({"tiers": {"t": {"probing_action": "shout"}}}, "probing_action 'shout'"),
+        ({"tiers": {"t": {}}, "storage": "mongodb://x"}, "storage"),
+        ({"tiers": {"t": {}}, "probing": {"bits": 65}}, "bits"),
+        ({"tiers": {"t": {"colour": 1}}}, "invalid policy"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            Policy.from_dict(data)
+
+
+def test_serve_refuses_several_workers_without_shared_storage(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("keys_db: k.sqlite\ntiers: {full: {output: identity}}\n")
+    code, _, err = run_cli(
+        "serve", "--model", "x", "--policy", str(tmp_path / "p.yaml"), "--workers", "2", capsys=capsys
+    )
+    assert code == 2 and "redis://" in err
+    code, _, err = run_cli(
+        "serve", "--model", str(tmp_path / "none"), "--policy", str(tmp_path / "p.yaml"), capsys=capsys
+    )
+    assert code == 2 and "does not exist" in err
+
+
+# --- rate limits ------------------------------------------------------------------------------------
+
+
+def test_moving_window_limits_match_a_slow_reference():
+    from limits import parse_many
+
+    limiter = RateLimiter("memory://", "moving-window")
+    windows = parse_many("4/second;6/minute")
+    log: list[tuple[float, int]] = []  # reference: (time, cost) of every accepted request
+
+    def reference(now, cost):
+        return all(sum(c for t, c in log if t > now - item.get_expiry()) + cost <= item.amount for item in windows)
+
+    outcomes, expected = [], []
+    for step, cost in enumerate([1, 2, 1, 1, 3, 1, 1, 1, 2]):
+        if step == 5:
+            time.sleep(1.05)  # the second window empties, the minute window does not
+        now = time.time()
+        ok = reference(now, cost)
+        expected.append(ok)
+        got = limiter.hit(windows, "key-a", cost=cost)
+        outcomes.append(got is None)
+        if ok:
+            log.append((now, cost))
+    assert outcomes == expected
+    assert limiter.hit(windows, "key-b", cost=5) == 1  # more than the 1-second window holds: wait it out
+    retry = limiter.hit(windows, "key-a", cost=1)
+    assert retry is not None and 1 <= retry <= 60
+
+
+# --- SimHash and probing ------------------------------------------------------------------------------
+
+
+def test_simhash_and_hamming_match_a_bit_by_bit_reference():
+    rng = np.random.default_rng(1)
+    planes, Z = rng.standard_normal((64, 7)), rng.standard_normal((20, 7))
+    sigs = simhash(Z, planes)
+    for z, sig in zip(Z, sigs, strict=True):
+        assert int(sig) == sum(1 << b for b in range(64) if planes[b] @ z > 0)
+    assert hamming(sigs[0], sigs).tolist() == [bin(int(sigs[0]) ^ int(s)).count("1") for s in sigs]
+
+
+def test_simhash_bit_disagreement_is_angle_over_pi():
+    # Closed form (Charikar 2002): a random hyperplane separates two vectors at angle θ with probability θ/π.
+    rng = np.random.default_rng(2)
+    planes = rng.standard_normal((64, 3))
+    for theta in (0.2, 0.8, 1.6, 2.8):
+        rows = []
+        for _ in range(300):
+            u, v = np.linalg.qr(rng.standard_normal((3, 2)))[0].T
+            rows.append(
+                hamming(simhash(u[None], planes)[0], simhash((np.cos(theta) * u + np.sin(theta) * v)[None], planes))
+            )
+        assert abs(np.mean(rows) / 64 - theta / math.pi) < 0.05
+
+
+def _detector(**overrides):
+    config = ProbingConfig(**{"window_seconds": 100, "cooldown_seconds": 50, **overrides})
+    return ProbeDetector(config, 12, mean=np.zeros(12), std=np.ones(12))
+
+
+def test_benign_traffic_raises_no_alert():
+    # Null test: 1000 distinct records with confident predictions, in batches, from one key.
+    rng = np.random.default_rng(3)
+    det = _detector()
+    probs = np.tile([0.9, 0.1], (100, 1))
+    for t in range(10):
+        assert det.observe("k", rng.standard_normal((100, 12)), probs, now=float(t)) == []
+
+
+def test_each_detector_fires_on_its_pattern_once_per_cooldown():
+    rng = np.random.default_rng(4)
+    det = _detector(burst_threshold=25, repeat_threshold=20, boundary_min=50, boundary_fraction=0.5)
+    x = rng.standard_normal(12)
+    confident = np.tile([0.9, 0.1], (60, 1))
+    burst = det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=0.0)
+    assert [a["detector"] for a in burst] == ["perturbation-burst"]
+    assert det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=10.0) == []  # cooldown
+    assert [
+        a["detector"] for a in det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=61.0)
+    ] == ["perturbation-burst"]
+    repeats = det.observe("b", np.tile(x, (20, 1)), confident[:20], now=0.0)
+    assert [a["detector"] for a in repeats] == ["repeated-record"] and repeats[0]["detail"]["count"] == 20
+    assert det.observe("c", np.tile(x, (19, 1)), confident[:19], now=0.0) == []  # one short of the threshold
+    near = np.tile([0.52, 0.48], (60, 1))
+    alerts = det.observe("d", rng.standard_normal((60, 12)), near, now=0.0)
+    assert [a["detector"] for a in alerts] == ["boundary"] and alerts[0]["detail"]["low_margin"] == 60
+    # Records older than the window are forgotten: the same 19 copies later, plus one, do not add up.
+    assert det.observe("c", x[None], confident[:1], now=200.0) == []
+
+
+# --- audit log --------------------------------------------------------------------------------------
+
+
+def test_audit_log_fingerprints_retention_and_wal(tmp_path):
+    secret = b"s" * 32
+    log = AuditLog(tmp_path / "a.sqlite", fingerprint_key=secret, retention_days=1.0)
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]])
+    now = time.time()
+    log.record(key_id="k1", path="/v1/predict", status=200, decision="allowed", granularity="label", X=X, now=now)
+    log.record(key_id="k1", path="/v1/predict", status=429, decision="throttled", X=X[:1], now=now - 3 * 86400)
+    fps = log.requests()[0]["fingerprints"].split(",")
+    assert fps[0] == hmac.new(secret, np.array([1.0, 2.0]).tobytes(), hashlib.sha256).hexdigest()[:32]
+    assert fps[0] == fps[1] != fps[2] and log.requests()[0]["records"] is None
+    other = AuditLog(tmp_path / "b.sqlite", fingerprint_key=b"t" * 32, raw_records=True)
+    assert other.fingerprint(X[0]) != fps[0]  # keyed: another secret, another fingerprint
+    other.record(key_id="k", path="/v1/predict", status=200, decision="allowed", X=X[:1])
+    assert other.requests()[0]["records"] == "[[1.0, 2.0]]"
+    assert log.prune(now=now) == 1 and [r["decision"] for r in log.requests()] == ["allowed"]
+    with sqlite3.connect(tmp_path / "a.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    log.add_alert(key_id="k1", detector="boundary", action="throttle", detail={"n": 1}, now=now)
+    assert log.active_action("k1", since=now - 1) == "throttle" and log.active_action("k1", since=now + 1) is None
+    assert log.alerts(key_id="k1")[0]["detail"] == {"n": 1}
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def test_load_model_formats_give_the_original_predictions(tmp_path):
+    import joblib
+    import torch
+    from sklearn.tree import DecisionTreeClassifier
+
+    from memberscope.gateway import load_model, save_model
+    from memberscope.recipes import SklearnModel, TorchRecipe
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y)
+    joblib.dump(tree, tmp_path / "tree.joblib")
+    served = load_model(tmp_path / "tree.joblib")
+    assert (served.n_features, served.n_classes) == (4, 2)
+    np.testing.assert_allclose(served.predict_proba(X), tree.predict_proba(X), atol=1e-12)
+    save_model(SklearnModel(tree, n_classes=2), tmp_path / "tree2.joblib", n_features=4)
+    np.testing.assert_allclose(
+        load_model(tmp_path / "tree2.joblib").predict_proba(X), tree.predict_proba(X), atol=1e-12
+    )
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 3)).eval()
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(X)), dim=1).numpy()
+    torch.save(net, tmp_path / "net.pt")
+    torch.jit.save(torch.jit.script(net), tmp_path / "net.ts")
+    for name in ("net.pt", "net.ts"):
+        served = load_model(tmp_path / name)
+        assert (served.n_features, served.n_classes) == (4, 3)
+        np.testing.assert_allclose(served.predict_proba(X), expected, rtol=1e-5)
+
+    recipe = TorchRecipe(architecture="logreg", epochs=1, standardize=True)
+    trained = recipe.train(X, y, n_classes=2, seed=0)
+    save_model(trained, tmp_path / "ms.pt", recipe=recipe, n_features=4)
+    served = load_model(tmp_path / "ms.pt")
+    logits = trained.predict_logits(X).astype(np.float64)
+    np.testing.assert_allclose(
+        served.predict_proba(X), np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5
+    )
+    assert served.mean is not None and served.mean.shape == (4,)
+
+    (tmp_path / "ms.pt.json").unlink()
+    with pytest.raises(InvalidInputError, match="sidecar"):
+        load_model(tmp_path / "ms.pt")
+    (tmp_path / "junk.bin").write_bytes(b"not a model")
+    with pytest.raises(InvalidInputError, match="cannot load model"):
+        load_model(tmp_path / "junk.bin")
+    joblib.dump({"a": 1}, tmp_path / "dict.joblib")
+    with pytest.raises(InvalidInputError, match="not a classifier"):
+        load_model(tmp_path / "dict.joblib")
+
+
+def test_worker_factory_builds_the_app_from_the_environment(tmp_path, monkeypatch):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    from memberscope.cli.gateway import ENV_MODEL, ENV_POLICY, app_from_env
+
+    X = np.random.default_rng(6).standard_normal((50, 3))
+    joblib.dump(LogisticRegression().fit(X, X[:, 0] > 0), tmp_path / "m.joblib")
+    (tmp_path / "p.yaml").write_text("keys_db: k.sqlite\naudit: {path: a.sqlite}\ntiers: {full: {output: identity}}\n")
+    monkeypatch.setenv(ENV_MODEL, str(tmp_path / "m.joblib"))
+    monkeypatch.setenv(ENV_POLICY, str(tmp_path / "p.yaml"))
+    app = app_from_env()
+    assert app.state.gateway.model.n_features == 3 and (tmp_path / "a.sqlite").is_file()
+
+
+def test_metrics_without_prometheus_client_write_the_same_text_format():
+    from memberscope.gateway.metrics import GatewayMetrics
+
+    def exercise(metrics):
+        for status in ("200", "200", "429"):
+            metrics.requests.labels(path="/v1/predict", status=status).inc()
+        metrics.records.labels(tier='odd "tier"').inc(5)
+        for seconds in (0.0004, 0.0015, 0.03, 2.0):
+            metrics.latency.observe(seconds)
+        return [ln for ln in metrics.expose().decode().splitlines() if "_created" not in ln]
+
+    reference = exercise(GatewayMetrics(use_prometheus_client=True))  # the official client is the reference
+    assert exercise(GatewayMetrics(use_prometheus_client=False)) == reference
+    assert 'gateway_predict_seconds_bucket{le="+Inf"} 4.0' in reference
+
+
+def test_sliding_window_counter_strategy_limits_too():
+    from limits import parse_many
+
+    limiter = RateLimiter("memory://", "sliding-window-counter")
+    window = parse_many("5/minute")
+    assert [limiter.hit(window, "k") is None for _ in range(7)] == [True] * 5 + [False] * 2
+    with pytest.raises(InvalidInputError, match="rate-limit storage"):
+        RateLimiter("redis://127.0.0.1:1:bad", "moving-window")
