@@ -11,6 +11,7 @@ different sizes stay in step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -19,12 +20,31 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes.torch_nets import TorchModel, TorchRecipe, _fit_standardization
 
-__all__ = ["supports_vectorized", "train_vectorized"]
+__all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_model"]
 
 
 def supports_vectorized(recipe) -> bool:
     """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP and logistic regression)."""
     return isinstance(recipe, TorchRecipe) and recipe.architecture in ("mlp", "logreg") and recipe.dropout == 0
+
+
+def vectorized_bytes_per_model(recipe: TorchRecipe, *, n_features: int, n_classes: int, n_steps: int) -> int:
+    """Estimated bytes one model adds to a vectorized batch (sizes a batch to a memory budget).
+
+    Parameters are held four times over (the model object, the stacked tensor, its gradient, and
+    Adam's two moments or SGD's momentum); each step's activations for a minibatch: the gathered
+    inputs (twice when standardized), and per layer its output, activation and their gradients;
+    plus the model's pre-drawn index stream (int64 per step and record). A 25% margin covers
+    allocator slack.
+    """
+    widths = [n_features, *(() if recipe.architecture == "logreg" else recipe.hidden), n_classes]
+    n_params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    optimizer_state = 2 if recipe.optimizer == "adam" else 1
+    params = (3 + optimizer_state) * n_params * 4
+    batch = recipe.batch_size
+    activations = batch * 4 * ((2 if recipe.standardize else 1) * n_features + 4 * sum(widths[1:]))
+    indices = n_steps * batch * 8
+    return int(1.25 * (params + activations + indices))
 
 
 def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps: int, batch_size: int):
@@ -57,11 +77,14 @@ def train_vectorized(
     subsets: Sequence[np.ndarray],
     seeds: Sequence[int],
     n_classes: int,
+    steps_per_epoch: int | None = None,
     progress: Callable[[], None] | None = None,
 ) -> list[TorchModel]:
     """Train ``len(subsets)`` models, model ``k`` on ``X[subsets[k]]`` with seed ``seeds[k]``.
 
     ``X`` has shape (n, ...), ``y`` (n,). Returns the models in order; ``progress`` is called once per epoch.
+    ``steps_per_epoch`` defaults to ``ceil(mean subset size / batch_size)``; pass the value for the
+    whole run when its models are trained in several batches, so a model never depends on its batch.
     Layer ``l`` of all K models is one weight tensor of shape (K, d_in, d_out), applied with a
     batched matrix product, so a step costs a few kernels regardless of K.
     """
@@ -98,7 +121,8 @@ def train_vectorized(
         opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay)
     else:
         opt = torch.optim.SGD(tensors, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
+    if steps_per_epoch is None:
+        steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
     streams = _index_streams(subsets, seeds, steps_per_epoch * recipe.epochs, recipe.batch_size)
     for epoch in range(recipe.epochs):
         for step in range(steps_per_epoch):
