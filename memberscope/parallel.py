@@ -82,7 +82,7 @@ def _dask(n_jobs: int | None) -> Iterator[None]:
     except ValueError:  # no client yet: a local cluster for this run only
         workers = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
         client = distributed.Client(
-            n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+            n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0", processes=True
         )
     try:
         yield

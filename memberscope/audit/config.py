@@ -23,6 +23,10 @@ class AuditConfig:
 
     ``pool_size``/``population_size`` of ``None`` choose sizes from the dataset: a quarter of the
     records (at most 10,000) as population, the rest (at most 20,000) as the audit pool.
+    ``n_jobs``/``backend`` run training jobs on joblib workers (``None``: an enclosing
+    ``joblib.parallel_config`` decides, else one job at a time); ``ray_address`` is the Ray cluster
+    for ``backend="ray"``; ``memory_budget`` (e.g. ``"2GiB"``) sizes vectorized training batches.
+    None of these four changes a number in the results, only how fast and in how much memory.
     """
 
     dataset: str = "digits"
