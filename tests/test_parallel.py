@@ -157,3 +157,12 @@ def test_reference_models_trained_on_a_local_dask_cluster(in_process, tmp_path):
     assert par.results["timings"]["training_workers"] == 2 and _models_in(cache) == 5
     for name, score in in_process.scores.items():
         np.testing.assert_array_equal(par.scores[name], score)
+
+
+def test_progress_counts_models_across_workers_and_is_silent_off_a_terminal(capsys):
+    small = dict(ARGS, reference_models=2, attacks=["loss"], use_cache=False)
+    run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=True)
+    err = capsys.readouterr().err
+    assert "models on 2 threading workers" in err and "3/3" in err
+    run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=None)  # pytest's stderr is no terminal
+    assert capsys.readouterr().err == ""

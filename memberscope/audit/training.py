@@ -10,6 +10,7 @@ recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -325,7 +326,8 @@ def train_models(
                     collect(role, index, run)
     bars.update(epoch_task, visible=False)
     for path in scratch:
-        os.unlink(path)  # the mapping stays valid; the file goes once it is closed, even if the run is killed
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     assert target_run is not None
     return TrainedRuns(
         target=target_run,
@@ -379,5 +381,9 @@ def _scratch_array(cache_root: str | None, shape: tuple[int, ...], paths: list[s
     os.makedirs(folder, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix="reference-outputs-", suffix=".f32", dir=folder)
     os.close(fd)
-    paths.append(path)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        os.unlink(path)  # the mapping stays valid; the space is freed when it closes, even if the run is killed
+    except OSError:  # a platform that cannot delete a mapped file: delete it after training
+        paths.append(path)
+    return array
