@@ -63,7 +63,7 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[
     elif mode == "vectorized-budget":
         steps = -(-pool // 2 // recipe.batch_size)
         per_model = vectorized_bytes_per_model(
-            recipe, n_features=int(np.prod(X.shape[1:])), n_classes=ds.n_classes, n_steps=steps * epochs
+            recipe, feature_shape=tuple(X.shape[1:]), n_classes=ds.n_classes, n_steps=steps * epochs
         )
         models, start_k = [], 0
         for size in plan_jobs(k, per_model_bytes=per_model, budget=parse_bytes(budget), n_workers=1):

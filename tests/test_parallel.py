@@ -68,7 +68,7 @@ def test_vectorized_batches_under_a_memory_budget_equal_one_batch():
     common = dict(ARGS, train_mode="vectorized", use_cache=False)
     recipe = create_recipe("mlp", **ARGS["model_params"])
     # digits: a 1,348-record pool, 674 records per reference model, ceil(674 / 128) = 6 steps per epoch.
-    per_model = vectorized_bytes_per_model(recipe, n_features=64, n_classes=10, n_steps=6 * 8)
+    per_model = vectorized_bytes_per_model(recipe, feature_shape=(1, 8, 8), n_classes=10, n_steps=6 * 8)
     one = run_audit(AuditConfig(**common), progress=False)
     split = run_audit(AuditConfig(**common, memory_budget=str(2 * per_model + 1)), progress=False)
     assert one.results["timings"]["vectorized_batches"] == 1
@@ -95,7 +95,7 @@ def test_plan_jobs_and_memory_sizes():
     # Adam: parameters held 5 times (model, stacked, gradient, 2 moments) dominate a 784-256-256-10 MLP.
     recipe = create_recipe("mlp", hidden=[256, 256], batch_size=128)
     n_params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
-    estimate = vectorized_bytes_per_model(recipe, n_features=784, n_classes=10, n_steps=0)
+    estimate = vectorized_bytes_per_model(recipe, feature_shape=(1, 28, 28), n_classes=10, n_steps=0)
     assert estimate == int(1.25 * (5 * n_params * 4 + 128 * 4 * (784 + 4 * (256 + 256 + 10))))
 
 

@@ -204,7 +204,7 @@ def train_models(
     vectorized = config.train_mode == "vectorized"
     if vectorized and not supports_vectorized(recipe):
         run_warnings.append(
-            f"train_mode 'vectorized' supports torch mlp/logreg recipes without dropout; "
+            f"train_mode 'vectorized' supports torch mlp/cnn/logreg recipes without dropout; "
             f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
         )
         vectorized = False
@@ -271,7 +271,7 @@ def train_models(
             budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
             per_model = vectorized_bytes_per_model(
                 recipe,
-                n_features=int(np.prod(dataset.feature_shape)),
+                feature_shape=tuple(dataset.feature_shape),
                 n_classes=dataset.n_classes,
                 n_steps=steps_per_epoch * recipe.epochs,
             )
