@@ -261,7 +261,9 @@ def train_models(
             collect(role, index, run)
 
     # 2. The rest as jobs: one per model, or vectorized batches (the target always trains alone, like sequentially).
-    with backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address):
+    # (No cluster is started or joined when every model came from the cache.)
+    context = backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address)
+    with context if todo else contextlib.nullcontext():
         n_workers = max(1, min(joblib.effective_n_jobs(None), len(todo) or 1))
         jobs: list[tuple[list[ModelSpec], bool]] = [([s], False) for s in todo if s.role == "target"]
         refs = [s for s in todo if s.role == "reference"]
