@@ -7,45 +7,39 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-demo}"
 
-# Debian data packages: Fashion-MNIST IDX files (tests and benchmarks use them when present).
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
-  if { [ "$(id -u)" -eq 0 ] || [ -n "$sudo_cmd" ]; }; then
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
-    $sudo_cmd apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
-      || echo "note: could not install dataset-fashion-mnist; the fashion-mnist dataset will be unavailable" >&2
+# apt_install PACKAGE PATH WHY: install a Debian package unless PATH exists (root or sudo only).
+apt_updated=""
+apt_install() {
+  local package="$1" present="$2" why="$3"
+  [ -e "$present" ] && return 0
+  command -v apt-get >/dev/null 2>&1 || return 0
+  local sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "note: not root; install $package yourself ($why)" >&2; return 0; }
+    sudo_cmd="sudo"
   fi
-fi
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "$apt_updated" ]; then
+    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=1
+  fi
+  $sudo_cmd apt-get install -y -qq "$package" >/dev/null 2>&1 \
+    || echo "note: could not install $package; $why will be unavailable" >&2
+}
 
-# Debian's headless Chromium: the HTML report test loads report.html in it (skipped when absent).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
-  if { [ "$(id -u)" -eq 0 ] || [ -n "$sudo_cmd" ]; }; then
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
-    $sudo_cmd apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || echo "note: could not install chromium; the HTML report browser test will be skipped" >&2
-  fi
-fi
-
-# Debian's redis-server (the multi-worker gateway test starts one on 127.0.0.1) and wrk (the gateway benchmark).
-if { [ ! -x /usr/bin/redis-server ] || [ ! -x /usr/bin/wrk ]; } && command -v apt-get >/dev/null 2>&1; then
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
-  if { [ "$(id -u)" -eq 0 ] || [ -n "$sudo_cmd" ]; }; then
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
-    $sudo_cmd apt-get install -y -qq redis-server wrk >/dev/null 2>&1 \
-      || echo "note: could not install redis-server/wrk; the multi-worker gateway test will fail" >&2
-  fi
-fi
+# Debian packages the data sets, tests and benchmarks use.
+apt_install dataset-fashion-mnist /usr/share/datasets/fashion-mnist "the fashion-mnist dataset"
+apt_install chromium /usr/bin/chromium "the HTML report browser test"
+apt_install redis-server /usr/bin/redis-server "the multi-worker gateway test"
+apt_install wrk /usr/bin/wrk "the gateway latency benchmark"
+apt_install fortunes /usr/share/games/fortunes "the language-model demo corpus"
 
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # torch is pinned to the CPU build in constraints.txt (an unpinned torch pulls a multi-GB CUDA build).
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,parquet,serve,serve-test]' 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all,dev]' 2>&1 \
   | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import memberscope, torch" >/dev/null
 

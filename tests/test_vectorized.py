@@ -33,6 +33,24 @@ def test_equal_subsets_give_exactly_the_sequential_models(optimizer, hidden, wei
         np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("optimizer,standardize", [("adam", False), ("sgd", True)])
+def test_cnn_vectorized_with_vmap_gives_the_sequential_models(optimizer, standardize):
+    """The CNN goes through torch.func (stack_module_state + vmap of functional_call): same models."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 200)
+    subsets = [np.sort(rng.permutation(200)[:64]) for _ in range(3)]
+    recipe = recipes.create(
+        "cnn", channels=[4, 8], hidden=[16], epochs=2, batch_size=32, optimizer=optimizer, standardize=standardize
+    )
+    fast = train_vectorized(recipe, X, y, subsets=subsets, seeds=[1, 2, 3], n_classes=3)
+    for model, subset, seed in zip(fast, subsets, [1, 2, 3], strict=True):
+        slow = recipe.train(X[subset], y[subset], n_classes=3, seed=seed)
+        for a, b in zip(model.net.state_dict().values(), slow.net.state_dict().values(), strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
+
+
 def test_vectorized_models_match_sequential_accuracy_on_digits():
     ds = datasets.load("digits")
     rng = np.random.default_rng(1)
@@ -86,7 +104,7 @@ def test_vectorized_mode_reuses_the_cache_and_falls_back_for_other_recipes(tmp_p
         AuditConfig(
             dataset="digits",
             model="cnn",
-            model_params={"epochs": 2},
+            model_params={"epochs": 2, "dropout": 0.25},
             reference_models=2,
             attacks=["loss"],
             n_bootstrap=20,
@@ -98,7 +116,12 @@ def test_vectorized_mode_reuses_the_cache_and_falls_back_for_other_recipes(tmp_p
     assert not supports_vectorized(recipes.create("sklearn"))
     with pytest.raises(InvalidInputError, match="train_mode 'gpu' is not one of"):
         AuditConfig(train_mode="gpu")
-    with pytest.raises(InvalidInputError, match="vectorized training supports torch mlp and logreg"):
+    with pytest.raises(InvalidInputError, match="vectorized training supports torch mlp, cnn and logreg"):
         train_vectorized(
-            recipes.create("cnn"), np.zeros((4, 1, 8, 8)), np.zeros(4), subsets=[np.arange(4)], seeds=[0], n_classes=2
+            recipes.create("cnn", dropout=0.5),
+            np.zeros((4, 1, 8, 8)),
+            np.zeros(4),
+            subsets=[np.arange(4)],
+            seeds=[0],
+            n_classes=2,
         )

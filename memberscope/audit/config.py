@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.parallel import BACKENDS, parse_bytes
 
 __all__ = ["DEFAULT_FPRS", "AuditConfig", "load_config_file"]
 
@@ -22,6 +23,10 @@ class AuditConfig:
 
     ``pool_size``/``population_size`` of ``None`` choose sizes from the dataset: a quarter of the
     records (at most 10,000) as population, the rest (at most 20,000) as the audit pool.
+    ``n_jobs``/``backend`` run training jobs on joblib workers (``None``: an enclosing
+    ``joblib.parallel_config`` decides, else one job at a time); ``ray_address`` is the Ray cluster
+    for ``backend="ray"``; ``memory_budget`` (e.g. ``"2GiB"``) sizes vectorized training batches.
+    None of these four changes a number in the results, only how fast and in how much memory.
     """
 
     dataset: str = "digits"
@@ -53,6 +58,10 @@ class AuditConfig:
     one_run_canaries: int | None = None
     # δ of the empirical ε lower bounds; None: the target recipe's claimed δ when it declares one, else 0.
     epsilon_delta: float | None = None
+    n_jobs: int | None = None
+    backend: str | None = None
+    ray_address: str | None = None
+    memory_budget: str | None = None
 
     def __post_init__(self) -> None:
         from memberscope import attacks as attack_registry
@@ -90,6 +99,17 @@ class AuditConfig:
             problems.append(f"n_bootstrap must be >= 0; got {self.n_bootstrap}")
         if self.train_mode not in TRAIN_MODES:
             problems.append(f"train_mode {self.train_mode!r} is not one of {TRAIN_MODES}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1):
+            problems.append(f"n_jobs must be a positive integer or -1 (all CPUs); got {self.n_jobs!r}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            problems.append(f"backend {self.backend!r} is not one of {BACKENDS}")
+        if self.ray_address is not None and self.backend != "ray":
+            problems.append(f"ray_address {self.ray_address!r} needs backend 'ray'; got backend {self.backend!r}")
+        if self.memory_budget is not None:
+            try:
+                parse_bytes(self.memory_budget)
+            except InvalidInputError as exc:
+                problems.append(f"memory_budget: {exc}")
         if not 0.0 < self.confidence < 1.0:
             problems.append(f"confidence {self.confidence} is outside (0, 1)")
         for name in ("pool_size", "population_size", "n_records"):

@@ -16,7 +16,8 @@ from memberscope import __version__
 from memberscope.attacks import ReferenceOutputs, TargetOutputs
 from memberscope.attacks import create as create_attack
 from memberscope.audit.config import AuditConfig
-from memberscope.audit.models import cache_keys, model_seed, outputs_for_model
+from memberscope.audit.models import model_seed
+from memberscope.audit.training import train_models
 from memberscope.cache import ArtifactCache, default_cache_dir
 from memberscope.exceptions import InvalidInputError
 from memberscope.game import MembershipGame, make_game, paired_masks, split_pool
@@ -272,60 +273,24 @@ def _execute(
     eval_idx = np.concatenate([pool_idx, population_idx])
     n_pool = len(pool_idx)
     labels_all = dataset.y[eval_idx]
-    common = dict(
-        recipe=recipe,
-        data_fingerprint=fingerprint,
-        X=dataset.X,
-        y=dataset.y,
-        n_classes=dataset.n_classes,
-        eval_indices=eval_idx,
-        queries=config.queries,
-        cache=cache,
-    )
-    run_warnings: list[str] = []
 
-    # 1. Target and reference models (each trained once, then cached).
+    # 1. Target and reference models (each trained once, then cached; on joblib workers with n_jobs).
     train_start = time.perf_counter()
     with progress_bars(enabled=progress) as bars:
-        models_task = bars.add_task("models", total=1 + game.n_reference)
-        epochs = getattr(recipe, "epochs", 1)
-        epoch_task = bars.add_task("  epochs", total=epochs)
-
-        def run_model(role: str, index: int, mask: np.ndarray, model=None, pretrained=None):
-            bars.update(models_task, description=f"{role} model {index + 1}" if role == "reference" else "target model")
-            bars.reset(epoch_task, total=epochs)
-            result = outputs_for_model(
-                **common,
-                train_indices=pool_idx[mask],
-                seed=model_seed(config.seed, role, index),
-                progress=lambda: bars.advance(epoch_task),
-                model=model,
-                pretrained=pretrained,
-            )
-            bars.advance(models_task)
-            return result
-
-        target_run = run_model("target", 0, game.target_mask, model=target_model)
-        pretrained = {}
-        if config.train_mode == "vectorized":
-            bars.update(models_task, description="reference models (vectorized)")
-            bars.reset(epoch_task, total=epochs)
-            pretrained = _train_references_vectorized(
-                config,
-                dataset,
-                pool_idx,
-                game,
-                recipe,
-                cache,
-                common,
-                run_warnings,
-                progress=lambda: bars.advance(epoch_task),
-            )
-        reference_runs = [
-            run_model("reference", k, game.reference_masks[k], pretrained=pretrained.get(k))
-            for k in range(game.n_reference)
-        ]
+        trained = train_models(
+            config=config,
+            recipe=recipe,
+            dataset=dataset,
+            pool_idx=pool_idx,
+            eval_idx=eval_idx,
+            game=game,
+            target_model=target_model,
+            cache=cache,
+            bars=bars,
+        )
     train_seconds = time.perf_counter() - train_start
+    run_warnings: list[str] = list(trained.warnings)
+    target_run, reference_runs = trained.target, trained.references
 
     member = game.target_mask
     labels = labels_all[:n_pool]
@@ -339,7 +304,7 @@ def _execute(
     )
     references = None
     if reference_runs:
-        ref_logits = np.stack([r.logits for r in reference_runs])
+        ref_logits = trained.reference_logits  # (K, n_eval, q, c), file-backed
         references = ReferenceOutputs(
             logits=ref_logits[:, :n_pool],
             masks=game.reference_masks,
@@ -426,13 +391,15 @@ def _execute(
             ),
             "user_supplied": target_model is not None,
         },
-        "reference_models": _reference_summary(reference_runs, game, labels, n_pool),
+        "reference_models": _reference_summary(reference_runs),
         "attacks": attack_results,
         "vulnerable_records": _vulnerable_records(attack_results, scores, records, member, labels, dataset.class_names),
         "timings": {
             "training_seconds": round(train_seconds, 3),
             "models_trained": int(sum(not r.cached for r in [target_run, *reference_runs])),
             "models_from_cache": int(sum(r.cached for r in [target_run, *reference_runs])),
+            "training_workers": trained.n_jobs,
+            "vectorized_batches": trained.n_batches,
             "total_seconds": round(time.perf_counter() - started, 3),
         },
         "warnings": run_warnings,
@@ -447,53 +414,13 @@ def _execute(
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
 
 
-def _train_references_vectorized(config, dataset, pool_idx, game, recipe, cache, common, run_warnings, progress):
-    """Train every reference model not in the cache as one batch; ``{index: (model, seconds)}``."""
-    from memberscope.recipes.vectorized import supports_vectorized, train_vectorized
-
-    if not supports_vectorized(recipe):
-        run_warnings.append(
-            f"train_mode 'vectorized' supports torch mlp/logreg recipes without dropout; "
-            f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
-        )
-        return {}
-    todo = []
-    for k in range(game.n_reference):
-        model_key, output_key = cache_keys(
-            recipe=recipe,
-            data_fingerprint=common["data_fingerprint"],
-            train_indices=pool_idx[game.reference_masks[k]],
-            eval_indices=common["eval_indices"],
-            seed=model_seed(config.seed, "reference", k),
-            queries=config.queries,
-        )
-        if not (cache.has("outputs", output_key) or cache.has("models", model_key)):
-            todo.append(k)
-    if not todo:
-        return {}
-    start = time.perf_counter()
-    models = train_vectorized(
-        recipe,
-        dataset.X,
-        dataset.y,
-        subsets=[pool_idx[game.reference_masks[k]] for k in todo],
-        seeds=[model_seed(config.seed, "reference", k) for k in todo],
-        n_classes=dataset.n_classes,
-        progress=progress,
-    )
-    share = (time.perf_counter() - start) / len(todo)
-    return {k: (m, share) for k, m in zip(todo, models, strict=True)}
-
-
-def _reference_summary(runs, game: MembershipGame, labels: np.ndarray, n_pool: int) -> dict[str, Any]:
+def _reference_summary(runs) -> dict[str, Any]:
     if not runs:
         return {"count": 0}
-    train_acc = [_accuracy(r.logits[:n_pool][m], labels[m]) for r, m in zip(runs, game.reference_masks, strict=True)]
-    test_acc = [_accuracy(r.logits[:n_pool][~m], labels[~m]) for r, m in zip(runs, game.reference_masks, strict=True)]
     return {
         "count": len(runs),
-        "mean_train_accuracy": float(np.mean(train_acc)),
-        "mean_test_accuracy": float(np.mean(test_acc)),
+        "mean_train_accuracy": float(np.mean([r.train_accuracy for r in runs])),
+        "mean_test_accuracy": float(np.mean([r.test_accuracy for r in runs])),
         "train_seconds": round(float(sum(r.train_seconds for r in runs)), 3),
     }
 

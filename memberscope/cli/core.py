@@ -59,6 +59,18 @@ def audit(
     train_mode: str | None = typer.Option(
         None, help="sequential, or vectorized: reference models trained as one batch (torch mlp/logreg)."
     ),
+    n_jobs: int | None = typer.Option(
+        None, "--n-jobs", help="Train models as parallel joblib jobs on this many workers (-1: all CPUs)."
+    ),
+    backend: str | None = typer.Option(
+        None, help="joblib backend for --n-jobs: loky, threading, multiprocessing, ray or dask."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster to train on with --backend ray (default: $RAY_ADDRESS, else a local one)."
+    ),
+    memory_budget: str | None = typer.Option(
+        None, help="Memory for vectorized training batches, e.g. 2GiB; reference models are split to fit."
+    ),
     out: Path | None = typer.Option(
         None, help="Output directory for results.json, scores.csv, roc.png and report.html."
     ),
@@ -102,6 +114,10 @@ def audit(
         model_version=model_version,
         one_run_canaries=one_run_canaries,
         epsilon_delta=epsilon_delta,
+        n_jobs=n_jobs,
+        backend=backend,
+        ray_address=ray_address,
+        memory_budget=memory_budget,
     )
     values.update({k: v for k, v in flags.items() if v is not None})
     if model_param:

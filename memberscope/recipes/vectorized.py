@@ -11,6 +11,7 @@ different sizes stay in step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -19,12 +20,55 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes.torch_nets import TorchModel, TorchRecipe, _fit_standardization
 
-__all__ = ["supports_vectorized", "train_vectorized"]
+__all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_model"]
 
 
 def supports_vectorized(recipe) -> bool:
-    """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP and logistic regression)."""
-    return isinstance(recipe, TorchRecipe) and recipe.architecture in ("mlp", "logreg") and recipe.dropout == 0
+    """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP, CNN, logistic regression).
+
+    Dropout is excluded: its random masks would not follow each model's own seed.
+    """
+    return isinstance(recipe, TorchRecipe) and recipe.architecture in ("mlp", "logreg", "cnn") and recipe.dropout == 0
+
+
+def vectorized_bytes_per_model(
+    recipe: TorchRecipe, *, feature_shape: tuple[int, ...], n_classes: int, n_steps: int
+) -> int:
+    """Estimated bytes one model adds to a vectorized batch (sizes a batch to a memory budget).
+
+    Parameters are held four times over (the model object, the stacked tensor, its gradient, and
+    Adam's two moments or SGD's momentum); each step's activations for a minibatch: the gathered
+    inputs (twice when standardized), and per layer its output, activation and their gradients
+    (for the CNN: every module's output and its gradient, counted on one record); plus the model's
+    pre-drawn index stream (int64 per step and record). A 25% margin covers allocator slack.
+    """
+    n_features = int(np.prod(feature_shape))
+    if recipe.architecture == "cnn":
+        import torch
+
+        net = recipe._network(tuple(feature_shape), n_classes)
+        n_params = sum(p.numel() for p in net.parameters())
+        sizes: list[int] = []
+        hooks = [
+            m.register_forward_hook(lambda m, i, o: sizes.append(o.numel()))
+            for m in net
+            if len(list(m.children())) == 0
+        ]
+        with torch.no_grad():
+            net(torch.zeros((1, *feature_shape)))
+        for h in hooks:
+            h.remove()
+        per_record = 2 * sum(sizes)
+    else:
+        widths = [n_features, *(() if recipe.architecture == "logreg" else recipe.hidden), n_classes]
+        n_params = sum(a * b + b for a, b in itertools.pairwise(widths))
+        per_record = 4 * sum(widths[1:])
+    optimizer_state = 2 if recipe.optimizer == "adam" else 1
+    params = (3 + optimizer_state) * n_params * 4
+    batch = recipe.batch_size
+    activations = batch * 4 * ((2 if recipe.standardize else 1) * n_features + per_record)
+    indices = n_steps * batch * 8
+    return int(1.25 * (params + activations + indices))
 
 
 def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps: int, batch_size: int):
@@ -43,6 +87,15 @@ def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps:
     return torch.stack(streams)  # (K, n_steps * batch_size)
 
 
+def _fused() -> dict:
+    """``fused=True`` where this torch has a fused CPU Adam (2.4 and later)."""
+    import inspect
+
+    import torch
+
+    return {"fused": True} if "fused" in inspect.signature(torch.optim.Adam).parameters else {}
+
+
 def _linear_layers(net):
     from torch import nn
 
@@ -57,11 +110,14 @@ def train_vectorized(
     subsets: Sequence[np.ndarray],
     seeds: Sequence[int],
     n_classes: int,
+    steps_per_epoch: int | None = None,
     progress: Callable[[], None] | None = None,
 ) -> list[TorchModel]:
     """Train ``len(subsets)`` models, model ``k`` on ``X[subsets[k]]`` with seed ``seeds[k]``.
 
     ``X`` has shape (n, ...), ``y`` (n,). Returns the models in order; ``progress`` is called once per epoch.
+    ``steps_per_epoch`` defaults to ``ceil(mean subset size / batch_size)``; pass the value for the
+    whole run when its models are trained in several batches, so a model never depends on its batch.
     Layer ``l`` of all K models is one weight tensor of shape (K, d_in, d_out), applied with a
     batched matrix product, so a step costs a few kernels regardless of K.
     """
@@ -69,10 +125,21 @@ def train_vectorized(
 
     if not supports_vectorized(recipe):
         raise InvalidInputError(
-            f"vectorized training supports torch mlp and logreg recipes without dropout; got {recipe.config()}"
+            f"vectorized training supports torch mlp, cnn and logreg recipes without dropout; got {recipe.config()}"
         )
     if not subsets:
         return []
+    if recipe.architecture == "cnn":
+        return _train_vmap(
+            recipe,
+            X,
+            y,
+            subsets=subsets,
+            seeds=seeds,
+            n_classes=n_classes,
+            steps_per_epoch=steps_per_epoch,
+            progress=progress,
+        )
     k_models = len(subsets)
     feature_shape = tuple(X.shape[1:])
     inputs = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), -1)
@@ -95,25 +162,29 @@ def train_vectorized(
     ]  # (K, 1, d_out)
     tensors = weights + biases
     if recipe.optimizer == "adam":
-        opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        # One fused kernel per tensor instead of six elementwise passes (the update rule is Adam's).
+        opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay, **_fused())
     else:
         opt = torch.optim.SGD(tensors, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
-    streams = _index_streams(subsets, seeds, steps_per_epoch * recipe.epochs, recipe.batch_size)
+    if steps_per_epoch is None:
+        steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
+    n_steps, batch = steps_per_epoch * recipe.epochs, recipe.batch_size
+    # Every step's indices and labels drawn up front, laid out so step t's (K * B) block is contiguous.
+    steps = _index_streams(subsets, seeds, n_steps, batch).view(k_models, n_steps, batch).transpose(0, 1)
+    steps = steps.reshape(n_steps, k_models * batch).contiguous()
+    step_targets = targets[steps]  # (n_steps, K * B)
     for epoch in range(recipe.epochs):
         for step in range(steps_per_epoch):
-            start = (epoch * steps_per_epoch + step) * recipe.batch_size
-            idx = streams[:, start : start + recipe.batch_size]  # (K, B)
-            h = (inputs[idx] - mean) / std  # (K, B, d)
+            t = epoch * steps_per_epoch + step
+            h = inputs.index_select(0, steps[t]).view(k_models, batch, -1)  # (K, B, d)
+            if recipe.standardize:
+                h = (h - mean) / std
             for i in range(n_layers):
                 h = torch.baddbmm(biases[i], h, weights[i])
                 if i < n_layers - 1:
-                    h = torch.relu(h)
+                    h = torch.relu_(h)
             # Sum over models of each model's mean loss: every model gets exactly its own gradient.
-            loss = (
-                torch.nn.functional.cross_entropy(h.reshape(-1, n_classes), targets[idx].reshape(-1), reduction="sum")
-                / recipe.batch_size
-            )
+            loss = torch.nn.functional.cross_entropy(h.view(-1, n_classes), step_targets[t], reduction="sum") / batch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -135,4 +206,66 @@ def train_vectorized(
                     std=stds[k].reshape(feature_shape) if recipe.standardize else torch.ones(()),
                 )
             )
+    return models
+
+
+def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, progress) -> list[TorchModel]:
+    """Any network (the CNN): K copies' parameters stacked with ``torch.func.stack_module_state`` and one
+    ``vmap`` of ``functional_call`` over them per step; the same batches and optimizer as the MLP path."""
+    import copy
+
+    import torch
+    from torch.func import functional_call, stack_module_state, vmap
+
+    k_models = len(subsets)
+    feature_shape = tuple(X.shape[1:])
+    inputs = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    nets, stats = [], []
+    for subset, seed in zip(subsets, seeds, strict=True):
+        torch.manual_seed(int(seed))  # the same initialization as TorchRecipe.train
+        nets.append(recipe._network(feature_shape, n_classes))
+        stats.append(_fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize))
+    params, buffers = stack_module_state(nets)  # name -> (K, ...) leaf tensors requiring grad
+    base = copy.deepcopy(nets[0]).to("meta")
+    if recipe.standardize:
+        mean = torch.stack([m.expand(feature_shape) for m, _ in stats])[:, None]  # (K, 1, *feature_shape)
+        std = torch.stack([s.expand(feature_shape) for _, s in stats])[:, None]
+    tensors = list(params.values())
+    if recipe.optimizer == "adam":
+        opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay, **_fused())
+    else:
+        opt = torch.optim.SGD(tensors, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+    def forward(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    batched = vmap(forward)
+    if steps_per_epoch is None:
+        steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
+    n_steps, batch = steps_per_epoch * recipe.epochs, recipe.batch_size
+    steps = _index_streams(subsets, seeds, n_steps, batch).view(k_models, n_steps, batch).transpose(0, 1)
+    steps = steps.reshape(n_steps, k_models * batch).contiguous()
+    step_targets = targets[steps]
+    for epoch in range(recipe.epochs):
+        for step in range(steps_per_epoch):
+            t = epoch * steps_per_epoch + step
+            h = inputs.index_select(0, steps[t]).view(k_models, batch, *feature_shape)
+            if recipe.standardize:
+                h = (h - mean) / std
+            logits = batched(params, buffers, h)  # (K, B, n_classes)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), step_targets[t], reduction="sum")
+            opt.zero_grad(set_to_none=True)
+            (loss / batch).backward()
+            opt.step()
+        if progress is not None:
+            progress()
+    models = []
+    with torch.no_grad():
+        for k, net in enumerate(nets):
+            for name, value in net.named_parameters():
+                value.copy_(params[name][k])
+            net.eval()
+            mean_k, std_k = stats[k]
+            models.append(TorchModel(net, n_classes=n_classes, mean=mean_k, std=std_k))
     return models

@@ -1,0 +1,168 @@
+"""Training jobs on joblib workers (loky, threads, a real local Ray cluster) give the in-process models."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from memberscope.audit import AuditConfig, run_audit
+from memberscope.audit.training import plan_jobs
+from memberscope.exceptions import InvalidInputError
+from memberscope.parallel import parse_bytes
+from memberscope.recipes import create as create_recipe
+from memberscope.recipes.vectorized import vectorized_bytes_per_model
+from tests.cli_helpers import run_cli
+
+ARGS = dict(
+    dataset="digits",
+    model_params={"hidden": [32], "epochs": 8},
+    reference_models=4,
+    attacks=["loss", "lira-online", "rmia-offline"],
+    n_bootstrap=50,
+    seed=3,
+)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Workers run torch on one thread each; a float sum split over two threads can differ in the last bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def in_process():
+    with one_torch_thread():
+        return run_audit(AuditConfig(**ARGS, use_cache=False), progress=False)
+
+
+def _models_in(cache) -> int:
+    return len(list((cache / "models").glob("*.bin")))
+
+
+def test_loky_workers_train_and_cache_the_same_models(in_process, tmp_path):
+    cache = tmp_path / "cache"
+    par = run_audit(AuditConfig(**ARGS, n_jobs=2, backend="loky", cache_dir=str(cache)), progress=False)
+    assert par.results["timings"]["training_workers"] == 2
+    assert par.results["timings"]["models_trained"] == 5
+    for name, score in in_process.scores.items():
+        np.testing.assert_array_equal(par.scores[name], score)
+    assert _models_in(cache) == 5 and len(list((cache / "outputs").glob("*.npy"))) == 5  # written by the workers
+    assert not list(cache.rglob("*.tmp")) and not list((cache / "scratch").iterdir())
+    again = run_audit(AuditConfig(**ARGS, n_jobs=2, backend="threading", cache_dir=str(cache)), progress=False)
+    assert again.results["timings"]["models_from_cache"] == 5
+    np.testing.assert_array_equal(again.scores["lira-online"], in_process.scores["lira-online"])
+
+
+def test_vectorized_batches_under_a_memory_budget_equal_one_batch():
+    common = dict(ARGS, train_mode="vectorized", use_cache=False)
+    recipe = create_recipe("mlp", **ARGS["model_params"])
+    # digits: a 1,348-record pool, 674 records per reference model, ceil(674 / 128) = 6 steps per epoch.
+    per_model = vectorized_bytes_per_model(recipe, feature_shape=(1, 8, 8), n_classes=10, n_steps=6 * 8)
+    one = run_audit(AuditConfig(**common), progress=False)
+    split = run_audit(AuditConfig(**common, memory_budget=str(2 * per_model + 1)), progress=False)
+    assert one.results["timings"]["vectorized_batches"] == 1
+    assert split.results["timings"]["vectorized_batches"] == 2
+    for name, score in one.scores.items():
+        np.testing.assert_array_equal(split.scores[name], score)
+    threads = run_audit(AuditConfig(**common, n_jobs=2, backend="threading"), progress=False)
+    assert threads.results["timings"]["vectorized_batches"] == 2  # one batch per worker
+    np.testing.assert_array_equal(threads.scores["lira-online"], one.scores["lira-online"])
+
+
+def test_plan_jobs_and_memory_sizes():
+    assert plan_jobs(10, per_model_bytes=100, budget=350, n_workers=1) == [3, 3, 2, 2]
+    assert plan_jobs(10, per_model_bytes=100, budget=None, n_workers=1) == [10]
+    assert plan_jobs(5, per_model_bytes=100, budget=None, n_workers=2) == [3, 2]
+    assert plan_jobs(1, per_model_bytes=100, budget=None, n_workers=4) == [1]
+    assert plan_jobs(8, per_model_bytes=100, budget=400, n_workers=2) == [2, 2, 2, 2]  # 200 bytes per worker
+    with pytest.raises(InvalidInputError, match="memory budget 150 bytes is too small"):
+        plan_jobs(3, per_model_bytes=100, budget=150, n_workers=2)
+    assert parse_bytes("2GiB") == 2 * 2**30 and parse_bytes("1.5 GB") == 1_500_000_000 and parse_bytes(4096) == 4096
+    for bad in ("two gigs", "5XB", "0"):
+        with pytest.raises(InvalidInputError, match="memory size"):
+            parse_bytes(bad)
+    # Adam: parameters held 5 times (model, stacked, gradient, 2 moments) dominate a 784-256-256-10 MLP.
+    recipe = create_recipe("mlp", hidden=[256, 256], batch_size=128)
+    n_params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
+    estimate = vectorized_bytes_per_model(recipe, feature_shape=(1, 28, 28), n_classes=10, n_steps=0)
+    assert estimate == int(1.25 * (5 * n_params * 4 + 128 * 4 * (784 + 4 * (256 + 256 + 10))))
+
+
+def test_parallel_settings_are_validated_at_the_cli(capsys):
+    code, _, err = run_cli("audit", "--backend", "spark", "--no-progress", capsys=capsys)
+    assert code == 2 and "backend 'spark' is not one of" in err
+    code, _, err = run_cli("audit", "--memory-budget", "lots", "--no-progress", capsys=capsys)
+    assert code == 2 and "memory size 'lots'" in err
+    code, _, err = run_cli("audit", "--n-jobs", "0", "--no-progress", capsys=capsys)
+    assert code == 2 and "n_jobs must be a positive integer or -1" in err
+    code, _, err = run_cli("audit", "--ray-address", "127.0.0.1:6379", "--no-progress", capsys=capsys)
+    assert code == 2 and "needs backend 'ray'" in err
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real one-node Ray cluster on 127.0.0.1 with two CPUs, shut down after the module."""
+    ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed (scripts/setup.sh installs it)")
+    from ray._private import ray_constants
+
+    # Ray replaces 127.0.0.1 by the machine's outward address unless its "no cluster" mode is on.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # for the processes Ray starts
+    mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    context = ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield context.address_info["address"]
+    finally:
+        ray.shutdown()
+        mp.undo()
+
+
+def test_reference_models_trained_on_a_local_ray_cluster(in_process, ray_cluster, tmp_path):
+    assert ray_cluster.startswith("127.0.0.1:")
+    config = tmp_path / "audit.json"
+    config.write_text(json.dumps(ARGS))
+    cache = tmp_path / "cache"
+    out = tmp_path / "out"
+    env = {**os.environ, "MEMBERSCOPE_CACHE_DIR": str(cache), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env.pop("RAY_ADDRESS", None)
+    cli = [sys.executable, "-m", "memberscope.cli", "audit", "--config", str(config), "--no-progress", "--no-report"]
+    cli += ["--n-jobs", "2", "--backend", "ray", "--ray-address", ray_cluster, "--out", str(out)]
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["timings"]["training_workers"] == 2 and results["timings"]["models_trained"] == 5
+    assert _models_in(cache) == 5  # each worker cached its model
+    expected = tmp_path / "expected"
+    in_process.write(expected)
+    assert (out / "scores.csv").read_text() == (expected / "scores.csv").read_text()
+    for name, metrics in in_process.results["attacks"].items():
+        assert results["attacks"][name]["auc"] == metrics["auc"]
+
+
+def test_reference_models_trained_on_a_local_dask_cluster(in_process, tmp_path):
+    pytest.importorskip("distributed", reason="the 'ray' extra (with dask.distributed) is not installed")
+    cache = tmp_path / "cache"
+    par = run_audit(AuditConfig(**ARGS, n_jobs=2, backend="dask", cache_dir=str(cache)), progress=False)
+    assert par.results["timings"]["training_workers"] == 2 and _models_in(cache) == 5
+    for name, score in in_process.scores.items():
+        np.testing.assert_array_equal(par.scores[name], score)
+
+
+def test_progress_counts_models_across_workers_and_is_silent_off_a_terminal(capsys):
+    small = dict(ARGS, reference_models=2, attacks=["loss"], use_cache=False)
+    run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=True)
+    err = capsys.readouterr().err
+    assert "models on 2 threading workers" in err and "3/3" in err
+    run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=None)  # pytest's stderr is no terminal
+    assert capsys.readouterr().err == ""
