@@ -23,8 +23,14 @@ __all__ = ["supports_vectorized", "train_vectorized"]
 
 
 def supports_vectorized(recipe) -> bool:
-    """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP and logistic regression)."""
-    return isinstance(recipe, TorchRecipe) and recipe.architecture in ("mlp", "logreg") and recipe.dropout == 0
+    """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP and logistic regression, no defenses
+    other than weight decay)."""
+    return (
+        isinstance(recipe, TorchRecipe)
+        and recipe.architecture in ("mlp", "logreg")
+        and recipe.dropout == 0
+        and not recipe.defended
+    )
 
 
 def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps: int, batch_size: int):
