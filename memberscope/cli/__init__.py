@@ -9,7 +9,10 @@ import sys
 
 import typer
 
-from memberscope.cli import core  # noqa: F401  (registers the commands)
+from memberscope.cli import (
+    core,  # noqa: F401  (registers the commands)
+    defend,  # noqa: F401  (registers the commands)
+)
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
 
