@@ -108,3 +108,45 @@ def test_defend_cli_writes_defenses_json(tmp_path, capsys):
 def test_defend_cli_bad_input_exits_2(args, fragment, tmp_path, capsys):
     code, _, stderr = run_cli("defend", *args, "--out", str(tmp_path), "--no-progress", capsys=capsys)
     assert code == 2 and fragment in stderr and "Traceback" not in stderr
+
+
+def test_uniqueness_and_neighbours_match_brute_force():
+    from memberscope.defenses.minimization import nearest_same_class, rank_members, uniqueness
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 1, 2, 2)), rng.integers(0, 3, size=60)
+    positions = np.arange(0, 60, 2)
+    flat = X.reshape(60, -1)
+    expected = []
+    for p in positions:
+        same = [q for q in positions if q != p and y[q] == y[p]]
+        expected.append(min(np.linalg.norm(flat[p] - flat[q]) for q in same) if same else np.inf)
+    np.testing.assert_allclose(uniqueness(X, y, positions), expected)
+    near = nearest_same_class(X, y, np.array([1, 3]), positions, 3)
+    for q, found in near.items():
+        same = sorted((q2 for q2 in positions if y[q2] == y[q]), key=lambda q2: np.linalg.norm(flat[q] - flat[q2]))
+        assert list(found) == same[:3]
+    member = np.zeros(60, dtype=bool)
+    member[positions] = True
+    scores = rng.normal(size=60)
+    order = rank_members("vulnerability", member=member, scores=scores)
+    assert list(order) == list(positions[np.argsort(-scores[positions])])
+    by_unique = rank_members("uniqueness", member=member, X=X, y=y)
+    assert by_unique[0] == positions[np.argmax(expected)]
+
+
+def test_minimize_defense_reports_the_onion_layers(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        "defend", "--dataset", "digits", "--defenses", "none,minimize:0.1", "--attacks", "lira-online,loss",
+        "--model-param", "hidden=[32]", "--model-param", "epochs=8", "-k", "2", "--pool-size", "400",
+        "--population-size", "200", "--n-bootstrap", "20", "--out", str(out), "--no-progress", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stdout
+    entry = json.loads((out / "defenses.json").read_text())["defenses"]["minimize:0.1"]
+    m = entry["minimization"]
+    assert len(m["removed_records"]) == 20 and m["layers"]["removed"]["n_records"] == 20
+    assert m["layers"]["neighbours"]["n_records"] + m["layers"]["others"]["n_records"] == 180
+    assert m["layers"]["neighbours"]["after"] is not None and m["layers"]["removed"]["after"] is None
+    # The attacks run on the 380 remaining pool records: 180 members, 200 non-members.
+    assert entry["attacks"]["loss"]["n_members"] == 180 and entry["attacks"]["loss"]["n_nonmembers"] == 200

@@ -66,6 +66,8 @@ TRAINING_DEFENSES: dict[str, tuple[str | None, Any]] = {
     "augment": ("augment", True),
     "ensemble": ("ensemble", 4),
     "dp-sgd": ("dp_epsilon", 8.0),
+    "coarsen": ("coarsen", 0.25),
+    "minimize": ("fraction", 0.1),
 }
 _ALIASES = {"eps": "dp_epsilon", "epsilon": "dp_epsilon", "delta": "dp_delta", "clip": "max_grad_norm"}
 
@@ -123,7 +125,15 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
                     problems.append(f"defense {item!r}: 'none' takes no argument")
                 else:
                     params[option] = _parse_value(arg, f"defense {item!r}")
-            out.append(DefenseSpec(name=item, kind="training", params=params))
+            kind = "minimize" if name == "minimize" else "training"
+            if kind == "minimize":
+                from memberscope.defenses.minimization import split_params
+
+                try:
+                    split_params(params)
+                except InvalidInputError as exc:
+                    problems.append(f"defense {item!r}: {exc}")
+            out.append(DefenseSpec(name=item, kind=kind, params=params))
         elif head in POSTPROCESSORS:
             try:
                 parse_postprocessors(item.replace("+", ","))
@@ -376,17 +386,28 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
         seed=model_seed(config.seed, "label-only-queries"),
     )
 
-    def train_all(recipe, what: str):
+    metric_kwargs = dict(
+        fprs=config.fprs,
+        n_bootstrap=config.n_bootstrap,
+        confidence=config.confidence,
+        seed=model_seed(config.seed, "bootstrap"),
+    )
+
+    def train_all(recipe, what: str, keep: np.ndarray | None = None):
+        keep = np.ones(n_pool, dtype=bool) if keep is None else keep
         say(f"{what}: target model")
-        target = models.get(recipe, pool_idx[member], model_seed(config.seed, "target", 0))
+        target = models.get(recipe, pool_idx[member & keep], model_seed(config.seed, "target", 0))
         refs = []
         for k in range(game.n_reference):
             say(f"{what}: reference model {k + 1}/{game.n_reference}")
-            refs.append(models.get(recipe, pool_idx[game.reference_masks[k]], model_seed(config.seed, "reference", k)))
+            train_idx = pool_idx[game.reference_masks[k] & keep]
+            refs.append(models.get(recipe, train_idx, model_seed(config.seed, "reference", k)))
         return target, refs
 
-    def attack_all(target, refs, postprocessor, what: str) -> dict[str, Any]:
+    def attack_all(target, refs, postprocessor, what: str, keep: np.ndarray | None = None):
+        """``(metrics by attack, observed outputs (n_eval, 1, C), scores by attack)`` on the pool records ``keep``."""
         say(f"{what}: attacks")
+        keep = np.ones(n_pool, dtype=bool) if keep is None else keep
         if postprocessor is None:
             t_obs = target.logits.astype(np.float64)
             r_obs = np.stack([r.logits for r in refs]).astype(np.float64)
@@ -398,34 +419,34 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
                     for k, r in enumerate(refs)
                 ]
             )
+        kept_labels, kept_masks = labels[keep], game.reference_masks[:, keep]
         target_out = TargetOutputs(
-            logits=t_obs[:n_pool], labels=labels, population_logits=t_obs[n_pool:], population_labels=pop_labels
+            logits=t_obs[:n_pool][keep],
+            labels=kept_labels,
+            population_logits=t_obs[n_pool:],
+            population_labels=pop_labels,
         )
         ref_out = ReferenceOutputs(
-            logits=r_obs[:, :n_pool],
-            masks=game.reference_masks,
-            labels=labels,
+            logits=r_obs[:, :n_pool][:, keep],
+            masks=kept_masks,
+            labels=kept_labels,
             population_logits=r_obs[:, n_pool:],
             population_labels=pop_labels,
         )
         results: dict[str, Any] = {}
-        metric_kwargs = dict(
-            fprs=config.fprs,
-            n_bootstrap=config.n_bootstrap,
-            confidence=config.confidence,
-            seed=model_seed(config.seed, "bootstrap"),
-        )
+        scores: dict[str, np.ndarray] = {}
         import warnings
 
+        kept_views = [v[keep] for v in views]
         for name in config.attacks:
             t0 = time.perf_counter()
             if name == LABEL_ONLY_ATTACK:
                 seed = model_seed(config.seed, "label-only-policy")
-                t_correct = _label_only_correct(target.model, views, labels, postprocessor, seed=seed)
+                t_correct = _label_only_correct(target.model, kept_views, kept_labels, postprocessor, seed=seed)
                 r_correct = np.stack(
-                    [_label_only_correct(r.model, views, labels, postprocessor, seed=seed) for r in refs]
+                    [_label_only_correct(r.model, kept_views, kept_labels, postprocessor, seed=seed) for r in refs]
                 )
-                score = _label_only_scores(t_correct, r_correct, game.reference_masks)
+                score = _label_only_scores(t_correct, r_correct, kept_masks)
                 params = {"queries": len(views), "calibration": "minus mean over OUT reference models",
                           "implementation": "local to memberscope.defenses.evaluate"}  # fmt: skip
             else:
@@ -434,22 +455,25 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
                 params = attack.params()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # unresolvable FPRs are recorded in the metrics' own warnings
-                entry = evaluate(member, score, **metric_kwargs).to_dict()
+                entry = evaluate(member[keep], score, **metric_kwargs).to_dict()
             entry["params"] = params
             entry["timings"] = {"seconds": round(time.perf_counter() - t0, 4)}
             results[name] = entry
-        return results, t_obs
+            scores[name] = score
+        return results, t_obs, scores
 
     base_recipe_params = dict(config.model_params)
     entries: dict[str, Any] = {}
     base = None
+    base_attacks: dict[str, Any] = {}
+    base_scores: dict[str, np.ndarray] = {}
     for spec in specs:
         if spec.kind == "training":
             recipe = create_recipe(config.model, **{**base_recipe_params, **spec.params})
             target, refs = train_all(recipe, spec.name)
+            attacks, obs, scores = attack_all(target, refs, None, spec.name)
             if spec.name == "none" or not spec.params:
-                base = (target, refs)
-            attacks, obs = attack_all(target, refs, None, spec.name)
+                base, base_attacks, base_scores = (target, refs), attacks, scores
             privacy = getattr(target.model, "privacy", None)
             entries[spec.name] = {
                 "kind": "training",
@@ -463,13 +487,72 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
                 "reference_train_seconds": _sum_seconds(refs),
                 "attacks": attacks,
             }
+    if base is None and any(s.kind != "training" for s in specs):
+        base = train_all(create_recipe(config.model, **base_recipe_params), "none (for output defenses)")
+        base_attacks, _, base_scores = attack_all(base[0], base[1], None, "none (for output defenses)")
+    for spec in specs:
+        if spec.kind != "minimize":
+            continue
+        from memberscope.defenses import minimization as mini
+
+        opts, recipe_params = mini.split_params(spec.params)
+        attack_name = _strongest(base_attacks, budget_key)
+        order = mini.rank_members(
+            opts["by"], member=member, scores=base_scores[attack_name], X=dataset.X[pool_idx], y=labels
+        )
+        removed = order[: mini.removed_count(int(member.sum()), opts["fraction"])]
+        keep = np.ones(n_pool, dtype=bool)
+        keep[removed] = False
+        recipe = create_recipe(config.model, **{**base_recipe_params, **recipe_params})
+        target, refs = train_all(recipe, spec.name, keep=keep)
+        attacks, obs, scores = attack_all(target, refs, None, spec.name, keep=keep)
+        near = mini.nearest_same_class(
+            dataset.X[pool_idx], labels, removed, np.flatnonzero(member & keep), opts["neighbours"]
+        )
+        neighbours = np.zeros(n_pool, dtype=bool)
+        for found in near.values():
+            neighbours[found] = True
+        others = member & keep & ~neighbours
+        removed_mask = np.zeros(n_pool, dtype=bool)
+        removed_mask[removed] = True
+        before, after = base_scores[attack_name], np.full(n_pool, np.nan)
+        after[keep] = scores[attack_name]
+        layers = {}
+        for layer_name, layer in (("removed", removed_mask), ("neighbours", neighbours), ("others", others)):
+            layers[layer_name] = {
+                "n_records": int(layer.sum()),
+                "before": mini.layer_metrics(member, before, layer, **metric_kwargs),
+                "after": None
+                if layer_name == "removed"
+                else mini.layer_metrics(member[keep], after[keep], layer[keep], **metric_kwargs),
+            }
+        entries[spec.name] = {
+            "kind": "minimize",
+            "recipe": {"name": config.model, **recipe.config()},
+            "test_accuracy": _accuracy(obs[test_rows, 0], labels_all[test_rows]),
+            "train_accuracy": _accuracy(obs[:n_pool][member & keep][:, 0], labels[member & keep]),
+            "epsilon": None,
+            "delta": None,
+            "train_seconds": target.seconds,
+            "attacks": attacks,
+            "minimization": {
+                "by": opts["by"],
+                "fraction": opts["fraction"],
+                "neighbours_per_removed": opts["neighbours"],
+                "attack": attack_name,
+                "removed_records": [int(r) for r in pool_idx[removed]],
+                "layers": layers,
+                "note": "before: the undefended target's scores; after: the retrained target's, on the same "
+                "records; each layer's members against every (remaining) non-member. With by=vulnerability the "
+                "ranking used the same scores, so 'before' is biased low for the layers kept (selection on noise); "
+                "by=uniqueness does not use the scores",
+            },
+        }
     for spec in specs:
         if spec.kind != "output":
             continue
-        if base is None:
-            base = train_all(create_recipe(config.model, **base_recipe_params), "none (for output defenses)")
         postprocessor = parse_postprocessors(spec.output)
-        attacks, obs = attack_all(base[0], base[1], postprocessor, spec.name)
+        attacks, obs, _ = attack_all(base[0], base[1], postprocessor, spec.name)
         entries[spec.name] = {
             "kind": "output",
             "postprocessor": postprocessor.spec,

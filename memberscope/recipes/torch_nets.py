@@ -78,7 +78,7 @@ class TorchRecipe(Recipe):
     standardize : fit per-feature mean/std on the training records and apply it inside the model
         (useful for raw tables; images in [0, 1] do not need it).
     l1, label_smoothing, early_stopping, validation_fraction, augment, augment_shift, augment_flip, augment_noise,
-        ensemble :
+        ensemble, coarsen :
         training-time defenses (:mod:`memberscope.defenses.training`); off by default.
     dp_epsilon, dp_delta, max_grad_norm, dp_physical_batch : DP-SGD through Opacus (:mod:`memberscope.defenses.dp`);
         off while ``dp_epsilon`` is None. ``dp_delta`` None means the largest power of ten <= 1 / n_train.
@@ -104,6 +104,7 @@ class TorchRecipe(Recipe):
     augment_flip: bool = True
     augment_noise: float = 0.1
     ensemble: int = 1
+    coarsen: float = 0.0
     dp_epsilon: float | None = None
     dp_delta: float | None = None
     max_grad_norm: float = 1.0
@@ -177,7 +178,7 @@ class TorchRecipe(Recipe):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         net = self._network(tuple(X.shape[1:]), n_classes)
-        inputs = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        inputs = coarsen_features(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), self.coarsen)
         targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
         stopper = None
         if self.early_stopping:
@@ -233,7 +234,7 @@ class TorchRecipe(Recipe):
         if stopper is not None:
             stopper.restore(net)
         net.eval()
-        model = TorchModel(net, n_classes=n_classes, mean=mean, std=std)
+        model = TorchModel(net, n_classes=n_classes, mean=mean, std=std, coarsen=self.coarsen)
         model.epochs_run = epochs_run
         return model
 
@@ -254,7 +255,7 @@ class TorchRecipe(Recipe):
         net = self._network(feature_shape, n_classes)
         net.load_state_dict(state["net"])
         net.eval()
-        model = TorchModel(net, n_classes=n_classes, mean=state["mean"], std=state["std"])
+        model = TorchModel(net, n_classes=n_classes, mean=state["mean"], std=state["std"], coarsen=self.coarsen)
         model.privacy = state.get("privacy")
         return model
 
@@ -269,6 +270,7 @@ DEFENSE_DEFAULTS: dict[str, Any] = {
     "augment_flip": True,
     "augment_noise": 0.1,
     "ensemble": 1,
+    "coarsen": 0.0,
     "dp_epsilon": None,
     "dp_delta": None,
     "max_grad_norm": 1.0,
@@ -291,6 +293,8 @@ def _defense_problems(recipe: TorchRecipe) -> list[str]:
         problems.append(
             f"augment_shift and augment_noise must be >= 0; got {recipe.augment_shift} and {recipe.augment_noise}"
         )
+    if recipe.coarsen < 0:
+        problems.append(f"coarsen (the grid step features are rounded to) must be >= 0; got {recipe.coarsen}")
     if int(recipe.ensemble) != recipe.ensemble or recipe.ensemble < 1:
         problems.append(f"ensemble must be an integer >= 1 (models); got {recipe.ensemble}")
     if recipe.dp_epsilon is not None:
@@ -311,6 +315,13 @@ def _defense_problems(recipe: TorchRecipe) -> list[str]:
     return problems
 
 
+def coarsen_features(inputs, step: float):
+    """Features rounded to the nearest multiple of ``step`` (``step=0``: unchanged); data minimization by coarsening."""
+    if not step:
+        return inputs
+    return (inputs / step).round() * step
+
+
 def _fit_standardization(inputs, enabled: bool):
     import torch
 
@@ -324,8 +335,10 @@ def _fit_standardization(inputs, enabled: bool):
 class TorchModel(TrainedModel):
     """A trained torch network (in eval mode) plus its input standardization."""
 
-    def __init__(self, net, *, n_classes: int, mean, std, privacy: dict[str, Any] | None = None):
+    def __init__(self, net, *, n_classes: int, mean, std, privacy: dict[str, Any] | None = None, coarsen: float = 0.0):
         self.net, self.n_classes, self.mean, self.std = net, n_classes, mean, std
+        #: Grid step the features are rounded to before the network sees them (data minimization); 0 = off.
+        self.coarsen = coarsen
         #: DP-SGD accounting (epsilon, delta, steps, ...) when trained with DP-SGD, else None.
         self.privacy = privacy
         #: Epochs actually run (fewer than the recipe's when early stopping stopped it); None when loaded.
@@ -338,6 +351,7 @@ class TorchModel(TrainedModel):
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32))
+                batch = coarsen_features(batch, self.coarsen)
                 out.append(self.net((batch - self.mean) / self.std).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), dtype=np.float32)
 
