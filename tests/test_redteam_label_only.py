@@ -97,3 +97,13 @@ def test_calibrate_picks_the_best_scale(purchase):
 def test_bad_parameters_are_named():
     with pytest.raises(InvalidInputError, match=r"n_queries must be an integer >= 0; got -1.*noise 'blur'"):
         LabelOnlyAttack(n_queries=-1, noise="blur")
+
+
+def test_default_scale_depends_on_the_noise():
+    rng = np.random.default_rng(0)
+    binary = (rng.random((50, 400)) < 0.5).astype(float)
+    copies = LabelOnlyAttack(n_queries=50).fit(binary).perturb(binary)
+    assert np.mean(copies != binary[:, None]) == pytest.approx(0.05, abs=0.005)  # bit flips, p = 0.05
+    real = rng.normal(size=(50, 400))
+    copies = LabelOnlyAttack(n_queries=50).fit(real).perturb(real)
+    assert np.std(copies - real[:, None]) == pytest.approx(0.5, rel=0.05)  # 0.5 feature std

@@ -16,9 +16,10 @@ from memberscope.exceptions import InvalidInputError
 from memberscope.redteam.errors import QueryBudgetExceededError
 from memberscope.redteam.targets import Target
 
-__all__ = ["NOISES", "LabelOnlyAttack"]
+__all__ = ["DEFAULT_SCALES", "NOISES", "LabelOnlyAttack"]
 
 NOISES = ("auto", "gaussian", "bit-flip", "flip-shift")
+DEFAULT_SCALES = {"gaussian": 0.5, "bit-flip": 0.05, "flip-shift": 0.5}
 
 
 def _flip_shift_set(max_shift: int) -> list[tuple[bool, int, int]]:
@@ -68,8 +69,9 @@ class LabelOnlyAttack:
         probability ``noise_scale``. ``flip-shift``: for images ``(n, c, h, w)``, horizontal flips and
         shifts by up to ``max_shift`` pixels (the paper's augmentations), then Gaussian noise for
         queries beyond those. ``auto``: flip-shift for 4-D records, bit-flip for 0/1 records, else gaussian.
-    noise_scale : float
-        See ``noise``; :meth:`calibrate` chooses it on shadow models.
+    noise_scale : float, optional
+        See ``noise``; default :data:`DEFAULT_SCALES` of the resolved noise (0.05 for bit flips, 0.5
+        feature standard deviations otherwise); :meth:`calibrate` chooses it on shadow models.
     max_shift : int
         Largest shift of ``flip-shift``.
     seed : int
@@ -83,7 +85,7 @@ class LabelOnlyAttack:
         *,
         n_queries: int = 16,
         noise: str = "auto",
-        noise_scale: float = 0.5,
+        noise_scale: float | None = None,
         max_shift: int = 1,
         seed: int = 0,
     ):
@@ -92,13 +94,14 @@ class LabelOnlyAttack:
             problems.append(f"n_queries must be an integer >= 0; got {n_queries!r}")
         if noise not in NOISES:
             problems.append(f"noise {noise!r} is not one of {NOISES}")
-        if not np.isfinite(noise_scale) or noise_scale < 0:
+        if noise_scale is not None and (not np.isfinite(noise_scale) or noise_scale < 0):
             problems.append(f"noise_scale must be a finite number >= 0; got {noise_scale!r}")
         if int(max_shift) != max_shift or max_shift < 0:
             problems.append(f"max_shift must be an integer >= 0; got {max_shift!r}")
         if problems:
             raise InvalidInputError("invalid label-only attack: " + "; ".join(problems))
-        self.n_queries, self.noise, self.noise_scale = int(n_queries), noise, float(noise_scale)
+        self.n_queries, self.noise = int(n_queries), noise
+        self.noise_scale = None if noise_scale is None else float(noise_scale)
         self.max_shift, self.seed = int(max_shift), int(seed)
         self.feature_std_: np.ndarray | None = None
         self.n_queries_used_: int | None = None
@@ -125,11 +128,12 @@ class LabelOnlyAttack:
         q = self.n_queries if n_queries is None else int(n_queries)
         rng = np.random.default_rng(self.seed)
         noise = self.resolved_noise(X)
+        scale = DEFAULT_SCALES[noise] if self.noise_scale is None else self.noise_scale
         std = self.feature_std_ if self.feature_std_ is not None else X.std(axis=0) + 1e-12
         if noise == "bit-flip":
-            flips = rng.random((len(X), q, *X.shape[1:])) < self.noise_scale
+            flips = rng.random((len(X), q, *X.shape[1:])) < scale
             return np.where(flips, 1.0 - X[:, None], X[:, None])
-        gaussian = X[:, None] + rng.normal(size=(len(X), q, *X.shape[1:])) * (self.noise_scale * std)
+        gaussian = X[:, None] + rng.normal(size=(len(X), q, *X.shape[1:])) * (scale * std)
         if noise == "gaussian":
             return gaussian
         if X.ndim != 4:
