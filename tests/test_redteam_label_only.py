@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from redteam_server import one_torch_thread
 
 from memberscope.datasets.purchase_synthetic import generate_purchase
 from memberscope.exceptions import InvalidInputError
@@ -9,14 +10,18 @@ from memberscope.metrics import evaluate, roc_auc
 from memberscope.redteam import FakeTarget, LabelOnlyAttack, ModelTarget, QueryBudgetExceededError
 from memberscope.redteam.label_only import _shift
 
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
+
 
 @pytest.fixture(scope="module")
 def purchase():
-    from sklearn.neural_network import MLPClassifier
+    from memberscope.recipes import TorchRecipe
 
     X, y = generate_purchase(1800, seed=0)
-    clf = MLPClassifier((32,), max_iter=300, random_state=0).fit(X[:600], y[:600])
-    return X, y, clf
+    model = TorchRecipe(architecture="mlp", hidden=(32,), epochs=40, batch_size=64).train(
+        X[:600], y[:600], n_classes=100, seed=0
+    )
+    return X, y, model
 
 
 def test_scores_match_a_slow_per_record_loop(purchase):
@@ -26,7 +31,7 @@ def test_scores_match_a_slow_per_record_loop(purchase):
     scores = attack.score(target, X[:20], y[:20])
     copies = attack.perturb(X[:20], 5)
     for i in range(20):
-        labels = [clf.predict(X[i : i + 1])[0], *clf.predict(copies[i])]
+        labels = [clf.predict_logits(X[i : i + 1]).argmax(1)[0], *clf.predict_logits(copies[i]).argmax(1)]
         assert scores[i] == pytest.approx(np.mean(np.asarray(labels) == y[i]))
     assert target.queries_spent == 20 * 6
 
