@@ -95,7 +95,7 @@ def test_calibrate_picks_the_best_scale(purchase):
     member = np.r_[np.ones(100), np.zeros(100)].astype(bool)
     shadow = (target, np.r_[X[:100], X[600:700]], np.r_[y[:100], y[600:700]], member)
     attack = LabelOnlyAttack(n_queries=4).fit(X[1200:]).calibrate([shadow], grid=(0.0, 0.1))
-    assert attack.calibration_["grid"][0.1] > attack.calibration_["grid"][0.0]
+    assert attack.calibration_["grid_auc"][0.1] > attack.calibration_["grid_auc"][0.0]
     assert attack.noise_scale == 0.1
 
 

@@ -177,27 +177,43 @@ class LabelOnlyAttack:
         shadows: Sequence[tuple[Target, np.ndarray, np.ndarray, np.ndarray]],
         *,
         grid: Sequence[float] | None = None,
+        fpr: float | None = None,
     ) -> LabelOnlyAttack:
         """Set ``noise_scale`` to the grid value whose scores best separate members on shadow models.
 
         ``shadows`` holds ``(target, X, y, member)`` per shadow model (local models the attacker trained,
-        so no query of the real target is spent). Chooses by mean AUC; records it in ``calibration_``.
+        so no query of the real target is spent). Chooses by mean AUC, or with ``fpr`` by mean TPR at that
+        FPR (AUC breaking ties): scores take only ``1 + n_queries`` values, and a scale at which many
+        non-members keep their label under every perturbation ties them with members at the top, which
+        AUC barely notices but leaves no TPR at a low FPR. Records the grid in ``calibration_``.
         """
-        from memberscope.metrics import roc_auc
+        from memberscope.metrics import roc_auc, roc_curve, tpr_at_fpr
 
         if not shadows:
             raise InvalidInputError("calibrate needs at least one shadow model")
         if grid is None:
-            grid = (0.02, 0.05, 0.1, 0.2) if self.resolved_noise(np.asarray(shadows[0][1])) == "bit-flip" else (
-                0.1, 0.25, 0.5, 1.0, 2.0,
-            )  # fmt: skip
-        results: dict[float, float] = {}
+            binary = self.resolved_noise(np.asarray(shadows[0][1])) == "bit-flip"
+            grid = (0.02, 0.05, 0.1, 0.2, 0.3) if binary else (0.1, 0.25, 0.5, 1.0, 2.0)
+        aucs: dict[float, float] = {}
+        tprs: dict[float, float] = {}
         for scale in grid:
             self.noise_scale = float(scale)
-            aucs = [roc_auc(np.asarray(member, bool), self.score(target, X, y)) for target, X, y, member in shadows]
-            results[float(scale)] = float(np.mean(aucs))
-        self.noise_scale = max(results, key=lambda s: results[s])
-        self.calibration_ = {"grid": results, "chosen": self.noise_scale}
+            auc, tpr = [], []
+            for target, X, y, member in shadows:
+                member = np.asarray(member, bool)
+                scores = self.score(target, X, y)
+                auc.append(roc_auc(member, scores))
+                if fpr is not None:
+                    tpr.append(tpr_at_fpr(*roc_curve(member, scores)[:2], fpr))
+            aucs[float(scale)] = float(np.mean(auc))
+            tprs[float(scale)] = float(np.mean(tpr)) if tpr else 0.0
+        self.noise_scale = max(aucs, key=lambda s: (tprs[s], aucs[s]))
+        self.calibration_ = {
+            "criterion": "auc" if fpr is None else f"tpr@{fpr:g}",
+            "grid_auc": aucs,
+            "grid_tpr": None if fpr is None else tprs,
+            "chosen": self.noise_scale,
+        }
         return self
 
     def params(self) -> dict[str, Any]:

@@ -162,7 +162,7 @@ def run_redteam(
             (ModelTarget(m, n_classes=n_classes, postprocess="label-only"), X_shadow, y_shadow, mem)
             for m, mem in zip(shadow.shadow_models_, shadow.shadow_members_, strict=True)
         ]
-        lo.calibrate(local)
+        lo.calibrate(local, fpr=fpr)
         cal_scores = np.concatenate([lo.score(t, Xs, ys) for t, Xs, ys, _ in local])
         cal_member = np.concatenate([mem for *_, mem in local])
         params = lo.params() | {"calibration": lo.calibration_}
