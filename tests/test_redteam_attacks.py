@@ -117,3 +117,36 @@ def test_shadow_attack_null_model_gives_chance(purchase):
 def test_shadow_attack_rejects_bad_settings():
     with pytest.raises(InvalidInputError, match=r"n_shadow must be an integer >= 2; got 1.*attack_model 'svm'"):
         ShadowModelAttack(n_shadow=1, attack_model="svm")
+
+
+def test_pipeline_is_deterministic_in_its_seed(purchase):
+    from memberscope.redteam.pipeline import run_redteam
+
+    X, y, model = purchase
+    member = np.r_[np.ones(200), np.zeros(200)].astype(bool)
+    records, labels = np.r_[X[:200], X[600:800]], np.r_[y[:200], y[600:800]]
+
+    def run(seed):
+        target = ModelTarget(model, n_classes=100, postprocess="round:1")
+        return run_redteam(
+            target, records, labels, X[1500:2100], y[1500:2100], n_classes=100, n_shadow=2,
+            recipe_params=SHADOW_RECIPE, member=member, seed=seed,
+        )  # fmt: skip
+
+    a, b = run(0), run(0)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert a.results == b.results
+    rt = a.results["redteam"]
+    assert rt["exposure"]["mode"] == "rounded" and rt["exposure"]["decimals"] == 1
+    assert rt["target"]["queries_spent"] == 16 + 400 and rt["calibration"]["n_shadow_models"] == 2
+    assert a.results["attacks"]["shadow"]["auc"] > 0.8
+
+
+def test_public_surface():
+    import memberscope.redteam as rt
+
+    assert sorted(rt.__all__) == [
+        "FakeTarget", "HttpTarget", "LabelOnlyAttack", "ModelTarget", "QueryBudgetExceededError", "Target",
+        "TargetAuthError", "TargetError", "TargetRateLimitedError", "TargetResponseError", "TargetUnreachableError",
+    ]  # fmt: skip
+    assert all(hasattr(rt, name) for name in rt.__all__)

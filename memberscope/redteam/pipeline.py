@@ -171,11 +171,24 @@ def run_redteam(
     # 4. The target's records.
     scores = scorer.score(target, X, y)
     labels = verdicts(scores, calibration)
+    events = getattr(target, "rate_limit_events", [])
+    if events and not exposure.rate_limited:  # first seen during the attack rather than recon
+        waits = [e["retry_after"] for e in events if e.get("retry_after") is not None]
+        exposure.rate_limited, exposure.retry_after = True, max(waits) if waits else None
     metrics, notes = None, []
     if member is not None and member.any() and not member.all():
+        import warnings
+
+        from memberscope.exceptions import UnresolvableFPRWarning
         from memberscope.metrics import evaluate
 
-        metrics = {name: evaluate(member, scores, fprs=(0.1, fpr, 0.001), n_bootstrap=200, seed=seed).to_dict()}
+        fprs = sorted({0.1, fpr, 0.001}, reverse=True)
+        with warnings.catch_warnings():
+            # Unresolvable FPRs are reported in the metrics' own warnings and in results.json.
+            warnings.simplefilter("ignore", UnresolvableFPRWarning)
+            measured = evaluate(member, scores, fprs=fprs, n_bootstrap=200, seed=seed)
+        metrics = {name: measured.to_dict()}
+        notes.extend(measured.warnings)
         flagged = labels == "member"
         metrics[name]["verdict_fpr"] = float(flagged[~member].mean())
         metrics[name]["verdict_tpr"] = float(flagged[member].mean())
