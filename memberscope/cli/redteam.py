@@ -16,6 +16,7 @@ def _http_target(
     url: str,
     *,
     n_classes: int | None,
+    n_classes_hint: int | None = None,
     api_key_env: str | None,
     output_path: str,
     request_template: str | None,
@@ -37,6 +38,7 @@ def _http_target(
     return HttpTarget(
         url,
         n_classes=n_classes,
+        n_classes_hint=n_classes_hint,
         method=method,
         request_template=template,
         output_path=output_path,
@@ -117,18 +119,19 @@ def recon(
         from memberscope.redteam.pipeline import read_records
 
         X, y, _, _ = read_records(records, label_column=label_column)
-        if n_classes is None:
-            n_classes = int(pd.Series(y).max()) + 1 if len(y) else None
+        hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
         probes = np.random.default_rng(seed).random((n_probes, n_features))
+        hint = None
     else:
         raise InvalidInputError("recon needs probe records: pass --records FILE or --n-features F")
     target = _http_target(
         url,
         n_classes=n_classes,
+        n_classes_hint=hint,
         api_key_env=api_key_env,
         output_path=output_path,
         request_template=request_template,
@@ -186,7 +189,7 @@ def attack(
     shadow_param: list[str] = typer.Option([], "--shadow-param", help="Shadow recipe hyperparameter KEY=VALUE."),
     attack_model: str = typer.Option("logreg", "--attack-model", help="Attack classifier: logreg, gbdt or mlp."),
     n_queries: int = typer.Option(16, "--label-queries", help="Perturbed queries per record (label-only)."),
-    n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (default: largest label + 1)."),
+    n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (default: as answers show them)."),
     api_key_env: str | None = _API_KEY,
     output_path: str = _OUTPUT_PATH,
     request_template: str | None = _TEMPLATE,
@@ -211,11 +214,12 @@ def attack(
         raise InvalidInputError(
             f"--records has {X.shape[1]} feature columns but --shadow-data has {X_shadow.shape[1]}; they must match"
         )
-    n_classes = n_classes or int(max(y.max(), y_shadow.max())) + 1
+    hint = int(max(y.max(), y_shadow.max())) + 1
     recipe_params: dict[str, Any] | None = parse_params(shadow_param, "--shadow-param") if shadow_param else None
     target = _http_target(
         target_url,
         n_classes=n_classes,
+        n_classes_hint=hint,
         api_key_env=api_key_env,
         output_path=output_path,
         request_template=request_template,
@@ -247,7 +251,7 @@ def attack(
             y,
             X_shadow,
             y_shadow,
-            n_classes=n_classes,
+            n_classes=n_classes,  # None: as the API's answers show (else the largest label + 1)
             fpr=fpr,
             attack=attack_name,
             n_shadow=n_shadow,

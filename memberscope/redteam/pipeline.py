@@ -119,7 +119,7 @@ def run_redteam(
     X_shadow: np.ndarray,
     y_shadow: np.ndarray,
     *,
-    n_classes: int,
+    n_classes: int | None = None,
     fpr: float = 0.01,
     attack: str = "auto",
     n_shadow: int = 4,
@@ -134,12 +134,20 @@ def run_redteam(
 ) -> RedteamResult:
     """Recon the target, train shadows on ``X_shadow``, calibrate at ``fpr``, score ``X`` and give verdicts.
 
+    ``n_classes`` defaults to what recon sees in the target's answers.
+
     ``member`` (ground truth, when known) adds the usual metrics under ``attacks``.
     """
     if len(X_shadow) < 20:
         raise InvalidInputError(f"shadow data has {len(X_shadow)} records; at least 20 are needed")
     # 1. Recon with a few shadow records (the attacker's own), asked twice.
     exposure = recon(target, X_shadow[: min(8, len(X_shadow))], repeats=2)
+    n_classes = exposure.n_classes if n_classes is None else n_classes
+    if max(int(np.max(y)), int(np.max(y_shadow))) >= n_classes:
+        raise InvalidInputError(
+            f"labels go up to {max(int(np.max(y)), int(np.max(y_shadow)))} but {target.description} has "
+            f"{n_classes} classes; labels must be the API's class indices"
+        )
     name = _choose_attack(attack, exposure)
     # 2. Shadows, seen through the same output post-processing as the target.
     shadow = ShadowModelAttack(

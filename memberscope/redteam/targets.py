@@ -319,6 +319,8 @@ class HttpTarget(Target):
     url : str
     n_classes : int, optional
         Needed to read top-k and label answers; inferred from the first list-of-probabilities answer otherwise.
+    n_classes_hint : int, optional
+        Used when ``n_classes`` is None and the answers do not show it (e.g. largest label seen + 1).
     method : str
         HTTP method, default ``POST``.
     request_template : dict, optional
@@ -362,6 +364,7 @@ class HttpTarget(Target):
         url: str,
         *,
         n_classes: int | None = None,
+        n_classes_hint: int | None = None,
         method: str = "POST",
         request_template: dict[str, Any] | None = None,
         output_path: str = "predictions",
@@ -401,6 +404,7 @@ class HttpTarget(Target):
             raise InvalidInputError(f"HTTP target {url}: " + "; ".join(problems))
         self.url, self.method = url, method.upper()
         self.n_classes = None if n_classes is None else int(n_classes)
+        self.n_classes_hint = n_classes_hint
         self.request_template = DEFAULT_TEMPLATE if request_template is None else request_template
         fill_template(self.request_template, [[0.0]])  # validates the placeholders now, not at the first query
         self.output_path = output_path
@@ -544,6 +548,8 @@ class HttpTarget(Target):
             first = preds[0] if preds else None
             if isinstance(first, list):
                 self.n_classes = len(first)
+            elif self.n_classes_hint is not None:
+                self.n_classes = self.n_classes_hint
             else:
                 raise TargetResponseError(
                     f"{self.url} answers {str(first)[:60]!r}, which does not show the number of classes; "
