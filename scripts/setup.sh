@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # torch is pinned to the CPU build in constraints.txt (an unpinned torch pulls a multi-GB CUDA build).
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,parquet,dp]' 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,parquet,redteam,dp]' 2>&1 \
   | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import memberscope, torch" >/dev/null
 

@@ -12,6 +12,7 @@ import typer
 from memberscope.cli import (
     core,  # noqa: F401  (registers the commands)
     defend,  # noqa: F401  (registers the commands)
+    redteam,  # noqa: F401  (registers recon and attack)
 )
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
