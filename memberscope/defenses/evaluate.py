@@ -14,12 +14,11 @@ A defense's leakage is that of its *strongest* attack (highest TPR at the budget
 of a weak one alone. The recommendation is the defense with the highest test accuracy whose strongest attack's
 CI upper bound at the budget FPR is within the budget.
 
-Label-only attack (Choquette-Choo et al., ICML 2021, "data augmentation" and "noise" variants), local to this
-evaluation until the red-team label-only attack lands: each record is queried as ``n`` perturbed copies (images:
-flips and shifts by 1–2 pixels, then Gaussian pixel noise; tables: Gaussian noise scaled by each feature's
-population spread); its score is the number of copies the target labels correctly minus the mean of the same
-count over reference models that did not train on it (difficulty calibration; population mean when a record has
-no such model).
+Label-only attack: the red team's :class:`memberscope.redteam.LabelOnlyAttack` (Choquette-Choo et al., ICML 2021:
+each record and ``label_only_queries`` perturbed copies — images flipped and shifted, tables with Gaussian noise —
+the score being the share labelled correctly, every model seen through the defense's policy), here calibrated with
+the reference models: the target's share minus the mean share of the reference models that did not train on the
+record (difficulty calibration; the mean over all records when a record has no such model).
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ LABEL_ONLY_ATTACK = "label-only"
 DEFAULT_ATTACKS = ("lira-online", "lira-offline", "rmia-online", "rmia-offline", "loss", LABEL_ONLY_ATTACK)
 DEFAULT_DEFENSES = "none,l2,dropout,early-stopping,label-smoothing,augment,ensemble,dp-sgd:eps=8,round:2,top-k:1"
 PROBABILITY_FLOOR = 1e-12
+LABEL_ONLY_CHUNK = 500
 DEFAULT_BUDGET = (0.01, 0.05)
 
 # name -> (the recipe option its bare argument sets, that option's default value for the defense, aliases).
@@ -186,7 +186,7 @@ class DefendConfig:
     fprs: tuple[float, ...] = (0.1, 0.01, 0.001)
     n_bootstrap: int = 1000
     confidence: float = 0.95
-    label_only_queries: int = 20
+    label_only_queries: int = 16
     cache_dir: str | None = None
     use_cache: bool = True
 
@@ -239,43 +239,21 @@ def observe(logits: np.ndarray, postprocessor, *, rng: np.random.Generator) -> n
 # ---------------------------------------------------------------------------------------- label-only attack
 
 
-def _perturbations(X: np.ndarray, n_queries: int, *, population: np.ndarray, seed: int) -> list[np.ndarray]:
-    """``n_queries`` perturbed copies of ``X`` (the label-only attack's queries; see the module docstring)."""
-    from memberscope.queries import augmented_views
+def _label_only_shares(model, X, y, postprocessor, *, n_classes: int, n_queries: int, population, seed: int):
+    """``(shares (n,), attack params)``: the red-team label-only attack's share of perturbed queries of each record
+    that ``model``, seen through ``postprocessor``, labels correctly. Records go in chunks (bounded memory); every
+    model gets the same perturbations (same seed, same chunks)."""
+    from memberscope.redteam import LabelOnlyAttack, ModelTarget
 
-    rng = np.random.default_rng(seed)
-    views: list[np.ndarray] = []
-    if X.ndim == 4:
-        views = augmented_views(X, "flip-shift")[1:]  # 9 flips and shifts, without the record itself
-        sigma = 0.1 * float(np.std(population))
-    else:
-        sigma = 0.1 * np.std(population.reshape(len(population), -1), axis=0).reshape(X.shape[1:])
-    views = views[:n_queries]
-    while len(views) < n_queries:
-        views.append((X + sigma * rng.standard_normal(X.shape)).astype(np.float32))
-    return views
-
-
-def _label_only_correct(model, views: list[np.ndarray], labels: np.ndarray, postprocessor, *, seed: int):
-    """``(n_records,)`` how many of the perturbed copies ``model`` labels correctly, seen through ``postprocessor``."""
-    from memberscope.defenses.output import fill_withheld
-
-    rng = np.random.default_rng(seed)
-    correct = np.zeros(len(labels))
-    for view in views:
-        logits = np.asarray(model.predict_logits(view), dtype=np.float64)
-        if postprocessor is None:
-            pred = logits.argmax(axis=1)
-        else:
-            from memberscope.signals import log_probabilities
-
-            pred = fill_withheld(postprocessor(np.exp(log_probabilities(logits)), rng=rng)).argmax(axis=1)
-        correct += pred == labels
-    return correct
+    attack = LabelOnlyAttack(n_queries=n_queries, seed=seed).fit(population)
+    target = ModelTarget(model, n_classes=n_classes, postprocess=postprocessor, seed=seed)
+    shares = [attack.score(target, X[i : i + LABEL_ONLY_CHUNK], y[i : i + LABEL_ONLY_CHUNK])
+              for i in range(0, len(X), LABEL_ONLY_CHUNK)]  # fmt: skip
+    return np.concatenate(shares), attack.params()
 
 
 def _label_only_scores(target_correct, reference_correct, masks) -> np.ndarray:
-    """Target count minus the mean count of OUT reference models (difficulty calibration), per pool record."""
+    """Target share minus the mean share of OUT reference models (difficulty calibration), per pool record."""
     out = ~masks
     n_out = out.sum(axis=0)
     mean_out = np.where(n_out > 0, (reference_correct * out).sum(axis=0) / np.maximum(n_out, 1), np.nan)
@@ -379,12 +357,6 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
     member = game.target_mask
     test_rows = np.concatenate([np.flatnonzero(~member), n_pool + np.arange(len(population_idx))])
     budget_key = fpr_key(config.budget[0])
-    views = _perturbations(
-        dataset.X[eval_idx[:n_pool]],
-        config.label_only_queries,
-        population=dataset.X[population_idx],
-        seed=model_seed(config.seed, "label-only-queries"),
-    )
 
     metric_kwargs = dict(
         fprs=config.fprs,
@@ -437,18 +409,23 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
         scores: dict[str, np.ndarray] = {}
         import warnings
 
-        kept_views = [v[keep] for v in views]
+        label_only = dict(
+            n_classes=dataset.n_classes,
+            n_queries=config.label_only_queries,
+            population=dataset.X[population_idx],
+            seed=model_seed(config.seed, "label-only"),
+        )
+        kept_X = dataset.X[pool_idx[keep]]
         for name in config.attacks:
             t0 = time.perf_counter()
             if name == LABEL_ONLY_ATTACK:
-                seed = model_seed(config.seed, "label-only-policy")
-                t_correct = _label_only_correct(target.model, kept_views, kept_labels, postprocessor, seed=seed)
-                r_correct = np.stack(
-                    [_label_only_correct(r.model, kept_views, kept_labels, postprocessor, seed=seed) for r in refs]
+                t_share, params = _label_only_shares(target.model, kept_X, kept_labels, postprocessor, **label_only)
+                r_share = np.stack(
+                    [_label_only_shares(r.model, kept_X, kept_labels, postprocessor, **label_only)[0] for r in refs]
                 )
-                score = _label_only_scores(t_correct, r_correct, kept_masks)
-                params = {"queries": len(views), "calibration": "minus mean over OUT reference models",
-                          "implementation": "local to memberscope.defenses.evaluate"}  # fmt: skip
+                score = _label_only_scores(t_share, r_share, kept_masks)
+                params = {**params, "calibration": "minus the mean share of OUT reference models",
+                          "implementation": "memberscope.redteam.LabelOnlyAttack"}  # fmt: skip
             else:
                 attack = create_attack(name).fit(ref_out)
                 score = np.asarray(attack.score(target_out), dtype=np.float64)
@@ -599,8 +576,8 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
         "notes": [
             "adaptive evaluation: reference models are trained with each training-time defense, and output "
             "defenses are applied to the reference models' outputs as well as the target's",
-            "label-only: augmentation/noise robustness attack (Choquette-Choo et al. 2021), local to the defense "
-            "evaluation",
+            "label-only: memberscope.redteam.LabelOnlyAttack (Choquette-Choo et al. 2021) calibrated by the OUT "
+            "reference models' shares",
         ],
     }
 
