@@ -118,3 +118,15 @@ def test_ensemble_averages_probabilities_of_disjoint_members(digits, tmp_path):
     model.save(tmp_path / "ensemble.bin")
     loaded = recipe.load(tmp_path / "ensemble.bin", n_classes=10, feature_shape=X.shape[1:])
     np.testing.assert_allclose(loaded.predict_logits(X_test), model.predict_logits(X_test), rtol=1e-6)
+
+
+def test_coarsen_rounds_features_in_training_and_queries(digits):
+    from memberscope.recipes.torch_nets import coarsen_features
+
+    x = torch.tensor([0.0, 0.1, 0.13, 0.62, 1.0])
+    assert torch.allclose(coarsen_features(x, 0.25), torch.tensor([0.0, 0.0, 0.25, 0.5, 1.0]))
+    X = digits[0]
+    model = _train(digits, coarsen=0.5)
+    # The model sees only the grid: a record and any record that rounds to the same grid point give the same outputs.
+    grid = coarsen_features(torch.from_numpy(X[:20]), 0.5).numpy()
+    np.testing.assert_array_equal(model.predict_logits(X[:20]), model.predict_logits(grid + 0.1))

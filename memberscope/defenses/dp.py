@@ -77,13 +77,13 @@ def _train_dp(recipe, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int
     from torch.utils.data import DataLoader, TensorDataset
 
     from memberscope.defenses.training import augment_batch
-    from memberscope.recipes.torch_nets import TorchModel
+    from memberscope.recipes.torch_nets import TorchModel, coarsen_features
 
     n = len(X)
     delta = recipe.dp_delta if recipe.dp_delta is not None else default_delta(n)
     torch.manual_seed(seed)
     net = recipe._network(tuple(X.shape[1:]), n_classes)
-    inputs = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    inputs = coarsen_features(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), recipe.coarsen)
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     loader = DataLoader(
         TensorDataset(inputs, targets),
@@ -150,4 +150,6 @@ def _train_dp(recipe, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int
         "accountant": ACCOUNTANT,
         "target_epsilon": float(recipe.dp_epsilon),
     }
-    return TorchModel(clean, n_classes=n_classes, mean=torch.zeros(()), std=torch.ones(()), privacy=privacy)
+    return TorchModel(
+        clean, n_classes=n_classes, mean=torch.zeros(()), std=torch.ones(()), privacy=privacy, coarsen=recipe.coarsen
+    )
