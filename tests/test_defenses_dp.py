@@ -11,7 +11,7 @@ from memberscope.defenses.dp import compute_epsilon, default_delta, require_opac
 from memberscope.exceptions import MissingDependencyError
 from memberscope.recipes import create
 
-pytest.importorskip("opacus")  # the optional extra `dp`, installed by scripts/setup.sh
+# Opacus is the optional extra `dp`, which scripts/setup.sh installs; these tests fail (not skip) without it.
 
 
 @pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha:UserWarning")
