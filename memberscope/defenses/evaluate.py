@@ -661,7 +661,8 @@ def plot_frontier(results: dict[str, Any], path: Path) -> None:
         x = max(tpr, floor)
         marker = {"training": "o", "output": "s", "minimize": "^"}.get(entry["kind"], "o")
         ax.errorbar(x, entry["test_accuracy"], xerr=[[x - max(lo, floor)], [max(hi, floor) - x]], fmt=marker, capsize=3)
-        ax.annotate(name, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        label = ":".join(name.split(":")[:2])  # "dp-sgd:eps=8:epochs=10:..." is labelled "dp-sgd:eps=8"
+        ax.annotate(label, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
     max_tpr = results["recommendation"]["budget"]["max_tpr"]
     ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")
