@@ -103,6 +103,7 @@ def test_defend_cli_writes_defenses_json(tmp_path, capsys):
         (["--defenses", "dp-sgd:eps=-1"], "dp_epsilon must be > 0"),
         (["--budget", "0.01"], "FPR:TPR"),
         (["-k", "1"], "reference_models"),
+        (["--model", "sklearn", "--defenses", "none,l2"], "options of the torch recipes"),
     ],
 )
 def test_defend_cli_bad_input_exits_2(args, fragment, tmp_path, capsys):

@@ -152,6 +152,10 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     return out
 
 
+def _only_minimize_options(spec: DefenseSpec) -> bool:
+    return spec.kind == "minimize" and set(spec.params) <= {"fraction", "by", "neighbours"}
+
+
 def parse_budget(spec: str | tuple[float, float] | None) -> tuple[float, float]:
     """``"0.01:0.05"`` → ``(fpr, max_tpr)``: at FPR 1% the strongest attack's TPR may be at most 5%."""
     if spec is None:
@@ -206,9 +210,15 @@ class DefendConfig:
                             f"{self.reference_models}")  # fmt: skip
         if self.label_only_queries < 1:
             problems.append(f"label_only_queries must be >= 1; got {self.label_only_queries}")
+        specs = parse_defenses(self.defenses)
+        needs_torch = [d.name for d in specs if d.kind != "output" and d.params and not _only_minimize_options(d)]
+        if needs_torch and self.model not in ("mlp", "cnn", "logreg"):
+            problems.append(
+                f"defenses {needs_torch} are options of the torch recipes; --model must be mlp, cnn or logreg, "
+                f"got {self.model!r}"
+            )
         if problems:
             raise InvalidInputError("invalid defense evaluation:\n  - " + "\n  - ".join(problems))
-        parse_defenses(self.defenses)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
