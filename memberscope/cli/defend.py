@@ -53,7 +53,8 @@ def defend(
     defenses: str = typer.Option(
         "none,l2,dropout,early-stopping,label-smoothing,augment,ensemble,dp-sgd:eps=8,round:2,top-k:1,label-only",
         help="Comma-separated defenses: none, l2[:wd], l1[:w], dropout[:p], early-stopping[:patience], "
-        "label-smoothing[:eps], augment, ensemble[:n], dp-sgd:eps=E[:delta=D][:clip=C], "
+        "label-smoothing[:eps], augment, ensemble[:n], coarsen[:step], dp-sgd:eps=E[:delta=D][:clip=C], "
+        "minimize[:fraction][:by=vulnerability|uniqueness], "
         "and output post-processors round:D, top-k:K, label-only, gaussian:S, laplace:S, temperature:T "
         "('+' composes them).",
     ),

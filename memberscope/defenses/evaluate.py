@@ -219,6 +219,10 @@ class DefendConfig:
             )
         if problems:
             raise InvalidInputError("invalid defense evaluation:\n  - " + "\n  - ".join(problems))
+        if any(d.params.get("dp_epsilon") is not None for d in specs):
+            from memberscope.defenses.dp import require_opacus
+
+            require_opacus()  # fail before training anything else
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
