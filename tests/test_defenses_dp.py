@@ -52,6 +52,10 @@ def test_missing_opacus_names_the_extra(monkeypatch):
         require_opacus()
     with pytest.raises(MissingDependencyError, match=r"memberscope\[dp\]"):
         create("mlp", epochs=1, dp_epsilon=1.0).train(np.zeros((4, 3)), np.array([0, 1, 0, 1]), n_classes=2, seed=0)
+    from memberscope.defenses import DefendConfig
+
+    with pytest.raises(MissingDependencyError, match=r"memberscope\[dp\]"):
+        DefendConfig(defenses="none,dp-sgd:eps=1")  # before any model is trained
 
 
 def test_dp_model_attack_stays_within_epsilon_delta_bound():
