@@ -9,8 +9,13 @@ import sys
 
 import typer
 
-import memberscope.cli.gateway  # noqa: F401  (registers serve, keys)
-from memberscope.cli import core  # noqa: F401  (registers the commands)
+from memberscope.cli import (  # each module registers its commands on `app`
+    core,  # noqa: F401  (audit, demo, datasets, attacks, gate, report, history)
+    defend,  # noqa: F401  (defend)
+    gateway,  # noqa: F401  (serve, keys)
+    llm,  # noqa: F401  (llm-audit, llm-demo)
+    redteam,  # noqa: F401  (recon, attack)
+)
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
 

@@ -1,5 +1,9 @@
-"""Defenses against membership inference: output-side post-processors (and, as they land, training-time ones)."""
+"""Defenses against membership inference: output-side post-processors, training-time options of the torch recipes
+(:mod:`memberscope.defenses.training`, DP-SGD in :mod:`memberscope.defenses.dp`), data minimization
+(:mod:`memberscope.defenses.minimization`), and their adaptive evaluation (:mod:`memberscope.defenses.evaluate`).
+"""
 
+from memberscope.defenses.evaluate import DefendConfig, parse_defenses, recommend, run_defenses
 from memberscope.defenses.output import (
     POSTPROCESSORS,
     Compose,
@@ -19,6 +23,7 @@ from memberscope.defenses.output import (
 __all__ = [
     "POSTPROCESSORS",
     "Compose",
+    "DefendConfig",
     "GaussianNoise",
     "LabelOnly",
     "LaplaceNoise",
@@ -28,6 +33,9 @@ __all__ = [
     "TopK",
     "fill_withheld",
     "from_predictions",
+    "parse_defenses",
     "parse_postprocessors",
+    "recommend",
+    "run_defenses",
     "to_predictions",
 ]

@@ -26,9 +26,15 @@ __all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_mode
 def supports_vectorized(recipe) -> bool:
     """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP, CNN, logistic regression).
 
-    Dropout is excluded: its random masks would not follow each model's own seed.
+    Dropout is excluded: its random masks would not follow each model's own seed. So are the training-time
+    defenses other than weight decay (L1, label smoothing, early stopping, augmentation, ensembles, DP-SGD).
     """
-    return isinstance(recipe, TorchRecipe) and recipe.architecture in ("mlp", "logreg", "cnn") and recipe.dropout == 0
+    return (
+        isinstance(recipe, TorchRecipe)
+        and recipe.architecture in ("mlp", "logreg", "cnn")
+        and recipe.dropout == 0
+        and not recipe.defended
+    )
 
 
 def vectorized_bytes_per_model(

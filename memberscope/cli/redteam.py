@@ -1,0 +1,285 @@
+"""Red-team commands: ``recon`` (what does an endpoint expose?) and ``attack`` (who was in its training set?)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from memberscope.cli._app import app, console, parse_params
+from memberscope.exceptions import InvalidInputError
+
+
+def _http_target(
+    url: str,
+    *,
+    n_classes: int | None,
+    n_classes_hint: int | None = None,
+    api_key_env: str | None,
+    output_path: str,
+    request_template: str | None,
+    method: str,
+    timeout: float,
+    max_retries: int,
+    query_budget: int | None,
+    rate: float | None,
+    batch_size: int,
+):
+    from memberscope.redteam.targets import HttpTarget
+
+    template = None
+    if request_template is not None:
+        try:
+            template = json.loads(request_template)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--request-template {request_template!r} is not JSON: {exc}") from None
+    return HttpTarget(
+        url,
+        n_classes=n_classes,
+        n_classes_hint=n_classes_hint,
+        method=method,
+        request_template=template,
+        output_path=output_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate_limit=rate,
+        batch_size=batch_size,
+    )
+
+
+_API_KEY = typer.Option(
+    None, "--api-key-env", help="Environment variable holding the API key (sent as a Bearer token)."
+)
+_OUTPUT_PATH = typer.Option("predictions", "--output-path", help="JSON path to the predictions in an answer.")
+_TEMPLATE = typer.Option(
+    None,
+    "--request-template",
+    help='JSON request body with "$records" or "$record" (default {"instances": "$records"}).',
+)
+_METHOD = typer.Option("POST", "--method", help="HTTP method.")
+_TIMEOUT = typer.Option(10.0, "--timeout", help="Seconds per request.")
+_RETRIES = typer.Option(3, "--max-retries", help="Retries on 429/503 (honouring Retry-After) and timeouts.")
+_BUDGET = typer.Option(None, "--query-budget", help="Most records to send to the endpoint.")
+_RATE = typer.Option(None, "--rate", help="Most requests per second.")
+_BATCH = typer.Option(64, "--batch-size", help="Records per request.")
+
+
+def _exit_on_target_error(target, out: Path | None):
+    """Context: on a TargetError, save the answers already received (when ``out`` is given) and re-raise."""
+    from contextlib import contextmanager
+
+    from memberscope.redteam.errors import TargetError
+    from memberscope.redteam.pipeline import save_answered
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except TargetError as exc:
+            saved = save_answered(target, out) if out is not None else None
+            if saved is not None:
+                exc.args = (f"{exc.args[0]} (the {target.queries_spent} answers received are saved in {saved})",)
+            raise
+
+    return guard()
+
+
+@app.command()
+def recon(
+    url: str = typer.Argument(..., help="Prediction endpoint, e.g. http://host:8080/v1/models/m:predict"),
+    api_key_env: str | None = _API_KEY,
+    n_features: int | None = typer.Option(None, "--n-features", help="Features per record (random probes)."),
+    n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (needed for top-k and label answers)."),
+    records: Path | None = typer.Option(None, "--records", help="CSV of records to probe with (feature columns)."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of --records (not sent)."),
+    n_probes: int = typer.Option(8, "--probes", help="Probe records."),
+    repeats: int = typer.Option(2, "--repeats", help="Times each probe is asked (determinism)."),
+    burst: int = typer.Option(5, "--burst", help="Extra one-record requests sent at once (rate limiting)."),
+    output_path: str = _OUTPUT_PATH,
+    request_template: str | None = _TEMPLATE,
+    method: str = _METHOD,
+    timeout: float = _TIMEOUT,
+    max_retries: int = _RETRIES,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the JSON report to this file."),
+    seed: int = typer.Option(0, help="Seed of the random probes."),
+) -> None:
+    """Probe an endpoint: what it returns (probabilities, logits, top-k, rounding, labels), and what that allows."""
+    import numpy as np
+
+    from memberscope.redteam.recon import recon as run_recon
+
+    if records is not None:
+        import pandas as pd
+
+        from memberscope.redteam.pipeline import read_records
+
+        X, y, _, _ = read_records(records, label_column=label_column)
+        hint = int(pd.Series(y).max()) + 1 if len(y) else None
+        probes = X[:n_probes]
+    elif n_features is not None:
+        if n_features < 1:
+            raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
+        probes = np.random.default_rng(seed).random((n_probes, n_features))
+        hint = None
+    else:
+        raise InvalidInputError("recon needs probe records: pass --records FILE or --n-features F")
+    target = _http_target(
+        url,
+        n_classes=n_classes,
+        n_classes_hint=hint,
+        api_key_env=api_key_env,
+        output_path=output_path,
+        request_template=request_template,
+        method=method,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=None,
+        rate=None,
+        batch_size=max(1, n_probes),
+    )
+    exposure = run_recon(target, probes, repeats=repeats, burst=burst)
+    report = {"url": url, "queries_spent": target.queries_spent, **exposure.to_dict()}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    c = console()
+    c.print(f"[bold]{url}[/]")
+    shown = {
+        "probabilities": "full probability vectors",
+        "logits": "raw logits",
+        "top-k": f"top-{exposure.top_k} classes with their probabilities",
+        "rounded": "probability vectors",
+        "label-only": "the predicted label only",
+    }[exposure.mode]
+    precision = "full precision" if exposure.decimals is None else f"rounded to {exposure.decimals} decimals"
+    c.print(f"exposes: {shown}" + ("" if exposure.mode in ("label-only", "logits") else f", {precision}"))
+    c.print(f"classes: {exposure.n_classes}; deterministic: {'yes' if exposure.deterministic else 'no'}")
+    limited = "yes" if exposure.rate_limited else "not observed"
+    if exposure.retry_after is not None:
+        limited += f" (Retry-After {exposure.retry_after:g} s)"
+    c.print(f"rate limited: {limited}; queries spent: {target.queries_spent}")
+    c.print(f"attacks possible: {', '.join(exposure.attacks_possible)}")
+    for note in exposure.notes:
+        c.print(f"[yellow]note:[/] {note}")
+
+
+@app.command()
+def attack(
+    target_url: str = typer.Option(..., "--target", help="Prediction endpoint URL."),
+    records: Path = typer.Option(..., "--records", help="CSV of the people to test: feature columns + label."),
+    shadow_data: Path = typer.Option(..., "--shadow-data", help="CSV of public look-alike data for shadow models."),
+    fpr: float = typer.Option(0.01, "--fpr", help="False-positive rate the verdict threshold is calibrated to."),
+    out: Path = typer.Option(..., "--out", help="Output directory (verdicts.csv, results.json)."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column (class index) of both CSVs."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Column naming each record in verdicts.csv."),
+    member_column: str | None = typer.Option(
+        None, "--member-column", help="Ground-truth 0/1 column of --records (evaluation only; never used to attack)."
+    ),
+    attack_name: str = typer.Option("auto", "--attack", help="auto, shadow or label-only."),
+    n_shadow: int = typer.Option(4, "--shadow-models", help="Shadow models K."),
+    shadow_model: str = typer.Option("mlp", "--shadow-model", help="Shadow recipe: mlp, logreg, cnn or sklearn."),
+    shadow_param: list[str] = typer.Option([], "--shadow-param", help="Shadow recipe hyperparameter KEY=VALUE."),
+    attack_model: str = typer.Option("logreg", "--attack-model", help="Attack classifier: logreg, gbdt or mlp."),
+    n_queries: int = typer.Option(16, "--label-queries", help="Perturbed queries per record (label-only)."),
+    n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (default: as answers show them)."),
+    api_key_env: str | None = _API_KEY,
+    output_path: str = _OUTPUT_PATH,
+    request_template: str | None = _TEMPLATE,
+    method: str = _METHOD,
+    timeout: float = _TIMEOUT,
+    max_retries: int = _RETRIES,
+    query_budget: int | None = _BUDGET,
+    rate: float | None = _RATE,
+    batch_size: int = _BATCH,
+    seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
+) -> None:
+    """Attack an endpoint: which of these records were in its training set, at a calibrated FPR."""
+    from memberscope.redteam.pipeline import read_records, run_redteam
+
+    if not 0 < fpr < 1:
+        raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
+    X, y, member, ids = read_records(
+        records, label_column=label_column, member_column=member_column, id_column=id_column
+    )
+    X_shadow, y_shadow, _, _ = read_records(shadow_data, label_column=label_column)
+    if X.shape[1] != X_shadow.shape[1]:
+        raise InvalidInputError(
+            f"--records has {X.shape[1]} feature columns but --shadow-data has {X_shadow.shape[1]}; they must match"
+        )
+    hint = int(max(y.max(), y_shadow.max())) + 1
+    recipe_params: dict[str, Any] | None = parse_params(shadow_param, "--shadow-param") if shadow_param else None
+    target = _http_target(
+        target_url,
+        n_classes=n_classes,
+        n_classes_hint=hint,
+        api_key_env=api_key_env,
+        output_path=output_path,
+        request_template=request_template,
+        method=method,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate=rate,
+        batch_size=batch_size,
+    )
+    config = {
+        "target": target_url,
+        "records": str(records),
+        "shadow_data": str(shadow_data),
+        "fpr": fpr,
+        "attack": attack_name,
+        "shadow_models": n_shadow,
+        "shadow_model": shadow_model,
+        "shadow_params": recipe_params,
+        "attack_model": attack_model,
+        "label_queries": n_queries,
+        "query_budget": query_budget,
+        "seed": seed,
+    }
+    with _exit_on_target_error(target, out):
+        result = run_redteam(
+            target,
+            X,
+            y,
+            X_shadow,
+            y_shadow,
+            n_classes=n_classes,  # None: as the API's answers show (else the largest label + 1)
+            fpr=fpr,
+            attack=attack_name,
+            n_shadow=n_shadow,
+            recipe=shadow_model,
+            recipe_params=recipe_params,
+            attack_model=attack_model,
+            n_queries=n_queries,
+            member=member,
+            record_ids=ids,
+            seed=seed,
+            config=config,
+        )
+    paths = result.write(out)
+    rt = result.results["redteam"]
+    c = console()
+    cal = rt["calibration"]
+    c.print(
+        f"exposure: {rt['exposure']['mode']}; attack: {rt['attack']}; queries spent: {rt['target']['queries_spent']}"
+    )
+    c.print(
+        f"on shadow models at FPR {fpr:g}: TPR {cal['shadow_tpr']:.1%} "
+        f"(95% CI {cal['shadow_tpr_ci'][0]:.1%}-{cal['shadow_tpr_ci'][1]:.1%}), "
+        f"FPR {cal['shadow_fpr']:.2%} (95% CI {cal['shadow_fpr_ci'][0]:.2%}-{cal['shadow_fpr_ci'][1]:.2%})"
+    )
+    v = rt["verdicts"]
+    c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
+    for name, m in result.results["attacks"].items():
+        c.print(f"ground truth ({name}): AUC {m['auc']:.3f}, observed FPR of 'member' verdicts {m['verdict_fpr']:.2%}")
+    for rec in rt["recommendations"]:
+        c.print(f"- {rec}")
+    c.print(f"wrote {paths['verdicts']}, {paths['results']}")
