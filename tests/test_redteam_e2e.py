@@ -156,8 +156,13 @@ def test_unreachable_url_and_401_without_key(setup, capsys, tmp_path, monkeypatc
 
 def test_retry_after_from_a_rate_limited_server(setup):
     # The server allows 2 requests per second, then answers 429 with Retry-After: 1.
+    import time
+
+    # backoff=5 s: finishing in well under 5 s shows the client waited the server's Retry-After instead.
     target = HttpTarget(setup["server"].url("full", limit=2), n_classes=100, batch_size=1, backoff=5.0)
+    start = time.monotonic()
     exposure = recon(target, setup["X"][:2], repeats=1, burst=1)
+    assert 0.9 < time.monotonic() - start < 4.0
     assert exposure.rate_limited and exposure.retry_after == 1.0
     assert target.rate_limit_events[0] == {"status": 429, "retry_after": 1.0}
     assert target.queries_spent == 3 and target.requests_sent == 3 + len(target.rate_limit_events)
