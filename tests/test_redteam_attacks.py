@@ -150,3 +150,17 @@ def test_public_surface():
         "TargetAuthError", "TargetError", "TargetRateLimitedError", "TargetResponseError", "TargetUnreachableError",
     ]  # fmt: skip
     assert all(hasattr(rt, name) for name in rt.__all__)
+
+
+def test_shadows_come_from_the_cache_on_a_rerun(purchase, tmp_path):
+    from memberscope.cache import ArtifactCache
+
+    X, y, model = purchase
+    runs = []
+    for _ in range(2):
+        cache = ArtifactCache(tmp_path)
+        attack = ShadowModelAttack(n_shadow=2, recipe="mlp", recipe_params=SHADOW_RECIPE, cache=cache)
+        attack.fit(X[1500:1900], y[1500:1900], n_classes=100)
+        runs.append((cache.hits, cache.misses, attack.score(ModelTarget(model, n_classes=100), X[:50], y[:50])))
+    assert runs[0][:2] == (0, 2) and runs[1][:2] == (2, 0)
+    np.testing.assert_allclose(runs[0][2], runs[1][2], atol=1e-6)

@@ -200,8 +200,11 @@ def attack(
     rate: float | None = _RATE,
     batch_size: int = _BATCH,
     seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
+    cache_dir: str | None = typer.Option(None, help="Where trained shadow models are cached."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the shadow-model cache."),
 ) -> None:
     """Attack an endpoint: which of these records were in its training set, at a calibrated FPR."""
+    from memberscope.cache import ArtifactCache, default_cache_dir
     from memberscope.redteam.pipeline import read_records, run_redteam
 
     if not 0 < fpr < 1:
@@ -263,6 +266,7 @@ def attack(
             record_ids=ids,
             seed=seed,
             config=config,
+            cache=ArtifactCache(None if no_cache else (cache_dir or default_cache_dir())),
         )
     paths = result.write(out)
     rt = result.results["redteam"]
