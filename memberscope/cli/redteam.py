@@ -159,7 +159,9 @@ def recon(
         "rounded": "probability vectors",
         "label-only": "the predicted label only",
     }[exposure.mode]
-    precision = "full precision" if exposure.decimals is None else f"rounded to {exposure.decimals} decimals"
+    precision = "full precision"
+    if exposure.decimals is not None:
+        precision = f"rounded to {exposure.decimals} decimal" + ("" if exposure.decimals == 1 else "s")
     c.print(f"exposes: {shown}" + ("" if exposure.mode in ("label-only", "logits") else f", {precision}"))
     c.print(f"classes: {exposure.n_classes}; deterministic: {'yes' if exposure.deterministic else 'no'}")
     limited = "yes" if exposure.rate_limited else "not observed"
