@@ -166,3 +166,18 @@ def test_retry_after_from_a_rate_limited_server(setup):
     assert exposure.rate_limited and exposure.retry_after == 1.0
     assert target.rate_limit_events[0] == {"status": 429, "retry_after": 1.0}
     assert target.queries_spent == 3 and target.requests_sent == 3 + len(target.rate_limit_events)
+
+
+def test_bad_record_files_exit_2(setup, capsys, tmp_path):
+    f = setup["folder"]
+    url = setup["server"].url("full")
+    base = ["attack", "--target", url, "--shadow-data", str(f / "public.csv"), "--out", str(tmp_path)]
+    code, _, err = run_cli(*base, "--records", str(f / "people.csv"), "--label-column", "klass", capsys=capsys)
+    assert code == 2 and "no label column 'klass'" in err
+    code, _, err = run_cli(*base, "--records", str(tmp_path / "nope.csv"), capsys=capsys)
+    assert code == 2 and "does not exist" in err
+    pd.DataFrame({"a": ["x", "y"], "label": [0, 1]}).to_csv(tmp_path / "text.csv", index=False)
+    code, _, err = run_cli(*base, "--records", str(tmp_path / "text.csv"), capsys=capsys)
+    assert code == 2 and "not numeric: ['a']" in err
+    code, _, err = run_cli(*base, "--records", str(f / "people.csv"), "--fpr", "2", capsys=capsys)
+    assert code == 2 and "--fpr must be in (0, 1)" in err
