@@ -142,7 +142,8 @@ def recon(
         rate=None,
         batch_size=max(1, n_probes),
     )
-    exposure = run_recon(target, probes, repeats=repeats, burst=burst)
+    with target:
+        exposure = run_recon(target, probes, repeats=repeats, burst=burst)
     report = {"url": url, "queries_spent": target.queries_spent, **exposure.to_dict()}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +250,7 @@ def attack(
         "query_budget": query_budget,
         "seed": seed,
     }
-    with _exit_on_target_error(target, out):
+    with target, _exit_on_target_error(target, out):
         result = run_redteam(
             target,
             X,
