@@ -9,10 +9,8 @@ import sys
 
 import typer
 
-from memberscope.cli import (
-    core,  # noqa: F401  (registers the commands)
-    redteam,  # noqa: F401  (registers recon and attack)
-)
+import memberscope.cli.redteam  # noqa: F401  (registers recon and attack)
+from memberscope.cli import core  # noqa: F401  (registers the commands)
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
 
