@@ -150,3 +150,35 @@ def test_public_surface():
         "TargetAuthError", "TargetError", "TargetRateLimitedError", "TargetResponseError", "TargetUnreachableError",
     ]  # fmt: skip
     assert all(hasattr(rt, name) for name in rt.__all__)
+
+
+def test_shadows_come_from_the_cache_on_a_rerun(purchase, tmp_path):
+    from memberscope.cache import ArtifactCache
+
+    X, y, model = purchase
+    runs = []
+    for _ in range(2):
+        cache = ArtifactCache(tmp_path)
+        attack = ShadowModelAttack(n_shadow=2, recipe="mlp", recipe_params=SHADOW_RECIPE, cache=cache)
+        attack.fit(X[1500:1900], y[1500:1900], n_classes=100)
+        runs.append((cache.hits, cache.misses, attack.score(ModelTarget(model, n_classes=100), X[:50], y[:50])))
+    assert runs[0][:2] == (0, 2) and runs[1][:2] == (2, 0)
+    np.testing.assert_allclose(runs[0][2], runs[1][2], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ten_class_shadows():
+    X, y = generate_purchase(4000, seed=2)
+    keep = y < 10  # 10 classes keep per-class classifiers fed
+    X, y = X[keep], y[keep]
+    base = ShadowModelAttack(n_shadow=2, recipe="mlp", recipe_params=SHADOW_RECIPE).fit(X, y, n_classes=10)
+    return X, y, base
+
+
+@pytest.mark.parametrize(("attack_model", "per_class"), [("gbdt", False), ("mlp", False), ("logreg", True)])
+def test_attack_models_and_per_class_classifiers(ten_class_shadows, attack_model, per_class):
+    X, y, base = ten_class_shadows
+    attack = ShadowModelAttack(n_shadow=2, attack_model=attack_model, per_class=per_class, min_per_class=5)
+    attack.fit(X, y, n_classes=10, shadows=base)  # the same shadows, other attack classifiers
+    assert attack.per_class_ is per_class
+    assert roc_auc(attack.calibration_member_, attack.calibration_scores_) > 0.75

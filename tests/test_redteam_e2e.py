@@ -31,6 +31,7 @@ def setup(tmp_path_factory):
 
     X, y = generate_purchase(N_MEMBERS + N_NONMEMBERS + N_SHADOW, seed=3)
     model = TorchRecipe(architecture="mlp", **RECIPE).train(X[:N_MEMBERS], y[:N_MEMBERS], n_classes=100, seed=11)
+    model.predict_logits(X[:2])  # warm up, so the first request is not slowed by lazy initialisation
     server = ModelServer(
         lambda Z: softmax(model.predict_logits(Z), axis=1), log_proba=lambda Z: np.asarray(model.predict_logits(Z))
     )
@@ -54,7 +55,8 @@ def _attack(setup, url, out, *extra, capsys):
     args = ["attack", "--target", url, "--records", str(f / "people.csv"), "--shadow-data", str(f / "public.csv")]
     args += ["--fpr", "0.01", "--out", str(out), "--member-column", "member", "--id-column", "name"]
     args += ["--shadow-param", "hidden=[64]", "--shadow-param", "epochs=40", "--shadow-param", "standardize=true"]
-    return run_cli(*args, "--batch-size", "500", *extra, capsys=capsys)
+    # A generous timeout: on a loaded CI machine a 500-record request can take seconds.
+    return run_cli(*args, "--batch-size", "500", "--timeout", "120", *extra, capsys=capsys)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,16 @@ def _attack(setup, url, out, *extra, capsys):
 def test_recon_identifies_each_mode(setup, mode, expected, capsys, tmp_path):
     url = setup["server"].url(mode)
     code, out, err = run_cli(
-        "recon", url, "--records", str(setup["folder"] / "public.csv"), "--json", "--burst", "2", capsys=capsys
+        "recon",
+        url,
+        "--records",
+        str(setup["folder"] / "public.csv"),
+        "--json",
+        "--burst",
+        "2",
+        "--timeout",
+        "120",
+        capsys=capsys,
     )
     assert code == 0, err
     report = json.loads(out)
@@ -78,7 +89,7 @@ def test_recon_identifies_each_mode(setup, mode, expected, capsys, tmp_path):
     assert report["deterministic"] is True and report["rate_limited"] is False
     assert report["n_classes"] == 100 and report["queries_spent"] == 8 * 2 + 2
     assert report["attacks_possible"] == (["label-only"] if mode == "label" else ["shadow", "label-only"])
-    code, out, _ = run_cli("recon", url, "--n-features", "600", "--n-classes", "100", capsys=capsys)
+    code, out, _ = run_cli("recon", url, "--n-features", "600", "--n-classes", "100", "--timeout", "120", capsys=capsys)
     assert code == 0 and "attacks possible" in out
 
 
@@ -156,8 +167,29 @@ def test_unreachable_url_and_401_without_key(setup, capsys, tmp_path, monkeypatc
 
 def test_retry_after_from_a_rate_limited_server(setup):
     # The server allows 2 requests per second, then answers 429 with Retry-After: 1.
-    target = HttpTarget(setup["server"].url("full", limit=2), n_classes=100, batch_size=1, backoff=5.0)
-    exposure = recon(target, setup["X"][:2], repeats=1, burst=1)
+    import time
+
+    # backoff=30 s: finishing well under 30 s shows the client waited the server's Retry-After (1 s) instead.
+    target = HttpTarget(setup["server"].url("full", limit=2), n_classes=100, batch_size=1, backoff=30.0, timeout=120)
+    start = time.monotonic()
+    with target:
+        exposure = recon(target, setup["X"][:2], repeats=1, burst=1)
+    assert 0.9 < time.monotonic() - start < 20.0
     assert exposure.rate_limited and exposure.retry_after == 1.0
     assert target.rate_limit_events[0] == {"status": 429, "retry_after": 1.0}
     assert target.queries_spent == 3 and target.requests_sent == 3 + len(target.rate_limit_events)
+
+
+def test_bad_record_files_exit_2(setup, capsys, tmp_path):
+    f = setup["folder"]
+    url = setup["server"].url("full")
+    base = ["attack", "--target", url, "--shadow-data", str(f / "public.csv"), "--out", str(tmp_path)]
+    code, _, err = run_cli(*base, "--records", str(f / "people.csv"), "--label-column", "klass", capsys=capsys)
+    assert code == 2 and "no label column 'klass'" in err
+    code, _, err = run_cli(*base, "--records", str(tmp_path / "nope.csv"), capsys=capsys)
+    assert code == 2 and "does not exist" in err
+    pd.DataFrame({"a": ["x", "y"], "label": [0, 1]}).to_csv(tmp_path / "text.csv", index=False)
+    code, _, err = run_cli(*base, "--records", str(tmp_path / "text.csv"), capsys=capsys)
+    assert code == 2 and "not numeric: ['a']" in err
+    code, _, err = run_cli(*base, "--records", str(f / "people.csv"), "--fpr", "2", capsys=capsys)
+    assert code == 2 and "--fpr must be in (0, 1)" in err

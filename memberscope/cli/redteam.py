@@ -142,7 +142,8 @@ def recon(
         rate=None,
         batch_size=max(1, n_probes),
     )
-    exposure = run_recon(target, probes, repeats=repeats, burst=burst)
+    with target:
+        exposure = run_recon(target, probes, repeats=repeats, burst=burst)
     report = {"url": url, "queries_spent": target.queries_spent, **exposure.to_dict()}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,9 @@ def recon(
         "rounded": "probability vectors",
         "label-only": "the predicted label only",
     }[exposure.mode]
-    precision = "full precision" if exposure.decimals is None else f"rounded to {exposure.decimals} decimals"
+    precision = "full precision"
+    if exposure.decimals is not None:
+        precision = f"rounded to {exposure.decimals} decimal" + ("" if exposure.decimals == 1 else "s")
     c.print(f"exposes: {shown}" + ("" if exposure.mode in ("label-only", "logits") else f", {precision}"))
     c.print(f"classes: {exposure.n_classes}; deterministic: {'yes' if exposure.deterministic else 'no'}")
     limited = "yes" if exposure.rate_limited else "not observed"
@@ -200,8 +203,11 @@ def attack(
     rate: float | None = _RATE,
     batch_size: int = _BATCH,
     seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
+    cache_dir: str | None = typer.Option(None, help="Where trained shadow models are cached."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the shadow-model cache."),
 ) -> None:
     """Attack an endpoint: which of these records were in its training set, at a calibrated FPR."""
+    from memberscope.cache import ArtifactCache, default_cache_dir
     from memberscope.redteam.pipeline import read_records, run_redteam
 
     if not 0 < fpr < 1:
@@ -244,7 +250,7 @@ def attack(
         "query_budget": query_budget,
         "seed": seed,
     }
-    with _exit_on_target_error(target, out):
+    with target, _exit_on_target_error(target, out):
         result = run_redteam(
             target,
             X,
@@ -263,6 +269,7 @@ def attack(
             record_ids=ids,
             seed=seed,
             config=config,
+            cache=ArtifactCache(None if no_cache else (cache_dir or default_cache_dir())),
         )
     paths = result.write(out)
     rt = result.results["redteam"]

@@ -29,7 +29,8 @@ def recommendations(
             "probability rounded to 1 decimal) to remove most of the signal the shadow attack uses."
         )
     elif exposure.mode == "top-k" and exposure.decimals is None:
-        out.append(f"The API returns the top {exposure.top_k} probabilities at full precision; round them.")
+        shown = "top-1 probability" if exposure.top_k == 1 else f"top-{exposure.top_k} probabilities"
+        out.append(f"The API returns the {shown} at full precision; round to 1 decimal or return the label only.")
     if leaks:
         out.append(
             f"The {attack} attack identifies members with TPR {tpr:.1%} (95% CI from {tpr_lo:.1%}) at "

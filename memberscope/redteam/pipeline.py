@@ -131,10 +131,12 @@ def run_redteam(
     record_ids: list[str] | None = None,
     seed: int = 0,
     config: dict[str, Any] | None = None,
+    cache: Any = None,
 ) -> RedteamResult:
     """Recon the target, train shadows on ``X_shadow``, calibrate at ``fpr``, score ``X`` and give verdicts.
 
-    ``n_classes`` defaults to what recon sees in the target's answers.
+    ``n_classes`` defaults to what recon sees in the target's answers; ``cache`` (an
+    :class:`~memberscope.cache.ArtifactCache`) keeps the trained shadows for the next run.
 
     ``member`` (ground truth, when known) adds the usual metrics under ``attacks``.
     """
@@ -158,6 +160,7 @@ def run_redteam(
         postprocess=exposure.postprocess_spec(),
         logits=exposure.mode == "logits",
         seed=seed,
+        cache=cache,
     ).fit(X_shadow, y_shadow, n_classes=n_classes)
     if name == "shadow":
         cal_scores, cal_member = shadow.calibration_scores_, shadow.calibration_member_

@@ -133,6 +133,8 @@ class ShadowModelAttack:
     n_sorted : int
         Sorted probabilities used as features.
     seed : int
+    cache : memberscope.cache.ArtifactCache, optional
+        Where trained shadows are kept, keyed by recipe, data, split and seed: a re-run retrains nothing.
     """
 
     name = "shadow"
@@ -150,6 +152,7 @@ class ShadowModelAttack:
         logits: bool = False,
         n_sorted: int = 10,
         seed: int = 0,
+        cache: Any = None,
     ):
         problems = []
         if int(n_shadow) != n_shadow or n_shadow < 2:
@@ -164,6 +167,7 @@ class ShadowModelAttack:
         self.min_per_class, self.n_sorted, self.seed = int(min_per_class), int(n_sorted), int(seed)
         self.postprocess, self.logits = postprocess, logits
         self.recipe = self._recipe(recipe, recipe_params)
+        self.cache = cache
 
     @staticmethod
     def _recipe(recipe: Any, params: dict[str, Any] | None):
@@ -202,7 +206,7 @@ class ShadowModelAttack:
             if shadows is not None:
                 model, member = shadows.shadow_models_[k], shadows.shadow_members_[k]
             else:
-                model = self._train(X[member], y[member], seed=self.seed + k)
+                model = self._cached_train(X, y, member, seed=self.seed + k)
             observed = self.shadow_target(model, self.n_classes_).query(X)
             self.shadow_models_.append(model)
             self.shadow_members_.append(member)
@@ -226,6 +230,28 @@ class ShadowModelAttack:
         self.classifier_ = _PerClass(self.attack_model, self.per_class_, self.seed).fit(F, labels, member)
         self.X_shadow_, self.y_shadow_ = X, y
         return self
+
+    def _cached_train(self, X: np.ndarray, y: np.ndarray, member: np.ndarray, *, seed: int) -> Any:
+        if self.cache is None:
+            return self._train(X[member], y[member], seed=seed)
+        from memberscope.cache import hash_array, make_key
+
+        key = make_key(
+            artifact="redteam-shadow",
+            recipe=self.recipe.config(),
+            X=hash_array(X),
+            y=hash_array(y),
+            member=hash_array(member),
+            seed=seed,
+            n_classes=self.n_classes_,
+        )
+        return self.cache.model(
+            key,
+            self.recipe,
+            n_classes=self.n_classes_,
+            feature_shape=tuple(X.shape[1:]),
+            train=lambda: self._train(X[member], y[member], seed=seed),
+        )
 
     def _train(self, X: np.ndarray, y: np.ndarray, *, seed: int) -> Any:
         import warnings
