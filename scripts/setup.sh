@@ -29,12 +29,23 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's fortunes: the public text corpus the self-contained language-model setting pre-trains on.
+if [ ! -d /usr/share/games/fortunes ] && command -v apt-get >/dev/null 2>&1; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  if { [ "$(id -u)" -eq 0 ] || [ -n "$sudo_cmd" ]; }; then
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get update -qq >/dev/null 2>&1 || true
+    $sudo_cmd apt-get install -y -qq fortunes >/dev/null 2>&1 \
+      || echo "note: could not install fortunes; the llm demo setting will be unavailable" >&2
+  fi
+fi
+
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # torch is pinned to the CPU build in constraints.txt (an unpinned torch pulls a multi-GB CUDA build).
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,parquet]' 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,parquet,llm]' 2>&1 \
   | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import memberscope, torch" >/dev/null
 
