@@ -39,3 +39,13 @@ def make_tiny_lm(path: Path, *, seed: int = 0, n_layer: int = 2, n_embd: int = 3
     model.save_pretrained(str(path))
     fast.save_pretrained(str(path))
     return path
+
+
+def one_torch_thread():
+    """Generator for an autouse fixture: tiny models run fastest on one thread (and do not fight other jobs)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,9 +13,12 @@ from memberscope.exceptions import InvalidInputError, MissingDependencyError
 from memberscope.llm import attacks as llm_attacks
 from memberscope.llm.loading import load_language_model
 from memberscope.llm.scoring import score_texts
-from tests.llm_helpers import CORPUS, make_tiny_lm
+from tests.llm_helpers import CORPUS, make_tiny_lm, one_torch_thread
 
 TEXTS = [*CORPUS, "Short.", "ANOTHER Upper Case Sentence With Numbers 12345 and more words to make it long"]
+
+
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 @pytest.fixture(scope="module")
