@@ -10,6 +10,7 @@ import sys
 import typer
 
 from memberscope.cli import core  # noqa: F401  (registers the commands)
+from memberscope.cli import llm as _llm  # noqa: F401  (registers llm-audit and llm-demo)
 from memberscope.cli._app import app
 from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
 
