@@ -122,11 +122,12 @@ def llm_audit(
             f"--reference-model {str(reference_model)!r} is not a directory; expected a save_pretrained folder"
         )
     params: dict[str, dict[str, Any]] = {}
-    for key, value in parse_params(attack_param, "--attack-param").items():
-        attack, dot, name = key.rpartition(".")
-        if not dot or not attack:
-            raise InvalidInputError(f"--attack-param {key!r} must be ATTACK.KEY=VALUE, e.g. min-k.k=0.1")
-        params.setdefault(attack, {})[name] = value
+    for item in attack_param:  # the attack name keeps its dashes (min-k++); parse_params handles KEY=VALUE
+        key, sep, raw = item.partition("=")
+        attack, dot, name = key.strip().rpartition(".")
+        if not sep or not dot or not attack or not name:
+            raise InvalidInputError(f"--attack-param {item!r} must be ATTACK.KEY=VALUE, e.g. min-k.k=0.1")
+        params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
     result = audit_llm(
         model=model,
         members=read_texts(members, what="members"),
