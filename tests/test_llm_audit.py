@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -166,8 +167,6 @@ def test_llm_audit_cli_bad_input_exits_2(case, message, tiny_dir, tmp_path, caps
 
 @fortunes
 def test_llm_demo_cli_audits_the_cached_setting(small_setting, monkeypatch, tmp_path, capsys):
-    import dataclasses
-
     from memberscope.llm import demo_setting
 
     # The command's default setting takes minutes to build; run it on the small one the fixture cached.
@@ -182,3 +181,17 @@ def test_llm_demo_cli_audits_the_cached_setting(small_setting, monkeypatch, tmp_
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert results["llm"]["reference_model"] == str(small_setting.base_dir)
     assert set(results["llm"]["canaries"]) == {"1", "4", "16"}
+
+
+@fortunes
+def test_demo_setting_same_seed_same_weights(small_setting, tmp_path):
+    again = build_demo_setting(SMALL, cache_dir=tmp_path / "other-cache")
+    assert not again.cached
+    for part in ("base", "target"):
+        a = (getattr(small_setting, f"{part}_dir") / "model.safetensors").read_bytes()
+        b = (getattr(again, f"{part}_dir") / "model.safetensors").read_bytes()
+        assert a == b, part
+    other = build_demo_setting(
+        dataclasses.replace(SMALL, seed=4, pretrain_epochs=0, finetune_epochs=0), cache_dir=tmp_path
+    )
+    assert other.members != small_setting.members

@@ -128,7 +128,7 @@ def _train(model, tokenizer, texts: list[str], *, epochs: int, lr: float, batch_
     end = tokenizer.convert_tokens_to_ids(END)
     seqs = [[end, *tokenizer(t, add_special_tokens=False)["input_ids"], end][:context] for t in texts]
     gen = torch.Generator().manual_seed(seed)
-    steps = epochs * ((len(seqs) + batch_size - 1) // batch_size)
+    steps = max(1, epochs * ((len(seqs) + batch_size - 1) // batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps)))
     model.train()
@@ -261,8 +261,8 @@ def _build(config, transformers, torch, pretrain, members, nonmembers, canaries,
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "pretrain_seconds": round(pretrain_seconds, 2),
         "finetune_seconds": round(finetune_seconds, 2),
-        "pretrain_final_loss": float(np.mean(pre_losses[-20:])),
-        "finetune_final_loss": float(np.mean(ft_losses[-5:])),
+        "pretrain_final_loss": float(np.mean(pre_losses[-20:])) if pre_losses else None,
+        "finetune_final_loss": float(np.mean(ft_losses[-5:])) if ft_losses else None,
         "canaries": [c.to_dict() for c in canaries],
     }
     (tmp / "setting.json").write_text(json.dumps(info, indent=2))
