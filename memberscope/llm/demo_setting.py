@@ -52,11 +52,11 @@ class DemoConfig:
     pretrain_lr: float = 2e-3
     n_members: int = 300
     n_nonmembers: int = 300
-    finetune_epochs: int = 10
+    finetune_epochs: int = 20
     finetune_lr: float = 1e-3
     batch_size: int = 32
     canary_repetitions: tuple[int, ...] = (1, 4, 16)
-    canaries_per_repetition: int = 5
+    canaries_per_repetition: int = 10
     canary_digits: int = 6
 
     def key(self, corpus_fingerprint: str) -> str:
