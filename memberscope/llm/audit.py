@@ -1,0 +1,224 @@
+"""The LLM audit pipeline: texts → one pass per model → token-level attacks → metrics, canaries, validity guard.
+
+It only wires the pieces; ``results.json`` follows the audit core's schema plus ``"kind": "llm"`` and an
+``"llm"`` block (see /work/HELPERS.md's contract): model, reference model, counts, canary exposure by
+repetitions (or null) and the bag-of-words validity baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from memberscope import __version__
+from memberscope.exceptions import InvalidInputError
+from memberscope.llm import attacks as llm_attacks
+from memberscope.llm.canaries import Canary, canary_exposure
+from memberscope.llm.loading import LanguageModel, load_language_model
+
+__all__ = ["DEFAULT_ATTACKS", "audit_llm", "read_texts"]
+
+DEFAULT_ATTACKS = ("loss", "zlib", "lowercase", "min-k", "min-k++", "reference")
+SCHEMA_VERSION = "1.0"
+
+
+def read_texts(path: str | os.PathLike, *, what: str) -> list[str]:
+    """Records of a text file (one per non-empty line) or a JSONL file (a ``"text"`` field per line)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{what} file {str(path)!r} does not exist; expected a text or JSONL file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+    jsonl = path.suffix.lower() in {".jsonl", ".ndjson"}
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if jsonl:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(
+                    f"{what} file {str(path)!r} line {number} is not valid JSON: {exc.msg}"
+                ) from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise InvalidInputError(
+                    f'{what} file {str(path)!r} line {number}: expected an object with a string field "text"'
+                )
+            if row["text"].strip():
+                texts.append(row["text"])
+        else:
+            texts.append(line)
+    if not texts:
+        raise InvalidInputError(f"{what} file {str(path)!r} holds no records; expected one text per line (or JSONL)")
+    return texts
+
+
+def _as_lm(model, what: str) -> LanguageModel:
+    return model if isinstance(model, LanguageModel) else load_language_model(model, what=what)
+
+
+def audit_llm(
+    *,
+    model,
+    members: list[str],
+    nonmembers: list[str],
+    reference_model=None,
+    attacks: list[str] | tuple[str, ...] | None = None,
+    attack_params: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    max_length: int = 128,
+    n_bootstrap: int = 1000,
+    fprs: tuple[float, ...] | None = None,
+    confidence: float = 0.95,
+    canaries: list[Canary] | None = None,
+    canary_digits: int = 6,
+    canary_candidates: int | None = 2000,
+    validity: bool = True,
+    dataset_name: str = "llm-records",
+):
+    """Audit a causal LM on texts it was (members) and was not (non-members) trained on.
+
+    Parameters
+    ----------
+    model, reference_model : a local ``save_pretrained`` directory or a loaded
+        :class:`~memberscope.llm.loading.LanguageModel`; the reference is optional (the ``reference`` attack).
+    attacks : names from :data:`~memberscope.llm.attacks.LLM_ATTACKS`; default: all, ``reference``
+        only when a reference model is given.
+    canaries : inserted secrets to measure exposure on (``None``: ``llm.canaries`` is null).
+
+    Returns
+    -------
+    :class:`~memberscope.audit.AuditResult` (``records`` index the members first, then the non-members).
+    """
+    from memberscope.audit.run import AuditResult, _vulnerable_records
+    from memberscope.metrics import DEFAULT_FPRS, evaluate
+
+    started = time.perf_counter()
+    if not members or not nonmembers:
+        raise InvalidInputError(
+            f"need at least one member and one non-member text; got {len(members)} and {len(nonmembers)}"
+        )
+    fprs = tuple(fprs or DEFAULT_FPRS)
+    target = _as_lm(model, "model")
+    reference = _as_lm(reference_model, "reference model") if reference_model is not None else None
+    names = list(attacks) if attacks else [a for a in DEFAULT_ATTACKS if a != "reference" or reference is not None]
+    params = attack_params or {}
+    unknown = [p for p in params if p not in names]
+    if unknown:
+        raise InvalidInputError(f"parameters given for attacks {unknown} that are not run; running {names}")
+    instances = [llm_attacks.create(n, **params.get(n, {})) for n in names]
+
+    # 1. One pass per text through the target (and the lowercase/reference passes the attacks need).
+    texts = list(members) + list(nonmembers)
+    member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
+    signals, pass_seconds = llm_attacks.compute_signals(
+        target, texts, instances, reference=reference, max_length=max_length
+    )
+    n_tokens = int(signals.target.lengths.sum())
+
+    # 2. Attacks and their metrics.
+    run_warnings: list[str] = []
+    scores: dict[str, np.ndarray] = {}
+    results_attacks: dict[str, Any] = {}
+    for attack in instances:
+        t0 = time.perf_counter()
+        score = np.asarray(attack.score(signals), dtype=np.float64)
+        t1 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metrics = evaluate(member, score, fprs=fprs, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        run_warnings += [str(w.message) for w in caught if str(w.message) not in run_warnings]
+        entry = metrics.to_dict()
+        entry["params"] = attack.params()
+        entry["passes"] = sorted({"target", *(n for n in attack.needs if n != "vocab")})
+        entry["timings"] = {"score_seconds": round(t1 - t0, 4), "metrics_seconds": round(time.perf_counter() - t1, 4)}
+        results_attacks[attack.name] = entry
+        scores[attack.name] = score
+
+    # 3. Canaries and the validity guard.
+    canary_block = None
+    if canaries:
+        canary_block = canary_exposure(
+            target,
+            canaries,
+            n_digits=canary_digits,
+            n_candidates=canary_candidates,
+            seed=seed,
+            max_length=max_length,
+            n_bootstrap=n_bootstrap,
+        )
+    validity_block = None
+    if validity:
+        validity_block = _validity(texts, member, seed=seed, n_bootstrap=n_bootstrap, confidence=confidence)
+        if validity_block["warning"]:
+            run_warnings.append(validity_block["warning"])
+
+    records = np.arange(len(texts))
+    scoring_seconds = sum(pass_seconds.values())
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "memberscope_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "kind": "llm",
+        "config": {
+            "attacks": names,
+            "attack_params": {a.name: a.params() for a in instances},
+            "seed": seed,
+            "max_length": max_length,
+            "n_bootstrap": n_bootstrap,
+            "fprs": list(fprs),
+            "confidence": confidence,
+        },
+        "seeds": {"seed": seed},
+        "dataset": {"name": dataset_name, "source": "user", "n_records": len(texts)},
+        "game": {
+            "pool_size": len(texts),
+            "population_size": 0,
+            "n_members": len(members),
+            "n_nonmembers": len(nonmembers),
+            "n_reference_models": int(reference is not None),
+            "reference_design": "records 0..n_members-1 are members, the rest non-members (as supplied)",
+        },
+        "target": {"model": target.path, "user_supplied": True},
+        "attacks": results_attacks,
+        "vulnerable_records": _vulnerable_records(
+            results_attacks, scores, records, member, np.zeros(len(texts), np.int64), ["text"]
+        ),
+        "llm": {
+            "model": target.path,
+            "reference_model": reference.path if reference is not None else None,
+            "n_members": len(members),
+            "n_nonmembers": len(nonmembers),
+            "max_length": max_length,
+            "n_tokens_scored": n_tokens,
+            "pass_seconds": {k: round(v, 4) for k, v in pass_seconds.items()},
+            "tokens_per_second": round(n_tokens / pass_seconds["target"], 1) if pass_seconds["target"] > 0 else None,
+            "canaries": canary_block["by_repetitions"] if canary_block else None,
+            "canary_details": {k: v for k, v in canary_block.items() if k != "by_repetitions"}
+            if canary_block
+            else None,
+            "validity": {k: v for k, v in validity_block.items() if k != "scores"} if validity_block else None,
+        },
+        "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": 0.0},
+        "warnings": run_warnings,
+    }
+    results["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    return AuditResult(
+        results=results, records=records, member=member, labels=np.zeros(len(texts), np.int64), scores=scores
+    )
+
+
+def _validity(texts, member, *, seed: int, n_bootstrap: int, confidence: float) -> dict[str, Any]:
+    from memberscope.llm.validity import bag_of_words_baseline
+
+    return bag_of_words_baseline(texts, member, seed=seed, n_bootstrap=n_bootstrap, confidence=confidence)
