@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,20 @@ def build_network(
         layers.append(nn.Linear(hidden[0] if hidden else 128, n_classes))
         return nn.Sequential(*layers)
     raise InvalidInputError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+
+
+# torch.manual_seed sets one process-wide generator: threads (joblib's threading backend) that seed and
+# build networks at once would draw each other's initial weights.
+_INIT_LOCK = threading.Lock()
+
+
+def seeded_network(recipe: TorchRecipe, feature_shape: tuple[int, ...], n_classes: int, seed: int):
+    """``recipe``'s network initialized from ``seed``, safe to call from several threads at once."""
+    import torch
+
+    with _INIT_LOCK:
+        torch.manual_seed(int(seed))
+        return recipe._network(tuple(feature_shape), n_classes)
 
 
 @dataclass
@@ -175,9 +190,8 @@ class TorchRecipe(Recipe):
 
         from memberscope.defenses import training as defenses
 
-        torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        net = self._network(tuple(X.shape[1:]), n_classes)
+        net = seeded_network(self, tuple(X.shape[1:]), n_classes, seed)
         inputs = coarsen_features(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), self.coarsen)
         targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
         stopper = None

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes.torch_nets import TorchModel, TorchRecipe, _fit_standardization
+from memberscope.recipes.torch_nets import TorchModel, TorchRecipe, _fit_standardization, seeded_network
 
 __all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_model"]
 
@@ -152,8 +152,7 @@ def train_vectorized(
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     nets, means, stds = [], [], []
     for subset, seed in zip(subsets, seeds, strict=True):
-        torch.manual_seed(int(seed))  # the same initialization as TorchRecipe.train
-        nets.append(recipe._network(feature_shape, n_classes))
+        nets.append(seeded_network(recipe, feature_shape, n_classes, seed))  # as TorchRecipe.train does
         m, s = _fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize)
         means.append(m.expand(inputs.shape[1]))
         stds.append(s.expand(inputs.shape[1]))
@@ -229,8 +228,7 @@ def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, pro
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     nets, stats = [], []
     for subset, seed in zip(subsets, seeds, strict=True):
-        torch.manual_seed(int(seed))  # the same initialization as TorchRecipe.train
-        nets.append(recipe._network(feature_shape, n_classes))
+        nets.append(seeded_network(recipe, feature_shape, n_classes, seed))  # as TorchRecipe.train does
         stats.append(_fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize))
     params, buffers = stack_module_state(nets)  # name -> (K, ...) leaf tensors requiring grad
     base = copy.deepcopy(nets[0]).to("meta")
