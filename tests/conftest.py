@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -10,6 +11,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("MEMBERSCOPE_HISTORY_DB", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A command run in-process (``llm-demo --threads 1``) sets torch's thread count for good; undo it."""
+    before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    yield
+    if before is not None:
+        sys.modules["torch"].set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,10 @@ def test_sigkill_mid_training_then_resume(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     config = tmp_path / "audit.json"  # JSON is YAML
     config.write_text(json.dumps(ARGS))
-    env = {**os.environ, "MEMBERSCOPE_CACHE_DIR": str(cache)}
+    import torch
+
+    # The killed run and this process must sum floats over the same number of threads to agree to the bit.
+    env = {**os.environ, "MEMBERSCOPE_CACHE_DIR": str(cache), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(
         [sys.executable, "-m", "memberscope.cli", "audit", "--config", str(config), "--no-progress"],
         env=env,
