@@ -80,3 +80,9 @@ def test_dp_model_attack_stays_within_epsilon_delta_bound():
             bound = math.exp(1.0) * float(key) + delta
             assert low <= bound, f"{name}: TPR CI at FPR {key} starts at {low}, above the DP bound {bound}"
     assert result.results["target"]["test_accuracy"] > 0.3  # it learned something despite the noise
+    # The claimed (ε, δ) is recorded, and no empirical ε lower bound (issue 8) ever exceeds it.
+    epsilon = result.results["epsilon"]
+    assert epsilon["claimed"] == {"epsilon": 1.0, "delta": delta}
+    assert epsilon["delta"] == delta
+    for name, bound in epsilon["clopper_pearson"].items():
+        assert bound["epsilon"] <= 1.0, f"{name}: empirical ε {bound['epsilon']} above the claimed ε = 1"

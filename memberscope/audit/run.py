@@ -212,13 +212,24 @@ def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[Membersh
     return MembershipGame(target_mask=mask, reference_masks=game.reference_masks), canaries
 
 
-def _claimed_privacy(recipe_config: dict[str, Any]) -> dict[str, float] | None:
-    """The (ε, δ) a DP training recipe claims (its ``epsilon``/``delta`` settings), or None."""
-    eps = recipe_config.get("epsilon")
+def _claimed_privacy(recipe_config: dict[str, Any], *, n_train: int) -> dict[str, float] | None:
+    """The (ε, δ) a DP training recipe claims, or None.
+
+    memberscope's DP-SGD recipes say ``dp_epsilon``/``dp_delta`` (δ None: the default for ``n_train`` records,
+    as the training used); a recipe of a user's may say ``epsilon``/``delta``.
+    """
+    eps = recipe_config.get("dp_epsilon", recipe_config.get("epsilon"))
     if not isinstance(eps, int | float) or isinstance(eps, bool):
         return None
-    delta = recipe_config.get("delta")
-    return {"epsilon": float(eps), "delta": float(delta) if isinstance(delta, int | float) else 0.0}
+    delta = recipe_config.get("dp_delta", recipe_config.get("delta"))
+    if not isinstance(delta, int | float) or isinstance(delta, bool):
+        if "dp_epsilon" not in recipe_config:
+            delta = 0.0
+        else:
+            from memberscope.defenses.dp import default_delta
+
+            delta = default_delta(n_train)
+    return {"epsilon": float(eps), "delta": float(delta)}
 
 
 def _epsilon_section(config: AuditConfig, member, scores, canaries, claimed, records) -> dict[str, Any]:
@@ -409,7 +420,7 @@ def _execute(
         results["game"]["one_run_canaries"] = int(canaries.size)
         results["game"]["canary_design"] = "canaries' inclusion re-drawn independently with probability 1/2"
     results["epsilon"] = _epsilon_section(
-        config, member, scores, canaries, _claimed_privacy(results["target"]["recipe"]), records
+        config, member, scores, canaries, _claimed_privacy(results["target"]["recipe"], n_train=int(member.sum())), records
     )
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
 
