@@ -419,9 +419,8 @@ def _execute(
     if canaries is not None:
         results["game"]["one_run_canaries"] = int(canaries.size)
         results["game"]["canary_design"] = "canaries' inclusion re-drawn independently with probability 1/2"
-    results["epsilon"] = _epsilon_section(
-        config, member, scores, canaries, _claimed_privacy(results["target"]["recipe"], n_train=int(member.sum())), records
-    )
+    claimed = _claimed_privacy(results["target"]["recipe"], n_train=int(member.sum()))
+    results["epsilon"] = _epsilon_section(config, member, scores, canaries, claimed, records)
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
 
 
