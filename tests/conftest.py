@@ -14,10 +14,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """A command run in-process (``llm-demo --threads 1``) sets torch's thread count for good; undo it."""
+def _restore_process_state():
+    """Undo what a test leaves behind process-wide: torch's thread count (``llm-demo --threads 1`` run
+    in-process) and environment variables (Ray and Dask set OMP_NUM_THREADS=1 and more in the driver)."""
     before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    environ = dict(os.environ)
     yield
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     if before is not None:
         sys.modules["torch"].set_num_threads(before)
 
