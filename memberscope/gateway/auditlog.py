@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from memberscope.gateway._sqlite import open_wal_database
 
 __all__ = ["DECISIONS", "AuditLog"]
 
@@ -65,14 +66,8 @@ class AuditLog:
         synchronous: str = "normal",
     ):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
+        self._conn = open_wal_database(self.path, _SCHEMA, synchronous=synchronous)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            self._conn.executescript(_SCHEMA)
         self._key = fingerprint_key
         self.raw_records = raw_records
         self.retention_days = retention_days

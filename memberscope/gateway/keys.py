@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.gateway._sqlite import open_wal_database
 
 __all__ = ["KeyRecord", "KeyStore"]
 
@@ -69,13 +69,8 @@ class KeyStore:
 
     def __init__(self, path: str | Path, *, cache_seconds: float = 1.0):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
+        self._conn = open_wal_database(self.path, _SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
         self.cache_seconds = float(cache_seconds)
         self._cache: dict[str, tuple[float, tuple | None]] = {}
         self._dummy = (b"\0" * 16, _digest(b"\0" * 16, "x"), "", 0.0, None, None)
