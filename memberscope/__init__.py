@@ -13,7 +13,7 @@ __all__ = ["AuditConfig", "AuditResult", "__version__", "audit", "audit_model", 
 
 _LAZY = {
     "AuditConfig": "memberscope.audit.config",
-    "AuditResult": "memberscope.audit.run",
+    "AuditResult": "memberscope.results",
     "run_audit": "memberscope.audit.run",
     "audit_model": "memberscope.audit.run",
     "audit": "memberscope.api",

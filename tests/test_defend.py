@@ -8,9 +8,9 @@ import pytest
 from cli_helpers import run_cli
 
 from memberscope.defenses.evaluate import _label_only_scores, observe, parse_defenses, recommend
-from memberscope.defenses.output import parse_postprocessors
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import log_probabilities
+from memberscope.targets.postprocess import parse_postprocessors
 
 
 def test_parse_defenses_training_and_output():

@@ -13,9 +13,9 @@ from cli_helpers import run_cli
 from redteam_server import API_KEY, ModelServer, closed_port_url, one_torch_thread
 
 from memberscope.datasets.purchase_synthetic import generate_purchase
-from memberscope.redteam import HttpTarget
+from memberscope.privacy import clopper_pearson_interval as clopper_pearson
 from memberscope.redteam.recon import recon
-from memberscope.redteam.verdicts import clopper_pearson
+from memberscope.targets import HttpTarget
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -31,10 +31,8 @@ def setup(tmp_path_factory):
 
     X, y = generate_purchase(N_MEMBERS + N_NONMEMBERS + N_SHADOW, seed=3)
     model = TorchRecipe(architecture="mlp", **RECIPE).train(X[:N_MEMBERS], y[:N_MEMBERS], n_classes=100, seed=11)
-    model.predict_logits(X[:2])  # warm up, so the first request is not slowed by lazy initialisation
-    server = ModelServer(
-        lambda Z: softmax(model.predict_logits(Z), axis=1), log_proba=lambda Z: np.asarray(model.predict_logits(Z))
-    )
+    model.query(X[:2])  # warm up, so the first request is not slowed by lazy initialisation
+    server = ModelServer(lambda Z: softmax(model.query(Z), axis=1), log_proba=lambda Z: np.asarray(model.query(Z)))
     folder = tmp_path_factory.mktemp("redteam")
     cols = [f"item{j}" for j in range(X.shape[1])]
     n_people = N_MEMBERS + N_NONMEMBERS
@@ -149,7 +147,7 @@ def test_bad_endpoints_exit_2_and_keep_answers(setup, url_params, extra, message
     assert saved["X"].shape == (n, 600) and saved["observed"].shape == (n, 100)
     from scipy.special import softmax
 
-    np.testing.assert_allclose(saved["observed"], softmax(setup["model"].predict_logits(saved["X"]), axis=1), atol=1e-6)
+    np.testing.assert_allclose(saved["observed"], softmax(setup["model"].query(saved["X"]), axis=1), atol=1e-6)
     assert f"{n} answers received are saved" in err
 
 

@@ -1,4 +1,4 @@
-"""Audit pipeline: configuration, models, attacks and metrics wired together."""
+"""``memberscope audit``: its configuration and the plans it gives the engine (:mod:`memberscope.engine`)."""
 
 from memberscope.audit.config import AuditConfig, load_config_file
 from memberscope.audit.run import AuditResult, audit_model, run_audit
