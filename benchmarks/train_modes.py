@@ -47,7 +47,7 @@ def dataloader_loop(recipe, X, y, subset, seed, n_classes):
 
 def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[int], budget: str | None) -> dict:
     from memberscope import datasets, recipes
-    from memberscope.audit.training import plan_jobs
+    from memberscope.engine.training import plan_jobs
     from memberscope.game import paired_masks
     from memberscope.parallel import parse_bytes
     from memberscope.recipes.vectorized import train_vectorized, vectorized_bytes_per_model

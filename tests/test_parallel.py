@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from memberscope.audit import AuditConfig, run_audit
-from memberscope.audit.training import plan_jobs
+from memberscope.engine.training import plan_jobs
 from memberscope.exceptions import InvalidInputError
 from memberscope.parallel import parse_bytes
 from memberscope.recipes import create as create_recipe

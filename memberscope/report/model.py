@@ -211,11 +211,29 @@ def load_run(run_dir: str | Path) -> tuple[Results, tuple[np.ndarray, dict[str, 
     results = read_results(run_dir)
     defenses = None
     if results.kind != "defend" and (run_dir / "defenses.json").exists():
-        defenses = read_results(run_dir / "defenses.json")
+        defenses = _read_defenses(run_dir / "defenses.json")
     if results.kind == "audit" and not results.attacks:
         raise InvalidInputError(f"results file {str(run_dir / 'results.json')!r} has no 'attacks' entries")
     scores = _read_scores(run_dir, results.attacks, required=results.kind == "audit") if results.attacks else None
     return results, scores, defenses
+
+
+def _read_defenses(path: Path) -> Results:
+    """A ``defenses.json`` of memberscope 0.1 (a defense matrix written next to an audit) as a defend result."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read defenses file {str(path)!r}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"defenses file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("defenses"), dict):
+        raise InvalidInputError(f"defenses file {str(path)!r} must hold an object with a 'defenses' mapping")
+    for name, entry in data["defenses"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("attacks", {}), dict):
+            raise InvalidInputError(f"defenses file {str(path)!r}: defense {name!r} must be an object with 'attacks'")
+    return Results.from_dict({**data, "kind": "defend"}, where=f"defenses file {str(path)!r}")
 
 
 # ------------------------------------------------------------------------------------------------ parts
