@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import memberscope
-from memberscope.audit import AuditConfig, audit_model, run_audit
+from memberscope.api import audit_model, run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError, ModelOutputError
 
 SMALL_MLP = {"hidden": [64], "epochs": 80}  # overfits digits: ~98% train, ~94% test

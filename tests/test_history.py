@@ -205,7 +205,7 @@ def test_history_model_command_and_ci_exit_code(tmp_path, capsys):
 
 
 def test_model_name_and_version_config():
-    from memberscope.audit import AuditConfig
+    from memberscope.config import AuditConfig
 
     cfg = AuditConfig(model_name="fraud", model_version=3, reference_models=0, attacks="loss")
     assert cfg.to_dict()["model_version"] == "3"

@@ -19,7 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig
 
     base = tmp_path_factory.mktemp("html")
     cfg = AuditConfig(

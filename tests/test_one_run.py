@@ -158,7 +158,8 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
 
 
 def test_one_run_configuration_errors(capsys):
-    from memberscope.audit import AuditConfig, audit_model
+    from memberscope.api import audit_model
+    from memberscope.config import AuditConfig
 
     with pytest.raises(InvalidInputError, match="one_run_canaries must be an integer >= 2"):
         AuditConfig(one_run_canaries=1, reference_models=0, attacks="loss")

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 from memberscope.engine.training import plan_jobs
 from memberscope.exceptions import InvalidInputError
 from memberscope.parallel import parse_bytes

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from memberscope import datasets, recipes
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes.vectorized import supports_vectorized, train_vectorized
 

@@ -78,7 +78,8 @@ def audit(
     ),
 ) -> None:
     """Audit a model trained on a dataset: train a target and reference models, attack, report."""
-    from memberscope.audit import AuditConfig, load_config_file, run_audit
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig, load_config_file
 
     values: dict[str, Any] = load_config_file(config) if config is not None else {}
     flags = opt.run_values(
@@ -129,8 +130,8 @@ def demo(
     model_version: str | None = typer.Option(None, "--model-version", help="Version of the model."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
-    from memberscope.api import DEMO_CONFIG
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import DEMO_CONFIG, run_audit
+    from memberscope.config import AuditConfig
 
     named = {"model_name": model_name, "model_version": model_version}
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out), **{k: v for k, v in named.items() if v}})

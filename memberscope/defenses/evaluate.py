@@ -257,7 +257,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     accuracy, ε, attacks and strongest attack), ``sections["recommendation"]`` the defense recommended.
     """
     from memberscope import datasets
-    from memberscope.audit.run import pool_sizes
+    from memberscope.api import pool_sizes
     from memberscope.cache import ArtifactCache, default_cache_dir
     from memberscope.engine.evaluation import check_needs, evaluate_attack, run_attacks
     from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs

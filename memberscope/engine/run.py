@@ -42,7 +42,7 @@ class AuditPlan:
 
     Attributes
     ----------
-    config : the run's settings (an :class:`~memberscope.audit.AuditConfig` or a config sharing its fields:
+    config : the run's settings (an :class:`~memberscope.config.AuditConfig` or a config sharing its fields:
         ``seed``, ``attacks``, ``attack_params``, ``fprs``, ``n_bootstrap``, ``confidence``, ``queries``, the
         training options and the cache).
     dataset : :class:`~memberscope.datasets.Dataset`
