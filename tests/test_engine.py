@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from cli_helpers import run_cli
-from memberscope.audit import audit_model
+from memberscope.api import audit_model
 
 from memberscope.exceptions import InvalidInputError
 
