@@ -205,7 +205,7 @@ def test_network_failures_exit_3_and_usage_errors_exit_2(capsys):
 
 
 def test_every_configuration_problem_is_named_at_once():
-    from memberscope.audit import AuditConfig
+    from memberscope.config import AuditConfig
 
     from memberscope.defenses import DefendConfig
 
