@@ -290,7 +290,13 @@ class AuditConfig(RunConfig):
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "out": [NONE, STRING],
         "model_name": [NONE, STRING],
-        "model_version": [NONE, STRING],
+        "model_version": [
+            NONE,
+            Satisfies(
+                lambda v: isinstance(v, str) and bool(v.strip()),
+                "a non-empty string (quote versions like '1.10' in YAML)",
+            ),
+        ],
         "one_run_canaries": [NONE, Interval(int, 2)],
         "epsilon_delta": [NONE, Interval(float, 0, 1, "left")],
     }

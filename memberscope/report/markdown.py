@@ -195,7 +195,7 @@ def _q(value: Any) -> str:
 def write_markdown(run_dir: str | Path) -> Path:
     """Write ``run_dir/summary.md`` for the run in ``run_dir`` (any kind; see
     :func:`~memberscope.report.model.load_run`)."""
-    results, scores, defenses = load_run(run_dir)
+    results, scores, defenses = load_run(run_dir, figures=False)
     path = Path(run_dir) / "summary.md"
     path.write_text(render_markdown(build_report(results, scores=scores, defenses=defenses)), encoding="utf-8")
     return path

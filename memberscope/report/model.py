@@ -177,33 +177,34 @@ class ReportModel:
 
 
 def _read_scores(run_dir: Path, attacks: dict[str, AttackResult], *, required: bool):
-    """``(member, {attack: scores})`` from ``scores.csv``, or None when absent and not ``required``."""
-    path = run_dir / "scores.csv"
-    if not path.exists():
-        if required:
-            raise InvalidInputError(
-                f"{str(path)!r} does not exist; the report needs the scores the audit wrote next to results.json"
-            )
-        return None
+    """``(member, {attack: scores})`` from ``scores.csv``; None when absent and not ``required``."""
     import pandas as pd
 
+    path = run_dir / "scores.csv"
+    if not path.exists() and not required:
+        return None
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read {str(path)!r}: {exc}") from None
-    missing = [c for c in ("member", *attacks) if c not in frame.columns]
+        raise InvalidInputError(
+            f"cannot read scores file {str(path)!r}: {exc}; the report's figures need the scores the run wrote "
+            "next to results.json"
+        ) from None
+    missing = [c for c in (*attacks, "member") if c not in frame.columns]
     if missing:
-        raise InvalidInputError(f"{str(path)!r} lacks the columns {missing} that results.json names")
+        raise InvalidInputError(f"scores file {str(path)!r} lacks columns {missing}")
     member = frame["member"].to_numpy().astype(bool)
     return member, {name: frame[name].to_numpy(dtype=np.float64) for name in attacks}
 
 
-def load_run(run_dir: str | Path) -> tuple[Results, tuple[np.ndarray, dict[str, np.ndarray]] | None, Results | None]:
+def load_run(
+    run_dir: str | Path, *, figures: bool = True
+) -> tuple[Results, tuple[np.ndarray, dict[str, np.ndarray]] | None, Results | None]:
     """``(results, scores or None, defenses or None)`` of a run folder.
 
     ``results`` is its ``results.json`` (any kind, schema 1.0 or 2.0; a defend folder of schema 1.0 holds
-    ``defenses.json`` only); ``scores`` come from ``scores.csv`` (required for an audit); ``defenses`` is a
-    ``defenses.json`` written next to an audit's results by memberscope 0.1.
+    ``defenses.json`` only); ``scores`` come from ``scores.csv`` (required for an audit's ``figures``);
+    ``defenses`` is a ``defenses.json`` written next to an audit's results by memberscope 0.1.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -214,7 +215,8 @@ def load_run(run_dir: str | Path) -> tuple[Results, tuple[np.ndarray, dict[str, 
         defenses = _read_defenses(run_dir / "defenses.json")
     if results.kind == "audit" and not results.attacks:
         raise InvalidInputError(f"results file {str(run_dir / 'results.json')!r} has no 'attacks' entries")
-    scores = _read_scores(run_dir, results.attacks, required=results.kind == "audit") if results.attacks else None
+    required = figures and results.kind == "audit"
+    scores = _read_scores(run_dir, results.attacks, required=required) if results.attacks else None
     return results, scores, defenses
 
 

@@ -232,9 +232,15 @@ class AttackResult:
 
 
 def _metrics_from_dict(entry: dict[str, Any]):
-    """``(AttackMetrics, keys that are not its fields)`` from a metrics dictionary."""
+    """``(AttackMetrics, keys that are not its fields)`` from a metrics dictionary.
+
+    A field the dictionary lacks (a hand-edited or truncated file) reads as unknown: NaN for a number, a NaN
+    interval, an empty mapping, 0 records; every consumer treats those as "not recorded".
+    """
     from memberscope.metrics import AttackMetrics
 
+    if not isinstance(entry.get("auc"), int | float) or isinstance(entry.get("auc"), bool):
+        raise InvalidInputError(f"attack metrics must record a number 'auc'; got {entry.get('auc')!r}")
     fields_ = {f.name: f for f in dataclasses.fields(AttackMetrics)}
     values, extra = {}, {}
     for key, value in entry.items():
@@ -242,20 +248,39 @@ def _metrics_from_dict(entry: dict[str, Any]):
             values[key] = _ci_tuples(key, value)
         else:
             extra[key] = value
-    required = [
-        n for n, f in fields_.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    missing = [n for n in required if n not in values]
-    if missing:
-        raise InvalidInputError(f"attack metrics lack {missing}; expected every field of AttackMetrics")
+    for name, f in fields_.items():
+        if name in values or f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            continue
+        if name.endswith("_ci") and name.startswith("tpr"):
+            values[name] = {}
+        elif name.endswith("_ci"):
+            values[name] = (math.nan, math.nan)
+        elif name in ("tpr_at_fpr", "fpr_resolvable"):
+            values[name] = {}
+        elif name.startswith("n_"):
+            values[name] = 0
+        else:
+            values[name] = math.nan
     return AttackMetrics(**values), extra
 
 
+def _number(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return (_number(value[0]), _number(value[1]))
+    return (math.nan, math.nan)  # not recorded
+
+
 def _ci_tuples(key: str, value: Any) -> Any:
-    if key.endswith("_ci") and isinstance(value, list) and len(value) == 2:
-        return (value[0], value[1])
     if key.endswith("_ci") and isinstance(value, dict):
-        return {k: (tuple(v) if isinstance(v, list) else v) for k, v in value.items()}
+        return {k: _pair(v) for k, v in value.items()}
+    if key.endswith("_ci"):
+        return _pair(value)
+    if key in ("auc", "balanced_accuracy", "advantage"):
+        return _number(value)
     return value
 
 
