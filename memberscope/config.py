@@ -125,7 +125,8 @@ def check_value(name: str, value: Any, allowed: list[Constraint]) -> str | None:
     """The sentence naming ``value`` and what ``name`` expects, or None when one of ``allowed`` holds."""
     if any(c.holds(value) for c in allowed):
         return None
-    return f"{name} must be {' or '.join(c.describe() for c in allowed)}; got {value!r}"
+    expected = " or ".join(c.describe() for c in allowed if c is not NONE)
+    return f"{name} must be {expected}{' (or None)' if NONE in allowed else ''}; got {value!r}"
 
 
 # --------------------------------------------------------------------------------------------- the base
