@@ -74,8 +74,8 @@ def gateway_app(workdir: Path, strategy: str = "moving-window"):
 
 def components(workdir: Path, n: int = 2000) -> dict[str, float]:
     """Microseconds per call of each step the gateway adds, in-process (no HTTP), one record."""
-    from memberscope.defenses.output import to_predictions
     from memberscope.gateway.keys import KeyStore
+    from memberscope.targets.wire import to_predictions
 
     app = gateway_app(workdir)
     gw = app.state.gateway

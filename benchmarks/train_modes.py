@@ -47,7 +47,7 @@ def dataloader_loop(recipe, X, y, subset, seed, n_classes):
 
 def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[int], budget: str | None) -> dict:
     from memberscope import datasets, recipes
-    from memberscope.audit.training import plan_jobs
+    from memberscope.engine.training import plan_jobs
     from memberscope.game import paired_masks
     from memberscope.parallel import parse_bytes
     from memberscope.recipes.vectorized import train_vectorized, vectorized_bytes_per_model
@@ -82,7 +82,7 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[
     else:
         models = [dataloader_loop(recipe, X, y, s, i, ds.n_classes) for i, s in enumerate(subsets)]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    acc = np.mean([(m.predict_logits(X[~mk]).argmax(1) == y[~mk]).mean() for m, mk in zip(models, masks, strict=True)])
+    acc = np.mean([(m.query(X[~mk]).argmax(1) == y[~mk]).mean() for m, mk in zip(models, masks, strict=True)])
     return {
         "mode": mode,
         "k": k,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import memberscope
-from memberscope.audit import AuditConfig, audit_model, run_audit
+from memberscope.api import audit_model, run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError, ModelOutputError
 
 SMALL_MLP = {"hidden": [64], "epochs": 80}  # overfits digits: ~98% train, ~94% test
@@ -58,7 +59,7 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
     result = run_audit(_small(), progress=False)
     paths = result.write(tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema_version"] == "1.0"
+    assert results["schema_version"] == "2.0" and results["kind"] == "audit"
     assert results["target"]["train_accuracy"] > results["target"]["test_accuracy"]
     assert set(results["attacks"]) == set(memberscope.attacks.names())
     for entry in results["attacks"].values():

@@ -59,7 +59,8 @@ def test_missing_opacus_names_the_extra(monkeypatch):
 
 
 def test_dp_model_attack_stays_within_epsilon_delta_bound():
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig
 
     cfg = AuditConfig(
         dataset="digits",

@@ -25,7 +25,7 @@ def _train(digits, **params):
 
 
 def _true_class_prob(model, X, y):
-    return np.exp(log_probabilities(model.predict_logits(X))[np.arange(len(y)), y])
+    return np.exp(log_probabilities(model.query(X))[np.arange(len(y)), y])
 
 
 def test_config_lists_only_defenses_that_are_on():
@@ -105,7 +105,7 @@ def test_augment_changes_training(digits):
     X = digits[0]
     plain = _train(digits)
     augmented = _train(digits, augment=True, augment_shift=1, augment_flip=False)
-    assert not np.allclose(plain.predict_logits(X), augmented.predict_logits(X))
+    assert not np.allclose(plain.query(X), augmented.query(X))
 
 
 def test_ensemble_averages_probabilities_of_disjoint_members(digits, tmp_path):
@@ -113,11 +113,11 @@ def test_ensemble_averages_probabilities_of_disjoint_members(digits, tmp_path):
     recipe = create("mlp", hidden=[32], epochs=5, ensemble=3)
     model = recipe.train(X, y, n_classes=10, seed=0)
     assert isinstance(model, EnsembleModel) and len(model.members) == 3
-    probs = np.mean([np.exp(log_probabilities(m.predict_logits(X_test))) for m in model.members], axis=0)
-    np.testing.assert_allclose(np.exp(model.predict_logits(X_test)), probs, rtol=1e-5, atol=1e-6)
+    probs = np.mean([np.exp(log_probabilities(m.query(X_test))) for m in model.members], axis=0)
+    np.testing.assert_allclose(np.exp(model.query(X_test)), probs, rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "ensemble.bin")
     loaded = recipe.load(tmp_path / "ensemble.bin", n_classes=10, feature_shape=X.shape[1:])
-    np.testing.assert_allclose(loaded.predict_logits(X_test), model.predict_logits(X_test), rtol=1e-6)
+    np.testing.assert_allclose(loaded.query(X_test), model.query(X_test), rtol=1e-6)
 
 
 def test_coarsen_rounds_features_in_training_and_queries(digits):
@@ -129,4 +129,4 @@ def test_coarsen_rounds_features_in_training_and_queries(digits):
     model = _train(digits, coarsen=0.5)
     # The model sees only the grid: a record and any record that rounds to the same grid point give the same outputs.
     grid = coarsen_features(torch.from_numpy(X[:20]), 0.5).numpy()
-    np.testing.assert_array_equal(model.predict_logits(X[:20]), model.predict_logits(grid + 0.1))
+    np.testing.assert_array_equal(model.query(X[:20]), model.query(grid + 0.1))

@@ -14,15 +14,15 @@ from memberscope.gateway.auditlog import AuditLog
 
 
 def test_serve_a_memberscope_torch_model_then_crash(tmp_path, capsys):
-    from memberscope.gateway import save_model
     from memberscope.recipes import TorchRecipe
+    from memberscope.targets import save_target
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((120, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
     recipe = TorchRecipe(architecture="mlp", hidden=(8,), epochs=2, standardize=True)
     model = recipe.train(X, y, n_classes=2, seed=0)
-    save_model(model, tmp_path / "model.pt", recipe=recipe, n_features=6)
+    save_target(model, tmp_path / "model.pt", recipe=recipe, feature_shape=(6,))
     policy = {
         "keys_db": "keys.sqlite",
         "audit": {"path": "audit.sqlite", "raw_records": False},
@@ -44,7 +44,7 @@ def test_serve_a_memberscope_torch_model_then_crash(tmp_path, capsys):
                 r = client.post("/v1/predict", json={"instance": X[i].tolist()}, headers={"X-API-Key": key})
                 sent.append(r.status_code)
                 if i == 0:
-                    expected = np.exp(model.predict_logits(X[:1]).astype(np.float64))
+                    expected = np.exp(model.query(X[:1]).astype(np.float64))
                     expected /= expected.sum()
                     np.testing.assert_allclose(r.json()["predictions"], expected, rtol=1e-5)
             sent.append(

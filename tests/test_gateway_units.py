@@ -240,8 +240,9 @@ def test_load_model_formats_give_the_original_predictions(tmp_path):
     import torch
     from sklearn.tree import DecisionTreeClassifier
 
-    from memberscope.gateway import load_model, save_model
+    from memberscope.gateway import load_model
     from memberscope.recipes import SklearnModel, TorchRecipe
+    from memberscope.targets import save_target
 
     rng = np.random.default_rng(5)
     X = rng.standard_normal((60, 4)).astype(np.float32)
@@ -251,7 +252,7 @@ def test_load_model_formats_give_the_original_predictions(tmp_path):
     served = load_model(tmp_path / "tree.joblib")
     assert (served.n_features, served.n_classes) == (4, 2)
     np.testing.assert_allclose(served.predict_proba(X), tree.predict_proba(X), atol=1e-12)
-    save_model(SklearnModel(tree, n_classes=2), tmp_path / "tree2.joblib", n_features=4)
+    save_target(SklearnModel(tree, n_classes=2), tmp_path / "tree2.joblib")
     np.testing.assert_allclose(
         load_model(tmp_path / "tree2.joblib").predict_proba(X), tree.predict_proba(X), atol=1e-12
     )
@@ -268,9 +269,9 @@ def test_load_model_formats_give_the_original_predictions(tmp_path):
 
     recipe = TorchRecipe(architecture="logreg", epochs=1, standardize=True)
     trained = recipe.train(X, y, n_classes=2, seed=0)
-    save_model(trained, tmp_path / "ms.pt", recipe=recipe, n_features=4)
+    save_target(trained, tmp_path / "ms.pt", recipe=recipe, feature_shape=(4,))
     served = load_model(tmp_path / "ms.pt")
-    logits = trained.predict_logits(X).astype(np.float64)
+    logits = trained.query(X).astype(np.float64)
     np.testing.assert_allclose(
         served.predict_proba(X), np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5
     )

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from memberscope import datasets, recipes
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes.vectorized import supports_vectorized, train_vectorized
 
@@ -30,7 +31,7 @@ def test_equal_subsets_give_exactly_the_sequential_models(optimizer, hidden, wei
         slow = recipe.train(X[subset], y[subset], n_classes=3, seed=seed)
         for a, b in zip(model.net.state_dict().values(), slow.net.state_dict().values(), strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.query(X), slow.query(X), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("optimizer,standardize", [("adam", False), ("sgd", True)])
@@ -48,7 +49,7 @@ def test_cnn_vectorized_with_vmap_gives_the_sequential_models(optimizer, standar
         slow = recipe.train(X[subset], y[subset], n_classes=3, seed=seed)
         for a, b in zip(model.net.state_dict().values(), slow.net.state_dict().values(), strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.query(X), slow.query(X), rtol=1e-4, atol=1e-4)
 
 
 def test_vectorized_models_match_sequential_accuracy_on_digits():
@@ -61,7 +62,7 @@ def test_vectorized_models_match_sequential_accuracy_on_digits():
     slow = [recipe.train(ds.X[s], ds.y[s], n_classes=10, seed=k) for k, s in enumerate(subsets)]
 
     def test_acc(model, mask):
-        return (model.predict_logits(ds.X[~mask]).argmax(1) == ds.y[~mask]).mean()
+        return (model.query(ds.X[~mask]).argmax(1) == ds.y[~mask]).mean()
 
     fast_acc = np.mean([test_acc(m, k) for m, k in zip(fast, masks, strict=True)])
     slow_acc = np.mean([test_acc(m, k) for m, k in zip(slow, masks, strict=True)])
@@ -114,7 +115,7 @@ def test_vectorized_mode_reuses_the_cache_and_falls_back_for_other_recipes(tmp_p
     )
     assert any("trained torch cnn models sequentially" in w for w in cnn.results["warnings"])
     assert not supports_vectorized(recipes.create("sklearn"))
-    with pytest.raises(InvalidInputError, match="train_mode 'gpu' is not one of"):
+    with pytest.raises(InvalidInputError, match="train_mode must be one of 'sequential', 'vectorized'; got 'gpu'"):
         AuditConfig(train_mode="gpu")
     with pytest.raises(InvalidInputError, match="vectorized training supports torch mlp, cnn and logreg"):
         train_vectorized(

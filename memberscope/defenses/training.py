@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes._base import TrainedModel
+from memberscope.targets import Target
 
 __all__ = [
     "EarlyStopping",
@@ -116,10 +116,13 @@ class EarlyStopping:
             net.load_state_dict(self.best_state)
 
 
-class EnsembleModel(TrainedModel):
-    """Models trained on disjoint subsets; outputs ``log(mean_j softmax(z_j))`` (log of the averaged probabilities)."""
+class EnsembleModel(Target):
+    """Models trained on disjoint subsets; answers ``log(mean_j softmax(z_j))`` (log of the averaged probabilities)."""
 
-    def __init__(self, members: list[TrainedModel], *, n_classes: int):
+    output_kind = "logits"
+
+    def __init__(self, members: list[Target], *, n_classes: int):
+        super().__init__()
         if not members:
             raise InvalidInputError("an ensemble needs at least one model")
         self.members, self.n_classes = members, n_classes
@@ -127,12 +130,14 @@ class EnsembleModel(TrainedModel):
         # Disjoint subsets: by parallel composition the ensemble is as private as its least private member.
         self.privacy = max((p for p in eps if p), key=lambda p: p["epsilon"], default=None)
 
-    def predict_logits(self, X: np.ndarray) -> np.ndarray:
+    def _query(self, X: np.ndarray) -> np.ndarray:
         from scipy.special import logsumexp
 
         from memberscope.signals import log_probabilities
+        from memberscope.targets.outputs import query_logits
 
-        logp = np.stack([log_probabilities(m.predict_logits(X)) for m in self.members])
+        logp = np.stack([log_probabilities(query_logits(m, X)) for m in self.members])
+        self.queries_spent += len(X)
         return (logsumexp(logp, axis=0) - np.log(len(self.members))).astype(np.float32)
 
     def save(self, path: Path) -> None:

@@ -9,7 +9,7 @@ Request path of ``POST /v1/predict``:
 3. a key blocked by probing detection gets 403; the rate limits of its tier (and a probing throttle)
    are spent, one hit per record; a refused request gets 429 with ``Retry-After``;
 4. the model's probabilities go through the tier's output post-processors and out in the KServe v1
-   wire format of :func:`memberscope.defenses.output.to_predictions`;
+   wire format of :func:`memberscope.targets.wire.to_predictions`;
 5. probing detection looks at the records; every request, allowed or not, is one audit-log row.
 """
 
@@ -165,9 +165,10 @@ def create_app(
 ):
     """The gateway as a FastAPI app serving ``model`` under ``policy``.
 
-    ``model`` is a :class:`ServedModel`, a TrainedModel, a fitted scikit-learn classifier or a torch
-    module; ``policy`` a :class:`Policy`, a mapping or a YAML path. ``keys``/``audit`` override the
-    policy's database paths (or pass open stores).
+    ``model`` is a :class:`ServedModel` or anything :func:`memberscope.targets.wrap` accepts (a fitted
+    scikit-learn classifier or Pipeline, a torch module, a memberscope model, a model file); ``policy`` a
+    :class:`Policy`, a mapping or a YAML path. ``keys``/``audit`` override the policy's database paths (or pass
+    open stores).
     """
     _require_fastapi()
     from fastapi import FastAPI, Request
@@ -294,7 +295,7 @@ def create_app(
             return _json(422, {"detail": detail})
         observed = tier.postprocessor(probs, rng=gw.rng)
         granularity = tier.postprocessor.granularity
-        from memberscope.defenses.output import to_predictions
+        from memberscope.targets.wire import to_predictions
 
         predictions = to_predictions(observed, granularity=granularity)
         if policy.probing.enabled:

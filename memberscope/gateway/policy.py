@@ -59,7 +59,7 @@ class Tier:
     probing_action: str | None = None
 
     def __post_init__(self) -> None:
-        from memberscope.defenses.output import parse_postprocessors
+        from memberscope.targets.postprocess import parse_postprocessors
 
         if self.probing_action is not None and self.probing_action not in ACTIONS:
             raise InvalidInputError(

@@ -23,7 +23,6 @@ from memberscope.llm.loading import LanguageModel, load_language_model
 __all__ = ["DEFAULT_ATTACKS", "audit_llm", "read_texts"]
 
 DEFAULT_ATTACKS = ("loss", "zlib", "lowercase", "min-k", "min-k++", "reference")
-SCHEMA_VERSION = "1.0"
 
 
 def read_texts(path: str | os.PathLike, *, what: str) -> list[str]:
@@ -98,10 +97,11 @@ def audit_llm(
 
     Returns
     -------
-    :class:`~memberscope.audit.AuditResult` (``records`` index the members first, then the non-members).
+    :class:`~memberscope.results.AuditResult` (``records`` index the members first, then the non-members).
     """
-    from memberscope.audit.run import AuditResult, _vulnerable_records
+    from memberscope.engine.evaluation import vulnerable_records
     from memberscope.metrics import DEFAULT_FPRS, evaluate
+    from memberscope.results import AuditResult, Results
 
     started = time.perf_counter()
     if not members or not nonmembers:
@@ -166,7 +166,7 @@ def audit_llm(
     records = np.arange(len(texts))
     scoring_seconds = sum(pass_seconds.values())
     results = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": "2.0",
         "memberscope_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kind": "llm",
@@ -191,9 +191,6 @@ def audit_llm(
         },
         "target": {"model": target.path, "user_supplied": True},
         "attacks": results_attacks,
-        "vulnerable_records": _vulnerable_records(
-            results_attacks, scores, records, member, np.zeros(len(texts), np.int64), ["text"]
-        ),
         "llm": {
             "model": target.path,
             "reference_model": reference.path if reference is not None else None,
@@ -212,7 +209,9 @@ def audit_llm(
         "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": 0.0},
         "warnings": run_warnings,
     }
-    results["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    results = Results.from_dict(results)
+    results.vulnerable_records = vulnerable_records(results.attacks, scores, records, member, None, [])
+    results.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return AuditResult(
         results=results, records=records, member=member, labels=np.zeros(len(texts), np.int64), scores=scores
     )

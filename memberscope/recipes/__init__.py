@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes._base import Recipe, TrainedModel
-from memberscope.recipes.sklearn_recipe import SklearnModel, SklearnRecipe, probabilities_to_log
+from memberscope.recipes._base import Recipe
+from memberscope.recipes.sklearn_recipe import SklearnModel, SklearnRecipe
 from memberscope.recipes.torch_nets import TorchModel, TorchRecipe
 from memberscope.registry import Registry
 
@@ -20,9 +20,7 @@ __all__ = [
     "SklearnRecipe",
     "TorchModel",
     "TorchRecipe",
-    "TrainedModel",
     "create",
-    "probabilities_to_log",
 ]
 
 RECIPES: Registry = Registry("model recipe")

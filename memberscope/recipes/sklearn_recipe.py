@@ -9,18 +9,10 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes._base import Recipe, TrainedModel
+from memberscope.recipes._base import Recipe
+from memberscope.targets import SklearnTarget
 
-__all__ = ["SklearnModel", "SklearnRecipe", "probabilities_to_log"]
-
-# Smallest probability kept when converting to log space: estimators such as trees return exact
-# zeros, whose log would be -inf; the floor keeps signals finite without reordering records.
-PROBABILITY_FLOOR = 1e-30
-
-
-def probabilities_to_log(proba: np.ndarray) -> np.ndarray:
-    """``log(max(proba, 1e-30))`` in float64; usable wherever logits are expected."""
-    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), PROBABILITY_FLOOR))
+__all__ = ["SklearnModel", "SklearnRecipe"]
 
 
 def _resolve_estimator(estimator: Any, params: dict[str, Any]):
@@ -80,20 +72,9 @@ class SklearnRecipe(Recipe):
         return SklearnModel(joblib.load(path), n_classes=n_classes)
 
 
-class SklearnModel(TrainedModel):
-    """A fitted classifier; returns log-probabilities aligned to classes ``0..n_classes-1``."""
+class SklearnModel(SklearnTarget):
+    """A classifier trained by :class:`SklearnRecipe`: probabilities laid out over classes ``0 .. n_classes - 1``
+    (a class missing from its training subset gets probability 0)."""
 
     def __init__(self, estimator: Any, *, n_classes: int):
-        self.estimator, self.n_classes = estimator, n_classes
-
-    def predict_logits(self, X: np.ndarray) -> np.ndarray:
-        proba = self.estimator.predict_proba(np.asarray(X).reshape(len(X), -1))
-        full = np.zeros((len(X), self.n_classes), dtype=np.float64)
-        # A training subset may lack a class; its probability is then 0 (floored in log space).
-        full[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = proba
-        return probabilities_to_log(full)
-
-    def save(self, path: Path) -> None:
-        import joblib
-
-        joblib.dump(self.estimator, path)
+        super().__init__(estimator, classes=np.arange(int(n_classes)))

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes._base import Recipe, TrainedModel
+from memberscope.recipes._base import Recipe
+from memberscope.targets import Target, TorchTarget
 
 __all__ = ["TorchModel", "TorchRecipe", "build_network"]
 
@@ -173,7 +174,7 @@ class TorchRecipe(Recipe):
             dropout=self.dropout,
         )
 
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> TrainedModel:
+    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> Target:
         if self.ensemble > 1:
             from memberscope.defenses.training import train_ensemble
 
@@ -346,11 +347,12 @@ def _fit_standardization(inputs, enabled: bool):
     return mean, std
 
 
-class TorchModel(TrainedModel):
-    """A trained torch network (in eval mode) plus its input standardization."""
+class TorchModel(TorchTarget):
+    """A network trained by :class:`TorchRecipe` (in eval mode) plus its input preprocessing; answers logits."""
 
     def __init__(self, net, *, n_classes: int, mean, std, privacy: dict[str, Any] | None = None, coarsen: float = 0.0):
-        self.net, self.n_classes, self.mean, self.std = net, n_classes, mean, std
+        super().__init__(net, n_classes=n_classes, output_kind="logits")
+        self.mean, self.std = mean, std
         #: Grid step the features are rounded to before the network sees them (data minimization); 0 = off.
         self.coarsen = coarsen
         #: DP-SGD accounting (epsilon, delta, steps, ...) when trained with DP-SGD, else None.
@@ -358,16 +360,12 @@ class TorchModel(TrainedModel):
         #: Epochs actually run (fewer than the recipe's when early stopping stopped it); None when loaded.
         self.epochs_run: int | None = None
 
-    def predict_logits(self, X: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-        import torch
+    @property
+    def description(self) -> str:
+        return "memberscope torch model"
 
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(X), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32))
-                batch = coarsen_features(batch, self.coarsen)
-                out.append(self.net((batch - self.mean) / self.std).numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.n_classes), dtype=np.float32)
+    def _forward(self, batch):
+        return self.net((coarsen_features(batch, self.coarsen) - self.mean) / self.std)
 
     def save(self, path: Path) -> None:
         import torch

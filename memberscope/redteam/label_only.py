@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from memberscope.exceptions import InvalidInputError
-from memberscope.redteam.errors import QueryBudgetExceededError
-from memberscope.redteam.targets import Target
+from memberscope.exceptions import InvalidInputError, QueryBudgetExceededError
+from memberscope.targets import Target
 
 __all__ = ["DEFAULT_SCALES", "NOISES", "LabelOnlyAttack"]
 
@@ -53,7 +52,7 @@ class LabelOnlyAttack:
         attack = LabelOnlyAttack(n_queries=16, noise_scale=0.5, seed=0).fit(X_population)
         scores = attack.score(target, X, y)   # (n,), higher = more likely member
 
-    ``target`` is any :class:`~memberscope.redteam.targets.Target` (an HTTP endpoint, a local model);
+    ``target`` is any :class:`~memberscope.targets.Target` (an HTTP endpoint, a local model);
     only the arg-max of each answer is used, so label-only, top-k, rounded and full answers all work.
     Each record costs ``1 + n_queries`` queries; with a query budget smaller than that, ``n_queries``
     shrinks to what the budget allows (``n_queries_used_`` says how many) and the call fails only if

@@ -31,6 +31,7 @@ __all__ = [
     "EpsilonBound",
     "OneRunBound",
     "clopper_pearson",
+    "clopper_pearson_interval",
     "epsilon_from_metrics",
     "epsilon_lower_bound",
     "epsilon_lower_bounds_from_csv",
@@ -58,6 +59,17 @@ def clopper_pearson(k, n, alpha: float, *, side: str) -> np.ndarray:
         if side == "upper":
             return np.where(k == n, 1.0, beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1)))
     raise InvalidInputError(f"side {side!r} must be 'lower' or 'upper'")
+
+
+def clopper_pearson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided (Clopper–Pearson) ``confidence`` interval of a binomial proportion ``k / n``."""
+    if n <= 0 or not 0 <= k <= n:
+        raise InvalidInputError(f"clopper_pearson_interval needs 0 <= k <= n and n > 0; got k={k}, n={n}")
+    alpha = (1 - confidence) / 2
+    return (
+        float(clopper_pearson(k, n, alpha, side="lower")),
+        float(clopper_pearson(k, n, alpha, side="upper")),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,26 @@
-"""One interface for every model an attack queries: a local model, an HTTP endpoint, or a fake.
+"""A model behind a REST endpoint: :class:`HttpTarget` (needs the ``redteam`` extra, httpx).
 
-:meth:`Target.query` maps records ``X`` of shape ``(n, ...)`` to what the attacker *observes*, an
-array of shape ``(n, n_classes)``: probabilities (maybe rounded or noisy), logits, ``NaN`` where a
-top-k answer withholds a class, or one-hot rows for a label-only answer (the same convention as
-:mod:`memberscope.defenses.output`). Each record sent counts as one query; ``queries_spent`` counts
-them and an optional ``query_budget`` stops a call before it would exceed the budget. Code above
-this interface (recon, the attacks) never knows which kind of target it talks to, the way code
-above httpx's ``BaseTransport`` never knows the transport.
-
-- :class:`ModelTarget`: a local scikit-learn / torch model or callable (via
-  :func:`memberscope.targets.as_trained_model`), with an optional output post-processor;
-- :class:`FakeTarget`: an in-process fake for tests, which can fail after a number of queries;
-- :class:`HttpTarget`: a REST endpoint, by default KServe v1 / TF Serving
-  (``POST {"instances": [...]}`` → ``{"predictions": [...]}``), with retries, a budget and a rate.
+Requests are built from a JSON template and answers read at a JSON path (see
+:mod:`memberscope.targets.wire`), with an API key read from an environment variable, retries on
+429/503 honouring Retry-After, a client-side query budget and request rate, and a record of every
+answer received, so nothing answered is lost when the endpoint fails.
 """
 
 from __future__ import annotations
 
-import abc
-import copy
 import email.utils
 import json
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from memberscope.defenses.output import Compose, OutputPostprocessor, from_predictions, parse_postprocessors
-from memberscope.exceptions import InvalidInputError, MissingDependencyError
-from memberscope.redteam.errors import (
+from memberscope.exceptions import (
+    InvalidInputError,
+    MissingDependencyError,
     QueryBudgetExceededError,
     TargetAuthError,
     TargetError,
@@ -39,261 +28,10 @@ from memberscope.redteam.errors import (
     TargetResponseError,
     TargetUnreachableError,
 )
+from memberscope.targets._base import Target
+from memberscope.targets.wire import DEFAULT_TEMPLATE, extract_json_path, fill_template, from_predictions, parse_path
 
-__all__ = [
-    "DEFAULT_TEMPLATE",
-    "FakeTarget",
-    "HttpTarget",
-    "ModelTarget",
-    "Target",
-    "extract_json_path",
-    "fill_template",
-]
-
-DEFAULT_TEMPLATE: dict[str, Any] = {"instances": "$records"}
-"""KServe v1 / TF Serving request: the batch of records under ``instances``."""
-
-
-class Target(abc.ABC):
-    """What an attack queries. Subclasses implement :meth:`_query`; :meth:`query` keeps the books.
-
-    Attributes
-    ----------
-    n_classes : int or None
-        Classes of the model (None for an HTTP target until an answer shows it).
-    queries_spent : int
-        Records sent so far, over all calls (one record = one query).
-    query_budget : int or None
-        Most records this target may be sent; None = unlimited.
-    """
-
-    n_classes: int | None
-    queries_spent: int
-    query_budget: int | None
-
-    def __init__(self, *, query_budget: int | None = None):
-        if query_budget is not None and (int(query_budget) != query_budget or query_budget < 0):
-            raise InvalidInputError(f"query_budget must be an integer >= 0 or None; got {query_budget!r}")
-        self.query_budget = None if query_budget is None else int(query_budget)
-        self.queries_spent = 0
-
-    @property
-    def description(self) -> str:
-        """A short name for results and messages (the URL of an HTTP target)."""
-        return type(self).__name__
-
-    @property
-    def queries_left(self) -> int | None:
-        return None if self.query_budget is None else self.query_budget - self.queries_spent
-
-    def query(self, X: np.ndarray) -> np.ndarray:
-        """Observed outputs of shape ``(n, n_classes)`` for records ``X`` of shape ``(n, ...)``.
-
-        Raises
-        ------
-        QueryBudgetExceededError
-            Before sending anything, if ``len(X)`` exceeds the queries left.
-        TargetError
-            If the target fails; its ``answered`` holds the outputs of the records answered first.
-        """
-        X = np.asarray(X)
-        if X.ndim < 2:
-            raise InvalidInputError(f"records must have shape (n, ...features); got shape {X.shape}")
-        left = self.queries_left
-        if left is not None and len(X) > left:
-            raise QueryBudgetExceededError(
-                f"{self.description}: querying {len(X)} records would exceed the query budget of "
-                f"{self.query_budget} ({self.queries_spent} spent, {left} left); raise --query-budget or query fewer"
-            )
-        if len(X) == 0:
-            return np.zeros((0, self.n_classes or 0))
-        return np.asarray(self._query(X), dtype=np.float64)
-
-    @abc.abstractmethod
-    def _query(self, X: np.ndarray) -> np.ndarray:
-        """Answer every record of ``X`` (within budget); add to ``queries_spent`` as records are answered."""
-
-
-def _as_postprocessor(post: str | Sequence[str] | OutputPostprocessor | None) -> OutputPostprocessor:
-    if isinstance(post, OutputPostprocessor):
-        return post
-    return parse_postprocessors(post)
-
-
-class ModelTarget(Target):
-    """A local model behind the target interface.
-
-    Parameters
-    ----------
-    model : fitted scikit-learn classifier, ``torch.nn.Module``, :class:`~memberscope.recipes.TrainedModel`
-        or callable ``X -> logits``.
-    n_classes : int
-    postprocess : str, list of str or OutputPostprocessor, optional
-        What the deployment shows, e.g. ``"top-k:1"``, ``"round:1"``, ``"label-only"``
-        (see :func:`memberscope.defenses.output.parse_postprocessors`); default the full probabilities.
-    logits : bool
-        Return the raw logits instead of probabilities (``postprocess`` must then be empty).
-    query_budget : int, optional
-    seed : int
-        Seed of the noise post-processors.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        *,
-        n_classes: int,
-        postprocess: str | Sequence[str] | OutputPostprocessor | None = None,
-        logits: bool = False,
-        query_budget: int | None = None,
-        seed: int = 0,
-    ):
-        from memberscope.targets import as_trained_model
-
-        super().__init__(query_budget=query_budget)
-        self.model = as_trained_model(model, n_classes=n_classes)
-        self.n_classes = int(n_classes)
-        self.postprocess = _as_postprocessor(postprocess)
-        if logits and not (isinstance(self.postprocess, Compose) and not self.postprocess.steps):
-            raise InvalidInputError(f"logits=True shows raw logits and takes no post-processor; got {self.postprocess}")
-        self.logits = logits
-        self._rng = np.random.default_rng(seed)
-
-    def _query(self, X: np.ndarray) -> np.ndarray:
-        from scipy.special import softmax
-
-        logits = np.asarray(self.model.predict_logits(X), dtype=np.float64)
-        self.queries_spent += len(X)
-        if self.logits:
-            return logits
-        return self.postprocess(softmax(logits, axis=1), rng=self._rng)
-
-
-class FakeTarget(Target):
-    """An in-process fake: ``fn(X) -> probabilities`` plus a post-processor, failing on demand.
-
-    Parameters
-    ----------
-    fn : callable
-        ``X (n, ...) -> probabilities (n, n_classes)``.
-    n_classes : int
-    postprocess : as for :class:`ModelTarget`.
-    fail_after : int, optional
-        Records answered before every later one fails with :class:`TargetUnreachableError`
-        (the failing call's ``answered`` holds the records it did answer).
-    batch_size : int
-        Records answered per internal step (failures happen at step boundaries).
-    """
-
-    def __init__(
-        self,
-        fn: Callable[[np.ndarray], np.ndarray],
-        *,
-        n_classes: int,
-        postprocess: str | Sequence[str] | OutputPostprocessor | None = None,
-        fail_after: int | None = None,
-        batch_size: int = 64,
-        query_budget: int | None = None,
-        seed: int = 0,
-    ):
-        super().__init__(query_budget=query_budget)
-        self.fn, self.n_classes = fn, int(n_classes)
-        self.postprocess = _as_postprocessor(postprocess)
-        self.fail_after, self.batch_size = fail_after, int(batch_size)
-        self._rng = np.random.default_rng(seed)
-
-    def _query(self, X: np.ndarray) -> np.ndarray:
-        out: list[np.ndarray] = []
-        for start in range(0, len(X), self.batch_size):
-            batch = X[start : start + self.batch_size]
-            if self.fail_after is not None and self.queries_spent + len(batch) > self.fail_after:
-                answered = np.concatenate(out) if out else None
-                raise TargetUnreachableError("fake target: failing as configured", answered=answered)
-            out.append(self.postprocess(np.asarray(self.fn(batch), dtype=np.float64), rng=self._rng))
-            self.queries_spent += len(batch)
-        return np.concatenate(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP
-
-
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
-
-
-def _parse_path(path: str) -> list[str | int]:
-    text = path.strip()
-    if text in ("", "$"):
-        return []
-    text = text[2:] if text.startswith("$.") else text[1:] if text.startswith("$") else text
-    tokens: list[str | int] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] == ".":
-            pos += 1
-            continue
-        match = _PATH_TOKEN.match(text, pos)
-        if not match:
-            raise InvalidInputError(
-                f"JSON path {path!r} is not of the form key.key[index] (e.g. 'predictions' or 'outputs[0].scores')"
-            )
-        tokens.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
-        pos = match.end()
-    return tokens
-
-
-def extract_json_path(document: Any, path: str) -> Any:
-    """The value at ``path`` in ``document``: dotted keys and ``[index]`` steps, e.g. ``"outputs[0].scores"``.
-
-    A leading ``$`` or ``$.`` is allowed; ``""`` or ``"$"`` is the document itself.
-
-    Raises
-    ------
-    KeyError
-        With a message naming the step that did not match and what was there instead.
-    """
-    value = document
-    walked = "$"
-    for token in _parse_path(path):
-        if isinstance(token, int):
-            if not isinstance(value, list) or not -len(value) <= token < len(value):
-                what = f"a list of {len(value)}" if isinstance(value, list) else type(value).__name__
-                raise KeyError(f"{walked}[{token}] does not exist ({walked} is {what})")
-            value = value[token]
-            walked += f"[{token}]"
-        else:
-            if not isinstance(value, dict) or token not in value:
-                what = f"an object with keys {sorted(value)[:10]}" if isinstance(value, dict) else type(value).__name__
-                raise KeyError(f"{walked}.{token} does not exist ({walked} is {what})")
-            value = value[token]
-            walked += f".{token}"
-    return value
-
-
-def fill_template(template: Any, records: list[Any]) -> tuple[Any, bool]:
-    """``template`` with the string ``"$records"`` replaced by the batch, or ``"$record"`` by its one record.
-
-    Returns the filled request and whether the template takes one record per request.
-    """
-    found: set[str] = set()
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, str) and node in ("$records", "$record"):
-            found.add(node)
-            return records if node == "$records" else records[0]
-        if isinstance(node, dict):
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    filled = walk(copy.deepcopy(template))
-    if len(found) != 1:
-        raise InvalidInputError(
-            f"request template {json.dumps(template)[:120]} must contain exactly one of the placeholders "
-            '"$records" (a list of records) or "$record" (one record per request)'
-        )
-    return filled, "$record" in found
+__all__ = ["HttpTarget"]
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -321,6 +59,10 @@ class HttpTarget(Target):
         Needed to read top-k and label answers; inferred from the first list-of-probabilities answer otherwise.
     n_classes_hint : int, optional
         Used when ``n_classes`` is None and the answers do not show it (e.g. largest label seen + 1).
+    output_kind : {"logits", "probabilities", "top-k", "label"}, optional
+        What the endpoint answers; None reads it off the first answer (an int is a label, a
+        ``{"classes", "probabilities"}`` object top-k, a list probabilities when every row lies in [0, 1]
+        and sums to 1, else logits) and records that guess in :attr:`notes`.
     method : str
         HTTP method, default ``POST``.
     request_template : dict, optional
@@ -365,6 +107,7 @@ class HttpTarget(Target):
         *,
         n_classes: int | None = None,
         n_classes_hint: int | None = None,
+        output_kind: str | None = None,
         method: str = "POST",
         request_template: dict[str, Any] | None = None,
         output_path: str = "predictions",
@@ -405,10 +148,17 @@ class HttpTarget(Target):
         self.url, self.method = url, method.upper()
         self.n_classes = None if n_classes is None else int(n_classes)
         self.n_classes_hint = n_classes_hint
+        if output_kind is not None:
+            from memberscope.targets._base import OUTPUT_KINDS
+
+            if output_kind not in OUTPUT_KINDS:
+                raise InvalidInputError(f"output_kind {output_kind!r} is not one of {OUTPUT_KINDS}")
+        self._declared_kind = output_kind
+        self.output_kind = output_kind or "probabilities"
         self.request_template = DEFAULT_TEMPLATE if request_template is None else request_template
         fill_template(self.request_template, [[0.0]])  # validates the placeholders now, not at the first query
         self.output_path = output_path
-        _parse_path(output_path)
+        parse_path(output_path)
         self.api_key_env = api_key_env
         request_headers = {"Content-Type": "application/json", **(headers or {})}
         if api_key_env:
@@ -556,11 +306,16 @@ class HttpTarget(Target):
                     "pass n_classes (--n-classes)"
                 )
         try:
-            return from_predictions(preds, n_classes=self.n_classes)
+            observed = from_predictions(preds, n_classes=self.n_classes)
         except InvalidInputError as exc:
             raise TargetResponseError(f"{self.url}: {exc}") from None
+        if self._declared_kind is None and preds:
+            self._declared_kind = self.output_kind = _kind_of(preds, observed)
+            self.notes.append(f"{self.url} answers {self.output_kind} (read off its first answer)")
+        return observed
 
     def _query(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
         out: list[np.ndarray] = []
         step = self.batch_size
         for start in range(0, len(X), step):
@@ -582,3 +337,15 @@ class HttpTarget(Target):
         if not self.answered:
             return None
         return np.concatenate(self.answered_X), np.concatenate(self.answered)
+
+
+def _kind_of(preds: list[Any], observed: np.ndarray) -> str:
+    """The output kind a first batch of predictions shows (see :class:`HttpTarget`'s ``output_kind``)."""
+    from memberscope.targets.outputs import detect_output_kind
+
+    first = preds[0]
+    if isinstance(first, int | np.integer) and not isinstance(first, bool):
+        return "label"
+    if isinstance(first, dict):
+        return "top-k"
+    return detect_output_kind(observed)

@@ -17,11 +17,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from memberscope.audit.models import ModelRun, cache_keys, model_seed, outputs_for_model
 from memberscope.cache import ArtifactCache
+from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
+from memberscope.game import derive_seed
 
 __all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
 
@@ -45,6 +47,7 @@ class RunInfo:
     cached: bool
     train_accuracy: float = float("nan")
     test_accuracy: float = float("nan")
+    model: Any = None
 
 
 @dataclass
@@ -72,6 +75,7 @@ def _run_job(
     vectorized: bool,
     steps_per_epoch: int | None,
     progress: Callable[[], None] | None = None,
+    keep_models: bool = False,
 ) -> list[tuple[str, int, ModelRun]]:
     """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``."""
     if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
@@ -117,6 +121,7 @@ def _run_job(
                 seed=s.seed,
                 progress=progress,
                 pretrained=pretrained.get(i),
+                keep_model=keep_models or s.role == "target",  # the target's privacy accounting is reported
             ),
         )
         for i, s in enumerate(specs)
@@ -161,10 +166,13 @@ def train_models(
     target_model,
     cache: ArtifactCache,
     bars,
+    keep_models: bool = False,
 ) -> TrainedRuns:
-    """Obtain the target's and every reference model's outputs on ``dataset.X[eval_idx]``.
+    """Obtain the target's and every reference model's outputs on the records ``eval_idx`` of ``dataset``.
 
     Cached outputs are read back; the rest are trained as jobs on the joblib backend in effect.
+    ``keep_models`` also returns the models (``TrainedRuns.target.model``, ``RunInfo.model``), for
+    attacks that query them.
     """
     import joblib
 
@@ -182,11 +190,12 @@ def train_models(
         eval_indices=eval_idx,
         queries=config.queries,
         cache_root=cache_root,
+        keep_models=keep_models,
     )
     run_warnings: list[str] = []
-    specs = [ModelSpec("target", 0, pool_idx[game.target_mask], model_seed(config.seed, "target", 0))]
+    specs = [ModelSpec("target", 0, pool_idx[game.target_mask], derive_seed(config.seed, "target", 0))]
     specs += [
-        ModelSpec("reference", k, pool_idx[game.reference_masks[k]], model_seed(config.seed, "reference", k))
+        ModelSpec("reference", k, pool_idx[game.reference_masks[k]], derive_seed(config.seed, "reference", k))
         for k in range(game.n_reference)
     ]
 
@@ -234,6 +243,7 @@ def train_models(
             cached=run.cached,
             train_accuracy=_accuracy(pool_logits[mask], labels[mask]),
             test_accuracy=_accuracy(pool_logits[~mask], labels[~mask]),
+            model=run.model,
         )
 
     # 1. The target (a user's own model is only queried) and every cached model, in this process.
@@ -243,7 +253,7 @@ def train_models(
             "target",
             0,
             outputs_for_model(
-                **{k: v for k, v in job_kwargs.items() if k != "cache_root"},
+                **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
                 X=dataset.X,
                 y=dataset.y,
                 cache=cache,

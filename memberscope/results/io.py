@@ -1,4 +1,4 @@
-"""Write an audit's outputs: results.json (the source of truth), scores.csv and roc.png."""
+"""Read and write a run's files: ``results.json`` (the source of truth), ``scores.csv`` and ``roc.png``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["plot_roc", "results_table", "write_outputs", "write_results_json", "write_scores_csv"]
+__all__ = [
+    "plot_roc",
+    "read_results",
+    "write_outputs",
+    "write_results_json",
+    "write_scores_csv",
+]
 
 
 def _json_default(value: Any) -> Any:
@@ -46,16 +52,49 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results_json(results: dict[str, Any], path: Path) -> None:
+def write_results_json(results: Any, path: Path) -> None:
+    """Write :class:`~memberscope.results.Results` (or its dictionary) to ``path`` atomically; NaN becomes null."""
+    if hasattr(results, "to_dict"):
+        results = results.to_dict()
     text = json.dumps(_clean(json.loads(json.dumps(results, default=_json_default))), indent=2, allow_nan=False)
     _atomic_text(path, text + "\n")
 
 
-def write_scores_csv(records: np.ndarray, member: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> None:
-    """Columns ``record, member`` and one per attack; one row per audited record."""
+def read_results(path: str | Path):
+    """Typed :class:`~memberscope.results.Results` from a ``results.json`` (or the folder holding it).
+
+    Reads schema 1.0 files too (and a folder's ``defenses.json`` of schema 1.0 when it has no results.json).
+    Raises InvalidInputError for a missing, unreadable, non-JSON or wrong-schema file, naming it.
+    """
+    from memberscope.results.schema import Results
+
+    path = Path(path)
+    if path.is_dir():
+        path = (
+            path / "results.json"
+            if (path / "results.json").exists() or not (path / "defenses.json").exists()
+            else path / "defenses.json"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read results file {str(path)!r}: {exc}") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
+    return Results.from_dict(values, where=f"results file {str(path)!r}")
+
+
+def write_scores_csv(records: np.ndarray, member: np.ndarray | None, scores: dict[str, np.ndarray], path: Path) -> None:
+    """Columns ``record`` (the user's ids or row numbers), ``member`` (when known) and one per attack; one row per
+    scored record."""
     import pandas as pd
 
-    frame = pd.DataFrame({"record": records.astype(np.int64), "member": member.astype(np.int8)})
+    records = np.asarray(records)
+    frame = pd.DataFrame({"record": records.astype(np.int64) if records.dtype.kind in "iu" else records})
+    if member is not None:
+        frame["member"] = np.asarray(member).astype(np.int8)
     for name, values in scores.items():
         frame[name] = values
     tmp = path.with_name(f".{path.name}.tmp")
@@ -87,9 +126,9 @@ def plot_roc(
     for name, values in scores.items():
         fpr, tpr, _ = roc_curve(member, values)
         label = name
-        if results is not None and name in results.get("attacks", {}):
-            entry = results["attacks"][name]
-            label = f"{name} (AUC {entry['auc']:.3f}, TPR@1% {entry['tpr_at_fpr'].get('0.01', float('nan')):.3f})"
+        if results is not None and name in results.attacks:
+            entry = results.attacks[name]
+            label = f"{name} (AUC {entry.auc:.3f}, TPR@1% {entry.metrics.tpr_at_fpr.get('0.01', float('nan')):.3f})"
         ax.plot(np.maximum(fpr, low), np.maximum(tpr, low), lw=1.4, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -108,58 +147,25 @@ def plot_roc(
 
 
 def write_outputs(result, out_dir) -> dict[str, str]:
-    """Write results.json, scores.csv and roc.png for an :class:`~memberscope.audit.AuditResult`."""
+    """Write ``results.json``, and ``scores.csv`` and ``roc.png`` when there are scores (and ground truth), for a
+    :class:`~memberscope.results.RunResult`; returns the paths written."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create output directory {str(out)!r}: {exc.strerror or exc}") from None
-    paths = {"results": out / "results.json", "scores": out / "scores.csv", "roc": out / "roc.png"}
+    paths = {"results": out / "results.json"}
     write_results_json(result.results, paths["results"])
-    write_scores_csv(result.records, result.member, result.scores, paths["scores"])
-    dataset = result.results.get("dataset", {}).get("name", "")
-    plot_roc(
-        result.member,
-        result.scores,
-        paths["roc"],
-        results=result.results,
-        title=f"Membership inference on {dataset} (log-log ROC)",
-    )
-    return {k: str(v) for k, v in paths.items()}
-
-
-def _fmt_ci(value: float | None, ci: list[float] | None, pct: bool) -> str:
-    if value is None:
-        return "–"
-    f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.3f}")
-    return f"{f(value)} [{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
-
-
-def results_table(results: dict[str, Any]):
-    """A ``rich.table.Table``: attack, AUC, TPR at 1% and 0.1% FPR, each with its 95% CI."""
-    from rich.table import Table
-
-    target = results.get("target", {})
-    level = int(round(100 * results.get("config", {}).get("confidence", 0.95)))
-    table = Table(
-        title=(
-            f"{results['dataset']['name']}: target train acc {target.get('train_accuracy', 0):.3f}, "
-            f"test acc {target.get('test_accuracy', 0):.3f} ({level}% CIs)"
+    if result.scores:
+        paths["scores"] = out / "scores.csv"
+        write_scores_csv(result.records, result.member, result.scores, paths["scores"])
+    if result.scores and result.member is not None and result.member.any() and not result.member.all():
+        paths["roc"] = out / "roc.png"
+        plot_roc(
+            result.member,
+            result.scores,
+            paths["roc"],
+            results=result.results,
+            title=f"Membership inference on {result.results.dataset.name} (log-log ROC)",
         )
-    )
-    table.add_column("attack")
-    table.add_column("AUC", justify="right")
-    table.add_column("TPR @ 1% FPR", justify="right")
-    table.add_column("TPR @ 0.1% FPR", justify="right")
-    for name, entry in results["attacks"].items():
-        cells = [_fmt_ci(entry["auc"], entry["auc_ci"], pct=False)]
-        for key in ("0.01", "0.001"):
-            value = entry["tpr_at_fpr"].get(key)
-            text = _fmt_ci(value, entry["tpr_at_fpr_ci"].get(key), pct=True)
-            if value is not None and not entry.get("fpr_resolvable", {}).get(key, True):
-                text += " *"
-            cells.append(text)
-        table.add_row(name, *cells)
-    if any(not v for e in results["attacks"].values() for v in e.get("fpr_resolvable", {}).values()):
-        table.caption = "* too few non-members to resolve this FPR; the value is the TPR at FPR 0"
-    return table
+    return {k: str(v) for k, v in paths.items()}

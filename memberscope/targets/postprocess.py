@@ -1,16 +1,13 @@
-"""Output-side defenses: post-processors applied to a model's class probabilities at query time.
+"""Output post-processors: what a deployment shows of a model's class probabilities at query time.
 
 A post-processor maps probabilities of shape ``(n, n_classes)`` to what a caller *observes*, an
 array of the same shape in which ``NaN`` marks an entry that is withheld (top-k). Label-only
 outputs are one-hot rows. Post-processors compose left to right: ``"temperature:2,round:2"``
 first scales, then rounds.
 
-The wire format (KServe v1 / TensorFlow Serving ``{"predictions": [...]}``) is shared by the
-gateway and the HTTP attacker, through :func:`to_predictions` and :func:`from_predictions`:
-
-- full, rounded, noisy or tempered probabilities: a list of ``n_classes`` floats;
-- top-k: ``{"classes": [c1, ..., ck], "probabilities": [p1, ..., pk]}``, most likely first;
-- label only: the class index, an int.
+They are what a deployment shows (the gateway applies them), what a red team simulates on its
+shadow models (:class:`~memberscope.targets.Postprocessed`), and the output-side defenses that
+``memberscope defend`` evaluates.
 """
 
 from __future__ import annotations
@@ -34,10 +31,8 @@ __all__ = [
     "Round",
     "Temperature",
     "TopK",
-    "fill_withheld",
-    "from_predictions",
+    "as_postprocessor",
     "parse_postprocessors",
-    "to_predictions",
 ]
 
 POSTPROCESSORS: Registry[type[OutputPostprocessor]] = Registry("output post-processor")
@@ -53,8 +48,10 @@ def _check_probabilities(probs: np.ndarray) -> np.ndarray:
 class OutputPostprocessor(ABC):
     """Maps probabilities ``(n, n_classes)`` to observed outputs ``(n, n_classes)`` (NaN = withheld)."""
 
-    #: How much of the vector survives: "probabilities", "top-k" or "label".
+    #: How much of the vector survives: "probabilities", "top-k" or "label" (a target's output kind).
     granularity = "probabilities"
+    #: Whether the same input can be shown differently on two calls (noise drawn per call).
+    stochastic = False
 
     @abstractmethod
     def __call__(self, probs: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray: ...
@@ -137,6 +134,8 @@ class LabelOnly(OutputPostprocessor):
 
 
 class _Noise(OutputPostprocessor):
+    stochastic = True
+
     def __init__(self, scale: float):
         if not np.isfinite(scale) or scale < 0:
             raise InvalidInputError(f"{self.name}: scale must be a finite number >= 0; got {scale!r}")
@@ -217,6 +216,10 @@ class Compose(OutputPostprocessor):
         order = ["probabilities", "top-k", "label"]
         return max((s.granularity for s in self.steps), key=order.index, default="probabilities")
 
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return any(s.stochastic for s in self.steps)
+
     def __call__(self, probs, *, rng=None):
         out = _check_probabilities(probs)
         for step in self.steps:
@@ -251,72 +254,8 @@ def parse_postprocessors(spec: str | Sequence[str] | None) -> Compose:
     return Compose([s for s in steps if not isinstance(s, Identity)])
 
 
-def fill_withheld(observed: np.ndarray) -> np.ndarray:
-    """Observed outputs with each row's withheld (NaN) entries sharing its unshown mass equally.
-
-    The attacker's best uniform guess for a top-k answer; rows without NaN are returned unchanged.
-    """
-    observed = _check_probabilities(observed)
-    withheld = np.isnan(observed)
-    shown_mass = np.where(withheld, 0.0, observed).sum(axis=1, keepdims=True)
-    n_withheld = withheld.sum(axis=1, keepdims=True)
-    share = np.clip(1.0 - shown_mass, 0.0, None) / np.maximum(n_withheld, 1)
-    return np.where(withheld, share, observed)
-
-
-def to_predictions(observed: np.ndarray, *, granularity: str = "probabilities") -> list[Any]:
-    """Observed outputs ``(n, n_classes)`` → the JSON ``predictions`` list (see the module docstring)."""
-    observed = _check_probabilities(observed)
-    if granularity == "label":
-        return [int(i) for i in np.nanargmax(observed, axis=1)]
-    preds: list[Any] = []
-    for row in observed:
-        shown = ~np.isnan(row)
-        if shown.all():
-            preds.append([float(v) for v in row])
-        else:
-            classes = np.flatnonzero(shown)
-            classes = classes[np.argsort(-row[classes], kind="stable")]
-            preds.append({"classes": [int(c) for c in classes], "probabilities": [float(row[c]) for c in classes]})
-    return preds
-
-
-def from_predictions(predictions: Sequence[Any], *, n_classes: int) -> np.ndarray:
-    """The JSON ``predictions`` list → observed outputs ``(n, n_classes)`` (one-hot for labels, NaN = withheld).
-
-    Raises :class:`InvalidInputError` naming the first prediction that fits none of the three forms.
-    """
-    out = np.full((len(predictions), n_classes), np.nan)
-    for i, pred in enumerate(predictions):
-        if isinstance(pred, bool):
-            pass  # falls through to the error below: a bool is no label
-        elif isinstance(pred, int | np.integer) and 0 <= pred < n_classes:
-            out[i] = 0.0
-            out[i, int(pred)] = 1.0
-            continue
-        elif isinstance(pred, list | tuple) and len(pred) == n_classes and all(_is_number(v) for v in pred):
-            out[i] = np.asarray(pred, dtype=np.float64)
-            continue
-        elif isinstance(pred, dict) and _is_top_k(pred, n_classes):
-            out[i, np.asarray(pred["classes"], dtype=int)] = np.asarray(pred["probabilities"], dtype=np.float64)
-            continue
-        raise InvalidInputError(
-            f"prediction {i} is {str(pred)[:80]!r}; expected a list of {n_classes} probabilities, "
-            f"a class label in [0, {n_classes - 1}], or {{'classes': [...], 'probabilities': [...]}}"
-        )
-    return out
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
-
-
-def _is_top_k(pred: dict, n_classes: int) -> bool:
-    classes, probs = pred.get("classes"), pred.get("probabilities")
-    return (
-        isinstance(classes, list)
-        and isinstance(probs, list)
-        and 0 < len(classes) == len(probs) <= n_classes
-        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes for c in classes)
-        and all(_is_number(p) for p in probs)
-    )
+def as_postprocessor(post: str | Sequence[str] | OutputPostprocessor | None) -> OutputPostprocessor:
+    """``post`` if it is a post-processor already, else :func:`parse_postprocessors` of it."""
+    if isinstance(post, OutputPostprocessor):
+        return post
+    return parse_postprocessors(post)

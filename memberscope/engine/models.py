@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from memberscope.cache import ArtifactCache, hash_array, make_key
-from memberscope.game import derive_seed
 from memberscope.queries import model_outputs
-from memberscope.recipes import Recipe, TrainedModel
+from memberscope.recipes import Recipe
+from memberscope.targets import Target
 
-__all__ = ["ModelRun", "cache_keys", "outputs_for_model"]
+__all__ = ["ModelRun", "cache_keys", "feature_shape", "outputs_for_model", "take"]
 
 
 @dataclass
@@ -26,6 +26,18 @@ class ModelRun:
     seed: int
     train_seconds: float
     cached: bool
+    #: The model itself, when the caller asked to keep it (attacks that query the models need it).
+    model: Target | None = None
+
+
+def take(X, indices: np.ndarray):
+    """Rows ``indices`` of records ``X``: an array ``(n, ...)`` or a pandas DataFrame (by position)."""
+    return X.iloc[np.asarray(indices)] if hasattr(X, "iloc") else X[indices]
+
+
+def feature_shape(X) -> tuple[int, ...]:
+    """The shape of one record of ``X`` (``(n_columns,)`` for a DataFrame)."""
+    return (X.shape[1],) if hasattr(X, "iloc") else tuple(X.shape[1:])
 
 
 def cache_keys(
@@ -65,8 +77,9 @@ def outputs_for_model(
     queries: str,
     cache: ArtifactCache,
     progress=None,
-    model: TrainedModel | None = None,
-    pretrained: tuple[TrainedModel, float] | None = None,
+    model: Target | None = None,
+    pretrained: tuple[Target, float] | None = None,
+    keep_model: bool = False,
 ) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
 
@@ -84,26 +97,37 @@ def outputs_for_model(
         queries=queries,
     )
     timing = {"train": 0.0, "trained": False}
+    kept: list[Target] = []
 
-    def train() -> TrainedModel:
+    def train() -> Target:
         if pretrained is not None:
             timing["train"], timing["trained"] = pretrained[1], True
             return pretrained[0]
         start = time.perf_counter()
-        trained = recipe.train(X[train_indices], y[train_indices], n_classes=n_classes, seed=seed, progress=progress)
+        trained = recipe.train(
+            take(X, train_indices), y[train_indices], n_classes=n_classes, seed=seed, progress=progress
+        )
         timing["train"], timing["trained"] = time.perf_counter() - start, True
         return trained
 
+    def fitted() -> Target:
+        if not kept:
+            kept.append(
+                cache.model(model_key, recipe, n_classes=n_classes, feature_shape=feature_shape(X), train=train)
+            )
+        return kept[0]
+
     def compute() -> np.ndarray:
-        fitted = cache.model(model_key, recipe, n_classes=n_classes, feature_shape=tuple(X.shape[1:]), train=train)
-        return model_outputs(fitted, X[eval_indices], queries).astype(np.float32)
+        return model_outputs(fitted(), take(X, eval_indices), queries).astype(np.float32)
 
     if model is not None:
-        logits = model_outputs(model, X[eval_indices], queries).astype(np.float32)
-        return ModelRun(logits=logits, seed=seed, train_seconds=0.0, cached=False)
+        logits = model_outputs(model, take(X, eval_indices), queries).astype(np.float32)
+        return ModelRun(logits=logits, seed=seed, train_seconds=0.0, cached=False, model=model)
     logits = cache.array(output_key, compute)
-    return ModelRun(logits=logits, seed=seed, train_seconds=timing["train"], cached=not timing["trained"])
-
-
-def model_seed(seed: int, role: str, index: int = 0) -> int:
-    return derive_seed(seed, role, index)
+    return ModelRun(
+        logits=logits,
+        seed=seed,
+        train_seconds=timing["train"],
+        cached=not timing["trained"],
+        model=fitted() if keep_model else None,
+    )
