@@ -161,3 +161,25 @@ def test_cli_writes_results_and_refuses_too_few_texts(demo, tmp_path, capsys):
         "--validation", str(tmp_path / "few.txt"), "--out", str(tmp_path / "few"), capsys=capsys,
     )  # fmt: skip
     assert code == 2 and f"needs at least {MIN_TEXTS} per set" in stderr and "Traceback" not in stderr
+
+
+def test_a_large_p_value_is_reported_as_inconclusive_never_as_unused():
+    from memberscope.llm.dataset_inference import WEAK_LEAK_SUSPECT_TEXTS, _verdict
+
+    calm = _verdict({"p_value": 0.4, "alpha": 0.05, "significant": False}, 25, shifted=False)
+    assert calm.startswith("inconclusive: p = 0.4 >= 0.05") and "does NOT show that it was not used" in calm
+    assert f"needed {WEAK_LEAK_SUSPECT_TEXTS}" in calm
+    fired = _verdict({"p_value": 0.001, "alpha": 0.05, "significant": True}, 25, shifted=True)
+    assert "in the training data" in fired and "may be a shift" in fired
+
+
+@fortunes
+def test_sets_that_differ_without_the_model_are_flagged(demo):
+    """Suspect texts marked differently from the validation texts: the bag-of-words guard sees it, loudly."""
+    r = dataset_inference(
+        model=demo.target_dir, suspect=[t + " -- from the 2024 edition" for t in demo.nonmembers[:20]],
+        validation=demo.nonmembers[20:40], features=["loss", "zlib"], max_length=demo.config.context,
+        n_bootstrap=200,
+    ).results  # fmt: skip
+    assert r["validity"]["baseline_auc_ci"][0] > 0.5
+    assert [w for w in r["warnings"] if "separates suspect from validation texts" in w and "not training" in w]

@@ -131,6 +131,11 @@ def test_kind_from_config():
     assert kind is None and "encoder-decoder" in words
 
 
+def test_pretraining_heads_load_as_a_masked_lm_and_the_unused_head_is_reported(tmp_path):
+    lm = load_language_model(make_tiny_bert(tmp_path / "pt", head="BertForPreTraining"))
+    assert lm.kind == "masked" and any("cls.seq_relationship.weight | UNEXPECTED" in w for w in lm.load_warnings)
+
+
 def test_weights_initialised_afresh_are_an_error(tmp_path):
     """A bare BERT whose config claims a masked-LM head: loading would invent the head, so it is refused."""
     folder = make_tiny_bert(tmp_path / "bare", head="BertModel")
@@ -195,3 +200,28 @@ def test_finetuned_masked_lm_leaks_and_its_base_is_null(tmp_path_factory):
     base = audit_llm(model=s.base_dir, **kwargs).results
     for name, entry in base["attacks"].items():
         assert entry["auc_ci"][0] <= 0.5 <= entry["auc_ci"][1], (name, entry["auc"], entry["auc_ci"])
+
+
+@fortunes
+def test_llm_demo_cli_builds_and_audits_the_bert_setting(tmp_path_factory, monkeypatch, tmp_path, capsys):
+    import dataclasses
+
+    from memberscope.llm import demo_setting
+    from tests.llm_helpers import small_config
+
+    s = small_setting(tmp_path_factory, "bert")
+    small = small_config("bert")
+    monkeypatch.setattr(  # the default setting takes minutes to build; run on the small one, cached
+        demo_setting, "DemoConfig", lambda seed, architecture="gpt2": dataclasses.replace(small, seed=seed)
+    )
+    code, stdout, stderr = run_cli(
+        "llm-demo", "--architecture", "bert", "--out", str(tmp_path / "demo"), "--seed", "3",
+        "--cache-dir", str(s.base_dir.parent.parent.parent), "--n-bootstrap", "50", "--no-report", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "demo models from cache" in stdout and "canary exposure" in stdout
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert results["llm"]["model_kind"] == "masked" and results["llm"]["reference_model"] == str(s.base_dir)
+    assert results["attacks"]["reference"]["auc_ci"][0] > 0.5
+    code, _, stderr = run_cli("llm-demo", "--architecture", "t5", "--out", str(tmp_path / "x"), capsys=capsys)
+    assert code == 2 and "unknown demo architecture 't5'" in stderr

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "MIN_TEXTS",
     "RECOMMENDED_SUSPECT_TEXTS",
+    "WEAK_LEAK_SUSPECT_TEXTS",
     "DatasetInferenceResult",
     "aggregate_and_test",
     "dataset_inference",
@@ -61,10 +62,14 @@ DEFAULT_FEATURES: tuple[str, ...] = (
 )
 #: Fewer texts per set than this are refused: each half needs texts of both sets to fit and to test.
 MIN_TEXTS = 10
-#: Suspect texts (with as many validation texts) that gave p < 0.01 in at least 90% of 50 seeded splits on
-#: the fine-tuned demo model (benchmarks/llm_dataset_inference.py; BENCHMARKS.md). Below it a result is
-#: reported with a warning: a model that memorised less needs more texts (Maini et al. used 1,000 on Pythia).
+#: Suspect texts (with as many validation texts) that gave p < 0.01 in at least 90% of seeded draws on the
+#: fine-tuned demo model (benchmarks/llm_dataset_inference.py; BENCHMARKS.md). Below it a result carries a
+#: warning. It is a floor, not a guarantee: a model that memorised less needs more texts (Maini et al. used
+#: about 1,000 on Pythia).
 RECOMMENDED_SUSPECT_TEXTS = 20
+#: The same measurement on the demo model fine-tuned 2 epochs instead of 20 (single-text loss AUC 0.62, a weak
+#: leak): the number of suspect texts that gave p < 0.01 in at least 90% of draws.
+WEAK_LEAK_SUSPECT_TEXTS = 300
 TEST_NAME = "welch-t (one-sided: suspect > validation, on the held-out half)"
 
 
@@ -251,13 +256,12 @@ def _verdict(test: dict[str, Any], n_suspect: int, shifted: bool) -> str:
         if shifted:
             text += "; but the validity guard separates the two sets without the model, so this may be a shift"
         return text
-    text = (
-        f"inconclusive: p = {p:.3g} >= {alpha}, no evidence at this level that the suspect set was used; "
-        "this does NOT show that it was not used"
+    return (
+        f"inconclusive: p = {p:.3g} >= {alpha}, no evidence at this level that the suspect set was used; this does "
+        f"NOT show that it was not used (with {n_suspect} suspect texts: a strongly memorising demo model was caught "
+        f"reliably with {RECOMMENDED_SUSPECT_TEXTS}, a weakly memorising one (single-text AUC 0.62) needed "
+        f"{WEAK_LEAK_SUSPECT_TEXTS})"
     )
-    if n_suspect < RECOMMENDED_SUSPECT_TEXTS:
-        text += f" (only {n_suspect} suspect texts; the demo model needed {RECOMMENDED_SUSPECT_TEXTS})"
-    return text
 
 
 def dataset_inference(
@@ -319,8 +323,9 @@ def dataset_inference(
         run_warnings.append(cut + " (records count suspect texts first, then validation texts, from 0)")
     if n_s < RECOMMENDED_SUSPECT_TEXTS:
         run_warnings.append(
-            f"only {n_s} suspect texts: with fewer than {RECOMMENDED_SUSPECT_TEXTS} the test missed a strongly "
-            "memorised set on the demo model; a non-significant p-value here is inconclusive"
+            f"only {n_s} suspect texts: {RECOMMENDED_SUSPECT_TEXTS} are needed to catch even the demo model's strongly "
+            "memorised set reliably (p < 0.01 in at least 90% of draws), and a weakly memorising one needed "
+            f"{WEAK_LEAK_SUSPECT_TEXTS}; a non-significant p-value here is inconclusive"
         )
     validity_block = None
     if validity:
@@ -358,6 +363,7 @@ def dataset_inference(
             "fit": {"suspect": len(split["fit_suspect"]), "validation": len(split["fit_validation"])},
             "test": {"suspect": len(split["test_suspect"]), "validation": len(split["test_validation"])},
             "recommended_suspect": RECOMMENDED_SUSPECT_TEXTS,
+            "needed_for_a_weak_leak": WEAK_LEAK_SUSPECT_TEXTS,
             "minimum_per_set": MIN_TEXTS,
             "n_truncated": int(signals.target.truncated.sum()),
         },

@@ -203,6 +203,12 @@ def _captured_transformers_logs(transformers):
         root.handlers, root.propagate = handlers, propagate
 
 
+def _condense(message: str, limit: int = 400) -> str:
+    """One line: table rules and runs of whitespace collapsed, cut at ``limit`` characters."""
+    text = " ".join(re.sub(r"[-+|]{3,}", " ", message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _read_config(directory: Path, what: str) -> dict[str, Any]:
     import json
 
@@ -297,7 +303,7 @@ def load_language_model(
     if weight_logs:
         raise InvalidInputError(
             f"loading {what} directory {str(directory)!r} ({architecture}) as a {kind} LM: transformers reports "
-            f"{weight_logs[0].splitlines()[0]}"
+            f"{_condense(weight_logs[0])}"
         )
     n_model = getattr(model.config, "vocab_size", None) or model.get_input_embeddings().num_embeddings
     if len(tok) > n_model:
@@ -314,5 +320,5 @@ def load_language_model(
         kind=kind,
         architecture=type(model).__name__,
         tokenizer_path=str(tok_dir),
-        load_warnings=[m.splitlines()[0] for m in logged],
+        load_warnings=[_condense(m) for m in logged],
     )
