@@ -68,7 +68,7 @@ def make_tiny_bert(path: Path, *, head: str = "BertForMaskedLM", seed: int = 0, 
     return path
 
 
-def make_tiny_lm(path: Path, *, seed: int = 0, n_layer: int = 2, n_embd: int = 32) -> Path:
+def make_tiny_lm(path: Path, *, seed: int = 0, n_layer: int = 2, n_embd: int = 32, n_positions: int = 64) -> Path:
     """Save a random-init GPT-2 (2 layers, d=32, context 64) and a 300-token BPE tokenizer under ``path``."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -79,7 +79,13 @@ def make_tiny_lm(path: Path, *, seed: int = 0, n_layer: int = 2, n_embd: int = 3
     )
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(fast), n_positions=64, n_embd=n_embd, n_layer=n_layer, n_head=2, bos_token_id=0, eos_token_id=0
+        vocab_size=len(fast),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     model = GPT2LMHeadModel(config)
     path.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,17 @@ def test_results_record_the_max_length_used_and_warn_about_cut_texts(tiny):
     assert [w for w in cut["warnings"] if w.startswith("6 of 6 texts are longer than max_length 8 tokens and were")]
 
 
+def test_a_shorter_reference_model_is_named_in_a_warning(tiny, tmp_path):
+    short_ref = load_language_model(make_tiny_lm(tmp_path / "ref", n_positions=16))
+    results = audit_llm(
+        model=tiny, reference_model=short_ref, members=CORPUS[:3], nonmembers=CORPUS[3:], attacks=["reference"],
+        max_length=64, n_bootstrap=20, validity=False,
+    ).results  # fmt: skip
+    n_long = sum(len(tiny.tokenizer(t)["input_ids"]) > 15 for t in CORPUS)
+    assert n_long > 0
+    assert [w for w in results["warnings"] if w.startswith(f"{n_long} texts were cut further by the reference model")]
+
+
 def test_csv_is_read_as_a_table(tmp_path):
     frame = pd.DataFrame(
         {"id": [7, 8, 9], "body": ['He said "hi", then left.', "two\nlines", "NA"], "text": ["a", "b", "c"]}

@@ -32,14 +32,14 @@ def _as_lm(model, what: str, tokenizer=None) -> LanguageModel:
     return load_language_model(model, what=what, tokenizer=tokenizer)
 
 
-def truncation_warning(stats, requested: int, *, first_record: int = 0) -> str | None:
+def truncation_warning(stats, requested: int) -> str | None:
     """A warning naming how many texts were cut at ``stats.max_length`` tokens (and which), or None."""
     cut = np.flatnonzero(stats.truncated) if stats.truncated is not None else np.array([], dtype=int)
     if len(cut) == 0:
         return None
     limit = stats.max_length
     why = "" if limit == requested else f" (the model's limit; {requested} was requested)"
-    shown = ", ".join(str(int(i) + first_record) for i in cut[:10]) + (" ..." if len(cut) > 10 else "")
+    shown = ", ".join(str(int(i)) for i in cut[:10]) + (" ..." if len(cut) > 10 else "")
     return (
         f"{len(cut)} of {len(stats)} texts are longer than max_length {limit} tokens{why} and were cut: every "
         f"attack scores only their first tokens (records {shown}); raise --max-length if the model allows it"
@@ -124,6 +124,11 @@ def audit_llm(
     ]
     if (cut := truncation_warning(signals.target, max_length)) is not None:
         run_warnings.append(cut)
+    if signals.reference is not None and (n_ref := int(signals.reference.truncated.sum())):
+        run_warnings.append(
+            f"{n_ref} texts were cut further by the reference model's limit of {signals.reference.max_length} "
+            "tokens: for them the reference attack compares the target's loss with the reference's on a shorter text"
+        )
     used_length = int(signals.target.max_length)
     scores: dict[str, np.ndarray] = {}
     results_attacks: dict[str, Any] = {}
