@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from memberscope import datasets
-from memberscope.defenses.dp import compute_epsilon, default_delta, require_opacus
 from memberscope.exceptions import MissingDependencyError
+from memberscope.privacy.accounting import compute_epsilon, default_delta, require_opacus
 from memberscope.recipes import create
 
 # Opacus is the optional extra `dp`, which scripts/setup.sh installs; these tests fail (not skip) without it.
@@ -86,3 +86,4 @@ def test_dp_model_attack_stays_within_epsilon_delta_bound():
     assert epsilon["delta"] == delta
     for name, bound in epsilon["clopper_pearson"].items():
         assert bound["epsilon"] <= 1.0, f"{name}: empirical ε {bound['epsilon']} above the claimed ε = 1"
+

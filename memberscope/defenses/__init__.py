@@ -1,6 +1,7 @@
-"""Defenses against membership inference: output-side post-processors, training-time options of the torch recipes
-(:mod:`memberscope.defenses.training`, DP-SGD in :mod:`memberscope.defenses.dp`), data minimization
-(:mod:`memberscope.defenses.minimization`), and their adaptive evaluation (:mod:`memberscope.defenses.evaluate`).
+"""Defenses against membership inference: output-side post-processors, data minimization
+(:mod:`memberscope.defenses.minimization`), and the adaptive evaluation of every defense
+(:mod:`memberscope.defenses.evaluate`). Training-time defenses (DP-SGD among them) are plug-ins of the training
+loop, in :mod:`memberscope.training.defenses`.
 """
 
 from memberscope.defenses.evaluate import DefendConfig, parse_defenses, recommend, run_defenses
