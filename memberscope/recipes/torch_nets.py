@@ -108,7 +108,11 @@ class TorchRecipe(Recipe):
         from memberscope.training import TrainedEnsemble
 
         if isinstance(trained, TrainedEnsemble):
-            return EnsembleModel([self.model(m, n_classes=n_classes) for m in trained.members], n_classes=n_classes)
+            members = [self._torch_model(m, n_classes=n_classes) for m in trained.members]
+            return EnsembleModel(members, n_classes=n_classes)
+        return self._torch_model(trained, n_classes=n_classes)
+
+    def _torch_model(self, trained, *, n_classes: int) -> TorchModel:
         model = TorchModel(
             trained.net,
             n_classes=n_classes,
@@ -177,7 +181,7 @@ class TorchModel(TrainedModel):
 class EnsembleModel(TrainedModel):
     """Models trained on disjoint subsets; outputs ``log(mean_j softmax(z_j))`` (log of the averaged probabilities)."""
 
-    def __init__(self, members: list[TrainedModel], *, n_classes: int):
+    def __init__(self, members: list[TorchModel], *, n_classes: int):
         if not members:
             raise InvalidInputError("an ensemble needs at least one model")
         self.members, self.n_classes = members, n_classes

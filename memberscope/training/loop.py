@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,7 +86,7 @@ class TrainingRun:
     std: Any = None
     optimizer: Any = None
     criterion: Any = None
-    batches: Callable[[], contextlib.AbstractContextManager] = field(default=lambda: contextlib.nullcontext(()))
+    batches: Callable[[], contextlib.AbstractContextManager] | None = None
     epochs_run: int = 0
     privacy: dict[str, Any] | None = None
 

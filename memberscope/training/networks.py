@@ -10,6 +10,8 @@ touching the process-wide generator. :class:`Dropout` draws its masks from a gen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +116,7 @@ def build_network(recipe, feature_shape: tuple[int, ...], n_classes: int, *, gen
     return net
 
 
-def _affine(module: nn.Linear | nn.Conv2d, generator: torch.Generator) -> None:
+def _affine(module: Any, generator: torch.Generator) -> None:
     # torch's nn.Linear / nn.Conv2d reset_parameters, with the generator passed to both draws.
     nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
     if module.bias is not None:
@@ -124,7 +126,7 @@ def _affine(module: nn.Linear | nn.Conv2d, generator: torch.Generator) -> None:
 
 
 # Layer type -> how torch initializes it by default; a network with any other parametrized layer is refused.
-INITIALIZERS = {nn.Linear: _affine, nn.Conv2d: _affine}
+INITIALIZERS: dict[type[nn.Module], Callable[[Any, torch.Generator], None]] = {nn.Linear: _affine, nn.Conv2d: _affine}
 
 
 def initialize(net: nn.Module, generator: torch.Generator) -> None:
