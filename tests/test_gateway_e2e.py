@@ -126,13 +126,18 @@ def test_block_action_refuses_a_probing_key_and_logs_it(tmp_path):
         def ask(key, batch):
             return client.post("/v1/predict", json={"instances": batch.tolist()}, headers={"X-API-Key": key})
 
-        assert ask(bystander, X[:100]).status_code == 200  # distinct records: the running scale, no alert
+        # Without a reference, the first 200 distinct records served are the profile's sample.
+        assert ask(bystander, X[:100]).status_code == 200
         assert ask(prober, X[100:200]).status_code == 200
         burst = X[0] + 0.05 * rng.standard_normal((40, D))
-        assert ask(prober, burst).status_code == 200  # the burst is answered, and flagged
+        flagged = ask(prober, burst)  # judged before it is answered: the request that raises the alert is refused
+        assert flagged.status_code == 403 and "blocked" in flagged.json()["detail"]
         refused = ask(prober, X[200:201])
         assert refused.status_code == 403 and "blocked" in refused.json()["detail"]
         assert int(refused.headers["Retry-After"]) == 600
-        assert ask(bystander, X[200:300]).status_code == 200  # other keys are not affected
-    rows = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused").requests()
-    assert [r["decision"] for r in rows if r["key_id"] == prober_id] == ["allowed", "allowed", "blocked"]
+        last = ask(bystander, X[200:300])
+        assert last.status_code == 200, last.text  # other keys, even from the same address, are not
+    log = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused")
+    rows = log.requests()
+    assert [r["decision"] for r in rows if r["key_id"] == prober_id] == ["allowed", "blocked", "blocked"]
+    assert {a["key_id"] for a in log.alerts()} == {prober_id}
