@@ -53,6 +53,9 @@ ADMIN_PREFIXES = ("/admin/", "/metrics")
 METRIC_PATHS = {PREDICT_PATH, "/healthz", "/metrics", "/admin/alerts"}
 #: Query parameters that carry credentials in other APIs; a gateway key sent in them is refused.
 KEY_PARAMETERS = {"api_key", "apikey", "api-key", "key", "token", "access_token", "auth", "authorization", "x-api-key"}
+#: A refused request's unread body up to this size is read and dropped by the server (keeping the
+#: connection); a larger or chunked one closes the connection instead.
+DRAIN_BYTES = 1 << 20
 
 
 def _require_fastapi():
@@ -89,7 +92,13 @@ class Gateway:
                 namespace=namespace_of(keys.secret("probing-namespace")),
                 window_seconds=policy.probing.window_seconds,
             )
-            self.detector = ProbeDetector(policy.probing, model.n_features, reference=reference, store=store)
+            self.detector = ProbeDetector(
+                policy.probing,
+                model.n_features,
+                reference=reference,
+                store=store,
+                reference_probs=None if reference is None else model.predict_proba(reference),
+            )
             if reference is None:
                 log.warning(
                     "probing.reference is not set: probing detection learns what typical records look like from "
@@ -191,29 +200,27 @@ class _FrontDoor:
         address = client[0] if client else "-"
         credentials = []
         size = len(scope.get("raw_path") or path) + len(query) + 16
-        declared = None
+        declared, chunked = None, False
         for name, value in scope["headers"]:
             size += len(name) + len(value) + 4
             if name == b"authorization" or name == b"x-api-key":
                 credentials.append((name, value))
             elif name == b"content-length":
                 declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        # An answer that leaves the body unread closes the connection when that body may be large (chunked,
+        # or declared over DRAIN_BYTES); a small one the server reads and drops, keeping the connection.
+        close = chunked or (declared is not None and (not declared.isdigit() or int(declared) > DRAIN_BYTES))
         if size > limits.max_header_bytes:
-            return await self._keyless(
-                send, address, 431, f"request line and headers over {limits.max_header_bytes} bytes"
-            )
+            why = f"request line and headers over {limits.max_header_bytes} bytes"
+            return await self._keyless(send, address, 431, why, close=close)
         if len(credentials) > 1:
-            return await self._keyless(
-                send, address, 400, "send the API key once, in one Authorization or X-API-Key header"
-            )
+            why = "send the API key once, in one Authorization or X-API-Key header"
+            return await self._keyless(send, address, 400, why, close=close)
         if query and _key_in_query(query):
-            return await self._keyless(
-                send,
-                address,
-                400,
-                "never put the API key in the URL (it ends up in logs); "
-                "send it in the Authorization or X-API-Key header",
-            )
+            why = "never put the API key in the URL (it ends up in logs); send it in a header"
+            return await self._keyless(send, address, 400, why, close=close)
         if path in PUBLIC_PATHS or (gw.policy.public_docs and path in DOC_PATHS):
             return await self.app(scope, receive, self._counting_send(send, address))
         token = None
@@ -229,14 +236,10 @@ class _FrontDoor:
             windows = limits.unauthenticated_rate_limits
             retry = gw.limiter.hit(windows, "unauthenticated", address) if windows else None
             if retry is not None:
-                return await self._keyless(
-                    send,
-                    address,
-                    429,
-                    "too many requests without a valid key from this address",
-                    {"Retry-After": str(int(retry))},
-                )
-            return await self._keyless(send, address, 401, "missing or invalid API key", {"WWW-Authenticate": "Bearer"})
+                why = "too many requests without a valid key from this address"
+                return await self._keyless(send, address, 429, why, {"Retry-After": str(int(retry))}, close=close)
+            why = "missing or invalid API key"
+            return await self._keyless(send, address, 401, why, {"WWW-Authenticate": "Bearer"}, close=close)
         gw.keyless.maybe_flush()
         ctx = _Context(record, gw.policy.tiers.get(record.tier), address, start, start + limits.request_timeout_seconds)
         tier = ctx.tier
@@ -249,14 +252,14 @@ class _FrontDoor:
             detail = f"request body over {gw.max_body} bytes; send at most {gw.policy.max_batch} records"
             gw.audit.record(key_id=record.key_id, path=path, status=413, decision="rejected", detail="body too large")
             gw.count(path, 413)
-            return await _respond(send, 413, {"detail": detail}, close=True)
+            return await _respond(send, 413, {"detail": detail}, close=close)
         scope.setdefault("state", {})["gateway"] = ctx
         await self.app(scope, receive, self._audited_send(send, ctx, path))
 
-    async def _keyless(self, send, address: str, status: int, detail: str, headers: dict | None = None):
+    async def _keyless(self, send, address: str, status: int, detail: str, headers: dict | None = None, *, close: bool):
         self.gw.keyless.add(address, status)
         self.gw.m_keyless.labels(status=str(status)).inc()
-        await _respond(send, status, {"detail": detail}, headers, close=True)
+        await _respond(send, status, {"detail": detail}, headers, close=close)
 
     def _counting_send(self, send, address: str):
         async def counted(message):

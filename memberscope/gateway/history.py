@@ -29,6 +29,7 @@ __all__ = [
     "FLAG_LOW_MARGIN",
     "FLAG_NEAR",
     "FLAG_OFF",
+    "FLAG_RANDOMIZED",
     "FLAG_REPEAT",
     "FLAG_WHITE",
     "HISTORY_STORES",
@@ -41,9 +42,10 @@ __all__ = [
     "history_store",
 ]
 
-#: Flag bits of an entry: an exact repeat of a live entry; a low top-2 margin; and the three kinds of
-#: perturbation evidence (see :mod:`memberscope.gateway.probing`).
-FLAG_REPEAT, FLAG_LOW_MARGIN, FLAG_NEAR, FLAG_WHITE, FLAG_OFF = 1, 2, 4, 8, 16
+#: Flag bits of an entry: an exact repeat of a live entry; a low top-2 margin; the three kinds of
+#: perturbation evidence (see :mod:`memberscope.gateway.probing`); (32: no coordinates, see there);
+#: answered with noise (a randomized tier), where repeats can be averaged.
+FLAG_REPEAT, FLAG_LOW_MARGIN, FLAG_NEAR, FLAG_WHITE, FLAG_OFF, FLAG_RANDOMIZED = 1, 2, 4, 8, 16, 64
 EVIDENCE = FLAG_NEAR | FLAG_WHITE | FLAG_OFF
 
 

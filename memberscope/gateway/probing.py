@@ -73,6 +73,7 @@ from memberscope.gateway.history import (
     FLAG_LOW_MARGIN,
     FLAG_NEAR,
     FLAG_OFF,
+    FLAG_RANDOMIZED,
     FLAG_REPEAT,
     FLAG_WHITE,
     Columns,
@@ -93,6 +94,11 @@ SCOPES = ("key", "tenant", "address")
 MAX_REFERENCE = 4000
 #: Calibration draws per test: each held-out reference record against several random histories.
 CALIBRATION_SAMPLES = 4000
+#: Held-out records the white test's calibration needs; with fewer, the tail of the benign shares is not
+#: known well enough and the test is off.
+MIN_WHITE_RECORDS = 150
+#: Candidate splits of the white test, as shares of the reference variance on the axes before the split.
+WHITE_SPLITS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 FLAG_UNEMBEDDED = 32
 #: Standardized values are clipped at ±CLIP: a rare feature's occasional huge z-score says nothing about probing.
 CLIP = 5.0
@@ -222,14 +228,15 @@ class ReferenceProfile:
         cB, rB = profile._embed_standardized(B)
         full_residual = n_near < A.shape[1] and float(np.quantile(rB, 0.5)) > 1e-9
         profile.residual_cut = float(np.quantile(rB, 1 - alpha)) if full_residual else np.inf
-        # B as benign histories of the look-back's size: each record against the `lookback` records that
-        # follow it in a random circular order of B (several orders), as a query against a history.
+        # B as benign histories of the calibrated look-back's size: each record against the `lookback`
+        # records that follow it in a random circular order of B (several orders), as a query against a
+        # history; and against half as many, to see how neighbour distances shrink as histories grow.
         lookback = int(max(2, min(history, (len(B) - 1) // 2)))
         profile.lookback = lookback
         scale_b = profile.local_scale(cB)
         DB = _sq_dists(cB[:, :n_near], cB[:, :n_near])
         DB[DB <= 1e-18] = np.inf  # itself, and exact duplicates in the reference: repeats, not neighbours
-        ratios, deltas = [], []
+        ratios, deltas, halves = [], [], []
         for _ in range(max(1, int(np.ceil(CALIBRATION_SAMPLES / len(B))))):
             perm = rng.permutation(len(B))
             window = perm[(np.arange(len(B))[:, None] + 1 + np.arange(lookback)[None, :]) % len(B)]
@@ -239,26 +246,37 @@ class ReferenceProfile:
             ok = np.isfinite(two[:, 0])
             ratios.append(np.column_stack([two[:, 0] / scale_b[perm, 0], two.mean(axis=1) / scale_b[perm, 1]])[ok])
             deltas.append((cB[perm] - cB[window[np.arange(len(B)), j]])[ok])
+            halves.append(np.sqrt(d2[:, : max(1, lookback // 2)].min(axis=1))[ok] / scale_b[perm[ok], 0])
         r = np.concatenate(ratios)
         r[~np.isfinite(r)] = np.inf
         deltas = np.concatenate(deltas)
         profile.near_cut = float(np.quantile(r[:, 0], alpha / 2)) if len(r) else 0.0
         profile.near2_cut = float(np.quantile(r[:, 1], alpha / 2)) if len(r) else 0.0
+        # Nearest-neighbour distances among L points shrink like L^(-1/m), m the data's intrinsic dimension
+        # (Levina & Bickel 2005): m from the medians at L and L/2, so that histories longer than the
+        # reference can calibrate (up to `history`) get cut-offs scaled by (lookback / L)^(1/m).
+        half = np.concatenate(halves)
+        half = half[np.isfinite(half)]
+        full = r[np.isfinite(r[:, 0]), 0]
+        m = np.log(2.0) / np.log(np.median(half) / np.median(full)) if len(half) and len(full) else np.inf
+        profile.intrinsic_dim = float(np.clip(m, 1.0, 64.0)) if np.isfinite(m) and m > 0 else 64.0
         profile.white_split, profile.white_cut = None, np.inf
         if len(deltas) and k >= 3:
-            E = np.asarray(deltas) ** 2
+            E = deltas**2
             total = E.sum(axis=1)
             ok = total > 1e-18
             tails = np.cumsum(E[ok][:, ::-1], axis=1)[:, ::-1] / total[ok][:, None]  # tails[:, s] = share beyond s
+            # A few candidate splits (where the axes reach 50% ... 99% of the variance): with few candidates,
+            # choosing the one with the most power on the same records biases its threshold little.
+            candidates = sorted({int(min(k - 1, max(1, np.searchsorted(cum, v) + 1))) for v in WHITE_SPLITS})
             best = (0.0, None, np.inf)
-            for s in range(1, k):
+            for s in candidates:
                 cut = float(np.quantile(tails[:, s], 1 - alpha))
                 power = white_share_power(k, s, cut)
                 if power > best[0]:
                     best = (power, s, cut)
-            if best[0] >= 0.2:
-                profile.white_power = best[0]
-                _, profile.white_split, profile.white_cut = best
+            if best[0] >= 0.2 and len(B) >= MIN_WHITE_RECORDS:
+                profile.white_power, profile.white_split, profile.white_cut = best
         digest = hashlib.blake2b(np.ascontiguousarray(axes, dtype=np.float32).tobytes(), digest_size=2)
         profile.profile_id = int.from_bytes(digest.digest(), "little")
         return profile
@@ -305,6 +323,8 @@ class ReferenceProfile:
             "alpha": self.alpha,
             "near_cut": round(self.near_cut, 4),
             "near2_cut": round(self.near2_cut, 4),
+            "lookback": self.lookback,
+            "intrinsic_dim": round(self.intrinsic_dim, 2),
             "white_cut": None if not np.isfinite(self.white_cut) else round(self.white_cut, 4),
             "residual_cut": None if not np.isfinite(self.residual_cut) else round(self.residual_cut, 4),
         }
@@ -323,6 +343,9 @@ class ProbeDetector:
         detectors work).
     store : HistoryStore, optional
         Where histories are shared (default: this process only).
+    reference_probs : ndarray of shape (m, n_classes), optional
+        The served model's probabilities for typical records (the reference's), which calibrate the
+        boundary detector (:meth:`set_margin_baseline`); in bootstrap mode, those of the bootstrap records.
     """
 
     def __init__(
@@ -332,6 +355,7 @@ class ProbeDetector:
         *,
         reference: np.ndarray | ReferenceProfile | None = None,
         store: HistoryStore | None = None,
+        reference_probs: np.ndarray | None = None,
     ):
         self.config = config
         self.n_features = int(n_features)
@@ -346,6 +370,28 @@ class ProbeDetector:
         self.dtype = entry_dtype(n_coords)
         self.histories: dict[str, SubjectHistory] = {}
         self._calls = 0
+        self._boundary_need = np.ceil(config.boundary_fraction * np.arange(config.history + 1)).astype(np.int64)
+        self.low_margin_rate: float | None = None
+        self._bootstrap_probs: list[np.ndarray] = []
+        if reference_probs is not None:
+            self.set_margin_baseline(reference_probs)
+
+    def set_margin_baseline(self, probs: np.ndarray) -> None:
+        """Calibrate the boundary detector on the model's probabilities ``(n, c)`` for typical records.
+
+        A model that is unsure of many ordinary records (many classes, overlapping ones) gives low margins
+        to benign streams too; the boundary alert then needs a share of low margins that a benign stream
+        reaches with probability under 1e-6 (binomial, at the reference's rate), and at least
+        ``boundary_fraction``.
+        """
+        from scipy.stats import binom
+
+        probs = np.asarray(probs, dtype=np.float64)
+        rate = float(np.mean(_low_margin(probs, self.config.margin))) if len(probs) else 0.0
+        self.low_margin_rate = rate
+        n = np.arange(self.config.history + 1)
+        need = binom.isf(1e-6, n, min(rate, 1.0)) + 1
+        self._boundary_need = np.maximum(self._boundary_need, np.minimum(need, n + 1)).astype(np.int64)
 
     def _fit(self, X: np.ndarray) -> ReferenceProfile:
         cfg = self.config
@@ -358,12 +404,16 @@ class ProbeDetector:
             seed=cfg.seed,
         )
 
-    def _collect_bootstrap(self, X: np.ndarray, fps: np.ndarray) -> None:
-        for x, fp in zip(X, fps, strict=True):
-            self._bootstrap.setdefault(fp.tobytes(), x)
+    def _collect_bootstrap(self, X: np.ndarray, probs: np.ndarray, fps: np.ndarray) -> None:
+        for x, p, fp in zip(X, probs, fps, strict=True):
+            if fp.tobytes() not in self._bootstrap:
+                self._bootstrap[fp.tobytes()] = x
+                self._bootstrap_probs.append(p)
         if len(self._bootstrap) >= self.config.bootstrap:
             self.profile = self._fit(np.asarray(list(self._bootstrap.values())))
-            self._bootstrap = {}
+            if self.low_margin_rate is None:
+                self.set_margin_baseline(np.asarray(self._bootstrap_probs))
+            self._bootstrap, self._bootstrap_probs = {}, []
             log.warning(
                 "probing detection fitted its reference profile on the first %d distinct records served; "
                 "set probing.reference to a sample of typical records instead",
@@ -410,18 +460,15 @@ class ProbeDetector:
         if self._calls % 1024 == 0:
             self._evict(now)
         if self.profile is None and cfg.bootstrap > 0:
-            self._collect_bootstrap(X, fps)
+            self._collect_bootstrap(X, np.asarray(probs, dtype=np.float64), fps)
         key = subjects[0].name
         new = Columns.zeros(n, self.dtype)
         new["time"][:] = now
         new["fp"][:] = fps
         new["key"][:] = key.encode()[:16]
-        if probs.shape[1] > 1:
-            top2 = np.partition(probs, probs.shape[1] - 2, axis=1)[:, -2:]
-            low = (top2[:, 1] - top2[:, 0]) < cfg.margin
-        else:
-            low = np.zeros(n, dtype=bool)
-        flags = np.where(low, FLAG_LOW_MARGIN, 0).astype(np.uint8)
+        flags = np.where(_low_margin(probs, cfg.margin), FLAG_LOW_MARGIN, 0).astype(np.uint8)
+        if randomized:
+            flags |= FLAG_RANDOMIZED
         profile = self.profile
         coords = scale = None
         if profile is not None:
@@ -510,7 +557,7 @@ class ProbeDetector:
         if profile is None or coords is None or scale is None:
             return None
         usable = ((old["flags"] & (FLAG_REPEAT | FLAG_UNEMBEDDED)) == 0) & (old["profile"] == profile.profile_id)
-        lookback = profile.lookback
+        lookback = self.config.history  # the near test's; its cut-offs are scaled beyond the calibrated look-back
         idx = np.flatnonzero(usable)[-lookback:]
         k = profile.n_near
         Q = coords[:, :k].astype(np.float32)
@@ -521,33 +568,40 @@ class ProbeDetector:
         if L:
             D[:, :L] = _sq_dists(Q, C)
         D[:, L:] = _sq_dists(Q, Q)
-        # Row i is judged against the last `lookback` distinct queries before it (what calibration assumed):
-        # positions in the sequence of distinct queries, earlier rows of this batch included.
+        # Row i is judged against the distinct queries before it (earlier rows of this batch included), by
+        # their positions in the sequence of distinct queries: the last `lookback` for the near test, the
+        # last `profile.lookback` (the calibrated look-back) for the white test.
         distinct = ~repeat
         before = np.cumsum(distinct) - distinct
         position = np.concatenate([np.arange(L), L + before])
         mine = L + before
         usable_col = np.concatenate([np.ones(L, dtype=bool), distinct])
-        window = (position[None, :] < mine[:, None]) & (position[None, :] >= mine[:, None] - lookback)
-        D[~(window & usable_col[None, :])] = np.inf
+        age = mine[:, None] - position[None, :]  # 1 = the distinct query just before
+        D[~((age >= 1) & (age <= lookback) & usable_col[None, :])] = np.inf
         D[repeat] = np.inf  # a repeat adds no new point: it is judged by the repeated-record detector
         if D.shape[1] < 2:
             return None
-        j = np.argmin(D, axis=1)
         two = np.sqrt(np.partition(D, 1, axis=1)[:, :2])
         has = np.isfinite(two[:, 0])
         if not has.any():
             return None
-        pool_full = np.concatenate([cand_coords, coords.astype(np.float32)]) if L else coords
-        pool_fp = np.concatenate([old_fp[idx], fp]) if L else fp
+        n_cand = np.isfinite(D).sum(axis=1)
+        stretch = np.minimum(1.0, (profile.lookback / np.maximum(n_cand, 1)) ** (1.0 / profile.intrinsic_dim))
         with np.errstate(invalid="ignore"):
             near = has & (
-                (two[:, 0] < profile.near_cut * scale[:, 0]) | (two.mean(axis=1) < profile.near2_cut * scale[:, 1])
+                (two[:, 0] < stretch * profile.near_cut * scale[:, 0])
+                | (two.mean(axis=1) < stretch * profile.near2_cut * scale[:, 1])
             )
-        white = has & (profile.white_share(coords - pool_full[j]) > profile.white_cut)
+        recent = np.where(age <= profile.lookback, D, np.inf)
+        j = np.argmin(recent, axis=1)
+        has_recent = np.isfinite(recent[np.arange(n), j])
+        pool_full = np.concatenate([cand_coords, coords.astype(np.float32)]) if L else coords
+        pool_fp = np.concatenate([old_fp[idx], fp]) if L else fp
+        white = has_recent & (profile.white_share(coords - pool_full[j]) > profile.white_cut)
         rows["flags"][near] |= FLAG_NEAR
         rows["flags"][white] |= FLAG_WHITE
-        return np.where(has[:, None], pool_fp[j], 0)
+        j_any = np.argmin(D, axis=1)
+        return np.where(has[:, None], pool_fp[j_any], 0)
 
     def _scan(
         self,
@@ -589,26 +643,38 @@ class ProbeDetector:
                 }
                 if nearest is not None and nearest[i].any():
                     detail["nearest"] = _hex(nearest[i])
-                keys = _keys(dkeys[max(0, end - cfg.scan_window) : end][(flags & EVIDENCE) != 0])
+                window_keys = dkeys[max(0, end - cfg.scan_window) : end]
+                keys = _implicated(window_keys, (flags & EVIDENCE) != 0)
                 found.append(Alert("perturbation-burst", subject, detail, at=i, keys=keys))
         # 2. boundary: a large share of low-margin answers among enough recent distinct queries.
         n_recent = len(dflags)
         low = (dflags & FLAG_LOW_MARGIN) != 0
         n_low = int(low.sum())
-        if n_new and n_recent >= cfg.boundary_min and n_low >= cfg.boundary_fraction * n_recent:
-            detail = {"low_margin": n_low, "recent": n_recent, "margin": cfg.margin}
-            found.append(Alert("boundary", subject, detail, at=len(rows) - 1, keys=_keys(dkeys[low])))
-        # 3. repeated-record: only where repeats can average noise away.
+        need = int(self._boundary_need[min(n_recent, len(self._boundary_need) - 1)])
+        if n_new and n_recent >= cfg.boundary_min and n_low >= need:
+            detail = {"low_margin": n_low, "recent": n_recent, "margin": cfg.margin, "needed": need}
+            keys = _implicated(dkeys, low, share=cfg.boundary_fraction)
+            found.append(Alert("boundary", subject, detail, at=len(rows) - 1, keys=keys))
+        # 3. repeated-record: only where repeats can average noise away (answers of randomized tiers).
         if randomized:
-            same = rows["fp"][:, 0][:, None] == live["fp"][:, 0][None, :]  # (n, live)
+            noisy = live[(live_flags & FLAG_RANDOMIZED) != 0]
+            same = rows["fp"][:, 0][:, None] == noisy["fp"][:, 0][None, :]  # (n, noisy live entries)
             counts = same.sum(axis=1)
             over = np.flatnonzero(counts >= cfg.repeat_threshold)
             if len(over):
                 i = int(over[0])
                 detail = {"count": int(counts[i]), "fingerprint": _hex(rows["fp"][i])}
-                keys = _keys(live["key"][same[i]])
+                keys = _keys(noisy["key"][same[i]])
                 found.append(Alert("repeated-record", subject, detail, at=i, keys=keys))
         return found
+
+
+def _low_margin(probs: np.ndarray, margin: float) -> np.ndarray:
+    """Whether each row's top-2 probability margin is below ``margin``."""
+    if probs.shape[1] < 2:
+        return np.zeros(len(probs), dtype=bool)
+    top2 = np.partition(probs, probs.shape[1] - 2, axis=1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]) < margin
 
 
 def _live(h: SubjectHistory, horizon: float) -> Columns:
@@ -627,3 +693,17 @@ def _hex(fp: np.ndarray) -> str:
 
 def _keys(keys: np.ndarray) -> list[str]:
     return sorted({k.decode() for k in keys})
+
+
+def _implicated(keys: np.ndarray, flagged: np.ndarray, *, share: float = 0.0) -> list[str]:
+    """The keys an alert names: those with at least 2 flagged queries (and at least ``share`` of their
+    queries flagged), so that a bystander whose one query is a false positive is not named beside a
+    prober; every key with a flagged query when none qualifies (a swarm of keys, one query each)."""
+    names, counts = np.unique(keys[flagged], return_counts=True)
+    if share > 0:
+        totals = np.array([(keys == k).sum() for k in names])
+        ok = (counts >= 2) & (counts >= share * totals)
+    else:
+        ok = counts >= 2
+    chosen = names[ok] if ok.any() else names
+    return sorted(k.decode() for k in chosen)
