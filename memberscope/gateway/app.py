@@ -113,6 +113,9 @@ class Gateway:
         self._counters: dict[tuple[str, int], Any] = {}
         self.m_records, self.m_alerts, self.m_latency = self.metrics.records, self.metrics.alerts, self.metrics.latency
         self.m_keyless = self.metrics.keyless
+        self.m_records_by_tier = {name: self.m_records.labels(tier=name) for name in policy.tiers}
+        #: The ``POST /v1/predict`` endpoint (set by :func:`create_app`); the front door calls it directly.
+        self.predict = None
 
     def count(self, path: str, status: int) -> None:
         """One request in the ``gateway_requests_total`` counter (unknown paths as ``other``)."""
@@ -175,11 +178,12 @@ async def _respond(send, status: int, body: Any, headers: dict[str, str] | None 
 class _Context:
     """A request with a valid key: who, which tier, from where, and whether its audit row is written."""
 
-    __slots__ = ("address", "audited", "deadline", "key", "start", "tier")
+    __slots__ = ("address", "audited", "chunked", "content_type", "deadline", "has_length", "key", "start", "tier")
 
     def __init__(self, key: KeyRecord, tier: Tier, address: str, start: float, deadline: float):
         self.key, self.tier, self.address, self.start, self.deadline = key, tier, address, start, deadline
         self.audited = False
+        self.content_type, self.has_length, self.chunked = b"", False, False
 
 
 class _FrontDoor:
@@ -200,7 +204,7 @@ class _FrontDoor:
         address = client[0] if client else "-"
         credentials = []
         size = len(scope.get("raw_path") or path) + len(query) + 16
-        declared, chunked = None, False
+        declared, chunked, content_type = None, False, b""
         for name, value in scope["headers"]:
             size += len(name) + len(value) + 4
             if name == b"authorization" or name == b"x-api-key":
@@ -208,7 +212,9 @@ class _FrontDoor:
             elif name == b"content-length":
                 declared = value
             elif name == b"transfer-encoding":
-                chunked = True
+                chunked = chunked or b"chunked" in value.lower()
+            elif name == b"content-type":
+                content_type = value
         # An answer that leaves the body unread closes the connection when that body may be large (chunked,
         # or declared over DRAIN_BYTES); a small one the server reads and drops, keeping the connection.
         close = chunked or (declared is not None and (not declared.isdigit() or int(declared) > DRAIN_BYTES))
@@ -242,6 +248,8 @@ class _FrontDoor:
             return await self._keyless(send, address, 401, why, {"WWW-Authenticate": "Bearer"}, close=close)
         gw.keyless.maybe_flush()
         ctx = _Context(record, gw.policy.tiers.get(record.tier), address, start, start + limits.request_timeout_seconds)
+        ctx.content_type = content_type.split(b";", 1)[0].strip().lower()
+        ctx.has_length, ctx.chunked = declared is not None, chunked
         tier = ctx.tier
         if tier is None or (path.startswith(ADMIN_PREFIXES) and not tier.admin):
             why = "unknown tier" if tier is None else "not an admin key"
@@ -254,6 +262,13 @@ class _FrontDoor:
             gw.count(path, 413)
             return await _respond(send, 413, {"detail": detail}, close=close)
         scope.setdefault("state", {})["gateway"] = ctx
+        if path == PREDICT_PATH and scope["method"] == "POST" and gw.predict is not None:
+            try:  # the hot path: straight to the endpoint, no routing
+                return await gw.predict(scope, receive, send)
+            except Exception:
+                if not ctx.audited:  # a bug: the 500 that follows gets its row too
+                    gw.audit.record(key_id=record.key_id, path=path, status=500, detail="internal error")
+                raise
         await self.app(scope, receive, self._audited_send(send, ctx, path))
 
     async def _keyless(self, send, address: str, status: int, detail: str, headers: dict | None = None, *, close: bool):
@@ -323,29 +338,22 @@ class _Predict:
 
     def __init__(self, gateway: Gateway, request_model):
         self.gw, self.validate = gateway, request_model.model_validate
+        self.validate_json = request_model.model_validate_json
 
     async def __call__(self, scope, receive, send):
         from pydantic import ValidationError
 
         gw, ctx = self.gw, scope["state"]["gateway"]
         key_id = ctx.key.key_id
-        ctx.audited = True  # every answer below writes its own row
 
         async def refuse(status: int, detail: Any, *, why: str | None = None, close: bool = False, headers=None):
             gw.audit.record(key_id=key_id, path=PREDICT_PATH, status=status, decision="rejected", detail=why)
+            ctx.audited = True
             gw.count(PREDICT_PATH, status)
             await _respond(send, status, {"detail": detail}, headers, close=close)
 
-        content_type = b""
-        has_length = chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                has_length = True
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"content-type":
-                content_type = value.split(b";", 1)[0].strip().lower()
-        if not has_length and not chunked:
+        content_type = ctx.content_type
+        if not ctx.has_length and not ctx.chunked:
             return await refuse(411, "a Content-Length header (or a chunked body) is required", why="no length")
         try:
             body = await _read_body(receive, gw.max_body, ctx.deadline)
@@ -359,7 +367,14 @@ class _Predict:
         if not body:
             return await refuse(422, [{"loc": ["body"], "msg": "Field required", "type": "missing"}], why="no body")
         try:
-            parsed = self.validate(json.loads(body))
+            # pydantic parses and checks valid bodies in one pass; an invalid one is parsed again the way
+            # FastAPI would, so that errors read as FastAPI's (``JSON decode error``, ``valid number``, ...).
+            parsed = self.validate_json(body)
+        except ValidationError:
+            parsed = None
+        try:
+            if parsed is None:
+                parsed = self.validate(json.loads(body))
         except json.JSONDecodeError as exc:
             errors = [{"loc": ["body", exc.pos], "msg": "JSON decode error", "type": "json_invalid"}]
             return await refuse(422, errors, why=json.dumps(errors))
@@ -398,6 +413,7 @@ class _Predict:
                 detail=detail,
                 now=now,
             )
+            ctx.audited = True
             gw.count(PREDICT_PATH, status)
             return status, payload, headers
 
@@ -453,7 +469,7 @@ class _Predict:
         from memberscope.defenses.output import to_predictions
 
         predictions = to_predictions(observed, granularity=granularity)
-        gw.m_records.labels(tier=tier.name).inc(len(X))
+        gw.m_records_by_tier[tier.name].inc(len(X))
         gw.m_latency.observe(asyncio.get_running_loop().time() - ctx.start)
         body = json.dumps({"predictions": predictions}).encode()
         return done(200, body, "allowed", granularity=granularity, fps=fps)
@@ -606,8 +622,8 @@ def create_app(
         since = since if math.isfinite(since) else 0.0
         return {"alerts": gw.audit.alerts(since=since, key_id=key_id, limit=limit)}
 
-    predict = _Predict(gw, PredictRequest)
-    app.router.routes.append(Route(PREDICT_PATH, predict, methods=["POST"]))
+    gw.predict = _Predict(gw, PredictRequest)
+    app.router.routes.append(Route(PREDICT_PATH, gw.predict, methods=["POST"]))
 
     # The predict route is a raw ASGI endpoint, which FastAPI does not document; this declaration (never
     # mounted, never called) gives it its OpenAPI entry.

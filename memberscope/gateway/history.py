@@ -50,7 +50,8 @@ EVIDENCE = FLAG_NEAR | FLAG_WHITE | FLAG_OFF
 
 
 def entry_dtype(n_coords: int) -> np.dtype:
-    """One query in a history, as stored in Redis: 59 bytes plus 4 per principal coordinate."""
+    """One query in a history, as stored in Redis: 63 bytes plus 4 per principal coordinate (``norm2``: the
+    squared norm of the coordinates the distances use, kept so that each search skips recomputing it)."""
     return np.dtype(
         [
             ("time", "<f8"),
@@ -59,6 +60,7 @@ def entry_dtype(n_coords: int) -> np.dtype:
             ("residual", "<f4"),
             ("profile", "<u2"),
             ("key", "S16"),
+            ("norm2", "<f4"),
             ("coords", "<f4", (n_coords,)),
         ]
     )
@@ -97,6 +99,24 @@ class Columns:
         return cls({name: np.ascontiguousarray(records[name]) for name in records.dtype.names})
 
 
+class _View:
+    """Rows ``start:end`` of a history's buffers, each column sliced when first read."""
+
+    __slots__ = ("_cols", "_end", "_got", "_start")
+
+    def __init__(self, cols: dict[str, np.ndarray], start: int, end: int):
+        self._cols, self._start, self._end, self._got = cols, start, end, {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        got = self._got.get(name)
+        if got is None:
+            got = self._got[name] = self._cols[name][self._start : self._end]
+        return got
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+
 class SubjectHistory:
     """The last ``capacity`` queries of one subject, oldest first.
 
@@ -112,21 +132,43 @@ class SubjectHistory:
         self.last_id: Any = None  # the newest store entry seen (Redis stream id)
         self.own_ids: set = set()  # entries this process appended and will read back
         self.touched = 0.0  # last time a request of this subject was seen
-        #: Keys (of a tenant or address) or subjects (of a key) whose queries this history has received.
-        self.partners: set[str] = set()
+        #: A key's history that stands for this (tenant's or address's) one, and the reverse.
+        self.twin_of: SubjectHistory | None = None
+        self.twins: set[SubjectHistory] = set()
 
     @property
     def size(self) -> int:
-        return self._end - self._start
+        return self._end - self._start if self.twin_of is None else self.twin_of.size
 
     def entries(self) -> Columns:
-        """All entries, oldest first (views into the buffers)."""
+        """All entries, oldest first (views into the buffers; a twin's are its key's)."""
+        if self.twin_of is not None:
+            return self.twin_of.entries()
         return self._buf[self._start : self._end]
+
+    def since(self, horizon: float) -> _View:
+        """The entries at or after ``horizon`` (arrival order is time order, up to the small reordering of
+        merging several workers' queries), as views made on first use of each column."""
+        if self.twin_of is not None:
+            return self.twin_of.since(horizon)
+        start, end = self._start, self._end
+        times = self._buf.cols["time"]
+        if end > start and times[start] < horizon:
+            start += int(np.searchsorted(times[start:end], horizon))
+        return _View(self._buf.cols, start, end)
 
     def append(self, new: Columns) -> None:
         """Append entries (oldest first), dropping the oldest beyond ``capacity``."""
         n = len(new)
         if n == 0:
+            return
+        if n == 1 and self._end < len(self._buf):  # one query with room left: row writes, no slicing
+            end = self._end
+            for name, col in self._buf.cols.items():
+                col[end] = new.cols[name][0]
+            self._end = end + 1
+            if self._end - self._start > self.capacity:
+                self._start += 1
             return
         if n >= self.capacity:
             new, n = new[n - self.capacity :], self.capacity

@@ -14,7 +14,6 @@ is checked against a dummy record, so that timing does not tell a wrong secret f
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -56,7 +55,7 @@ class KeyRecord:
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
-    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+    return hmac.digest(salt, secret.encode(), "sha256")
 
 
 def _check_name(what: str, name: str) -> None:

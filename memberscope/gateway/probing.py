@@ -90,8 +90,9 @@ log = logging.getLogger("memberscope.gateway")
 
 DETECTORS = ("perturbation-burst", "boundary", "repeated-record")
 SCOPES = ("key", "tenant", "address")
-#: Reference records used at most (a random subset beyond): the local-scale search is linear in it.
-MAX_REFERENCE = 4000
+#: Reference records used at most (a random subset beyond): half of them are searched for every query's
+#: local scale.
+MAX_REFERENCE = 2000
 #: Calibration draws per test: each held-out reference record against several random histories.
 CALIBRATION_SAMPLES = 4000
 #: Held-out records the white test's calibration needs; with fewer, the tail of the benign shares is not
@@ -170,6 +171,7 @@ class ReferenceProfile:
     """
 
     def __init__(self, **attrs: Any):
+        self._all_kept = None
         self.__dict__.update(attrs)
 
     @classmethod
@@ -283,12 +285,20 @@ class ReferenceProfile:
 
     def _embed_standardized(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         C = Z @ self.axes.T
+        if len(Z) == 1:  # one record: two dot products beat two einsums
+            head = C[0, : self.n_near]
+            return C, np.array([max(float(Z[0] @ Z[0]) - float(head @ head), 0.0)])
         residual = np.einsum("ij,ij->i", Z, Z) - np.einsum("ij,ij->i", C[:, : self.n_near], C[:, : self.n_near])
         return C, np.maximum(residual, 0.0)
 
     def standardize(self, X: np.ndarray) -> np.ndarray:
         """Records ``(n, d)`` in reference standard deviations, non-constant features only, clipped at ±CLIP."""
-        Z = (np.asarray(X, dtype=np.float64)[:, self.keep] - self.mean[self.keep]) / self.scale[self.keep]
+        if self._all_kept is None:
+            self._all_kept = bool(self.keep.all())
+            self._kept_mean, self._kept_scale = self.mean[self.keep], self.scale[self.keep]
+        X = np.asarray(X, dtype=np.float64)
+        Z = (X if self._all_kept else X[:, self.keep]) - self._kept_mean
+        Z /= self._kept_scale
         np.clip(Z, -CLIP, CLIP, out=Z)
         return Z
 
@@ -297,6 +307,22 @@ class ReferenceProfile:
         return self._embed_standardized(self.standardize(X))
 
     def local_scale(self, coords: np.ndarray) -> np.ndarray:
+        if len(coords) == 1:
+            return self._local_scale_one(np.asarray(coords)[0])
+        return self._local_scale_many(coords)
+
+    def _local_scale_one(self, z: np.ndarray) -> np.ndarray:
+        q = z[: self.n_near]
+        d2 = self.ref_norms - 2.0 * (self.ref_coords @ q) + float(q @ q)
+        if len(d2) < 4:
+            return self._local_scale_many(z[None])
+        four = np.sort(np.partition(d2, 3)[:4])
+        if four[0] <= 1e-18:  # an exact copy of a reference record: skip it, as the general path does
+            return self._local_scale_many(z[None])
+        near4 = np.sqrt(np.maximum(four, 0.0))
+        return np.array([[near4[2], (near4[1] + near4[2] + near4[3]) / 3.0]])
+
+    def _local_scale_many(self, coords: np.ndarray) -> np.ndarray:
         """Local scales ``(n, 2)`` of the reference around each embedded query: the distance to its 3rd-nearest
         reference record, and the mean distance to its 2nd- to 4th-nearest (exact copies skipped; the nearest
         is skipped in case it is the very record probed)."""
@@ -462,53 +488,73 @@ class ProbeDetector:
         if self.profile is None and cfg.bootstrap > 0:
             self._collect_bootstrap(X, np.asarray(probs, dtype=np.float64), fps)
         key = subjects[0].name
-        new = Columns.zeros(n, self.dtype)
-        new["time"][:] = now
-        new["fp"][:] = fps
-        new["key"][:] = key.encode()[:16]
-        flags = np.where(_low_margin(probs, cfg.margin), FLAG_LOW_MARGIN, 0).astype(np.uint8)
+        low = _low_margin(probs, cfg.margin)
+        flags = (
+            np.array([FLAG_LOW_MARGIN if low[0] else 0], np.uint8)
+            if n == 1
+            else np.where(low, FLAG_LOW_MARGIN, 0).astype(np.uint8)
+        )
         if randomized:
             flags |= FLAG_RANDOMIZED
         profile = self.profile
         coords = scale = None
+        n_coords = self.dtype["coords"].shape[0]
         if profile is not None:
             coords, residual = profile.embed(X)
-            new["coords"][:] = coords
-            new["residual"][:] = residual
-            new["profile"][:] = profile.profile_id
-            flags |= np.where(residual > profile.residual_cut, FLAG_OFF, 0).astype(np.uint8)
+            stored = coords.astype(np.float32)
+            near_part = stored[:, : profile.n_near]
+            norm2 = (near_part * near_part).sum(axis=1)
+            flags[residual > profile.residual_cut] |= FLAG_OFF
             scale = profile.local_scale(coords)
+            profile_id = profile.profile_id
         else:
+            stored, residual, norm2 = np.zeros((n, n_coords), np.float32), np.zeros(n), np.zeros(n, np.float32)
             flags |= FLAG_UNEMBEDDED
+            profile_id = 0
+        new = Columns(
+            {
+                "time": np.full(n, now) if n > 1 else np.array([now]),
+                "fp": fps,
+                "flags": flags,
+                "residual": residual.astype(np.float32),
+                "profile": np.full(n, profile_id, dtype=np.uint16) if n > 1 else np.array([profile_id], np.uint16),
+                "key": np.full(n, key.encode()[:16], dtype="S16") if n > 1 else np.array([key.encode()[:16]], "S16"),
+                "norm2": norm2,
+                "coords": stored,
+            }
+        )
         histories = [self.history(s) for s in subjects]
         for h in histories:
             h.touched = now
         self.store.sync(histories)
+        own = histories[0]
+        groups = histories[1:]
+        # A tenant's or address's history that so far holds exactly this key's queries, all of which came
+        # from it, is this key's history: it is kept as a twin (no copy, no second judgement) until another
+        # key queries from there or this key from elsewhere, when the twin gets its own copy.
+        for twin in list(own.twins):
+            if twin not in groups:
+                _materialize(twin)
+        fresh = own.size == 0
+        base_flags = flags.copy()
         found: list[Alert] = []
         published = []
-        first = None
         for subject, h in zip(subjects, histories, strict=True):
-            # A tenant or address whose history so far holds this key's queries only, from a key whose
-            # history holds queries of this tenant/address only, has the key's history: same flags, same scan.
-            twin = (
-                first is not None
-                and not self.store.shared
-                and h.partners == {key}
-                and histories[0].partners <= {subject.label}
-                and h.size == histories[0].size
-            )
-            rows = Columns({**new.cols, "flags": first["flags"].copy() if twin else flags.copy()})
-            if not twin:
-                nearest = self._flag(rows, _live(h, now - cfg.window_seconds), coords, scale)
+            if h is not own:
+                if h.twin_of is not None and h.twin_of is not own:
+                    _materialize(h)
+                if h.twin_of is own:
+                    continue
+                if fresh and h.size == 0 and not self.store.shared:
+                    h.twin_of = own
+                    own.twins.add(h)
+                    continue
+            # The key's rows are `new` itself; the others get their own flags (a history's own judgement).
+            rows = Columns({**new.cols, "flags": base_flags.copy()}) if published else new
+            nearest = self._flag(rows, h.since(now - cfg.window_seconds), coords, scale)
             h.append(rows)
-            if first is None:
-                first = rows
-            else:
-                h.partners.add(key)
-                histories[0].partners.add(subject.label)
             published.append((h, rows))
-            if not twin:
-                found += self._scan(subject, h, rows, nearest, now=now, randomized=randomized)
+            found += self._scan(subject, h, rows, nearest, now=now, randomized=randomized)
         self.store.publish(published)
         # One alert per subject, detector and implicated key per cooldown: a key's own alert also stands for
         # its share of the tenant's and the address's evidence; a tenant or address alert fires for keys
@@ -547,7 +593,9 @@ class ProbeDetector:
         fp, old_fp = rows["fp"], old["fp"]
         # Records are told apart by the first 64 bits of their keyed fingerprints (a collision among a
         # subject's recent queries has odds of about 2^-45).
-        if n * len(old_fp) <= 1 << 20:
+        if n == 1:
+            repeat = np.array([bool((old_fp[:, 0] == fp[0, 0]).any())]) if len(old_fp) else np.zeros(1, dtype=bool)
+        elif n * len(old_fp) <= 1 << 20:
             repeat = (fp[:, 0][:, None] == old_fp[:, 0][None, :]).any(axis=1)
         else:
             repeat = np.isin(fp[:, 0], old_fp[:, 0])
@@ -556,6 +604,8 @@ class ProbeDetector:
         rows["flags"][repeat] |= FLAG_REPEAT
         if profile is None or coords is None or scale is None:
             return None
+        if n == 1:
+            return None if repeat[0] else self._flag_one(rows, old, coords[0], scale[0])
         usable = ((old["flags"] & (FLAG_REPEAT | FLAG_UNEMBEDDED)) == 0) & (old["profile"] == profile.profile_id)
         lookback = self.config.history  # the near test's; its cut-offs are scaled beyond the calibrated look-back
         idx = np.flatnonzero(usable)[-lookback:]
@@ -603,6 +653,40 @@ class ProbeDetector:
         j_any = np.argmin(D, axis=1)
         return np.where(has[:, None], pool_fp[j_any], 0)
 
+    def _flag_one(self, rows: Columns, old: Columns, z: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+        """:meth:`_flag` for one distinct record (the common request), in few whole-array operations."""
+        profile = self.profile
+        coords, norms, fps = old["coords"], old["norm2"], old["fp"]
+        present = int(np.bitwise_or.reduce(old["flags"])) if len(coords) else 0
+        if present & (FLAG_REPEAT | FLAG_UNEMBEDDED) or (len(coords) and (old["profile"] != profile.profile_id).any()):
+            usable = ((old["flags"] & (FLAG_REPEAT | FLAG_UNEMBEDDED)) == 0) & (old["profile"] == profile.profile_id)
+            idx = np.flatnonzero(usable)[-self.config.history :]
+            coords, norms, fps = coords[idx], norms[idx], fps[idx]
+        else:
+            cut = -self.config.history
+            coords, norms, fps = coords[cut:], norms[cut:], fps[cut:]
+        L = len(coords)
+        if L == 0:
+            return None
+        k = profile.n_near
+        q = z[:k].astype(np.float32)
+        d2 = norms - 2.0 * (coords[:, :k] @ q) + float(q @ q)
+        j = int(np.argmin(d2))
+        if L > 1:
+            pair = np.partition(d2, 1)
+            d1, d2nd = max(float(pair[0]), 0.0) ** 0.5, max(float(pair[1]), 0.0) ** 0.5
+        else:
+            d1, d2nd = max(float(d2[0]), 0.0) ** 0.5, np.inf
+        stretch = min(1.0, (profile.lookback / L) ** (1.0 / profile.intrinsic_dim))
+        near = d1 < stretch * profile.near_cut * scale[0] or (d1 + d2nd) / 2 < stretch * profile.near2_cut * scale[1]
+        if L > profile.lookback:
+            j_recent = L - profile.lookback + int(np.argmin(d2[-profile.lookback :]))
+        else:
+            j_recent = j
+        white = _white_share_one(profile, z - coords[j_recent]) > profile.white_cut
+        rows["flags"][0] |= (FLAG_NEAR if near else 0) | (FLAG_WHITE if white else 0)
+        return fps[j][None]
+
     def _scan(
         self,
         subject: Subject,
@@ -614,23 +698,30 @@ class ProbeDetector:
         randomized: bool,
     ) -> list[Alert]:
         cfg = self.config
-        live = _live(h, now - cfg.window_seconds)
+        new_flags = rows["flags"]
+        # An alert can only start at a new query that adds to its count: evidence for the perturbation
+        # scan, a low margin for the boundary test, a noisy answer for repeats. Most benign requests add none.
+        added = int(np.bitwise_or.reduce(new_flags))
+        if not added & (EVIDENCE | FLAG_LOW_MARGIN) and not randomized:
+            return []
+        live = h.since(now - cfg.window_seconds)
         live_flags = live["flags"]
         keep = (live_flags & FLAG_REPEAT) == 0
-        dflags, dkeys = live_flags[keep], live["key"][keep]
         found: list[Alert] = []
-        new_idx = np.flatnonzero((rows["flags"] & FLAG_REPEAT) == 0)  # the new distinct queries end `distinct`
+        new_idx = np.flatnonzero((new_flags & FLAG_REPEAT) == 0)  # the new distinct queries end the live ones
         n_new = len(new_idx)
         # 1. perturbation-burst: scan_threshold evidence among the last scan_window distinct queries.
-        if n_new:
-            ev = ((dflags & EVIDENCE) != 0).astype(np.int64)
+        if n_new and added & EVIDENCE:
+            tail = np.flatnonzero(keep)[-(cfg.scan_window + n_new - 1) :]  # what the new queries' windows cover
+            ev = ((live_flags[tail] & EVIDENCE) != 0).astype(np.int64)
             csum = np.concatenate([[0], np.cumsum(ev)])
             ends = np.arange(len(ev) - n_new, len(ev)) + 1  # window ends at each new distinct query
             counts = csum[ends] - csum[np.maximum(0, ends - cfg.scan_window)]
             hit = np.flatnonzero(counts >= cfg.scan_threshold)
             if len(hit):
                 i, end = int(new_idx[hit[0]]), int(ends[hit[0]])
-                flags = dflags[max(0, end - cfg.scan_window) : end]
+                window = tail[max(0, end - cfg.scan_window) : end]
+                flags = live_flags[window]
                 detail = {
                     "evidence": {
                         "near": int(((flags & FLAG_NEAR) != 0).sum()),
@@ -643,47 +734,58 @@ class ProbeDetector:
                 }
                 if nearest is not None and nearest[i].any():
                     detail["nearest"] = _hex(nearest[i])
-                window_keys = dkeys[max(0, end - cfg.scan_window) : end]
-                keys = _implicated(window_keys, (flags & EVIDENCE) != 0)
+                keys = _implicated(live["key"][window], (flags & EVIDENCE) != 0)
                 found.append(Alert("perturbation-burst", subject, detail, at=i, keys=keys))
         # 2. boundary: a large share of low-margin answers among enough recent distinct queries.
-        n_recent = len(dflags)
-        low = (dflags & FLAG_LOW_MARGIN) != 0
-        n_low = int(low.sum())
-        need = int(self._boundary_need[min(n_recent, len(self._boundary_need) - 1)])
-        if n_new and n_recent >= cfg.boundary_min and n_low >= need:
-            detail = {"low_margin": n_low, "recent": n_recent, "margin": cfg.margin, "needed": need}
-            keys = _implicated(dkeys, low, share=cfg.boundary_fraction)
-            found.append(Alert("boundary", subject, detail, at=len(rows) - 1, keys=keys))
+        if n_new and added & FLAG_LOW_MARGIN:
+            n_recent = int(np.count_nonzero(keep))
+            low = keep & ((live_flags & FLAG_LOW_MARGIN) != 0)
+            n_low = int(np.count_nonzero(low))
+            need = int(self._boundary_need[min(n_recent, len(self._boundary_need) - 1)])
+            if n_recent >= cfg.boundary_min and n_low >= need:
+                detail = {"low_margin": n_low, "recent": n_recent, "margin": cfg.margin, "needed": need}
+                keys = _implicated(live["key"][keep], low[keep], share=cfg.boundary_fraction)
+                found.append(Alert("boundary", subject, detail, at=len(rows) - 1, keys=keys))
         # 3. repeated-record: only where repeats can average noise away (answers of randomized tiers).
         if randomized:
-            noisy = live[(live_flags & FLAG_RANDOMIZED) != 0]
-            same = rows["fp"][:, 0][:, None] == noisy["fp"][:, 0][None, :]  # (n, noisy live entries)
+            noisy = (live_flags & FLAG_RANDOMIZED) != 0
+            same = rows["fp"][:, 0][:, None] == live["fp"][noisy, 0][None, :]  # (n, noisy live entries)
             counts = same.sum(axis=1)
             over = np.flatnonzero(counts >= cfg.repeat_threshold)
             if len(over):
                 i = int(over[0])
                 detail = {"count": int(counts[i]), "fingerprint": _hex(rows["fp"][i])}
-                keys = _keys(noisy["key"][same[i]])
+                keys = _keys(live["key"][noisy][same[i]])
                 found.append(Alert("repeated-record", subject, detail, at=i, keys=keys))
         return found
+
+
+def _white_share_one(profile: ReferenceProfile, delta: np.ndarray) -> float:
+    """:meth:`ReferenceProfile.white_share` of one difference vector."""
+    if profile.white_split is None:
+        return 0.0
+    energy = delta * delta
+    total = float(energy.sum())
+    return float(energy[profile.white_split :].sum()) / total if total > 1e-18 else 0.0
+
+
+def _materialize(twin: SubjectHistory) -> None:
+    """Give a twin history its own copy of the entries it shared (see :meth:`ProbeDetector.observe`)."""
+    source, twin.twin_of = twin.twin_of, None
+    if source is not None:
+        source.twins.discard(twin)
+        twin.append(source.entries())
 
 
 def _low_margin(probs: np.ndarray, margin: float) -> np.ndarray:
     """Whether each row's top-2 probability margin is below ``margin``."""
     if probs.shape[1] < 2:
         return np.zeros(len(probs), dtype=bool)
+    if len(probs) == 1:  # one row: plain floats beat a partition
+        first, second = sorted(probs[0].tolist())[-2:][::-1]
+        return np.array([first - second < margin])
     top2 = np.partition(probs, probs.shape[1] - 2, axis=1)[:, -2:]
     return (top2[:, 1] - top2[:, 0]) < margin
-
-
-def _live(h: SubjectHistory, horizon: float) -> Columns:
-    """The entries of ``h`` at or after ``horizon`` (a view: entries are in arrival order, so in time order
-    up to the small reordering of merging several workers' queries)."""
-    entries = h.entries()
-    times = entries["time"]
-    first = int(np.searchsorted(times, horizon)) if len(times) and times[0] < horizon else 0
-    return entries[first:]
 
 
 def _hex(fp: np.ndarray) -> str:
