@@ -70,7 +70,7 @@ def gateway_app(workdir: Path, strategy: str = "moving-window"):
         "keys_db": str(workdir / "keys.sqlite"),
         "audit": {"path": str(workdir / "audit.sqlite")},
         "strategy": strategy,
-        "probing": {"reference": str(workdir / "reference.npy"), "enabled": os.environ.get("MSP", "1") == "1"},
+        "probing": {"reference": str(workdir / "reference.npy")},
         "tiers": {"bench": {"output": "round:3", "limits": "10000000/minute;100000000/day"}},
     }
     return create_app(model, policy)
@@ -103,7 +103,12 @@ def components(workdir: Path, n: int = 2000) -> dict[str, float]:
             subjects, next(stream), probs, gw.audit.fingerprints(X), now=time.time()
         ),
         "audit-log row (SQLite WAL, commit)": lambda: gw.audit.record(
-            key_id="k", path="/v1/predict", status=200, decision="allowed", granularity="probabilities", X=X,
+            key_id="k",
+            path="/v1/predict",
+            status=200,
+            decision="allowed",
+            granularity="probabilities",
+            X=X,
             fingerprints=fps,
         ),
         "model (scikit-learn predict_proba; the bare endpoint pays it too)": lambda: gw.model.predict_proba(X),
@@ -261,16 +266,20 @@ def main() -> None:
         cpu = np.median([r["cpu_us"] for r in runs])
         summary[(kind, c)] = (rps, p50, p99, cpu)
         each = ", ".join(f"{r['rps']:.0f}" for r in runs)
-        print(f"| {kind} | {c} | {each} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} | "
-              f"{sum(r['non2xx'] for r in runs)} |")
+        print(
+            f"| {kind} | {c} | {each} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} | "
+            f"{sum(r['non2xx'] for r in runs)} |"
+        )
     for c in args.connections:
         d50 = summary[("gateway", c)][1] - summary[("bare", c)][1]
         d99 = summary[("gateway", c)][2] - summary[("bare", c)][2]
         share = summary[("gateway", c)][0] / summary[("bare", c)][0]
         per_round = [g["rps"] / b["rps"] for g, b in zip(results[("gateway", c)], results[("bare", c)], strict=True)]
-        print(f"gateway at {c} connection(s): {share:.0%} of the bare throughput (rounds: "
-              f"{', '.join(f'{x:.0%}' for x in per_round)}), p50 {d50:+.2f} ms, p99 {d99:+.2f} ms, CPU per request "
-              f"{summary[('gateway', c)][3] - summary[('bare', c)][3]:+.0f} µs (medians of {args.rounds} rounds)")
+        print(
+            f"gateway at {c} connection(s): {share:.0%} of the bare throughput (rounds: "
+            f"{', '.join(f'{x:.0%}' for x in per_round)}), p50 {d50:+.2f} ms, p99 {d99:+.2f} ms, CPU per request "
+            f"{summary[('gateway', c)][3] - summary[('bare', c)][3]:+.0f} µs (medians of {args.rounds} rounds)"
+        )
     print("| step the gateway adds (in-process) | µs per request |")
     print("|---|---|")
     for name, us in parts.items():

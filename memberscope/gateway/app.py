@@ -116,6 +116,7 @@ class Gateway:
         self.m_records_by_tier = {name: self.m_records.labels(tier=name) for name in policy.tiers}
         #: The ``POST /v1/predict`` endpoint (set by :func:`create_app`); the front door calls it directly.
         self.predict = None
+        self.batch = _Batch(self)
 
     def count(self, path: str, status: int) -> None:
         """One request in the ``gateway_requests_total`` counter (unknown paths as ``other``)."""
@@ -184,6 +185,61 @@ class _Context:
         self.key, self.tier, self.address, self.start, self.deadline = key, tier, address, start, deadline
         self.audited = False
         self.content_type, self.has_length, self.chunked = b"", False, False
+
+
+BLOCKED = "this key is blocked after probing alerts"
+
+
+class _Job:
+    """A request whose records the model answered, waiting for its turn's probing verdict and audit commit."""
+
+    __slots__ = ("X", "action", "ctx", "fps", "future", "now", "probs")
+
+    def __init__(self, ctx: _Context, X: np.ndarray, probs: np.ndarray, fps: list[str], now: float, action):
+        self.ctx, self.X, self.probs, self.fps, self.now, self.action = ctx, X, probs, fps, now, action
+        self.future = None
+
+
+class _Batch:
+    """The requests that reach the model in one turn of the event loop, finished together: probing
+    detection judges each key's records in one call, and their audit rows are committed in one
+    transaction, before any of their answers leaves. At one request per turn this is one request; under
+    load the per-call costs are shared by every request of the turn."""
+
+    def __init__(self, gateway: Gateway):
+        self.gw = gateway
+        self.jobs: list[_Job] = []
+
+    def submit(self, job: _Job):
+        loop = asyncio.get_running_loop()
+        job.future = loop.create_future()
+        self.jobs.append(job)
+        if len(self.jobs) == 1:
+            loop.call_soon(self.flush)
+        return job.future
+
+    def flush(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        gw = self.gw
+        try:
+            acts = gw.predict.detect(jobs)
+            answers = [gw.predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
+            gw.audit.record_many(
+                [
+                    {"key_id": job.ctx.key.key_id, "path": PREDICT_PATH, **row}
+                    for job, (*_, row) in zip(jobs, answers, strict=True)
+                ]
+            )
+        except BaseException as exc:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        for job, (status, payload, headers, _) in zip(jobs, answers, strict=True):
+            job.ctx.audited = True
+            gw.count(PREDICT_PATH, status)
+            if not job.future.done():
+                job.future.set_result((status, payload, headers))
 
 
 class _FrontDoor:
@@ -391,88 +447,67 @@ class _Predict:
             ]
             return await refuse(422, errors, why=json.dumps(errors)[:2000])
         rows = parsed.instances if parsed.instances is not None else [parsed.instance]
-        status, payload, headers = self.answer(ctx, np.asarray(rows, dtype=np.float64))
+        status, payload, headers = await self.answer(ctx, np.asarray(rows, dtype=np.float64))
         await _respond(send, status, payload, headers)
 
-    def answer(self, ctx: _Context, X: np.ndarray) -> tuple[int, Any, dict[str, str] | None]:
+    async def answer(self, ctx: _Context, X: np.ndarray) -> tuple[int, Any, dict[str, str] | None]:
         """Limits, model, probing detection and output policy for validated records ``X (n, d)``; the
-        status, body and headers of the answer, its audit row written."""
+        status, body and headers of the answer, its audit row committed."""
         gw, policy, tier = self.gw, self.gw.policy, ctx.tier
         key_id = ctx.key.key_id
         now = time.time()
 
-        def done(status, payload, decision, *, headers=None, granularity=None, fps=None, detail=None):
+        def refused(status, payload, decision, *, headers=None, detail=None):
             gw.audit.record(
-                key_id=key_id,
-                path=PREDICT_PATH,
-                status=status,
-                decision=decision,
-                granularity=granularity,
-                X=X,
-                fingerprints=fps,
-                detail=detail,
-                now=now,
+                key_id=key_id, path=PREDICT_PATH, status=status, decision=decision, X=X, detail=detail, now=now
             )
             ctx.audited = True
             gw.count(PREDICT_PATH, status)
             return status, payload, headers
 
         if tier.admin:  # operators' keys read alerts and metrics; they get no predictions to leak
-            return done(
-                403,
-                {"detail": "admin keys may not query the model; use a key of a serving tier"},
-                "rejected",
-                detail="admin key",
-            )
+            why = "admin keys may not query the model; use a key of a serving tier"
+            return refused(403, {"detail": why}, "rejected", detail="admin key")
         action = gw.probing_action(key_id, now) if gw.detector is not None else None
-        retry = str(int(policy.probing.cooldown_seconds))
         if action == "block":
-            return done(
-                403, {"detail": "this key is blocked after probing alerts"}, "blocked", headers={"Retry-After": retry}
-            )
-        refused = self._limit(ctx, len(X), action == "throttle")
-        if refused is not None:
-            return done(
-                429, {"detail": refused[0]}, "throttled", headers={"Retry-After": refused[1]}, detail=refused[2]
-            )
+            retry = str(int(policy.probing.cooldown_seconds))
+            return refused(403, {"detail": BLOCKED}, "blocked", headers={"Retry-After": retry})
+        limited = self._limit(ctx, len(X), action == "throttle")
+        if limited is not None:
+            message, retry, why = limited
+            return refused(429, {"detail": message}, "throttled", headers={"Retry-After": retry}, detail=why)
         with np.errstate(all="ignore"):
             probs = gw.model.predict_proba(X)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             detail = f"the model gives no finite output for record(s) {bad[:10].tolist()}; check their values"
-            return done(422, {"detail": detail}, "rejected", detail="model output")
-        fps = gw.audit.fingerprints(X)
-        if gw.detector is not None:
-            act = self._detect(ctx, X, probs, fps, now)
-            if act == "block":
-                return done(
-                    403,
-                    {"detail": "this key is blocked after probing alerts"},
-                    "blocked",
-                    headers={"Retry-After": retry},
-                    fps=fps,
-                    detail="probing alert",
-                )
-            if act == "throttle" and action != "throttle":
-                refused = self._limit(ctx, len(X), True, tier_spent=True)
-                if refused is not None:
-                    return done(
-                        429,
-                        {"detail": refused[0]},
-                        "throttled",
-                        headers={"Retry-After": refused[1]},
-                        fps=fps,
-                        detail="probing alert",
-                    )
-        observed = tier.postprocessor(probs, rng=gw.rng)
+            return refused(422, {"detail": detail}, "rejected", detail="model output")
+        job = _Job(ctx, X, probs, gw.audit.fingerprints(X), now, action)
+        return await gw.batch.submit(job)
+
+    def finish(self, job: _Job, act: str | None) -> tuple[int, Any, dict[str, str] | None, dict[str, Any]]:
+        """The answer to a request whose records probing detection has judged (``act``: the action of the
+        alerts they raised for this key, if any), and its audit row's fields."""
+        gw, ctx, tier = self.gw, job.ctx, job.ctx.tier
+        row = {"X": job.X, "fingerprints": job.fps, "now": job.now}
+        if act == "block":
+            retry = str(int(gw.policy.probing.cooldown_seconds))
+            row.update(status=403, decision="blocked", detail="probing alert")
+            return 403, {"detail": BLOCKED}, {"Retry-After": retry}, row
+        if act == "throttle" and job.action != "throttle":
+            limited = self._limit(ctx, len(job.X), True, tier_spent=True)
+            if limited is not None:
+                row.update(status=429, decision="throttled", detail="probing alert")
+                return 429, {"detail": limited[0]}, {"Retry-After": limited[1]}, row
+        observed = tier.postprocessor(job.probs, rng=gw.rng)
         granularity = tier.postprocessor.granularity
         from memberscope.defenses.output import to_predictions
 
         predictions = to_predictions(observed, granularity=granularity)
-        gw.m_records_by_tier[tier.name].inc(len(X))
+        gw.m_records_by_tier[tier.name].inc(len(job.X))
         gw.m_latency.observe(asyncio.get_running_loop().time() - ctx.start)
-        body = json.dumps({"predictions": predictions}).encode()
-        return done(200, body, "allowed", granularity=granularity, fps=fps)
+        row.update(status=200, decision="allowed", granularity=granularity)
+        return 200, json.dumps({"predictions": predictions}).encode(), None, row
 
     def _limit(self, ctx: _Context, cost: int, throttled: bool, *, tier_spent: bool = False):
         """Spend the tier's windows (unless already spent) and, when throttled, the probing budget;
@@ -491,44 +526,63 @@ class _Predict:
         message = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
         return message, str(int(retry)), why or None
 
-    def _detect(self, ctx: _Context, X: np.ndarray, probs: np.ndarray, fps: list[str], now: float) -> str | None:
-        """Probing detection on the records about to be answered; the action of the alerts that implicate
-        this request's key (None when none do)."""
+    def detect(self, jobs: list[_Job]) -> list[str | None]:
+        """Probing detection on the records about to be answered, the requests of one key, tenant and
+        address judged together; per request, the action of the alerts that implicate its key at or before
+        its records (None when none do)."""
         gw, policy = self.gw, self.gw.policy
-        key = ctx.key
-        subjects = [Subject("key", key.key_id)]
-        if key.tenant and "tenant" in policy.probing.subjects:
-            subjects.append(Subject("tenant", key.tenant))
-        if "address" in policy.probing.subjects:
-            subjects.append(Subject("address", ctx.address))
-        alerts = gw.detector.observe(subjects, X, probs, fps, now=now, randomized=gw.randomized[ctx.tier.name])
-        if not alerts:
-            return None
-        act = policy.probing_action(ctx.tier)
-        mine = False
-        for alert in alerts:
-            mine = mine or key.key_id in alert.keys
-            for key_id in alert.keys or [key.key_id]:
-                gw.audit.add_alert(
-                    key_id=key_id,
-                    detector=alert.detector,
-                    action=act,
-                    detail=alert.detail,
-                    now=now,
-                    scope=alert.subject.scope,
-                    subject=alert.subject.name,
+        acts: list[str | None] = [None] * len(jobs)
+        if gw.detector is None:
+            return acts
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            key = job.ctx.key
+            groups.setdefault((key.key_id, key.tenant, job.ctx.address, job.ctx.tier.name), []).append(i)
+        for (key_id, tenant, address, tier_name), members in groups.items():
+            subjects = [Subject("key", key_id)]
+            if tenant and "tenant" in policy.probing.subjects:
+                subjects.append(Subject("tenant", tenant))
+            if "address" in policy.probing.subjects:
+                subjects.append(Subject("address", address))
+            part = [jobs[i] for i in members]
+            X = part[0].X if len(part) == 1 else np.concatenate([j.X for j in part])
+            probs = part[0].probs if len(part) == 1 else np.concatenate([j.probs for j in part])
+            fps = [f for j in part for f in j.fps]
+            now = part[-1].now
+            alerts = gw.detector.observe(subjects, X, probs, fps, now=now, randomized=gw.randomized[tier_name])
+            if not alerts:
+                continue
+            act = policy.probing_action(part[0].ctx.tier)
+            first = None
+            for alert in alerts:
+                if key_id in alert.keys:
+                    first = alert.at if first is None else min(first, alert.at)
+                for implicated in alert.keys or [key_id]:
+                    gw.audit.add_alert(
+                        key_id=implicated,
+                        detector=alert.detector,
+                        action=act,
+                        detail=alert.detail,
+                        now=now,
+                        scope=alert.subject.scope,
+                        subject=alert.subject.name,
+                    )
+                    gw._action_cache.pop(implicated, None)
+                gw.m_alerts.labels(detector=alert.detector).inc()
+                log.warning(
+                    "probing alert for %s %s (keys %s): %s (action %s)",
+                    alert.subject.scope,
+                    alert.subject.name,
+                    ",".join(alert.keys),
+                    alert.detector,
+                    act,
                 )
-                gw._action_cache.pop(key_id, None)
-            gw.m_alerts.labels(detector=alert.detector).inc()
-            log.warning(
-                "probing alert for %s %s (keys %s): %s (action %s)",
-                alert.subject.scope,
-                alert.subject.name,
-                ",".join(alert.keys),
-                alert.detector,
-                act,
-            )
-        return act if mine else None
+            if first is not None:  # the request holding the alert's record, and those after it
+                ends = np.cumsum([len(j.X) for j in part])
+                for i, end in zip(members, ends, strict=True):
+                    if end > first:
+                        acts[i] = act
+        return acts
 
 
 def create_app(

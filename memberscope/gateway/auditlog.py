@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS keyless (
 );
 """
 
+_INSERT = (
+    "INSERT INTO requests (time, key_id, path, status, decision, granularity, n_records, fingerprints, records, "
+    "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 #: Columns added since the first release, with their SQL types (added to older databases on open).
 _ADDED_COLUMNS = {"alerts": {"scope": "TEXT", "subject": "TEXT"}}
 
@@ -189,6 +194,35 @@ class AuditLog:
         now: float | None = None,
     ) -> None:
         """Append one request and commit it (``fingerprints`` of ``X`` when already computed)."""
+        row = self._row(
+            key_id=key_id,
+            path=path,
+            status=status,
+            decision=decision,
+            granularity=granularity,
+            X=X,
+            fingerprints=fingerprints,
+            detail=detail,
+            now=now,
+        )
+        with self._lock:
+            self._conn.execute(_INSERT, row)
+        if row[0] - self._last_prune > 3600:
+            self.prune(now=row[0])
+
+    def _row(
+        self,
+        *,
+        key_id: str | None,
+        path: str,
+        status: int,
+        decision: str | None = None,
+        granularity: str | None = None,
+        X: np.ndarray | None = None,
+        fingerprints: list[str] | None = None,
+        detail: str | None = None,
+        now: float | None = None,
+    ) -> tuple:
         now = time.time() if now is None else now
         fps = raw = None
         n = 0
@@ -197,26 +231,24 @@ class AuditLog:
             fps = ",".join(fingerprints if fingerprints is not None else self.fingerprints(X))
             if self.raw_records:
                 raw = json.dumps(np.asarray(X, dtype=np.float64).tolist())
-        row = (
-            now,
-            key_id,
-            cut_path(path, self.max_path),
-            status,
-            decision or decision_for(status),
-            granularity,
-            n,
-            fps,
-            raw,
-            detail,
-        )
+        decision = decision or decision_for(status)
+        return (now, key_id, cut_path(path, self.max_path), status, decision, granularity, n, fps, raw, detail)
+
+    def record_many(self, rows: list[dict[str, Any]]) -> None:
+        """Append several requests (the keyword arguments of :meth:`record` each) in one transaction."""
+        if len(rows) == 1:
+            return self.record(**rows[0])
+        values = [self._row(**row) for row in rows]
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO requests (time, key_id, path, status, decision, granularity, n_records, fingerprints, "
-                "records, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        if now - self._last_prune > 3600:
-            self.prune(now=now)
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(_INSERT, values)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if values[-1][0] - self._last_prune > 3600:
+            self.prune(now=values[-1][0])
 
     def add_keyless(self, rows: list[tuple[float, str, int, int]]) -> None:
         """Add ``(bucket, address, status, count)`` counts to the keyless table."""
