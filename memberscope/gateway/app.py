@@ -18,6 +18,11 @@ Every HTTP request meets the front door (:class:`_FrontDoor`, pure ASGI) before 
    post-processors and the KServe v1 wire format of :func:`memberscope.defenses.output.to_predictions`;
 4. every answered request with a valid key, whatever its status (404, 405, 307, 411, ... included), is one
    audit-log row, committed before the answer leaves.
+
+The requests whose records reach the model in one turn of the event loop are finished together
+(:class:`_Batch`): probing detection judges each key's records in one call and their audit rows are
+committed in one transaction, before any of their answers leaves. At one request per turn this is the
+sequential path; under load it shares the per-call costs (measured in BENCHMARKS.md).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at definition time.

@@ -1,20 +1,30 @@
-"""The gateway's policy file: tiers (output policy + rate limits), probing detection, audit log.
+"""The gateway's policy file: tiers (output policy + rate limits), probing detection, HTTP limits, audit log.
 
 Example ``policy.yaml``::
 
     max_batch: 256                 # records per request
     max_abs_value: 1.0e6           # inputs outside [-1e6, 1e6] are refused
     keys_db: keys.sqlite           # paths are relative to the policy file
-    storage: memory://             # or redis://127.0.0.1:6379 for several workers
+    storage: memory://             # or redis://127.0.0.1:6379 for several workers (limits and probing state)
     strategy: moving-window        # or sliding-window-counter, fixed-window
     tiers:
       full:  {output: identity, limits: "600/minute"}
       label: {output: label-only, limits: "60/minute;2000/day", probing_action: throttle}
       ops:   {admin: true}         # may read /metrics and /admin/alerts, may not predict
     probing:
+      reference: reference.npy     # typical records the thresholds are calibrated on
       action: log                  # default action: log, throttle or block
       throttle_limits: "5/minute"
       cooldown_seconds: 600
+      alpha: 0.01                  # false-evidence rate per test
+      scan_window: 32              # perturbation-burst: scan_threshold evidence queries among
+      scan_threshold: 10           #   a subject's last scan_window distinct ones
+    http:
+      max_body_bytes: null         # default 4096 + max_batch × n_features × 40
+      max_header_bytes: 8192
+      request_timeout_seconds: 10
+      unauthenticated_limits: "30/minute"   # per source address
+      trusted_proxies: []          # whose X-Forwarded-For is believed
     audit:
       path: audit.sqlite
       retention_days: 30

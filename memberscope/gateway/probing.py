@@ -24,17 +24,25 @@ records when none is given), and three tests, each calibrated on a held-out half
 false-evidence rate ``alpha``, mark a query as *evidence*:
 
 1. **near** (density ratio): the distance to its nearest earlier query of the subject, divided by the
-   distance to its 3rd-nearest reference record, is below the reference's ``alpha`` quantile. A
-   perturbed copy lies much closer to its siblings than real records lie to each other *at that place*
-   (the 3rd neighbour keeps the test working when the probed record itself is in the reference).
-2. **white** (noise shape): the difference to that nearest query spreads its energy over the principal
-   axes like white noise does, i.e. its share beyond the first ``s`` axes exceeds the reference's
-   ``1 - alpha`` quantile for differences between neighbouring real records. Independent per-feature
-   noise is white whatever its scale ``σ``, while real records differ along the data's few main axes.
-   ``s`` is chosen on the reference to maximize the power against white noise (the share of white noise
-   beyond ``s`` of ``k`` axes follows a Beta((k-s)/2, s/2) law).
+   distance to its 3rd-nearest reference record, or the mean distance to its two nearest earlier queries
+   divided by the mean distance to its 2nd- to 4th-nearest reference records, is below the reference's
+   ``alpha / 2`` quantile (each). A perturbed copy lies much closer to its siblings than real records lie to
+   each other *at that place*; skipping the nearest reference records keeps the test working when the probed
+   record itself is in the reference. The reference calibrates histories of up to half its held-out half;
+   longer ones (up to ``history``) get their cut-offs scaled by ``(look-back / history length)^(1/m)``, ``m``
+   the data's intrinsic dimension estimated from how neighbour distances shrink (Levina & Bickel 2005).
+2. **white** (noise shape): the difference to the nearest of the last (calibrated look-back) queries spreads
+   its energy over the principal axes like white noise does, i.e. its share beyond the first ``s`` axes
+   exceeds the reference's ``1 - alpha`` quantile for differences between neighbouring real records.
+   Independent per-feature noise is white whatever its scale ``σ``, while real records differ along the
+   data's few main axes. ``s`` is chosen among a few candidates (50% ... 99% of the variance) for its power
+   against white noise (the share of white noise beyond ``s`` of ``k`` axes follows a Beta((k-s)/2, s/2) law);
+   the test needs at least 150 held-out reference records and is off otherwise.
 3. **off** (off-manifold): the query's energy outside the main axes (90% of the reference variance)
    exceeds the reference's ``1 - alpha`` quantile: large noise pushes copies off the data manifold.
+
+Records are standardized with the reference's statistics, nearly constant features floored to 0.3 of the
+median feature scale and values clipped at ±5 standard deviations (rare features would otherwise dominate).
 
 A **scan statistic** over each subject's last ``scan_window`` distinct queries raises a
 ``perturbation-burst`` alert when at least ``scan_threshold`` of them are evidence: with a false-evidence
@@ -48,10 +56,12 @@ so a dashboard polling one record raises nothing).
 Subjects and shared state
 -------------------------
 Each query goes into the history of its key, of its key's tenant (``keys create --tenant``) and of its
-source address, so the same record probed from several keys of one tenant or address adds up. The
-histories live in the policy's ``storage`` (:mod:`memberscope.gateway.history`): in process for
-``memory://``, in Redis streams for ``redis://``, where every worker reads the others' queries before
-judging its own, and one worker records each alert.
+source address, so the same record probed from several keys of one tenant or address adds up; such an
+alert names the keys with at least two evidence queries in its window. A tenant's or address's history
+that holds exactly one key's queries, all from there, is that key's history (a *twin*, judged once) until
+another key or address shows up. The histories live in the policy's ``storage``
+(:mod:`memberscope.gateway.history`): in process for ``memory://``, in Redis streams for ``redis://``,
+where every worker reads the others' queries before judging its own, and one worker records each alert.
 
 Measured on memberscope's own attacks and on benign streams of real records: ``benchmarks/gateway_probing.py``
 and BENCHMARKS.md. What it cannot see: the shadow attack (above); an attacker who spreads copies over
