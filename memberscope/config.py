@@ -125,7 +125,8 @@ def check_value(name: str, value: Any, allowed: list[Constraint]) -> str | None:
     """The sentence naming ``value`` and what ``name`` expects, or None when one of ``allowed`` holds."""
     if any(c.holds(value) for c in allowed):
         return None
-    return f"{name} must be {' or '.join(c.describe() for c in allowed)}; got {value!r}"
+    expected = " or ".join(c.describe() for c in allowed if c is not NONE)
+    return f"{name} must be {expected}{' (or None)' if NONE in allowed else ''}; got {value!r}"
 
 
 # --------------------------------------------------------------------------------------------- the base
@@ -192,7 +193,13 @@ class RunConfig:
         "cache_dir": [NONE, STRING],
         "use_cache": [BOOLEAN],
         "train_mode": [Options(TRAIN_MODES)],
-        "n_jobs": [NONE, Interval(int, 1), Options([-1])],
+        "n_jobs": [
+            NONE,
+            Satisfies(
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and (v >= 1 or v == -1),
+                "a positive integer or -1 (all CPUs)",
+            ),
+        ],
         "backend": [NONE, Options(lambda: _backends())],
         "ray_address": [NONE, STRING],
         "memory_budget": [NONE, Satisfies(lambda v: _parse_bytes(v) > 0, "a size such as '2GiB' or 1000000")],

@@ -215,7 +215,7 @@ def test_every_configuration_problem_is_named_at_once():
         "n_bootstrap must be an integer >= 0; got -1",
         "confidence must be a number in (0, 1); got 2.0",
         "train_mode must be one of 'sequential', 'vectorized'; got 'fast'",
-        "backend must be None or one of",
+        "backend must be one of 'loky', 'threading', 'multiprocessing', 'ray', 'dask' (or None); got 'spark'",
     ):
         assert fragment in text
     with pytest.raises(InvalidInputError, match="reference_models must be an integer >= 2"):

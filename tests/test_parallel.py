@@ -102,9 +102,9 @@ def test_plan_jobs_and_memory_sizes():
 
 def test_parallel_settings_are_validated_at_the_cli(capsys):
     code, _, err = run_cli("audit", "--backend", "spark", "--no-progress", capsys=capsys)
-    assert code == 2 and "backend 'spark' is not one of" in err
+    assert code == 2 and "backend must be one of 'loky'" in err and "got 'spark'" in err
     code, _, err = run_cli("audit", "--memory-budget", "lots", "--no-progress", capsys=capsys)
-    assert code == 2 and "memory size 'lots'" in err
+    assert code == 2 and "memory_budget must be a size such as '2GiB'" in err and "got 'lots'" in err
     code, _, err = run_cli("audit", "--n-jobs", "0", "--no-progress", capsys=capsys)
     assert code == 2 and "n_jobs must be a positive integer or -1" in err
     code, _, err = run_cli("audit", "--ray-address", "127.0.0.1:6379", "--no-progress", capsys=capsys)

@@ -137,10 +137,10 @@ def test_label_only_attack_over_http(setup, capsys, tmp_path):
         ({}, ["--query-budget", "600"], "exceed the query budget of 600"),
     ],
 )
-def test_bad_endpoints_exit_2_and_keep_answers(setup, url_params, extra, message, capsys, tmp_path):
+def test_bad_endpoints_exit_3_and_keep_answers(setup, url_params, extra, message, capsys, tmp_path):
     url = setup["server"].url("full", **url_params)
     code, _, err = _attack(setup, url, tmp_path, *extra, capsys=capsys)
-    assert code == 2 and message in err and "Traceback" not in err
+    assert code == 3 and message in err and "Traceback" not in err  # the endpoint failed: exit 3, not a typo
     saved = np.load(tmp_path / "answered.npz")
     # recon's 2 x 8 probes, then the first batch of 500 records (the budget case stops before it).
     n = 16 if extra else 16 + 500
@@ -153,10 +153,10 @@ def test_bad_endpoints_exit_2_and_keep_answers(setup, url_params, extra, message
 
 def test_unreachable_url_and_401_without_key(setup, capsys, tmp_path, monkeypatch):
     code, _, err = run_cli("recon", closed_port_url(), "--n-features", "3", capsys=capsys)
-    assert code == 2 and "cannot reach http://127.0.0.1:" in err and "Traceback" not in err
+    assert code == 3 and "cannot reach http://127.0.0.1:" in err and "Traceback" not in err
     auth = setup["server"].url("auth")
     code, _, err = run_cli("recon", auth, "--n-features", "600", capsys=capsys)
-    assert code == 2 and "401 Unauthorized" in err and "--api-key-env" in err
+    assert code == 3 and "401 Unauthorized" in err and "--api-key-env" in err
     monkeypatch.setenv("MS_KEY", API_KEY)
     code, out, err = run_cli("recon", auth, "--n-features", "600", "--api-key-env", "MS_KEY", "--json", capsys=capsys)
     assert code == 0, err

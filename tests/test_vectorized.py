@@ -115,7 +115,7 @@ def test_vectorized_mode_reuses_the_cache_and_falls_back_for_other_recipes(tmp_p
     )
     assert any("trained torch cnn models sequentially" in w for w in cnn.results["warnings"])
     assert not supports_vectorized(recipes.create("sklearn"))
-    with pytest.raises(InvalidInputError, match="train_mode 'gpu' is not one of"):
+    with pytest.raises(InvalidInputError, match="train_mode must be one of 'sequential', 'vectorized'; got 'gpu'"):
         AuditConfig(train_mode="gpu")
     with pytest.raises(InvalidInputError, match="vectorized training supports torch mlp, cnn and logreg"):
         train_vectorized(

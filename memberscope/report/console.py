@@ -35,7 +35,7 @@ def results_table(results: Results | ReportModel):
     table.add_column("attack")
     table.add_column("AUC", justify="right")
     for key in CONSOLE_FPRS:
-        table.add_column(f"TPR @ {pct(float(key))} FPR", justify="right")
+        table.add_column(f"TPR @ {100 * float(key):g}% FPR", justify="right")
     unresolved = False
     for row in model.attack_rows:
         cells = [_cell(row.auc, row.auc_ci, percent=False)]

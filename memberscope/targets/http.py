@@ -348,4 +348,4 @@ def _kind_of(preds: list[Any], observed: np.ndarray) -> str:
         return "label"
     if isinstance(first, dict):
         return "top-k"
-    return detect_output_kind(observed, atol=0.1)
+    return detect_output_kind(observed)

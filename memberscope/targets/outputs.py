@@ -74,16 +74,21 @@ def as_logits(observed: np.ndarray, kind: str) -> np.ndarray:
 
 
 def detect_output_kind(values: np.ndarray, *, atol: float = 1e-4) -> str:
-    """``"probabilities"`` when every row of ``values`` ``(n, n_classes)`` lies in [0, 1] and sums to 1 (within
-    ``atol``), else ``"logits"``.
+    """``"probabilities"`` when every value of ``values`` ``(n, n_classes)`` lies in [0, 1] and either every row
+    sums to 1 (within ``atol``) or the values are rounded (6 decimals or fewer, as APIs round probabilities);
+    else ``"logits"``.
 
-    Used for models whose answers are not declared (a user's callable or torch module).
+    Used for answers whose kind is not declared (a user's callable or torch module, an HTTP endpoint).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.size == 0 or not np.isfinite(values).all():
         return "logits"
-    in_range = values.min() >= 0.0 and values.max() <= 1.0
-    return "probabilities" if in_range and np.allclose(values.sum(axis=1), 1.0, atol=atol) else "logits"
+    if values.min() < 0.0 or values.max() > 1.0:
+        return "logits"
+    if np.allclose(values.sum(axis=1), 1.0, atol=atol):
+        return "probabilities"
+    rounded = np.allclose(values, np.round(values, 6), rtol=0.0, atol=1e-9)
+    return "probabilities" if rounded else "logits"
 
 
 def _check_kind(kind: str) -> None:
