@@ -60,7 +60,9 @@ def clinical(name: str, label: str, drop: list[str], out: Path, seed: int) -> di
     members = frame.sample(frac=0.5, random_state=seed)
     nonmembers = frame.drop(members.index)
     features = [c for c in frame.columns if c != label]
-    text = [c for c in features if not np.issubdtype(frame[c].dtype, np.number)]
+    from pandas.api.types import is_numeric_dtype
+
+    text = [c for c in features if not is_numeric_dtype(frame[c])]
     numbers = [c for c in features if c not in text]
     steps = []
     if text:
