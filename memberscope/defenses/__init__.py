@@ -1,11 +1,9 @@
-"""Defenses against membership inference, measured.
-
-- Output-side defenses are the output post-processors of :mod:`memberscope.targets.postprocess` (rounding,
-  top-k, labels only, noise, temperature), re-exported here.
-- Training-time defenses are options of the torch recipes (:mod:`memberscope.defenses.training`, DP-SGD in
-  :mod:`memberscope.defenses.dp`).
-- Data minimization: :mod:`memberscope.defenses.minimization`.
-- Their adaptive evaluation, ``memberscope defend``: :mod:`memberscope.defenses.evaluate`.
+"""Defenses against membership inference: output-side post-processors, data minimization
+(:mod:`memberscope.defenses.minimization`), and the adaptive evaluation of every defense
+(:mod:`memberscope.defenses.evaluate`, ``memberscope defend``). Output-side defenses are the output
+post-processors of :mod:`memberscope.targets.postprocess` (rounding, top-k, labels only, noise, temperature),
+re-exported here. Training-time defenses (DP-SGD among them) are plug-ins of the training loop, in
+:mod:`memberscope.training.defenses`.
 """
 
 from memberscope.defenses.evaluate import DefendConfig, parse_defenses, recommend, run_defenses

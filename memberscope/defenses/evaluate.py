@@ -27,6 +27,7 @@ calibrated with the reference models that did not train on the record.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ import numpy as np
 
 from memberscope.config import Constraint, Interval, RunConfig, Satisfies
 from memberscope.exceptions import InvalidInputError
+from memberscope.training.defenses import DEFENSES, option_defaults
 
 __all__ = [
     "DEFAULT_ATTACKS",
@@ -56,21 +58,36 @@ DEFAULT_DEFENSES = "none,l2,dropout,early-stopping,label-smoothing,augment,ensem
 LABEL_ONLY_CHUNK = 500
 DEFAULT_BUDGET = (0.01, 0.05)
 
-# name -> (the recipe option its bare argument sets, that option's default value for the defense, aliases).
-TRAINING_DEFENSES: dict[str, tuple[str | None, Any]] = {
-    "none": (None, None),
-    "l2": ("weight_decay", 5e-4),
-    "l1": ("l1", 1e-5),
-    "dropout": ("dropout", 0.5),
-    "early-stopping": ("early_stopping", 3),
-    "label-smoothing": ("label_smoothing", 0.1),
-    "augment": ("augment", True),
-    "ensemble": ("ensemble", 4),
-    "dp-sgd": ("dp_epsilon", 8.0),
-    "coarsen": ("coarsen", 0.25),
-    "minimize": ("fraction", 0.1),
-}
-_ALIASES = {"eps": "dp_epsilon", "epsilon": "dp_epsilon", "delta": "dp_delta", "clip": "max_grad_norm"}
+
+class _DefenseTable(Mapping[str, tuple[str | None, Any]]):
+    """name -> (the recipe option its bare argument sets, the value it gets): ``none``, every training-time defense
+    registered in :data:`memberscope.training.defenses.DEFENSES` (its ``option`` and ``preset``), and data
+    minimization (``minimize``). Read from the registry on each use, so a defense registered later is known."""
+
+    def _table(self) -> dict[str, tuple[str | None, Any]]:
+        table: dict[str, tuple[str | None, Any]] = {"none": (None, None)}
+        for name in DEFENSES.names():
+            cls = DEFENSES.get(name)
+            table[name] = (cls.option, cls.preset)
+        table["minimize"] = ("fraction", 0.1)
+        return table
+
+    def __getitem__(self, name: str) -> tuple[str | None, Any]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+TRAINING_DEFENSES = _DefenseTable()
+
+
+def _aliases() -> dict[str, str]:
+    """Short keys of ``key=value`` arguments (``eps`` for ``dp_epsilon``), as the defenses declare them."""
+    return {alias: option for name in DEFENSES.names() for alias, option in DEFENSES.get(name).aliases.items()}
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     """
     from memberscope.targets.postprocess import POSTPROCESSORS, parse_postprocessors
 
+    aliases = _aliases()
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not items:
         raise InvalidInputError("no defense given; expected a comma-separated list such as 'none,l2,round:2'")
@@ -120,7 +138,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
             for arg in args:
                 if "=" in arg:
                     key, _, raw = arg.partition("=")
-                    key = _ALIASES.get(key.strip(), key.strip().replace("-", "_"))
+                    key = aliases.get(key.strip(), key.strip().replace("-", "_"))
                     params[key] = _parse_value(raw, f"defense {item!r}")
                 elif option is None:
                     problems.append(f"defense {item!r}: 'none' takes no argument")
@@ -214,10 +232,15 @@ class DefendConfig(RunConfig):
                 f"defenses {needs_torch} are options of the torch recipes; --model must be mlp, cnn or logreg, "
                 f"got {self.model!r}"
             )
-        if not problems and any(d.params.get("dp_epsilon") is not None for d in specs):
-            from memberscope.defenses.dp import require_opacus
-
-            require_opacus()  # fail before training anything else
+        if not problems:
+            # A defense needing an optional dependency (DP-SGD: Opacus) fails before anything is trained.
+            defaults = option_defaults()
+            for spec in specs:
+                params = {**self.model_params, **spec.params}
+                for name in DEFENSES.names():
+                    cls = DEFENSES.get(name)
+                    if spec.kind == "training" and params.get(cls.option, defaults[cls.option]) != defaults[cls.option]:
+                        cls.check_available()
         return problems
 
     def to_dict(self) -> dict[str, Any]:

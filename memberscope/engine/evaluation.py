@@ -248,7 +248,7 @@ def claimed_privacy(recipe_config: dict[str, Any], *, n_train: int) -> dict[str,
         if "dp_epsilon" not in recipe_config:
             delta = 0.0
         else:
-            from memberscope.defenses.dp import default_delta
+            from memberscope.privacy.accounting import default_delta
 
             delta = default_delta(n_train)
     return {"epsilon": float(eps), "delta": float(delta)}

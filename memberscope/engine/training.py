@@ -96,10 +96,10 @@ def _run_job(
     )
     pretrained: dict[int, tuple] = {}
     if vectorized:
-        from memberscope.recipes.vectorized import train_vectorized
+        from memberscope.training.vectorized import train_vectorized
 
         start = time.perf_counter()
-        models = train_vectorized(
+        trained = train_vectorized(
             recipe,
             X,
             y,
@@ -109,6 +109,7 @@ def _run_job(
             steps_per_epoch=steps_per_epoch,
             progress=progress,
         )
+        models = [recipe.model(t, n_classes=n_classes) for t in trained]
         share = (time.perf_counter() - start) / max(len(specs), 1)
         pretrained = {i: (m, share) for i, m in enumerate(models)}
     return [
@@ -177,7 +178,7 @@ def train_models(
     import joblib
 
     from memberscope.parallel import backend_context, parse_bytes
-    from memberscope.recipes.vectorized import supports_vectorized, vectorized_bytes_per_model
+    from memberscope.training.vectorized import supports_vectorized, vectorized_bytes_per_model
 
     fingerprint = dataset.fingerprint()
     n_pool = len(pool_idx)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from memberscope import datasets
-from memberscope.defenses.dp import compute_epsilon, default_delta, require_opacus
 from memberscope.exceptions import MissingDependencyError
+from memberscope.privacy.accounting import compute_epsilon, default_delta, require_opacus
 from memberscope.recipes import create
 
 # Opacus is the optional extra `dp`, which scripts/setup.sh installs; these tests fail (not skip) without it.
@@ -87,3 +87,25 @@ def test_dp_model_attack_stays_within_epsilon_delta_bound():
     assert epsilon["delta"] == delta
     for name, bound in epsilon["clopper_pearson"].items():
         assert bound["epsilon"] <= 1.0, f"{name}: empirical ε {bound['epsilon']} above the claimed ε = 1"
+
+
+def test_an_empty_poisson_batch_is_a_noise_only_step_that_counts():
+    """Batch size 1 of 40 records: each step is empty with probability (39/40)^40 = 36%. Such a step used to crash
+    ("Per sample gradient is not initialized"); now Opacus adds its noise, steps and accounts for it."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 6), dtype=np.float32), rng.integers(0, 2, 40)
+    sizes = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: sizes.append(len(args[0])) if isinstance(module, torch.nn.Flatten) else None
+    )
+    try:
+        model = create("mlp", hidden=[4], epochs=2, batch_size=1, dp_epsilon=8.0).train(X, y, n_classes=2, seed=0)
+    finally:
+        hook.remove()
+    assert sizes.count(0) > 10 and len(sizes) == 80  # every step ran forward, empty ones included
+    p = model.privacy
+    assert p["steps"] == 80 and p["sample_rate"] == pytest.approx(1 / 40)  # the empty steps are accounted
+    assert p["epsilon"] <= 8.0 + 1e-6
+    assert np.isfinite(model.query(X)).all()

@@ -5,11 +5,15 @@ import pytest
 import torch
 
 from memberscope import datasets
-from memberscope.defenses.training import EarlyStopping, EnsembleModel, augment_batch, l1_penalty, split_validation
 from memberscope.exceptions import InvalidInputError
 from memberscope.recipes import TorchRecipe, create
-from memberscope.recipes.vectorized import supports_vectorized
+from memberscope.recipes.torch_nets import EnsembleModel
 from memberscope.signals import log_probabilities
+from memberscope.training.defenses.augment import augment_batch
+from memberscope.training.defenses.coarsen import coarsen_features
+from memberscope.training.defenses.early_stopping import EarlyStopping, split_validation
+from memberscope.training.defenses.l1 import l1_penalty
+from memberscope.training.vectorized import supports_vectorized
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +125,6 @@ def test_ensemble_averages_probabilities_of_disjoint_members(digits, tmp_path):
 
 
 def test_coarsen_rounds_features_in_training_and_queries(digits):
-    from memberscope.recipes.torch_nets import coarsen_features
-
     x = torch.tensor([0.0, 0.1, 0.13, 0.62, 1.0])
     assert torch.allclose(coarsen_features(x, 0.25), torch.tensor([0.0, 0.0, 0.25, 0.5, 1.0]))
     X = digits[0]

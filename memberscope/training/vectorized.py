@@ -1,7 +1,8 @@
 """Train K torch models of one recipe as a single batched computation (stacked weights, ``bmm``).
 
-Each model keeps its own training subset, shuffling stream and initialization seed (the same
-initialization the sequential loop uses). Each layer's weights are stacked along a leading model
+Each model keeps its own training subset and its own streams (:class:`~memberscope.training.randomness.Streams`):
+the same initial weights and the same stream of shuffled epochs the sequential loop
+(:mod:`memberscope.training.loop`) draws for that seed. Each layer's weights are stacked along a leading model
 axis and applied with batched matrix products; one optimizer step updates all of them. Adam and
 SGD act elementwise, so a stacked optimizer is exactly K independent optimizers. Minibatches are
 full-size: each model draws ``batch_size`` records per step from its own stream of shuffled
@@ -18,28 +19,27 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes.torch_nets import TorchModel, TorchRecipe, _fit_standardization, seeded_network
+from memberscope.training.defenses import active_defenses
+from memberscope.training.loop import TrainedNetwork, epoch_orders, fit_standardization, make_optimizer
+from memberscope.training.options import ARCHITECTURES
+from memberscope.training.randomness import Streams
 
 __all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_model"]
 
 
 def supports_vectorized(recipe) -> bool:
-    """Whether ``recipe`` can be trained by :func:`train_vectorized` (torch MLP, CNN, logistic regression).
-
-    Dropout is excluded: its random masks would not follow each model's own seed. So are the training-time
-    defenses other than weight decay (L1, label smoothing, early stopping, augmentation, ensembles, DP-SGD).
+    """Whether ``recipe`` can be trained by :func:`train_vectorized`: a torch recipe (MLP, CNN, logistic
+    regression) whose training-time defenses all declare ``vectorized`` (of the built-in ones, only ``l2``; not
+    dropout, L1, label smoothing, early stopping, augmentation, ensembles, coarsening or DP-SGD).
     """
     return (
-        isinstance(recipe, TorchRecipe)
-        and recipe.architecture in ("mlp", "logreg", "cnn")
-        and recipe.dropout == 0
-        and not recipe.defended
+        getattr(recipe, "name", None) == "torch"
+        and recipe.architecture in ARCHITECTURES
+        and all(cls.vectorized for cls in active_defenses(recipe))
     )
 
 
-def vectorized_bytes_per_model(
-    recipe: TorchRecipe, *, feature_shape: tuple[int, ...], n_classes: int, n_steps: int
-) -> int:
+def vectorized_bytes_per_model(recipe, *, feature_shape: tuple[int, ...], n_classes: int, n_steps: int) -> int:
     """Estimated bytes one model adds to a vectorized batch (sizes a batch to a memory budget).
 
     Parameters are held four times over (the model object, the stacked tensor, its gradient, and
@@ -52,7 +52,9 @@ def vectorized_bytes_per_model(
     if recipe.architecture == "cnn":
         import torch
 
-        net = recipe._network(tuple(feature_shape), n_classes)
+        from memberscope.training.networks import build_network
+
+        net = build_network(recipe, tuple(feature_shape), n_classes)
         n_params = sum(p.numel() for p in net.parameters())
         sizes: list[int] = []
         hooks = [
@@ -78,15 +80,17 @@ def vectorized_bytes_per_model(
 
 
 def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps: int, batch_size: int):
+    """Each model's record indices for all ``n_steps`` steps: its epochs' shuffled orders (the sequential loop's
+    :func:`epoch_orders` of its ``batches`` stream) laid end to end; shape (K, n_steps * batch_size)."""
     import torch
 
     streams = []
     for subset, seed in zip(subsets, seeds, strict=True):
-        generator = torch.Generator().manual_seed(int(seed))
+        orders = epoch_orders(len(subset), Streams(seed).batches())
         subset_t = torch.as_tensor(np.asarray(subset, dtype=np.int64))
         need, parts = n_steps * batch_size, []
         while need > 0:
-            perm = subset_t[torch.randperm(len(subset_t), generator=generator)]
+            perm = subset_t[next(orders)]
             parts.append(perm[:need])
             need -= len(parts[-1])
         streams.append(torch.cat(parts))
@@ -109,7 +113,7 @@ def _linear_layers(net):
 
 
 def train_vectorized(
-    recipe: TorchRecipe,
+    recipe,
     X: np.ndarray,
     y: np.ndarray,
     *,
@@ -118,20 +122,28 @@ def train_vectorized(
     n_classes: int,
     steps_per_epoch: int | None = None,
     progress: Callable[[], None] | None = None,
-) -> list[TorchModel]:
+) -> list[TrainedNetwork]:
     """Train ``len(subsets)`` models, model ``k`` on ``X[subsets[k]]`` with seed ``seeds[k]``.
 
-    ``X`` has shape (n, ...), ``y`` (n,). Returns the models in order; ``progress`` is called once per epoch.
+    ``X`` has shape (n, ...), ``y`` (n,). Returns the trained networks in order; ``progress`` is called once per epoch.
     ``steps_per_epoch`` defaults to ``ceil(mean subset size / batch_size)``; pass the value for the
     whole run when its models are trained in several batches, so a model never depends on its batch.
     Layer ``l`` of all K models is one weight tensor of shape (K, d_in, d_out), applied with a
     batched matrix product, so a step costs a few kernels regardless of K.
+
+    Raises
+    ------
+    InvalidInputError
+        When :func:`supports_vectorized` is False for ``recipe``.
     """
     import torch
 
+    from memberscope.training.networks import build_network
+
     if not supports_vectorized(recipe):
         raise InvalidInputError(
-            f"vectorized training supports torch mlp, cnn and logreg recipes without dropout; got {recipe.config()}"
+            "vectorized training supports torch mlp, cnn and logreg recipes without dropout or training-time "
+            f"defenses other than l2; got {recipe.config()}"
         )
     if not subsets:
         return []
@@ -152,8 +164,8 @@ def train_vectorized(
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     nets, means, stds = [], [], []
     for subset, seed in zip(subsets, seeds, strict=True):
-        nets.append(seeded_network(recipe, feature_shape, n_classes, seed))  # as TorchRecipe.train does
-        m, s = _fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize)
+        nets.append(build_network(recipe, feature_shape, n_classes, generator=Streams(seed).init()))  # as train()
+        m, s = fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize)
         means.append(m.expand(inputs.shape[1]))
         stds.append(s.expand(inputs.shape[1]))
     mean, std = torch.stack(means)[:, None, :], torch.stack(stds)[:, None, :]  # (K, 1, d)
@@ -165,12 +177,8 @@ def train_vectorized(
         torch.stack([_linear_layers(n)[i].bias.detach()[None, :] for n in nets]).requires_grad_()
         for i in range(n_layers)
     ]  # (K, 1, d_out)
-    tensors = weights + biases
-    if recipe.optimizer == "adam":
-        # One fused kernel per tensor instead of six elementwise passes (the update rule is Adam's).
-        opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay, **_fused())
-    else:
-        opt = torch.optim.SGD(tensors, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    # Adam: one fused kernel per tensor instead of six elementwise passes (the update rule is Adam's).
+    opt = make_optimizer(recipe, weights + biases, **_fused())
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
     n_steps, batch = steps_per_epoch * recipe.epochs, recipe.batch_size
@@ -204,9 +212,8 @@ def train_vectorized(
                 layer.bias.copy_(biases[i][k, 0])
             net.eval()
             models.append(
-                TorchModel(
+                TrainedNetwork(
                     net,
-                    n_classes=n_classes,
                     mean=means[k].reshape(feature_shape) if recipe.standardize else torch.zeros(()),
                     std=stds[k].reshape(feature_shape) if recipe.standardize else torch.ones(()),
                 )
@@ -214,7 +221,7 @@ def train_vectorized(
     return models
 
 
-def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, progress) -> list[TorchModel]:
+def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, progress) -> list[TrainedNetwork]:
     """Any network (the CNN): K copies' parameters stacked with ``torch.func.stack_module_state`` and one
     ``vmap`` of ``functional_call`` over them per step; the same batches and optimizer as the MLP path."""
     import copy
@@ -222,24 +229,22 @@ def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, pro
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
+    from memberscope.training.networks import build_network
+
     k_models = len(subsets)
     feature_shape = tuple(X.shape[1:])
     inputs = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     nets, stats = [], []
     for subset, seed in zip(subsets, seeds, strict=True):
-        nets.append(seeded_network(recipe, feature_shape, n_classes, seed))  # as TorchRecipe.train does
-        stats.append(_fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize))
+        nets.append(build_network(recipe, feature_shape, n_classes, generator=Streams(seed).init()))  # as train()
+        stats.append(fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize))
     params, buffers = stack_module_state(nets)  # name -> (K, ...) leaf tensors requiring grad
     base = copy.deepcopy(nets[0]).to("meta")
     if recipe.standardize:
         mean = torch.stack([m.expand(feature_shape) for m, _ in stats])[:, None]  # (K, 1, *feature_shape)
         std = torch.stack([s.expand(feature_shape) for _, s in stats])[:, None]
-    tensors = list(params.values())
-    if recipe.optimizer == "adam":
-        opt = torch.optim.Adam(tensors, lr=recipe.lr, weight_decay=recipe.weight_decay, **_fused())
-    else:
-        opt = torch.optim.SGD(tensors, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = make_optimizer(recipe, list(params.values()), **_fused())
 
     def forward(p, b, x):
         return functional_call(base, (p, b), (x,))
@@ -271,5 +276,5 @@ def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, pro
                 value.copy_(params[name][k])
             net.eval()
             mean_k, std_k = stats[k]
-            models.append(TorchModel(net, n_classes=n_classes, mean=mean_k, std=std_k))
+            models.append(TrainedNetwork(net, mean=mean_k, std=std_k))
     return models
