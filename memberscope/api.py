@@ -164,13 +164,14 @@ def audit_model(
     from memberscope.targets import wrap
 
     seed = int(config_values.get("seed", 0))
-    target = wrap(model, n_classes=n_classes)
-    reference_recipe = recipe_for(target, recipe, recipe_params)
     if config_values.get("one_run_canaries") is not None:
         raise InvalidInputError(
             "one_run_canaries needs the audit to draw which records the target trains on; a model you trained "
             "yourself has fixed members, so audit it without one_run_canaries"
         )
+    target = wrap(model, n_classes=n_classes)
+    needs_references = config_values.get("reference_models", AuditConfig.reference_models) != 0
+    reference_recipe = recipe_for(target, recipe, recipe_params, required=needs_references)
     config = AuditConfig(
         dataset="user-model",
         model=reference_recipe.name,

@@ -98,9 +98,9 @@ class _MlbenchTable(BuiltinDataset):
     def info(self) -> DatasetInfo:
         obj, _, _, description = MLBENCH_TABLES[self.name]
         present = (mlbench_dir() / f"{obj}.rda").is_file()
-        return DatasetInfo(
-            self.name, description, None, None, 2, f"{DEFAULT_DIR}/{obj}.rda", present, "" if present else HINT
-        )
+        n, d = _SIZES[self.name]
+        source = f"{DEFAULT_DIR}/{obj}.rda"
+        return DatasetInfo(self.name, description, n, (d,), 2, source, present, "" if present else HINT)
 
     def load_all(self, *, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
         obj, label, id_column, description = MLBENCH_TABLES[self.name]

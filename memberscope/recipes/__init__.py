@@ -47,7 +47,9 @@ def create(name: str, **params: Any) -> Recipe:
     return RECIPES.get(name)(**params)
 
 
-def recipe_for(target: Any, recipe: Any = None, params: dict[str, Any] | None = None) -> Recipe:
+def recipe_for(
+    target: Any, recipe: Any = None, params: dict[str, Any] | None = None, *, required: bool = True
+) -> Recipe:
     """How to build reference models like ``target``: the one way every audit of a user's model gets them.
 
     Parameters
@@ -58,6 +60,8 @@ def recipe_for(target: Any, recipe: Any = None, params: dict[str, Any] | None = 
         scikit-learn estimator or Pipeline a clone of it (same family, hyperparameters and preprocessing), for a
         memberscope model its own recipe.
     params : dict, optional — parameters of a named recipe (or set on the scikit-learn clone).
+    required : bool — False when no reference model will be trained (an audit with K = 0): a model that cannot be
+        cloned then gets :class:`~memberscope.recipes.function.NoReferences`, which trains nothing.
 
     Raises
     ------
@@ -83,6 +87,10 @@ def recipe_for(target: Any, recipe: Any = None, params: dict[str, Any] | None = 
     own = getattr(target, "recipe", None)
     if isinstance(own, Recipe):
         return own
+    if not required:
+        from memberscope.recipes.function import NoReferences
+
+        return NoReferences()
     raise InvalidInputError(
         f"memberscope cannot build reference models like {target.description} by itself; pass recipe= a memberscope "
         f"recipe ({', '.join(RECIPES.names())}) whose models are like the target, or a training function "

@@ -18,7 +18,7 @@ from memberscope.exceptions import InvalidInputError
 from memberscope.recipes._base import Recipe
 from memberscope.targets import Target, wrap
 
-__all__ = ["FunctionRecipe"]
+__all__ = ["FunctionRecipe", "NoReferences"]
 
 
 class _Pickled(Target):
@@ -73,3 +73,18 @@ class FunctionRecipe(Recipe):
         import joblib
 
         return _Pickled(joblib.load(path), n_classes=n_classes)
+
+
+class NoReferences(Recipe):
+    """The recipe of an audit that trains no reference model (K = 0, attacks on the target alone)."""
+
+    name = "none"
+
+    def config(self) -> dict[str, Any]:
+        return {"reference_models": "none"}
+
+    def train(self, X: Any, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> Target:
+        raise InvalidInputError("this audit trains no reference models; give a recipe to train some")
+
+    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> Target:
+        raise InvalidInputError("this audit trains no reference models; nothing was saved")

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-RECORD_COLUMNS = ("record", "set", "label", "group", "member")
+RECORD_COLUMNS = ("record", "member", "set", "label", "group")
 """Columns of ``scores.csv`` that describe a record; every other column is an attack's scores."""
 
 
@@ -118,10 +118,10 @@ def write_scores_csv(
         if as_int.notna().all() and (as_int == as_int.round()).all():
             records = as_int.to_numpy().astype(np.int64)
     frame = pd.DataFrame({"record": records.astype(np.int64) if records.dtype.kind in "iu" else records})
-    for name, values in (columns or {}).items():
-        frame[name] = np.asarray(values)
     if member is not None:
         frame["member"] = np.asarray(member).astype(np.int8)
+    for name, values in (columns or {}).items():
+        frame[name] = np.asarray(values)
     for name, values in scores.items():
         frame[name] = values
     tmp = path.with_name(f".{path.name}.tmp")
