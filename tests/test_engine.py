@@ -276,9 +276,10 @@ def test_public_surfaces_are_pinned():
             "parse_tpr_budget", "write_html", "write_markdown",
         ],
         "memberscope.privacy": [
-            "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval", "epsilon_from_metrics",
-            "epsilon_lower_bound", "epsilon_lower_bounds_from_csv", "one_run_audit", "one_run_epsilon",
-            "one_run_p_value",
+            "ACCOUNTANT", "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval",
+            "compute_epsilon", "default_delta", "epsilon_from_metrics", "epsilon_lower_bound",
+            "epsilon_lower_bounds_from_csv", "noise_multiplier", "one_run_audit", "one_run_epsilon",
+            "one_run_p_value", "require_opacus",
         ],
     }  # fmt: skip
     for name, names in expected.items():
