@@ -8,8 +8,8 @@ reference models.
    a seeded half, saved with joblib, the halves written as Parquet, and ``memberscope audit-model`` run on them with
    its defaults (16 reference models cloned from the pipeline, every attack). Prints AUC and TPR at 1% and 0.1%
    FPR with CIs of the strongest attack, the fidelity figures, the duplicates found and the wall time.
-2. Matched vs mismatched reference models: a random forest (100 trees) on 600 digits records and one on 1,000
-   purchase-synthetic records, audited with the default (clones of the forest) and with the MLP recipe standing
+2. Matched vs mismatched reference models: a random forest (100 trees) on 600 digits records and one on 250
+   breast-cancer records (scikit-learn's), audited with the default (clones of the forest) and with the MLP recipe standing
    in (the old default); the strongest attack's TPR at 1% FPR and the fidelity verdict of each.
 
 Writes OUT/summary.md (the tables for BENCHMARKS.md) and OUT/<case>/ for each audit.
@@ -122,10 +122,10 @@ def matched_vs_mismatched(case: str, seed: int) -> list[dict]:
         X, y = load_digits(return_X_y=True)
         n = 600
     else:
-        from memberscope.datasets.purchase_synthetic import generate_purchase
+        from sklearn.datasets import load_breast_cancer
 
-        X, y = generate_purchase(2400, seed=seed)
-        n = 1000
+        X, y = load_breast_cancer(return_X_y=True)
+        n = 250
     order = np.random.default_rng(seed).permutation(len(y))
     mem, non = order[:n], order[n : 2 * n]
     forest = RandomForestClassifier(n_estimators=100, random_state=seed).fit(X[mem], y[mem])
@@ -169,7 +169,7 @@ def main() -> None:
         clinical("breast-cancer-original", "Class", ["Id"], args.out, args.seed),
         clinical("pima-diabetes", "diabetes", [], args.out, args.seed),
     ]
-    rows = matched_vs_mismatched("digits", args.seed) + matched_vs_mismatched("purchase-synthetic", args.seed)
+    rows = matched_vs_mismatched("digits", args.seed) + matched_vs_mismatched("breast-cancer", args.seed)
     lines = [
         f"CPU: {_cpu()}; load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
