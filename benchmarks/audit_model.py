@@ -9,8 +9,8 @@ reference models.
    its defaults (16 reference models cloned from the pipeline, every attack). Prints AUC and TPR at 1% and 0.1%
    FPR with CIs of the strongest attack, the fidelity figures, the duplicates found and the wall time.
 2. Matched vs mismatched reference models: a random forest (100 trees) on 600 digits records and one on 250
-   breast-cancer records (scikit-learn's), audited with the default (clones of the forest) and with the MLP recipe standing
-   in (the old default); the strongest attack's TPR at 1% FPR and the fidelity verdict of each.
+   breast-cancer records (scikit-learn's), audited with the default (clones of the forest) and with the MLP recipe
+   standing in (the old default); the strongest attack's TPR at 1% FPR and the fidelity verdict of each.
 
 Writes OUT/summary.md (the tables for BENCHMARKS.md) and OUT/<case>/ for each audit.
 """
