@@ -55,7 +55,8 @@ def _defenses_help() -> str:
     return (
         f"Comma-separated defenses. Training-time: {training} (a bare value sets the main option, e.g. l2:1e-3, "
         f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction] "
-        f"[:by=vulnerability | uniqueness]). Output post-processors: {output} (e.g. round:2, top-k:1; '+' composes them)."
+        f"[:by=vulnerability | uniqueness]). Output post-processors: {output} "
+        "(e.g. round:2, top-k:1; '+' composes them)."
     )
 
 
