@@ -173,13 +173,11 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 
 
 @app.command()
-def attacks() -> None:
-    """List the attacks and what access each needs (reference models, population, queries, outputs)."""
-    from memberscope.attacks import ATTACKS, needs
+def attacks(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")) -> None:
+    """List every attack (classifier and language model): the access it needs, what else, its paper."""
+    from memberscope.cli._attacks_listing import print_attacks
 
-    for name in ATTACKS.names():
-        doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{name:18s} {doc}\n{'':18s} needs: {needs(name).describe()}")
+    print_attacks(as_json=as_json, width=min(console().width, 100))
 
 
 @app.command()
