@@ -3,11 +3,11 @@
 import json
 
 import pytest
+from cli_helpers import run_cli
 
 from memberscope.attacks import ATTACKS
 from memberscope.attacks._base import Attack
 from memberscope.llm.attacks import LLM_ATTACKS
-from tests.cli_helpers import run_cli
 
 
 def _entries(capsys):

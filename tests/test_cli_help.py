@@ -4,10 +4,10 @@ import re
 
 import pytest
 import typer.main
+from cli_helpers import run_cli
 
 from memberscope import __version__
 from memberscope.cli import app
-from tests.cli_helpers import run_cli
 
 
 def _command_paths():

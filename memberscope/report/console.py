@@ -8,7 +8,9 @@ from typing import Any
 from memberscope.report.model import ReportModel, build_report, pct
 from memberscope.results import Results
 
-__all__ = ["results_table"]
+__all__ = ["headline_text", "results_table"]
+
+RISK_STYLES = {"high": "bold red", "elevated": "bold yellow", "inconclusive": "bold", "low": "bold green"}
 
 CONSOLE_FPRS = ("0.01", "0.001")
 """The FPRs the console table shows (results.json and the reports have every recorded FPR)."""
@@ -54,3 +56,16 @@ def results_table(results: Results | ReportModel):
         notes.append("* too few non-members to resolve this FPR; the value is the TPR at FPR 0")
     table.caption = "; ".join(notes) or None
     return table
+
+
+def headline_text(results: Results | ReportModel):
+    """The headline every rendering shows: the risk level and the one-sentence finding (a ``rich`` Text)."""
+    from rich.text import Text
+
+    model = results if isinstance(results, ReportModel) else build_report(results)
+    risk = model.results.risk()
+    text = Text()
+    text.append(f"Risk: {risk.level.upper()}", style=RISK_STYLES.get(risk.level, "bold"))
+    text.append(f" ({risk.reason}). ")
+    text.append(model.summary)
+    return text

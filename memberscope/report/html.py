@@ -183,6 +183,7 @@ def render_html(model: ReportModel) -> str:
         created=model.results.created,
         schema_version=model.results.schema_version,
         summary=model.summary,
+        risk=model.results.risk(),
         alarms=model.alarms,
         fpr_keys=model.fpr_keys,
         attack_rows=attack_rows,

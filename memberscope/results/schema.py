@@ -341,6 +341,32 @@ class Results:
     def strongest_attack(self, fpr: str | float | None = None) -> str | None:
         return strongest_attack(self.attacks, fpr)
 
+    def risk(self):
+        """The run's :class:`~memberscope.results.risk.Risk`: the strongest attack's TPR at the headline FPR
+        against the thresholds of :mod:`memberscope.results.risk` (``inconclusive`` without metrics)."""
+        from memberscope.results.risk import risk_level
+
+        key, name = self.headline_fpr(), self.strongest_attack()
+        if key is None or name is None:
+            return risk_level(None, None, None)
+        m = self.attacks[name].metrics
+        ci = m.tpr_at_fpr_ci.get(key)
+        return risk_level(m.tpr_at_fpr[key], ci if ci else None, float(key), resolvable=m.fpr_resolvable.get(key, True))
+
+    def _headline(self, key: str | None) -> dict[str, Any] | None:
+        """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
+        that the console and the reports show (the same functions make them)."""
+        if key is None:
+            return None
+        from memberscope.report.model import executive_summary
+
+        return {
+            "fpr": key,
+            "strongest_attack": self.strongest_attack(),
+            "finding": executive_summary(self),
+            "risk": self.risk().to_dict(),
+        }
+
     def warn(self, message: str) -> None:
         """Add ``message`` to the warnings once."""
         if message not in self.warnings:
@@ -372,7 +398,7 @@ class Results:
             "target": self.target.to_dict(),
             "reference_models": self.reference_models,
             "attacks": {name: a.to_dict() for name, a in self.attacks.items()},
-            "headline": {"fpr": key, "strongest_attack": self.strongest_attack()} if key is not None else None,
+            "headline": self._headline(key),
             "vulnerable_records": self.vulnerable_records,
             "epsilon": self.epsilon,
             **self.sections,

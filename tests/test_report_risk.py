@@ -1,0 +1,75 @@
+"""One headline everywhere: the risk level (documented thresholds) and the finding, the same in the console,
+results.json, the HTML report and the Markdown summary."""
+
+import html
+import io
+import json
+
+import pytest
+from report_fixtures import write_audit_run
+from rich.console import Console
+
+from memberscope.report.console import headline_text
+from memberscope.report.html import write_html
+from memberscope.report.markdown import markdown_summary
+from memberscope.report.model import build_report, load_run
+from memberscope.results import write_results_json
+from memberscope.results.risk import risk_level
+
+
+@pytest.mark.parametrize(
+    ("tpr", "ci", "fpr", "resolvable", "level"),
+    [
+        (0.15, (0.10, 0.20), 0.01, True, "high"),  # lower end exactly 10× the FPR
+        (0.12, (0.099, 0.20), 0.01, True, "elevated"),
+        (0.03, (0.011, 0.05), 0.01, True, "elevated"),
+        (0.01, (0.01, 0.05), 0.01, True, "inconclusive"),  # lower end at chance, upper end 5×: cannot tell
+        (0.01, (0.005, 0.02), 0.01, True, "low"),  # upper end exactly 2× the FPR
+        (0.01, (0.005, 0.021), 0.01, True, "inconclusive"),
+        (0.0005, (0.0, 0.001), 0.001, False, "inconclusive"),  # unresolvable FPR never gives "low"
+        (0.3, (0.2, 0.4), 0.001, False, "high"),  # ... but a clear leak is still high
+        (0.01, None, 0.01, True, "inconclusive"),  # no CI never gives "low"
+        (None, None, None, True, "inconclusive"),  # no ground truth
+    ],
+)
+def test_risk_level_thresholds(tpr, ci, fpr, resolvable, level):
+    risk = risk_level(tpr, ci, fpr, resolvable=resolvable)
+    assert risk.level == level
+    assert risk.reason
+
+
+def _console_text(results):
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(headline_text(results))
+    return " ".join(buffer.getvalue().split())
+
+
+def test_console_json_html_and_markdown_show_one_headline(tmp_path):
+    run = write_audit_run(tmp_path / "run")
+    results, scores, defenses = load_run(run)
+    model = build_report(results, scores=scores, defenses=defenses)
+    risk = results.risk()
+    assert risk.level == "high"  # rmia-online separates members by 2 standard deviations
+
+    write_results_json(results, run / "results.json")
+    saved = json.loads((run / "results.json").read_text())["headline"]
+    assert saved["finding"] == model.summary
+    assert saved["risk"] == {"level": risk.level, "reason": risk.reason}
+
+    console = _console_text(results)
+    assert f"Risk: {risk.level.upper()}" in console
+    assert " ".join(model.summary.split()) in console
+
+    page = html.unescape(write_html(run).read_text())
+    assert f"Risk: {risk.level.upper()}" in page and risk.reason in page and model.summary in page
+
+    md = markdown_summary(results)
+    assert f"**Risk: {risk.level.upper()}**" in md and model.summary in md
+
+
+def test_the_headline_attack_is_the_one_the_tables_mark_strongest(tmp_path):
+    results, scores, _ = load_run(write_audit_run(tmp_path / "run"))
+    model = build_report(results, scores=scores)
+    assert model.strongest in model.summary
+    row = next(r for r in model.attack_rows if r.name == model.strongest)
+    assert f"{100 * row.tprs[model.headline_fpr]:.1f}%" in model.summary
