@@ -73,3 +73,45 @@ def test_the_headline_attack_is_the_one_the_tables_mark_strongest(tmp_path):
     assert model.strongest in model.summary
     row = next(r for r in model.attack_rows if r.name == model.strongest)
     assert f"{100 * row.tprs[model.headline_fpr]:.1f}%" in model.summary
+
+
+def _attack(tprs, cis, auc_ci=(0.45, 0.55), resolvable=None):
+    from memberscope.results import AttackResult
+
+    entry = {
+        "auc": sum(auc_ci) / 2,
+        "auc_ci": list(auc_ci),
+        "tpr_at_fpr": tprs,
+        "tpr_at_fpr_ci": cis,
+        "fpr_resolvable": resolvable or {k: True for k in tprs},
+    }
+    return AttackResult.from_dict(entry)
+
+
+def test_a_run_is_never_low_when_its_auc_ci_lies_above_half():
+    """The red-team case of issue 18: 0.0% (0.0%–0.0%) at 1% FPR, yet AUC 0.73 (0.70–0.78) and 51 member verdicts."""
+    from memberscope.results.risk import assess
+
+    attacks = {
+        "shadow": _attack({"0.1": 0.17, "0.01": 0.0}, {"0.1": [0.033, 0.297], "0.01": [0.0, 0.0]}, (0.696, 0.775))
+    }
+    risk = assess(attacks, "0.01", "shadow")
+    assert risk.level == "elevated" and "AUC" in risk.reason
+    attacks["shadow"] = _attack({"0.1": 0.17, "0.01": 0.0}, {"0.1": [0.033, 0.297], "0.01": [0.0, 0.0]})
+    assert assess(attacks, "0.01", "shadow").level == "low"
+
+
+def test_another_attack_or_fpr_above_chance_raises_the_level():
+    from memberscope.results.risk import assess
+
+    quiet = _attack({"0.01": 0.01}, {"0.01": [0.005, 0.015]})
+    loud_elsewhere = _attack({"0.1": 0.5, "0.01": 0.012}, {"0.1": [0.45, 0.55], "0.01": [0.004, 0.019]})
+    risk = assess({"loss": quiet, "lira": loud_elsewhere}, "0.01", "loss")
+    assert risk.level == "elevated" and "lira at FPR 10%" in risk.reason
+    high = _attack({"0.001": 0.2}, {"0.001": [0.15, 0.25]})
+    assert assess({"loss": quiet, "lira": high}, "0.01", "loss").level == "high"
+    unresolved = _attack({"0.001": 0.2}, {"0.001": [0.15, 0.25]}, resolvable={"0.001": False})
+    # a TPR measured at FPR 0 (the FPR unresolvable) still shows the leak
+    assert assess({"loss": quiet, "lira": unresolved}, "0.01", "loss").level == "high"
+    at_chance = _attack({"0.001": 0.0}, {"0.001": [0.0, 0.001]}, resolvable={"0.001": False})
+    assert assess({"loss": quiet, "lira": at_chance}, "0.01", "loss").level == "low"

@@ -14,6 +14,11 @@ inconclusive   everything else: a CI too wide to tell, an FPR the non-members ca
                ground truth — never reported as ``low``, since a false all-clear is the worst defect
 ============== ===================================================================================
 
+A run's level (:func:`assess`) is the most severe of these rules over every attack and every recorded
+(resolvable) FPR, and at least ``elevated`` when an attack's AUC has its whole CI above 0.5 (members are
+told apart on average even where no single threshold shows it); it is ``low`` only when the headline
+attack's rule says ``low`` and nothing else is elevated.
+
 The level describes the attacks run, not every attack possible: a stronger attack may find more.
 """
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "RISK_LEVELS", "Risk", "risk_level"]
+__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "RISK_LEVELS", "Risk", "assess", "risk_level"]
 
 RISK_LEVELS = ("high", "elevated", "inconclusive", "low")
 HIGH_FACTOR = 10.0
@@ -72,3 +77,36 @@ def risk_level(
         f"the CI [{_pct(lo)}, {_pct(hi)}] is too wide to rule out leakage above {LOW_FACTOR:g}× the FPR "
         f"{_pct(fpr)}; more records or reference models narrow it",
     )
+
+
+def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
+    """The run's :class:`Risk` (see the module docstring) from ``attacks`` (name → ``AttackResult``), the
+    headline FPR ``key`` and the ``strongest`` attack's name."""
+    if key is None or strongest is None:
+        return risk_level(None, None, None)
+    m = attacks[strongest].metrics
+    ci = m.tpr_at_fpr_ci.get(key)
+    headline = risk_level(m.tpr_at_fpr[key], ci if ci else None, float(key), resolvable=m.fpr_resolvable.get(key, True))
+    if headline.level == "high":
+        return headline
+    findings: list[Risk] = []
+    for name, attack in attacks.items():
+        a = attack.metrics
+        for fpr_key, tpr in a.tpr_at_fpr.items():
+            if tpr is None:
+                continue
+            # An unresolvable FPR's TPR is the TPR at FPR 0: evidence of leakage all the same, never of safety.
+            resolvable = a.fpr_resolvable.get(fpr_key, True)
+            found = risk_level(tpr, a.tpr_at_fpr_ci.get(fpr_key) or None, float(fpr_key), resolvable=resolvable)
+            if found.level in ("high", "elevated"):
+                findings.append(Risk(found.level, f"{name} at FPR {_pct(float(fpr_key))}: {found.reason}"))
+        auc_ci = a.auc_ci
+        if auc_ci is not None and len(auc_ci) == 2 and auc_ci[0] is not None and float(auc_ci[0]) > 0.5:
+            findings.append(
+                Risk("elevated", f"{name}'s AUC CI [{float(auc_ci[0]):.3f}, {float(auc_ci[1]):.3f}] lies above 0.5")
+            )
+    for level in ("high", "elevated"):
+        found = next((f for f in findings if f.level == level), None)
+        if found is not None:
+            return found if headline.level != level else headline
+    return headline

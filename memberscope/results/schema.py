@@ -342,16 +342,12 @@ class Results:
         return strongest_attack(self.attacks, fpr)
 
     def risk(self):
-        """The run's :class:`~memberscope.results.risk.Risk`: the strongest attack's TPR at the headline FPR
-        against the thresholds of :mod:`memberscope.results.risk` (``inconclusive`` without metrics)."""
-        from memberscope.results.risk import risk_level
+        """The run's :class:`~memberscope.results.risk.Risk` (:func:`memberscope.results.risk.assess`: every attack
+        and recorded FPR against the documented thresholds; ``inconclusive`` without metrics)."""
+        from memberscope.results.risk import assess
 
-        key, name = self.headline_fpr(), self.strongest_attack()
-        if key is None or name is None:
-            return risk_level(None, None, None)
-        m = self.attacks[name].metrics
-        ci = m.tpr_at_fpr_ci.get(key)
-        return risk_level(m.tpr_at_fpr[key], ci if ci else None, float(key), resolvable=m.fpr_resolvable.get(key, True))
+        key = self.headline_fpr()
+        return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
 
     def _headline(self, key: str | None) -> dict[str, Any] | None:
         """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
