@@ -115,3 +115,32 @@ def test_another_attack_or_fpr_above_chance_raises_the_level():
     assert assess({"loss": quiet, "lira": unresolved}, "0.01", "loss").level == "high"
     at_chance = _attack({"0.001": 0.0}, {"0.001": [0.0, 0.001]}, resolvable={"0.001": False})
     assert assess({"loss": quiet, "lira": at_chance}, "0.01", "loss").level == "low"
+
+
+def test_every_column_of_every_kind_of_report_has_a_tooltip(tmp_path):
+    """Audit with defenses and one-run canaries, LLM, red team with and without ground truth: no <th> unexplained."""
+    import re
+
+    from report_fixtures import REDTEAM, defenses_payload, llm_payload, metrics
+
+    from memberscope.report.glossary import column_help
+
+    pages = [write_html(write_audit_run(tmp_path / "audit", claimed_epsilon=0.5, defenses=defenses_payload()))]
+    for name, payload in (
+        ("llm", llm_payload()),
+        ("red", REDTEAM),
+        ("red-truth", {**REDTEAM, "attacks": {"confidence": metrics(1.0)}}),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(payload))
+        pages.append(write_html(tmp_path / name))
+    headers = set()
+    for page in pages:
+        text = page.read_text()
+        bare = re.findall(r"<th>([^<]*)", text)
+        assert bare == [], f"{page}: columns without a tooltip: {bare}"
+        headers |= set(re.findall(r"<th title=\"[^\"]+\">([^<]*)", text))
+    assert {"AUC (95% CI)", "TPR @ 1.0% FPR", "ε lower bound", "member", "defense"} <= headers
+    assert "shadow" not in (column_help("TPR @ 1.0% FPR") or "")
+    assert column_help("shadow TPR (95% CI)").startswith("The share of the shadow models")
+    assert column_help("no such column") is None

@@ -176,7 +176,7 @@ def render_html(model: ReportModel) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pct"] = lambda x: pct(float(x))
-    return env.get_template("report.html.j2").render(
+    page = env.get_template("report.html.j2").render(
         title=model.title,
         dataset=model.subject,
         version=model.results.memberscope_version,
@@ -222,6 +222,9 @@ def render_html(model: ReportModel) -> str:
         assumptions=model.assumptions,
         warnings=model.warnings,
     )
+    from memberscope.report.glossary import add_column_help
+
+    return add_column_help(page)
 
 
 def write_html(run_dir: str | Path) -> Path:
