@@ -144,3 +144,16 @@ def test_every_column_of_every_kind_of_report_has_a_tooltip(tmp_path):
     assert "shadow" not in (column_help("TPR @ 1.0% FPR") or "")
     assert column_help("shadow TPR (95% CI)").startswith("The share of the shadow models")
     assert column_help("no such column") is None
+
+
+def test_recommendations_show_code_not_markdown_backticks(tmp_path):
+    page = write_html(write_audit_run(tmp_path / "run")).read_text()
+    recs = page.split("<h2>Recommendations</h2>")[1].split("</ol>")[0]
+    assert "<code>memberscope gate --max-tpr-at-fpr" in recs
+    assert "`" not in recs
+
+
+def test_code_spans_escape_everything_else():
+    from memberscope.report.glossary import code_spans
+
+    assert str(code_spans("run `a<b` & <i>x</i>")) == "run <code>a&lt;b</code> &amp; &lt;i&gt;x&lt;/i&gt;"

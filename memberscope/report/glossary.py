@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["COLUMN_HELP", "add_column_help", "column_help"]
+__all__ = ["COLUMN_HELP", "add_column_help", "code_spans", "column_help"]
 
 COLUMN_HELP: dict[str, str] = {
     "attack": "The membership-inference attack (see `memberscope attacks` for what each needs and its paper).",
@@ -76,3 +76,15 @@ def add_column_help(page: str) -> str:
         return f'<th title="{html.escape(explained, quote=True)}">{match.group(1)}'
 
     return _TH.sub(one, page)
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str):
+    """``text`` HTML-escaped, with Markdown code spans (`` `memberscope gate` ``) as ``<code>`` elements (a
+    ``markupsafe.Markup``, so Jinja does not escape it again): the recommendations are written once, for the
+    Markdown summary and the HTML report."""
+    from markupsafe import Markup
+
+    return Markup(_CODE.sub(r"<code>\1</code>", html.escape(str(text), quote=False)))

@@ -176,6 +176,9 @@ def render_html(model: ReportModel) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pct"] = lambda x: pct(float(x))
+    from memberscope.report.glossary import code_spans
+
+    env.filters["code_spans"] = code_spans
     page = env.get_template("report.html.j2").render(
         title=model.title,
         dataset=model.subject,
