@@ -111,8 +111,9 @@ def test_another_attack_or_fpr_above_chance_raises_the_level():
     high = _attack({"0.001": 0.2}, {"0.001": [0.15, 0.25]})
     assert assess({"loss": quiet, "lira": high}, "0.01", "loss").level == "high"
     unresolved = _attack({"0.001": 0.2}, {"0.001": [0.15, 0.25]}, resolvable={"0.001": False})
-    # a TPR measured at FPR 0 (the FPR unresolvable) still shows the leak
-    assert assess({"loss": quiet, "lira": unresolved}, "0.01", "loss").level == "high"
+    # a TPR measured at an empirical FPR of 0 (the FPR unresolvable) shows a leak, but not how large against α
+    risk = assess({"loss": quiet, "lira": unresolved}, "0.01", "loss")
+    assert risk.level == "elevated" and "unresolvable" in risk.reason
     at_chance = _attack({"0.001": 0.0}, {"0.001": [0.0, 0.001]}, resolvable={"0.001": False})
     assert assess({"loss": quiet, "lira": at_chance}, "0.01", "loss").level == "low"
 

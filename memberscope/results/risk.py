@@ -15,7 +15,7 @@ inconclusive   everything else: a CI too wide to tell, an FPR the non-members ca
 ============== ===================================================================================
 
 A run's level (:func:`assess`) is the most severe of these rules over every attack and every recorded
-(resolvable) FPR, and at least ``elevated`` when an attack's AUC has its whole CI above 0.5 (members are
+FPR (an FPR too small for the non-members to resolve counts up to ``elevated`` only), and at least ``elevated`` when an attack's AUC has its whole CI above 0.5 (members are
 told apart on average even where no single threshold shows it); it is ``low`` only when the headline
 attack's rule says ``low`` and nothing else is elevated.
 
@@ -87,19 +87,25 @@ def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
     m = attacks[strongest].metrics
     ci = m.tpr_at_fpr_ci.get(key)
     headline = risk_level(m.tpr_at_fpr[key], ci if ci else None, float(key), resolvable=m.fpr_resolvable.get(key, True))
-    if headline.level == "high":
+    if headline.level == "high" and m.fpr_resolvable.get(key, True):
         return headline
+    if headline.level == "high":
+        headline = Risk("elevated", f"unresolvable FPR (the TPR at an empirical FPR of 0): {headline.reason}")
     findings: list[Risk] = []
     for name, attack in attacks.items():
         a = attack.metrics
         for fpr_key, tpr in a.tpr_at_fpr.items():
             if tpr is None:
                 continue
-            # An unresolvable FPR's TPR is the TPR at FPR 0: evidence of leakage all the same, never of safety.
+            # An unresolvable FPR's TPR is the TPR at an empirical FPR of 0, whose true FPR is only known to be below
+            # a few over the number of non-members: evidence of leakage (``elevated``), never of safety, and not
+            # enough for ``high`` (which compares with α itself).
             resolvable = a.fpr_resolvable.get(fpr_key, True)
             found = risk_level(tpr, a.tpr_at_fpr_ci.get(fpr_key) or None, float(fpr_key), resolvable=resolvable)
-            if found.level in ("high", "elevated"):
-                findings.append(Risk(found.level, f"{name} at FPR {_pct(float(fpr_key))}: {found.reason}"))
+            level = found.level if resolvable or found.level != "high" else "elevated"
+            if level in ("high", "elevated"):
+                note = "" if resolvable else " (unresolvable FPR: the TPR at an empirical FPR of 0)"
+                findings.append(Risk(level, f"{name} at FPR {_pct(float(fpr_key))}{note}: {found.reason}"))
         auc_ci = a.auc_ci
         if auc_ci is not None and len(auc_ci) == 2 and auc_ci[0] is not None and float(auc_ci[0]) > 0.5:
             findings.append(
