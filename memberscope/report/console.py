@@ -20,7 +20,8 @@ def _cell(value: float | None, ci: Any, *, percent: bool) -> str:
     if value is None:
         return "–"
     f = pct if percent else (lambda v: f"{v:.3f}")
-    return f"{f(value)} [{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
+    # The CI on a line of its own: at 80 columns a cell then wraps between value and interval, never inside it.
+    return f"{f(value)}\n[{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
 
 
 def results_table(results: Results | ReportModel):

@@ -1,0 +1,23 @@
+"""The console's attack table at an 80-column terminal: nothing cut, no interval split across lines."""
+
+import io
+
+from report_fixtures import write_audit_run
+from rich.console import Console
+
+from memberscope.report.console import headline_text, results_table
+from memberscope.report.model import load_run
+
+
+def test_attack_table_fits_80_columns_with_whole_intervals(tmp_path):
+    results, _, _ = load_run(write_audit_run(tmp_path / "run"), figures=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, color_system=None)
+    console.print(results_table(results))
+    console.print(headline_text(results))
+    lines = buffer.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("…" in line for line in lines)
+    for line in lines:
+        assert line.count("[") == line.count("]"), f"an interval split across lines: {line!r}"
+    assert any("rmia-online (strongest)" in line for line in lines)
