@@ -21,3 +21,20 @@ def test_attack_table_fits_80_columns_with_whole_intervals(tmp_path):
     for line in lines:
         assert line.count("[") == line.count("]"), f"an interval split across lines: {line!r}"
     assert any("rmia-online (strongest)" in line for line in lines)
+
+
+def test_llm_table_names_an_in_memory_model_and_fits_80_columns():
+    import json
+
+    from report_fixtures import llm_payload
+
+    from memberscope.cli.llm import _llm_table
+
+    payload = json.loads(json.dumps(llm_payload()))
+    payload["llm"]["model"] = ""  # llm-demo's model lives in memory
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(_llm_table(payload))
+    text = buffer.getvalue()
+    assert "in-memory language model: 1000 members, 1000 non-members" in text
+    lines = text.splitlines()
+    assert all(len(line) <= 80 and line.count("[") == line.count("]") for line in lines)

@@ -16,16 +16,18 @@ def _llm_table(results: dict[str, Any]):
     from rich.table import Table
 
     llm = results["llm"]
-    table = Table(title=f"{llm['model']}: {llm['n_members']} members, {llm['n_nonmembers']} non-members (95% CIs)")
+    # A model built in memory (llm-demo) has no path: name it rather than print a blank title.
+    name = llm.get("model") or "in-memory language model"
+    table = Table(title=f"{name}: {llm['n_members']} members, {llm['n_nonmembers']} non-members (95% CIs)")
     for col in ("attack", "AUC", "TPR @ 1% FPR", "TPR @ 0.1% FPR"):
         table.add_column(col, justify="left" if col == "attack" else "right")
     for name, m in results["attacks"].items():
-        cells = [f"{m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"]
+        cells = [f"{m['auc']:.3f}\n[{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"]
         for key in ("0.01", "0.001"):
             if key in m["tpr_at_fpr"]:
                 lo, hi = m["tpr_at_fpr_ci"][key]
                 mark = "" if m["fpr_resolvable"].get(key, True) else " *"
-                cells.append(f"{100 * m['tpr_at_fpr'][key]:.1f}% [{100 * lo:.1f}%, {100 * hi:.1f}%]{mark}")
+                cells.append(f"{100 * m['tpr_at_fpr'][key]:.1f}%\n[{100 * lo:.1f}%, {100 * hi:.1f}%]{mark}")
             else:
                 cells.append("–")
         table.add_row(name, *cells)
