@@ -38,3 +38,16 @@ def test_llm_table_names_an_in_memory_model_and_fits_80_columns():
     assert "in-memory language model: 1000 members, 1000 non-members" in text
     lines = text.splitlines()
     assert all(len(line) <= 80 and line.count("[") == line.count("]") for line in lines)
+
+
+def test_the_one_run_epsilon_is_printed(tmp_path):
+    from memberscope.report.console import one_run_text
+
+    results, _, _ = load_run(write_audit_run(tmp_path / "run", one_run=True), figures=False)
+    attacks = results.epsilon["one_run"]["attacks"]
+    best = max(attacks, key=lambda a: attacks[a]["epsilon"])
+    text = one_run_text(results)
+    assert text.startswith("One-run ε audit (1000 canaries, δ = 0)")
+    assert f"ε ≥ {attacks[best]['epsilon']:.2f} at 95% confidence ({best}:" in text
+    without, _, _ = load_run(write_audit_run(tmp_path / "plain", one_run=False), figures=False)
+    assert one_run_text(without) is None

@@ -16,11 +16,13 @@ from memberscope.exceptions import InvalidInputError
 
 def finish(result, out: Path | None, *, report: bool = True, db: Path | None = None, console_=None) -> None:
     """Print a run's table and warnings (a failed fidelity check loudest), write its files, record it in history."""
-    from memberscope.report.console import headline_text, results_table
+    from memberscope.report.console import headline_text, one_run_text, results_table
 
     out_console = console_ or console()
     out_console.print(results_table(result.results))
     out_console.print(headline_text(result.results))
+    if (one_run := one_run_text(result.results)) is not None:
+        out_console.print(one_run, highlight=False)
     for message in result.results.warnings:
         style = "bold red" if message.startswith("LOW FIDELITY") else "yellow"
         out_console.print(f"[{style}]warning:[/] {message}", highlight=False)

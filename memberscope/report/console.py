@@ -8,7 +8,7 @@ from typing import Any
 from memberscope.report.model import ReportModel, build_report, pct
 from memberscope.results import Results
 
-__all__ = ["headline_text", "results_table"]
+__all__ = ["headline_text", "one_run_text", "results_table"]
 
 RISK_STYLES = {"high": "bold red", "elevated": "bold yellow", "inconclusive": "bold", "low": "bold green"}
 
@@ -70,3 +70,18 @@ def headline_text(results: Results | ReportModel):
     text.append(f" ({risk.reason}). ")
     text.append(model.summary)
     return text
+
+
+def one_run_text(results: Results) -> str | None:
+    """The one-run ε audit's result in a line (``--one-run-canaries``), or None for a run without canaries."""
+    section = (results.epsilon or {}).get("one_run") or {}
+    attacks = section.get("attacks") or {}
+    if not attacks:
+        return None
+    name, best = max(attacks.items(), key=lambda item: item[1]["epsilon"])
+    confidence = 100 * (1 - float(section.get("beta", 0.05)))
+    return (
+        f"One-run ε audit ({section.get('canaries', '?')} canaries, δ = {section.get('delta', 0):g}): "
+        f"ε ≥ {best['epsilon']:.2f} at {confidence:g}% confidence ({name}: {best['correct']} of "
+        f"{best.get('guesses', best['k_plus'] + best['k_minus'])} guesses right; Steinke et al. 2023)"
+    )

@@ -15,9 +15,10 @@ inconclusive   everything else: a CI too wide to tell, an FPR the non-members ca
 ============== ===================================================================================
 
 A run's level (:func:`assess`) is the most severe of these rules over every attack and every recorded
-FPR (an FPR too small for the non-members to resolve counts up to ``elevated`` only), and at least ``elevated`` when an attack's AUC has its whole CI above 0.5 (members are
-told apart on average even where no single threshold shows it); it is ``low`` only when the headline
-attack's rule says ``low`` and nothing else is elevated.
+FPR (an FPR too small for the non-members to resolve counts up to ``elevated`` only), and at least
+``elevated`` when an attack's AUC has its whole CI above 0.5 (members are told apart on average even where
+no single threshold shows it); it is ``low`` only when the headline attack's rule says ``low`` and nothing
+else is elevated.
 
 The level describes the attacks run, not every attack possible: a stronger attack may find more.
 """
