@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
-__all__ = ["average_rate_remaining", "progress_bars", "progress_columns"]
+__all__ = ["announced_sleep", "average_rate_remaining", "progress_bars", "progress_columns"]
 
 
 def average_rate_remaining(elapsed: float | None, completed: float, total: float | None) -> float | None:
@@ -31,6 +32,8 @@ def progress_columns() -> tuple:
         max_refresh = 0.5
 
         def render(self, task) -> Text:
+            if task.total is None:  # a count without an end (queries answered): no ETA to give
+                return Text("")
             if task.finished:
                 return Text("done", style="progress.remaining")
             left = average_rate_remaining(task.elapsed, task.completed, task.total)
@@ -59,3 +62,26 @@ def progress_bars(*, enabled: bool | None = None) -> Iterator[object]:
     show = console.is_terminal if enabled is None else enabled
     with Progress(*progress_columns(), console=console, disable=not show, transient=False) as progress:
         yield progress
+
+
+def announced_sleep(
+    bars, *, min_seconds: float = 1.0, sleep: Callable[[float], None] = time.sleep, step: float = 0.25
+) -> Callable[[float], None]:
+    """A ``sleep(seconds)`` that shows each wait of at least ``min_seconds`` as a countdown on ``bars`` (a
+    rate limit's Retry-After, a backoff), so a long wait is not mistaken for a hang; shorter waits (pacing to
+    ``--rate``) pass silently."""
+
+    def announced(seconds: float) -> None:
+        if seconds < min_seconds:
+            sleep(seconds)
+            return
+        task = bars.add_task(f"rate limited: waiting {seconds:.0f} s", total=seconds)
+        left = seconds
+        while left > 0:
+            chunk = min(step, left)
+            sleep(chunk)
+            left -= chunk
+            bars.update(task, completed=seconds - left)
+        bars.remove_task(task)
+
+    return announced

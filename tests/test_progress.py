@@ -76,3 +76,39 @@ def test_silent_when_not_on_a_terminal(capsys):
 def test_shown_when_asked_for():
     with progress_bars(enabled=True) as bars:
         assert not bars.disable
+
+
+class _Bars:
+    def __init__(self):
+        self.tasks, self.log = {}, []
+
+    def add_task(self, description, total):
+        self.tasks[len(self.log)] = [description, total, 0.0]
+        self.log.append(("add", description, total))
+        return len(self.log) - 1
+
+    def update(self, task, completed):
+        self.tasks[task][2] = completed
+
+    def remove_task(self, task):
+        self.log.append(("remove", self.tasks.pop(task)[2]))
+
+
+def test_a_rate_limit_wait_is_a_countdown_and_pacing_is_silent():
+    from memberscope.progress import announced_sleep
+
+    bars, slept = _Bars(), []
+    sleep = announced_sleep(bars, sleep=slept.append)
+    sleep(0.2)  # pacing to --rate
+    assert bars.log == [] and slept == [0.2]
+    sleep(27.0)  # a Retry-After
+    assert bars.log == [("add", "rate limited: waiting 27 s", 27.0), ("remove", 27.0)]
+    assert sum(slept) == pytest.approx(27.2)
+
+
+def test_a_count_without_an_end_shows_no_eta():
+    columns = progress_columns()
+    with Progress(*columns, disable=True) as progress:
+        task = progress.add_task("records answered", total=None)
+        progress.advance(task, 64)
+        assert _render(progress, columns, task)[-1] == ""
