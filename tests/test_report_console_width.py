@@ -51,3 +51,34 @@ def test_the_one_run_epsilon_is_printed(tmp_path):
     assert f"ε ≥ {attacks[best]['epsilon']:.2f} at 95% confidence ({best}:" in text
     without, _, _ = load_run(write_audit_run(tmp_path / "plain", one_run=False), figures=False)
     assert one_run_text(without) is None
+
+
+def test_defend_table_folds_instead_of_cutting_at_80_columns():
+    from types import SimpleNamespace
+
+    from report_fixtures import metrics
+
+    from memberscope.cli.defend import defenses_table
+
+    entry = {
+        "test_accuracy": 0.9123,
+        "accuracy_cost": -0.0123,
+        "epsilon": 8.0,
+        "delta": 1e-5,
+        "strongest_attack": "modified-entropy",
+        "attacks": {"modified-entropy": metrics(1.0)},
+    }
+    results = SimpleNamespace(
+        dataset=SimpleNamespace(name="fashion-mnist"),
+        sections={
+            "recommendation": {"budget": {"fpr": 0.01}},
+            "defenses": {"dp-sgd:eps=8:delta=1e-5:clip=1": entry, "none": {**entry, "epsilon": None}},
+        },
+    )
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(defenses_table(results))
+    text = buffer.getvalue()
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    rows = [line.split("│") for line in text.splitlines() if line.startswith("│")]
+    strongest = "".join(cells[5].strip() for cells in rows if len(cells) > 5)
+    assert strongest.count("modified-entropy") == 2, strongest

@@ -272,11 +272,11 @@ def history(
         return
     table = Table(title="memberscope history")
     for col in ("created", "dataset", "model", "name@version", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns fold long cells, never cut them ("2026-1…")
     for r in rows:
-        tpr = "–" if r["tpr_at_1pct"] is None else f"{r['tpr_at_1pct']:.4f}"
+        tpr = "–" if r["tpr_at_1pct"] is None else f"{100 * r['tpr_at_1pct']:.1f}%"
         if r["tpr_at_1pct_low"] is not None:
-            tpr += f" ({r['tpr_at_1pct_low']:.4f}–{r['tpr_at_1pct_high']:.4f})"
+            tpr += f"\n({100 * r['tpr_at_1pct_low']:.1f}–{100 * r['tpr_at_1pct_high']:.1f}%)"
         table.add_row(
             str(r["created"]),
             str(r["dataset"]),

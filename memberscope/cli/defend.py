@@ -29,7 +29,8 @@ def defenses_table(results):
         f"TPR @ {100 * budget['fpr']:g}% FPR",
         "AUC",
     ):
-        table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right")
+        # Fold what does not fit (80 columns): a cut "stronge…" loses the attack's name.
+        table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right", overflow="fold")
     for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
         lo, hi = attack["tpr_at_fpr_ci"][key]
@@ -40,8 +41,8 @@ def defenses_table(results):
             "–" if cost is None else f"{100 * cost:+.2f} pt",
             "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} ({entry['delta']:.0e})",
             entry["strongest_attack"],
-            f"{100 * attack['tpr_at_fpr'][key]:.2f}% ({100 * lo:.2f}–{100 * hi:.2f})",
-            f"{attack['auc']:.3f} ({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
+            f"{100 * attack['tpr_at_fpr'][key]:.2f}%\n({100 * lo:.2f}–{100 * hi:.2f}%)",
+            f"{attack['auc']:.3f}\n({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
         )
     return table
 
