@@ -158,3 +158,31 @@ def test_code_spans_escape_everything_else():
     from memberscope.report.glossary import code_spans
 
     assert str(code_spans("run `a<b` & <i>x</i>")) == "run <code>a&lt;b</code> &amp; &lt;i&gt;x&lt;/i&gt;"
+
+
+def test_a_red_team_headline_names_its_verdicts_beside_the_measured_tpr(tmp_path):
+    from report_fixtures import REDTEAM, metrics
+
+    from memberscope.results import read_results
+
+    (tmp_path / "results.json").write_text(json.dumps({**REDTEAM, "attacks": {"confidence": metrics(1.0)}}))
+    results = read_results(tmp_path)
+    model = build_report(results)
+    assert model.summary.startswith("An attacker who accepts 1.0% false positives identifies")
+    assert "called 17 record(s) members, 60 non-members and 23 inconclusive" in model.summary
+    write_results_json(results, tmp_path / "results.json")
+    assert json.loads((tmp_path / "results.json").read_text())["headline"]["finding"] == model.summary
+    page = html.unescape(write_html(tmp_path).read_text())
+    assert model.summary in page and _console_text(results).count("called 17 record(s) members") == 1
+
+
+def test_vulnerable_records_show_exceedance_as_a_percentage(tmp_path):
+    run = write_audit_run(tmp_path / "run")
+    data = json.loads((run / "results.json").read_text())
+    data["vulnerable_records"] = {
+        "attack": "rmia-online",
+        "records": [{"record": "patient-7", "group": "rare", "score": 3.2, "nonmember_exceedance": 0.0125}],
+    }
+    (run / "results.json").write_text(json.dumps(data))
+    page = write_html(run).read_text()
+    assert "<td>patient-7</td>" in page and "<td>rare</td>" in page and "<td>1.2%</td>" in page

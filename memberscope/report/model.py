@@ -26,6 +26,7 @@ __all__ = [
     "build_report",
     "ci_pct",
     "executive_summary",
+    "headline_sentence",
     "load_run",
     "pct",
     "recommendations",
@@ -559,6 +560,20 @@ def _redteam(results: Results) -> dict[str, Any] | None:
     }
 
 
+def headline_sentence(results: Results | dict[str, Any]) -> str:
+    """The finding every rendering (console, ``results.json``, HTML, Markdown) opens with: the strongest attack's
+    TPR with its CI, and for a red team its verdicts too (a headline of 0.0% beside 47 "member" verdicts read as
+    a contradiction when the verdicts were left out)."""
+    results = _typed(results)
+    red = _redteam(results)
+    if results.headline_fpr() is not None and results.strongest_attack() is not None:
+        sentence = executive_summary(results)
+        return sentence if red is None else f"{sentence} {_redteam_summary(red)}"
+    if red is not None:
+        return _redteam_summary(red)
+    return "This results file holds no attack metrics with ground truth to summarize."
+
+
 def _redteam_summary(red: dict[str, Any]) -> str:
     cal = red["calibration"]
     tpr = cal.get("shadow_tpr")
@@ -658,12 +673,7 @@ def build_report(
     if llm is not None and llm["validity_warning"]:
         alarms.append(f"LLM audit validity: {llm['validity_warning']}")
 
-    if best is not None and key is not None:
-        summary = executive_summary(results)
-    elif red is not None:
-        summary = _redteam_summary(red)
-    else:
-        summary = "This results file holds no attack metrics with ground truth to summarize."
+    summary = headline_sentence(results)
     recs: list[str] = []
     if alarms:
         recs.append(

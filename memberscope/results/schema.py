@@ -365,12 +365,12 @@ class Results:
         that the console and the reports show (the same functions make them)."""
         if key is None:
             return None
-        from memberscope.report.model import executive_summary
+        from memberscope.report.model import headline_sentence
 
         return {
             "fpr": key,
             "strongest_attack": self.strongest_attack(),
-            "finding": executive_summary(self),
+            "finding": headline_sentence(self),
             "risk": self.risk().to_dict(),
         }
 
