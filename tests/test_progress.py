@@ -112,3 +112,33 @@ def test_a_count_without_an_end_shows_no_eta():
         task = progress.add_task("records answered", total=None)
         progress.advance(task, 64)
         assert _render(progress, columns, task)[-1] == ""
+
+
+def test_an_audit_shows_progress_for_models_attacks_and_bootstrap(monkeypatch):
+    """Every long step of an audit has a progress task with a total (so an ETA): models, attacks, metrics."""
+    import contextlib
+
+    import memberscope.engine.run as engine_run
+    import memberscope.engine.training as engine_training
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig
+
+    tasks = []
+
+    @contextlib.contextmanager
+    def recording(*, enabled=None):
+        with Progress(*progress_columns(), disable=True) as progress:
+            yield progress
+            tasks.extend((t.description, t.total, t.completed) for t in progress.tasks)
+
+    monkeypatch.setattr(engine_run, "progress_bars", recording)
+    if hasattr(engine_training, "progress_bars"):
+        monkeypatch.setattr(engine_training, "progress_bars", recording)
+    config = AuditConfig(
+        dataset="digits", n_records=300, model="logreg", model_params={"epochs": 3}, reference_models=2,
+        attacks=["loss", "lira-offline"], n_bootstrap=10, use_cache=False, seed=0,
+    )  # fmt: skip
+    run_audit(config, progress=False)
+    finished = {d: (total, done) for d, total, done in tasks}
+    assert finished["metrics (10 bootstrap replicates)"] == (2, 2)
+    assert any(total == 3 and done == 3 for total, done in finished.values())  # target + 2 reference models
