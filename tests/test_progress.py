@@ -142,3 +142,28 @@ def test_an_audit_shows_progress_for_models_attacks_and_bootstrap(monkeypatch):
     finished = {d: (total, done) for d, total, done in tasks}
     assert finished["metrics (10 bootstrap replicates)"] == (2, 2)
     assert any(total == 3 and done == 3 for total, done in finished.values())  # target + 2 reference models
+
+
+def test_llm_demo_training_advances_a_task_per_optimizer_step():
+    """llm-demo's pre-training and fine-tuning (minutes on a CPU) each get a task with its number of steps."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from memberscope.llm.demo_setting import _train
+
+    model = torch.nn.Linear(1, 1)
+    arch = SimpleNamespace(
+        encode=lambda tokenizer, text, context: [1, 2, 3][: len(text)],
+        loss=lambda model, ids, mask, config, tokenizer, gen: model(ids[:, :1].float()).pow(2).mean(),
+    )
+    config = SimpleNamespace(batch_size=2, context=8)
+    tokenizer = SimpleNamespace(pad_token_id=0)
+    with Progress(*progress_columns(), disable=True) as bars:
+        losses = _train(
+            model, tokenizer, ["a", "bb", "ccc", "dd", "e"], arch=arch, config=config, epochs=2, lr=0.01, seed=0,
+            bars=bars, description="fine-tuning (steps)",
+        )  # fmt: skip
+        [task] = bars.tasks
+    assert task.description == "fine-tuning (steps)"
+    assert task.total == task.completed == len(losses) == 2 * 3  # 5 texts in batches of 2, twice

@@ -182,7 +182,10 @@ def llm_demo(
     DEMO_ARCHITECTURES.get(architecture)  # UnknownNameError names gpt2 and bert
     out_console = console()
     config = DemoConfig(seed=seed) if architecture == "gpt2" else DemoConfig(seed=seed, architecture=architecture)
-    setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print)
+    from memberscope.progress import progress_bars
+
+    with progress_bars() as bars:  # pre-training and fine-tuning take minutes on a CPU
+        setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print, bars=bars)
     out_console.print(f"target {setting.target_dir}\nbase (reference) {setting.base_dir}")
     result = audit_llm(
         model=setting.target_dir,
