@@ -186,3 +186,15 @@ def test_vulnerable_records_show_exceedance_as_a_percentage(tmp_path):
     (run / "results.json").write_text(json.dumps(data))
     page = write_html(run).read_text()
     assert "<td>patient-7</td>" in page and "<td>rare</td>" in page and "<td>1.2%</td>" in page
+
+
+def test_a_red_team_without_a_query_budget_says_so(tmp_path):
+    from report_fixtures import REDTEAM
+
+    from memberscope.results import read_results
+
+    data = json.loads(json.dumps(REDTEAM))
+    data["redteam"]["target"]["query_budget"] = None
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    summary = build_report(read_results(tmp_path)).summary
+    assert summary.endswith("spending 1234 queries (no budget set).")

@@ -587,8 +587,8 @@ def _redteam_summary(red: dict[str, Any]) -> str:
     return (
         f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
-        f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} of "
-        f"{red['query_budget'] if red['query_budget'] is not None else '?'} queries."
+        f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} "
+        + (f"of {red['query_budget']} queries." if red["query_budget"] is not None else "queries (no budget set).")
     )
 
 
