@@ -155,6 +155,7 @@ def test_cli_writes_results_and_refuses_too_few_texts(demo, tmp_path, capsys):
     assert r["counts"]["test"]["suspect"] + r["counts"]["fit"]["suspect"] == n // 2
     assert [w for w in r["warnings"] if w.startswith(f"only {n // 2} suspect texts")]
     assert "p = " in stdout and (out / "features.csv").is_file()
+    assert "Dataset inference: " in (out / "report.html").read_text()  # written by default, like every command's
     (tmp_path / "few.txt").write_text("\n".join(demo.members[: MIN_TEXTS - 1]) + "\n")
     code, _, stderr = run_cli(
         "dataset-inference", "--model", str(demo.target_dir), "--suspect", str(tmp_path / "few.txt"),

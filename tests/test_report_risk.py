@@ -198,3 +198,29 @@ def test_a_red_team_without_a_query_budget_says_so(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(data))
     summary = build_report(read_results(tmp_path)).summary
     assert summary.endswith("spending 1234 queries (no budget set).")
+
+
+@pytest.mark.parametrize(
+    ("significant", "shift", "level"),
+    [(True, None, "elevated"), (True, "shifted", "inconclusive"), (False, None, "inconclusive")],
+)
+def test_a_dataset_inference_report_opens_with_its_verdict(tmp_path, significant, shift, level):
+    p = 1e-6 if significant else 0.4
+    verdict = "the model treats the suspect texts like training data" if significant else "inconclusive: p = 0.4"
+    payload = {
+        "kind": "dataset-inference",
+        "created": "2026-11-30T10:00:00+0000",
+        "p_value": p,
+        "test": {"test": "welch", "p_value": p, "alpha": 0.05, "significant": significant},
+        "verdict": verdict,
+        "validity": {"warning": shift},
+        "warnings": [],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    from memberscope.results import read_results
+
+    results = read_results(tmp_path)
+    assert results.risk().level == level
+    page = html.unescape(write_html(tmp_path).read_text())
+    assert f"Risk: {level.upper()}" in page and f"Dataset inference: {verdict}." in page
+    assert f"Dataset inference: {verdict}." in _console_text(results)

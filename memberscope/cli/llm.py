@@ -224,6 +224,7 @@ def dataset_inference_command(
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the validity guard's CI."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
     """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value."""
     from memberscope.llm.dataset_inference import dataset_inference
@@ -260,4 +261,8 @@ def dataset_inference_command(
     for message in r["warnings"]:
         out_console.print(f"[yellow]warning:[/] {message}")
     paths = result.write(out)
+    if not no_report:
+        from memberscope.report.html import write_html
+
+        paths["report"] = str(write_html(out))
     out_console.print(f"wrote {', '.join(paths.values())}")

@@ -565,6 +565,8 @@ def headline_sentence(results: Results | dict[str, Any]) -> str:
     TPR with its CI, and for a red team its verdicts too (a headline of 0.0% beside 47 "member" verdicts read as
     a contradiction when the verdicts were left out)."""
     results = _typed(results)
+    if results.kind == "dataset-inference" and results.extra.get("verdict"):
+        return f"Dataset inference: {results.extra['verdict']}."
     red = _redteam(results)
     if results.headline_fpr() is not None and results.strongest_attack() is not None:
         sentence = executive_summary(results)

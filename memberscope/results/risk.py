@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "RISK_LEVELS", "Risk", "assess", "risk_level"]
+__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "RISK_LEVELS", "Risk", "assess", "dataset_inference_risk", "risk_level"]
 
 RISK_LEVELS = ("high", "elevated", "inconclusive", "low")
 HIGH_FACTOR = 10.0
@@ -117,3 +117,17 @@ def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
         if found is not None:
             return found if headline.level != level else headline
     return headline
+
+
+def dataset_inference_risk(test: dict, *, shifted: bool) -> Risk:
+    """The :class:`Risk` of a dataset-inference run (its ``test`` block: ``p_value``, ``alpha``, ``significant``):
+    ``elevated`` when the suspect set was very likely trained on, else ``inconclusive`` (a large p-value never
+    shows that the texts were unused; a significant one under a distribution shift may be the shift)."""
+    p, alpha = test.get("p_value"), test.get("alpha")
+    if p is None or alpha is None:
+        return risk_level(None, None, None)
+    if test.get("significant") and not shifted:
+        return Risk("elevated", f"p = {p:.3g} < α = {alpha:g}: the suspect texts were very likely in the training data")
+    if test.get("significant"):
+        return Risk("inconclusive", f"p = {p:.3g} < α = {alpha:g}, but the sets differ without the model (a shift)")
+    return Risk("inconclusive", f"p = {p:.3g} ≥ α = {alpha:g}: no evidence either way, not evidence of non-use")

@@ -355,8 +355,11 @@ class Results:
     def risk(self):
         """The run's :class:`~memberscope.results.risk.Risk` (:func:`memberscope.results.risk.assess`: every attack
         and recorded FPR against the documented thresholds; ``inconclusive`` without metrics)."""
-        from memberscope.results.risk import assess
+        from memberscope.results.risk import assess, dataset_inference_risk
 
+        if self.kind == "dataset-inference":
+            shifted = bool((self.extra.get("validity") or {}).get("warning"))
+            return dataset_inference_risk(self.extra.get("test") or {}, shifted=shifted)
         key = self.headline_fpr()
         return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
 
