@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["announced_sleep", "average_rate_remaining", "progress_bars", "progress_columns"]
 
@@ -53,7 +57,7 @@ def progress_columns() -> tuple:
 
 
 @contextlib.contextmanager
-def progress_bars(*, enabled: bool | None = None) -> Iterator[object]:
+def progress_bars(*, enabled: bool | None = None) -> Iterator[Progress]:
     """A ``rich.progress.Progress``; ``enabled=None`` shows it only on an interactive terminal."""
     from rich.console import Console
     from rich.progress import Progress
