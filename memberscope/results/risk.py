@@ -113,9 +113,9 @@ def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
                 Risk("elevated", f"{name}'s AUC CI [{float(auc_ci[0]):.3f}, {float(auc_ci[1]):.3f}] lies above 0.5")
             )
     for level in ("high", "elevated"):
-        found = next((f for f in findings if f.level == level), None)
-        if found is not None:
-            return found if headline.level != level else headline
+        first = next((f for f in findings if f.level == level), None)
+        if first is not None:
+            return first if headline.level != level else headline
     return headline
 
 
