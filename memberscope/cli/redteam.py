@@ -186,9 +186,25 @@ def attack(
     member_column: str | None = typer.Option(
         None, "--member-column", help="Ground-truth 0/1 column of --records (evaluation only; never used to attack)."
     ),
-    attack_name: str = typer.Option("auto", "--attack", help="auto, shadow or label-only."),
-    n_shadow: int = typer.Option(4, "--shadow-models", help="Shadow models K."),
-    shadow_model: str = typer.Option("mlp", "--shadow-model", help="Shadow recipe: mlp, logreg, cnn or sklearn."),
+    attack_name: str = typer.Option(
+        "auto",
+        "--attack",
+        help="auto (the strongest on shadow models like the target), lira-offline, rmia-offline, shadow or label-only.",
+    ),
+    n_shadow: int = typer.Option(4, "--shadow-models", help="Reference shadow models K."),
+    n_calibration: int = typer.Option(
+        2, "--calibration-models", help="Calibration shadow models, which play the target to set the threshold."
+    ),
+    shadow_model: str = typer.Option(
+        "auto",
+        "--shadow-model",
+        help="auto (the family answering most like the target), mlp, logreg, random-forest, gradient-boosting, cnn, "
+        "a recipe, a scikit-learn class path (sklearn.ensemble.ExtraTreesClassifier) or a saved estimator/Pipeline "
+        "(.joblib) to clone.",
+    ),
+    repeats: int | None = typer.Option(
+        None, "--repeats", help="Queries of each record averaged (default: from the noise recon measures)."
+    ),
     shadow_param: list[str] = typer.Option([], "--shadow-param", help="Shadow recipe hyperparameter KEY=VALUE."),
     attack_model: str = typer.Option("logreg", "--attack-model", help="Attack classifier: logreg, gbdt or mlp."),
     n_queries: int = typer.Option(16, "--label-queries", help="Perturbed queries per record (label-only)."),
@@ -243,7 +259,9 @@ def attack(
         "fpr": fpr,
         "attack": attack_name,
         "shadow_models": n_shadow,
+        "calibration_models": n_calibration,
         "shadow_model": shadow_model,
+        "repeats": repeats,
         "shadow_params": recipe_params,
         "attack_model": attack_model,
         "label_queries": n_queries,
@@ -261,6 +279,8 @@ def attack(
             fpr=fpr,
             attack=attack_name,
             n_shadow=n_shadow,
+            n_calibration=n_calibration,
+            repeats=repeats,
             recipe=shadow_model,
             recipe_params=recipe_params,
             attack_model=attack_model,
@@ -271,6 +291,8 @@ def attack(
             config=config,
             cache=ArtifactCache(None if no_cache else (cache_dir or default_cache_dir())),
         )
+    from rich.markup import escape
+
     paths = result.write(out)
     rt = result.results.sections["redteam"]
     c = console()
@@ -283,8 +305,24 @@ def attack(
         f"(95% CI {cal['shadow_tpr_ci'][0]:.1%}-{cal['shadow_tpr_ci'][1]:.1%}), "
         f"FPR {cal['shadow_fpr']:.2%} (95% CI {cal['shadow_fpr_ci'][0]:.2%}-{cal['shadow_fpr_ci'][1]:.2%})"
     )
+    shadows = rt["shadows"]
+    tried = ", ".join(
+        f"{a['family']} {a['score']:.2f}" for a in sorted(shadows["agreement"], key=lambda a: -a["score"])
+    )
+    c.print(f"shadow models: {shadows['family']} (agreement with the target: {tried})")
+    for reason in shadows["fit"]["reasons"]:
+        c.print(f"[yellow]shadows fit the target poorly:[/] {escape(reason)}")
+    check = rt["target_check"]
+    c.print(
+        f"on the target's known non-members (the attacker's held-out records): {check['flagged']} of "
+        f"{check['n_nonmembers']} flagged, FPR {check['fpr']:.2%} (95% CI {check['fpr_ci'][0]:.2%}-"
+        f"{check['fpr_ci'][1]:.2%}): {check['status']}"
+    )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
+    conclusion = rt["conclusion"]
+    style = {"leakage": "bold red", "inconclusive": "bold yellow"}.get(conclusion["status"], "bold")
+    c.print(f"[{style}]{escape(conclusion['headline'])}[/]")
     for name, m in result.results.attacks.items():
         c.print(
             f"ground truth ({name}): AUC {m.auc:.3f}, observed FPR of 'member' verdicts {m.extra['verdict_fpr']:.2%}"
