@@ -196,3 +196,21 @@ def test_attack_models_and_per_class_classifiers(ten_class_shadows, attack_model
     attack.fit(X, y, n_classes=10, shadows=base)  # the same shadows, other attack classifiers
     assert attack.run_params_["per_class"] is per_class
     assert roc_auc(attack.calibration_member_, attack.calibration_scores_) > 0.75
+
+
+def test_certified_threshold_bounds_the_fpr_on_fresh_non_members():
+    from scipy.stats import binom
+
+    from memberscope.redteam.verdicts import CERTIFIED_FACTOR, certified_threshold
+
+    # Closed form: the bound x solves P(Binomial(h, x) <= k) = 5%, k the known non-members flagged.
+    scores = np.random.default_rng(0).random(400)
+    t, bound = certified_threshold(scores, 0.01)
+    k = int((scores >= t).sum())
+    assert k <= 4 and binom.cdf(k, 400, bound) == pytest.approx(0.05, abs=1e-9) and bound <= CERTIFIED_FACTOR * 0.01
+    # Simulation: non-member scores uniform on [0, 1], so a threshold t has FPR 1 - t; it exceeds the bound in at
+    # most 5% of draws (plus Monte Carlo error).
+    rng = np.random.default_rng(1)
+    over = [(1 - t) > b for t, b in (certified_threshold(rng.random(400), 0.01) for _ in range(2000))]
+    assert np.mean(over) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2000)
+    assert certified_threshold(scores[:120], 0.01)[0] == np.inf  # too few to certify 1% (at most 2x)

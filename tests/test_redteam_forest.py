@@ -31,7 +31,7 @@ def _data(n: int, seed: int):
 def forest():
     from sklearn.ensemble import RandomForestClassifier
 
-    X, y = _data(N_MEMBERS * 2 + 600, seed=1)
+    X, y = _data(N_MEMBERS * 2 + 1000, seed=1)  # 1,000 public records: 200 held out certify 1% FPR (at most 2x)
     members, nonmembers, public = slice(0, N_MEMBERS), slice(N_MEMBERS, 2 * N_MEMBERS), slice(2 * N_MEMBERS, None)
     model = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1).fit(X[members], y[members])
     server = ModelServer(model.predict_proba)
@@ -95,3 +95,73 @@ def test_a_target_that_never_saw_the_candidates_is_not_called_leaky(forest):
     n_members = rt["verdicts"]["member"]
     assert clopper_pearson_interval(n_members, 2 * N_MEMBERS)[0] <= 0.02  # no more than false positives explain
     assert rt["conclusion"]["status"] != "leakage"
+
+
+@pytest.fixture(scope="module")
+def named_field_server(forest):
+    """An in-house API: ``{"features": {"f0": ..., ...}}`` in, ``{"label": "segment_03", "confidence": 0.41}`` out."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = forest["records"][:N_MEMBERS], forest["labels"][:N_MEMBERS]
+    model = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1).fit(X, y)
+    columns = [f"f{j}" for j in range(N_FEATURES)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            probs = model.predict_proba(np.array([[body["features"][c] for c in columns]]))[0]
+            out = json.dumps({"label": f"segment_{int(probs.argmax()):02d}", "confidence": float(probs.max())})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/score", columns
+    server.shutdown()
+    server.server_close()
+
+
+def test_named_fields_in_label_and_confidence_out_from_the_cli(forest, named_field_server, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+    from cli_helpers import run_cli
+
+    url, columns = named_field_server
+    n = 100  # one record per request: a small sample of members and non-members
+    rows = np.r_[np.arange(n), N_MEMBERS + np.arange(n)]
+    people = pd.DataFrame(forest["records"][rows], columns=columns)
+    people["label"], people["member"] = forest["labels"][rows], np.r_[np.ones(n, int), np.zeros(n, int)]
+    people["id"] = [f"person-{i}" for i in rows]
+    people.to_csv(tmp_path / "people.csv", index=False)
+    Xp, yp = forest["public"]
+    public = pd.DataFrame(Xp[:300], columns=columns)
+    public["label"] = yp[:300]
+    public.to_csv(tmp_path / "public.csv", index=False)
+    classes = ",".join(f"segment_{c:02d}" for c in range(N_CLASSES))
+    code, out, err = run_cli(
+        "attack", "--target", url, "--records", str(tmp_path / "people.csv"), "--shadow-data",
+        str(tmp_path / "public.csv"), "--out", str(tmp_path / "out"), "--member-column", "member", "--id-column", "id",
+        "--request-template", '{"features": "$record_object"}', "--output-path", "", "--answer-label", "label",
+        "--answer-confidence", "confidence", "--classes", classes, "--batch-size", "1", "--timeout", "60",
+        "--shadow-model", "random-forest", "--no-cache", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    rt = results["redteam"]
+    assert rt["exposure"]["mode"] == "top-k" and rt["exposure"]["top_k"] == 1
+    assert rt["shadows"]["family"] == "random-forest" and not rt["shadows"]["fit"]["poor"]
+    assert results["attacks"][rt["attack"]]["auc"] > 0.7
+    assert rt["conclusion"]["headline"] in out.replace("\n", " ") or rt["conclusion"]["status"] in out.lower()
+    verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
+    assert verdicts["record"][0] == "person-0" and len(verdicts) == 2 * n

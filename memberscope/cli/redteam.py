@@ -26,8 +26,19 @@ def _http_target(
     query_budget: int | None,
     rate: float | None,
     batch_size: int,
+    api: str | None = None,
+    classes: str | None = None,
+    answer_label: str | None = None,
+    answer_confidence: str | None = None,
+    feature_names: list[str] | None = None,
 ):
     from memberscope.targets import HttpTarget
+    from memberscope.targets.wire import AnswerFields
+
+    if answer_confidence is not None and answer_label is None:
+        raise InvalidInputError("--answer-confidence needs --answer-label (the field holding the predicted class)")
+    fields = AnswerFields(answer_label, answer_confidence) if answer_label is not None else None
+    names = [c.strip() for c in classes.split(",")] if classes else None
 
     template = None
     if request_template is not None:
@@ -48,8 +59,34 @@ def _http_target(
         query_budget=query_budget,
         rate_limit=rate,
         batch_size=batch_size,
+        api=api,
+        classes=names,
+        answer_fields=fields,
+        feature_names=feature_names,
     )
 
+
+def _feature_names(path: Path, skip: set[str]) -> list[str]:
+    """The feature column names of a records CSV (for ``$record_object`` and ``$columns`` requests)."""
+    import pandas as pd
+
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns if c not in skip]
+
+
+_API = typer.Option(
+    None,
+    "--api",
+    help="Server preset filling the request template and answer path: kserve-v1, kserve-v2, mlflow, tfserving.",
+)
+_CLASSES = typer.Option(
+    None, "--classes", help="The model's class names in output order, comma-separated (for answers naming classes)."
+)
+_ANSWER_LABEL = typer.Option(
+    None, "--answer-label", help='Field of an answer object holding the predicted class (e.g. "label").'
+)
+_ANSWER_CONFIDENCE = typer.Option(
+    None, "--answer-confidence", help='Field of an answer object holding its confidence (e.g. "confidence").'
+)
 
 _API_KEY = typer.Option(
     None, "--api-key-env", help="Environment variable holding the API key (sent as a Bearer token)."
@@ -58,7 +95,8 @@ _OUTPUT_PATH = typer.Option("predictions", "--output-path", help="JSON path to t
 _TEMPLATE = typer.Option(
     None,
     "--request-template",
-    help='JSON request body with "$records" or "$record" (default {"instances": "$records"}).',
+    help='JSON request body with "$records", "$record", "$record_object" or "$records_objects" (records as objects '
+    'named by the CSV\'s columns), "$columns" (default {"instances": "$records"}).',
 )
 _METHOD = typer.Option("POST", "--method", help="HTTP method.")
 _TIMEOUT = typer.Option(10.0, "--timeout", help="Seconds per request.")
@@ -104,6 +142,10 @@ def recon(
     method: str = _METHOD,
     timeout: float = _TIMEOUT,
     max_retries: int = _RETRIES,
+    api: str | None = _API,
+    classes: str | None = _CLASSES,
+    answer_label: str | None = _ANSWER_LABEL,
+    answer_confidence: str | None = _ANSWER_CONFIDENCE,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Path | None = typer.Option(None, "--out", help="Also write the JSON report to this file."),
     seed: int = typer.Option(0, help="Seed of the random probes."),
@@ -121,11 +163,12 @@ def recon(
         X, y, _, _ = read_records(records, label_column=label_column)
         hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
+        names = _feature_names(records, {label_column})
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
         probes = np.random.default_rng(seed).random((n_probes, n_features))
-        hint = None
+        hint, names = None, None
     else:
         raise InvalidInputError("recon needs probe records: pass --records FILE or --n-features F")
     target = _http_target(
@@ -141,6 +184,11 @@ def recon(
         query_budget=None,
         rate=None,
         batch_size=max(1, n_probes),
+        api=api,
+        classes=classes,
+        answer_label=answer_label,
+        answer_confidence=answer_confidence,
+        feature_names=names,
     )
     with target:
         exposure = run_recon(target, probes, repeats=repeats, burst=burst)
@@ -218,6 +266,10 @@ def attack(
     query_budget: int | None = _BUDGET,
     rate: float | None = _RATE,
     batch_size: int = _BATCH,
+    api: str | None = _API,
+    classes: str | None = _CLASSES,
+    answer_label: str | None = _ANSWER_LABEL,
+    answer_confidence: str | None = _ANSWER_CONFIDENCE,
     seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
     cache_dir: str | None = typer.Option(None, help="Where trained shadow models are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the shadow-model cache."),
@@ -251,6 +303,11 @@ def attack(
         query_budget=query_budget,
         rate=rate,
         batch_size=batch_size,
+        api=api,
+        classes=classes,
+        answer_label=answer_label,
+        answer_confidence=answer_confidence,
+        feature_names=_feature_names(records, {c for c in (label_column, member_column, id_column) if c}),
     )
     config = {
         "target": target_url,

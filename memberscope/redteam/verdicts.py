@@ -18,9 +18,11 @@ has been shown (:func:`verdicts`):
 
 - a threshold that flags significantly *more* known non-members than ``fpr`` (the interval above it) is off: every
   verdict is inconclusive;
-- *member* verdicts stand when the check does not show the threshold too loose, and need a score above both the
-  shadows' band and the threshold at ``fpr`` on the known non-members themselves (so a threshold that the shadows
-  set too low for the target is raised to what the target's own non-members allow);
+- *member* verdicts need a score above both the shadows' band and a threshold certified on the known non-members
+  themselves (:func:`certified_threshold`: its FPR on the target at most :data:`CERTIFIED_FACTOR` times ``fpr`` at
+  95% confidence, at most ``fpr`` on the known non-members), so a threshold the shadows set too low for the target
+  is raised to what the target's own non-members allow; with too few known non-members to certify any threshold,
+  no record is called a member;
 - *not-member* needs more: the shadows fit the target (:mod:`memberscope.redteam.fit`), the check agrees with
   ``fpr`` (a threshold far too strict on the target says the scores are not distributed as on the shadows), and the
   attack has power on the shadows (its TPR interval above ``fpr``). Otherwise a low score says nothing, and the
@@ -41,12 +43,14 @@ from memberscope.exceptions import InvalidInputError
 from memberscope.privacy import clopper_pearson_interval
 
 __all__ = [
+    "CERTIFIED_FACTOR",
     "CONCLUSIONS",
     "VERDICTS",
     "Calibration",
     "Conclusion",
     "TargetCheck",
     "calibrate_threshold",
+    "certified_threshold",
     "check_on_target",
     "conclude",
     "verdicts",
@@ -144,9 +148,16 @@ class TargetCheck:
     fpr_ci: tuple[float, float]
     status: str
     confidence: float = 0.95
-    threshold: float = -np.inf
-    """The smallest score threshold flagging at most ``floor(fpr_target · n_nonmembers)`` of the known non-members
-    on the target itself: "member" verdicts need a score at least this high too (:func:`verdicts`)."""
+    threshold: float = np.inf
+    """The certified threshold on the target itself (:func:`certified_threshold`): "member" verdicts need a score at
+    least this high too (:func:`verdicts`); ``inf`` when the known non-members are too few to certify any."""
+    fpr_bound: float | None = None
+    """Upper ``confidence`` bound of the FPR of ``threshold`` on the target's non-members (None: none certified)."""
+
+    @property
+    def certified(self) -> bool:
+        """Whether "member" verdicts can be given: their FPR is bounded by :data:`CERTIFIED_FACTOR` times the FPR."""
+        return self.fpr_bound is not None
 
     @property
     def resolvable(self) -> bool:
@@ -159,8 +170,38 @@ class TargetCheck:
         return out
 
 
+CERTIFIED_FACTOR = 2.0
+""""Member" verdicts are given only when their FPR on the target is at most this many times the FPR asked for, at
+95% confidence (:func:`certified_threshold`)."""
+
+
+def certified_threshold(nonmember_scores: np.ndarray, fpr: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """``(threshold, bound)``: a score threshold set on ``h`` known non-members' scores ``(h,)`` of the target, and
+    the upper ``confidence`` bound of its FPR on all the target's non-members.
+
+    The threshold flags ``k`` of the ``h`` records (ties aside): the largest ``k`` at most ``floor(fpr · h)`` whose
+    order-statistic bound holds. A threshold just above the ``(k+1)``-th largest of ``h`` exchangeable scores has an
+    FPR of law Beta(k + 1, h - k) (as in conformal prediction), so its FPR exceeds ``x`` with probability
+    ``P(Binomial(h, x) <= k)``; the bound is the ``confidence`` quantile of that Beta law, and ``k`` is kept only
+    while the bound is at most :data:`CERTIFIED_FACTOR` ``· fpr``. ``(inf, nan)`` when even ``k = 0`` does not hold
+    (fewer than about ``3 / (CERTIFIED_FACTOR · fpr)`` records: 150 at 1%).
+    """
+    from scipy.stats import beta
+
+    scores = -np.sort(-np.asarray(nonmember_scores, dtype=np.float64))
+    h = len(scores)
+    best = None
+    for k in range(int(np.floor(fpr * h)) + 1):
+        bound = float(beta.ppf(confidence, k + 1, h - k))
+        if bound > CERTIFIED_FACTOR * fpr:
+            break
+        best = (_threshold_allowing(scores, k), bound)
+    return best if best is not None else (np.inf, np.nan)
+
+
 def check_on_target(nonmember_scores: np.ndarray, calibration: Calibration) -> TargetCheck:
-    """The FPR the calibrated threshold gives on the target, from its scores ``(h,)`` of known non-members."""
+    """The FPR the calibrated threshold gives on the target, from its scores ``(h,)`` of known non-members, and the
+    threshold certified on them (:func:`certified_threshold`)."""
     scores = np.asarray(nonmember_scores, dtype=np.float64)
     if scores.size == 0:
         raise InvalidInputError("the target-side check needs scores of known non-members; got none")
@@ -168,8 +209,10 @@ def check_on_target(nonmember_scores: np.ndarray, calibration: Calibration) -> T
     lo, hi = clopper_pearson_interval(k, n, calibration.confidence)
     fpr = calibration.fpr_target
     status = "too-loose" if lo > fpr else "too-strict" if hi < fpr else "ok"
-    own = _threshold_allowing(-np.sort(-scores), int(np.floor(fpr * n)))
-    return TargetCheck(fpr, n, k, k / n, (lo, hi), status, calibration.confidence, own)
+    own, bound = certified_threshold(scores, fpr, confidence=calibration.confidence)
+    return TargetCheck(
+        fpr, n, k, k / n, (lo, hi), status, calibration.confidence, own, None if np.isnan(bound) else bound
+    )
 
 
 def verdicts(
@@ -187,11 +230,11 @@ def verdicts(
     scores = np.asarray(scores, dtype=np.float64)
     low, high = calibration.threshold_band
     out = np.full(scores.shape, "inconclusive", dtype=object)
+    # A member verdict needs a score above the shadows' band and above the threshold certified on the target's own
+    # known non-members: its FPR on the target is then bounded (at most CERTIFIED_FACTOR x fpr, 95% confidence).
+    out[scores >= max(high, check.threshold if check is not None else -np.inf)] = "member"
     if check is not None and check.status == "too-loose":
         return out
-    # A member verdict needs a score above the shadows' band and above what the target's own known non-members
-    # reach at the FPR: the FPR then holds on the target's non-members as far as the attacker's records can show.
-    out[scores >= max(high, check.threshold if check is not None else -np.inf)] = "member"
     if fit_ok and calibration.power_shown and calibration.resolvable and (check is None or check.status == "ok"):
         out[scores < low] = "not-member"
     return out
@@ -221,7 +264,8 @@ def conclude(
     """The finding the verdict ``counts`` support.
 
     - ``leakage``: the share of records called members has a Clopper–Pearson lower bound above the highest FPR the
-      target-side check allows (its interval's upper end): more members than false positives can explain.
+      member verdicts can have (the certified bound of the target-side check): more members than false positives
+      can explain.
     - ``no measurable leakage``: not that, with the shadows fitting the target, the check agreeing with the FPR and
       the attack's power shown on the shadows.
     - ``inconclusive``: otherwise, with the reasons; the attack's power on this target is unknown.
@@ -231,7 +275,10 @@ def conclude(
     fpr = calibration.fpr_target
     tpr, (tpr_lo, tpr_hi) = calibration.shadow_tpr, calibration.shadow_tpr_ci
     power_text = f"TPR {tpr:.1%} (95% CI {tpr_lo:.1%}–{tpr_hi:.1%}) at FPR {fpr:g} on shadow models"
-    allowed = check.fpr_ci[1] if check is not None else calibration.shadow_fpr_ci[1]
+    if check is not None and check.certified:
+        allowed = float(check.fpr_bound)  # the member verdicts' FPR, certified on the known non-members
+    else:
+        allowed = check.fpr_ci[1] if check is not None else calibration.shadow_fpr_ci[1]
     lower = clopper_pearson_interval(m, n, calibration.confidence)[0] if n else 0.0
     checked = (
         f"{check.flagged} of {check.n_nonmembers} known non-members flagged ({check.fpr:.1%}, 95% CI "
@@ -244,6 +291,12 @@ def conclude(
         reasons.append(f"the threshold is too loose on the target: {checked}, against FPR {fpr:g} asked for")
     elif check is not None and check.status == "too-strict":
         reasons.append(f"the threshold is too strict on the target: {checked}, against FPR {fpr:g} asked for")
+    if check is not None and not check.certified:
+        reasons.append(
+            f"only {check.n_nonmembers} known non-members of the target: too few to certify a threshold at FPR "
+            f"{fpr:g} (at most {CERTIFIED_FACTOR:g}x at 95% confidence), so no record is called a member; give more "
+            "public data"
+        )
     if not calibration.power_shown:
         reasons.append(f"the {attack} attack does not beat guessing on shadow models ({power_text})")
     if not calibration.resolvable:
