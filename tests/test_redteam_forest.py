@@ -165,3 +165,14 @@ def test_named_fields_in_label_and_confidence_out_from_the_cli(forest, named_fie
     assert rt["conclusion"]["headline"] in out.replace("\n", " ") or rt["conclusion"]["status"] in out.lower()
     verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
     assert verdicts["record"][0] == "person-0" and len(verdicts) == 2 * n
+
+
+def test_recon_tells_a_forest_grid_from_rounding(forest, capsys):
+    from cli_helpers import run_cli
+
+    url = forest["server"].url("full")
+    code, out, err = run_cli("recon", url, "--n-features", str(N_FEATURES), "--timeout", "60", capsys=capsys)
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "on a grid of 1/100 (the model's own steps, not rounding)" in text and "rounded to" not in text
+    assert "tree ensemble" in text

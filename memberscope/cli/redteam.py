@@ -201,18 +201,11 @@ def recon(
         return
     c = console()
     c.print(f"[bold]{url}[/]")
-    shown = {
-        "probabilities": "full probability vectors",
-        "logits": "raw logits",
-        "top-k": f"top-{exposure.top_k} classes with their probabilities",
-        "rounded": "probability vectors",
-        "label-only": "the predicted label only",
-    }[exposure.mode]
-    precision = "full precision"
-    if exposure.decimals is not None:
-        precision = f"rounded to {exposure.decimals} decimal" + ("" if exposure.decimals == 1 else "s")
-    c.print(f"exposes: {shown}" + ("" if exposure.mode in ("label-only", "logits") else f", {precision}"))
+    from memberscope.redteam.recon import FAMILY_HINTS
+
+    c.print(f"exposes: {exposure.describe()}")
     c.print(f"classes: {exposure.n_classes}; deterministic: {'yes' if exposure.deterministic else 'no'}")
+    c.print(f"model family hint: {FAMILY_HINTS[exposure.family_hint]}")
     limited = "yes" if exposure.rate_limited else "not observed"
     if exposure.retry_after is not None:
         limited += f" (Retry-After {exposure.retry_after:g} s)"
