@@ -24,12 +24,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KS_TOLERANCE", "LABEL_TOLERANCE", "Agreement", "Fit", "agreement", "fit_check", "select_family"]
+__all__ = [
+    "GRID_SHARE",
+    "KS_TOLERANCE",
+    "LABEL_TOLERANCE",
+    "Agreement",
+    "Fit",
+    "agreement",
+    "fit_check",
+    "on_grid_share",
+    "select_family",
+]
 
 KS_TOLERANCE = 0.2
 """Confidence distance beyond the shadows' own spread at which the fit is poor."""
 LABEL_TOLERANCE = 0.1
 """Label agreement below the shadows' own at which the fit is poor."""
+GRID_SHARE = 0.9
+"""Share of a candidate's probabilities on the target's natural ``1/n`` grid for it to be eligible."""
 
 
 def _probs(logits: np.ndarray) -> np.ndarray:
@@ -53,6 +65,8 @@ class Agreement:
     labels: float
     confidence: float | None
     score: float
+    grid_share: float | None = None
+    """Share of the shadow's probabilities on the target's natural grid (None: the target shows none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +84,18 @@ def agreement(family: str, target_logits: np.ndarray, shadow_logits: np.ndarray,
         return Agreement(family, labels, None, labels)
     confidence = 1.0 - _ks(target.max(1), np.concatenate([p.max(1) for p in probs]))
     return Agreement(family, labels, confidence, (labels + confidence) / 2)
+
+
+def on_grid_share(probs: np.ndarray, grid: int) -> float:
+    """Share of a model's own probabilities ``(h, C)`` (before any post-processing: rounding puts anything on a
+    decimal grid) strictly between 0 and 1 (beyond 1e-4) that are multiples of ``1/grid`` (to 1e-6); 1.0 when there
+    is none. Values near 0 or 1 lie on every grid, so they do not count."""
+    probs = np.asarray(probs, dtype=np.float64)
+    inner = probs[(probs > 1e-4) & (probs < 1 - 1e-4)]
+    if inner.size == 0:
+        return 1.0
+    scaled = inner * grid
+    return float(np.isclose(scaled, np.round(scaled), rtol=0.0, atol=1e-6).mean())
 
 
 def select_family(agreements: list[Agreement]) -> Agreement:

@@ -12,7 +12,7 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.redteam.families import SHADOW_FAMILIES, FamilyContext, candidate_families, resolve_shadow_model
 from memberscope.redteam.findings import build_results
-from memberscope.redteam.fit import Agreement, agreement, fit_check, select_family
+from memberscope.redteam.fit import GRID_SHARE, Agreement, agreement, fit_check, on_grid_share, select_family
 from memberscope.redteam.recon import Exposure, averaging_repeats, recon
 from memberscope.redteam.shadow import API_ATTACKS, ShadowModelAttack, View
 from memberscope.redteam.shadowset import MIN_ATTACKER_RECORDS, AttackerSplit, ShadowSet
@@ -27,7 +27,7 @@ from memberscope.redteam.verdicts import (
     verdicts,
 )
 from memberscope.results import AttackResult, Results
-from memberscope.targets import Target
+from memberscope.targets import Target, as_probabilities
 
 __all__ = ["ATTACK_CHOICES", "RedteamResult", "read_records", "run_redteam", "save_answered", "select_shadows"]
 
@@ -162,7 +162,11 @@ def select_shadows(
 
     Under ``recipe="auto"`` every candidate family (:func:`~memberscope.redteam.families.candidate_families`, the
     recon's family hint first) trains one shadow, which is compared with the target on the held-out records
-    (:func:`~memberscope.redteam.fit.agreement`); the best becomes reference shadow 0 of the set. Any other
+    (:func:`~memberscope.redteam.fit.agreement`); the best becomes reference shadow 0 of the set. When recon found
+    the target's answers on a natural ``1/n`` grid, only candidates answering on that grid (at least
+    :data:`~memberscope.redteam.fit.GRID_SHARE` of their values) are eligible: a logistic regression never answers
+    exact multiples of 1/100, whatever its agreement on held-out records (shadows train on far fewer records than
+    the target, which moves their confidences more than their family does). Any other
     ``recipe`` is used as given (:func:`~memberscope.redteam.families.resolve_shadow_model`), its agreement
     still measured. Returns ``(shadows, agreements, target logits on the held-out records (h, q, C))``: the
     target is queried on the held-out records once, here.
@@ -200,8 +204,13 @@ def select_shadows(
         ).for_training(X_shadow, y_shadow, split)
         first = shadows.train_one(split.reference[shadows.first_members(split)], seed=derive_seed(seed, "ref", 0))
         seen = view.observe(first, X_hold, seed=derive_seed(seed, "view", 0))
-        tried.append((agreement(name, target_hold, seen, labels_only=labels_only), shadows, first))
-    best = select_family([a for a, _, _ in tried])
+        found = agreement(name, target_hold, seen, labels_only=labels_only)
+        if exposure.grid is not None:
+            found.grid_share = on_grid_share(as_probabilities(first.query(X_hold), first.output_kind), exposure.grid)
+        tried.append((found, shadows, first))
+    # A target answering on a natural 1/n grid (a forest of n trees) is matched only by shadows answering on it.
+    eligible = [a for a, _, _ in tried if a.grid_share is None or a.grid_share >= GRID_SHARE]
+    best = select_family(eligible or [a for a, _, _ in tried])
     _, shadows, first = next(t for t in tried if t[0] is best)
     return shadows.train(X_shadow, y_shadow, split, first=first), [a for a, _, _ in tried], target_hold
 
