@@ -68,3 +68,19 @@ def test_averaged_view_shrinks_fresh_noise_by_the_square_root_of_the_repeats():
     assert many.std() == pytest.approx(one.std() / 5, rel=0.1)
     fixed = Averaged(parse_postprocessors("consistent-gaussian:0.02"), 25)
     np.testing.assert_array_equal(fixed(probs[:3]), parse_postprocessors("consistent-gaussian:0.02")(probs[:3]))
+
+
+def test_the_red_team_averages_as_many_repeats_as_the_measured_noise_needs(forest):
+    from memberscope.redteam import run_redteam
+
+    X, y, model = forest
+    target = wrap(model, n_classes=10, postprocess="gaussian:0.05", seed=1)
+    result = run_redteam(
+        target, X[:200], y[:200], X[3 * N :], y[3 * N :], attack="rmia-offline", recipe="random-forest", seed=0
+    )
+    rt = result.results["redteam"]
+    repeats = rt["shadows"]["repeats"]
+    assert not rt["exposure"]["deterministic"] and repeats == averaging_repeats(rt["exposure"]["noise_std"]) > 1
+    assert rt["attack_params"]["repeats"] == repeats
+    # recon's 8 probes twice, then every held-out attacker record and every candidate asked `repeats` times
+    assert rt["target"]["queries_spent"] == 16 + repeats * (120 + 200)
