@@ -26,12 +26,15 @@ __all__ = ["CANDIDATES", "SHADOW_FAMILIES", "FamilyContext", "candidate_families
 @dataclass(frozen=True)
 class FamilyContext:
     """What a family factory may adapt to: the recon's natural probability grid (a forest's ``1/n_trees``), the
-    records' shape, the number of classes, and parameters set on the family's model."""
+    records' shape, the number of classes, the records each shadow trains on, and parameters set on the family's
+    model."""
 
     grid: int | None = None
     feature_shape: tuple[int, ...] = ()
     params: dict[str, Any] | None = None
     n_classes: int = 2
+    n_records: int | None = None
+    """Records each shadow trains on (sets the ``mlp`` family's epochs)."""
 
 
 SHADOW_FAMILIES: Registry[Callable[[FamilyContext], Any]] = Registry("shadow-model family")
@@ -41,7 +44,18 @@ CANDIDATES = ("mlp", "logreg", "random-forest", "gradient-boosting")
 
 MLP_PARAMS: dict[str, Any] = {"hidden": (64,), "epochs": 40, "batch_size": 64, "standardize": True}
 """The ``mlp`` family: a torch network with one hidden layer of 64 units, trained to fit its data as deployed
-models do."""
+models do: at least :data:`MLP_STEPS` gradient steps (more epochs than 40 on small shadow sets)."""
+MLP_STEPS = 2000
+"""Fewest gradient steps of an ``mlp`` shadow: a network trained to convergence (scikit-learn's ``MLPClassifier``
+runs up to 200 epochs of small batches) answers unseen records far more confidently than one given 40 epochs of a
+few hundred records (3 steps each), and shadows must answer like the target."""
+
+
+def mlp_epochs(n_records: int | None, batch_size: int = 64) -> int:
+    """Epochs giving at least :data:`MLP_STEPS` steps of ``batch_size`` on ``n_records`` (at least 40)."""
+    if not n_records:
+        return int(MLP_PARAMS["epochs"])
+    return int(max(MLP_PARAMS["epochs"], np.ceil(MLP_STEPS / np.ceil(n_records / batch_size))))
 
 
 def _sklearn(estimator: Any, params: dict[str, Any] | None):
@@ -55,7 +69,8 @@ def _mlp(context: FamilyContext):
     from memberscope.recipes import TorchRecipe
 
     try:
-        return TorchRecipe(architecture="mlp", **{**MLP_PARAMS, **(context.params or {})})
+        params = {**MLP_PARAMS, "epochs": mlp_epochs(context.n_records), **(context.params or {})}
+        return TorchRecipe(architecture="mlp", **params)
     except TypeError as exc:
         raise InvalidInputError(f"invalid parameters for the mlp shadow family: {exc}") from None
 

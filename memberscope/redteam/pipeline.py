@@ -173,8 +173,13 @@ def select_shadows(
     """
     from memberscope.game import derive_seed
 
+    split = AttackerSplit.draw(len(X_shadow), holdout=holdout, seed=seed)
     context = FamilyContext(
-        grid=exposure.grid, feature_shape=tuple(X_shadow.shape[1:]), params=recipe_params, n_classes=n_classes
+        grid=exposure.grid,
+        feature_shape=tuple(X_shadow.shape[1:]),
+        params=recipe_params,
+        n_classes=n_classes,
+        n_records=len(split.reference) // 2,
     )
     if recipe == "auto" and recipe_params:
         raise InvalidInputError(
@@ -187,7 +192,6 @@ def select_shadows(
         ]
     else:
         candidates = [resolve_shadow_model(recipe, context)]
-    split = AttackerSplit.draw(len(X_shadow), holdout=holdout, seed=seed)
     X_hold = X_shadow[split.holdout]
     target_hold = view.observe_target(target, X_hold)
     labels_only = exposure.mode == "label-only"

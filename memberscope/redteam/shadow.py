@@ -316,11 +316,14 @@ class ShadowModelAttack:
         if isinstance(shadows, ShadowModelAttack):
             shadows = shadows.shadows_
         if shadows is None:
+            split = AttackerSplit.draw(len(X), holdout=self.holdout, seed=self.seed)
             context = FamilyContext(
-                feature_shape=tuple(X.shape[1:]), params=self.recipe_params, n_classes=self.n_classes_
+                feature_shape=tuple(X.shape[1:]),
+                params=self.recipe_params,
+                n_classes=self.n_classes_,
+                n_records=len(split.reference) // 2,
             )
             name, recipe = resolve_shadow_model(self.recipe_spec, context)
-            split = AttackerSplit.draw(len(X), holdout=self.holdout, seed=self.seed)
             shadows = ShadowSet(
                 recipe,
                 n_reference=self.n_shadow,
