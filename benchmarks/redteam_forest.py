@@ -110,7 +110,10 @@ def main() -> None:
             ("memberscope lira-offline", {"attack": "lira-offline"}),
             ("memberscope shadow classifier", {"attack": "shadow"}),
             ("memberscope mlp shadows", {"recipe": "mlp"}),
-            ("before: shadow classifier, mlp shadows", {"recipe": "mlp", "attack": "shadow"}),
+            (
+                "before: shadow classifier, mlp shadows",
+                {"recipe": "mlp", "attack": "shadow", "recipe_params": {"epochs": 40}},
+            ),
         )
         for name, kwargs in runs:
             target = HttpTarget(url, n_classes=N_CLASSES, batch_size=500, timeout=300)
