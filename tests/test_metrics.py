@@ -261,8 +261,8 @@ def test_streaming_bootstrap_equals_the_counts_bootstrap_replicate_by_replicate(
 def test_evaluate_uses_the_seeded_bootstrap_where_it_covers_and_analytic_intervals_elsewhere():
     member, score = _data(4, n=2000)  # about 800 members and 1,200 non-members
     fprs = (0.1, 0.05, 0.01)  # 120, 60 and 12 expected false positives
-    m = evaluate(member, score, fprs=fprs, n_bootstrap=300, confidence=0.9, seed=21)
-    reps = bootstrap_replicates(member, score, 300, rng=np.random.default_rng(21), fprs=fprs)
+    m = evaluate(member, score, fprs=fprs, n_bootstrap=1000, confidence=0.9, seed=21)
+    reps = bootstrap_replicates(member, score, 1000, rng=np.random.default_rng(21), fprs=fprs)
 
     def same(values):
         return pytest.approx(tuple(np.percentile(values, [5, 95])), abs=1e-12)
@@ -277,9 +277,9 @@ def test_evaluate_uses_the_seeded_bootstrap_where_it_covers_and_analytic_interva
     n1, n0 = int(member.sum()), int((~member).sum())
     assert m.advantage_ci_method == "dkw" and m.advantage_ci == advantage_interval(m.advantage, n1, n0, 0.9)
     assert m.balanced_accuracy_ci == pytest.approx(tuple((1 + b) / 2 for b in m.advantage_ci))
-    assert m.n_bootstrap == 300 and m.confidence == 0.9
+    assert m.n_bootstrap == 1000 and m.confidence == 0.9
     # too few replicates for percentile tails: every interval is analytic
-    few = evaluate(member, score, fprs=fprs, n_bootstrap=199, confidence=0.9)
+    few = evaluate(member, score, fprs=fprs, n_bootstrap=999, confidence=0.9)
     assert few.auc_ci == auc_interval(few.auc, n1, n0, 0.9)
     assert set(few.tpr_at_fpr_ci_method.values()) == {"order-statistics-clopper-pearson"}
 
@@ -287,7 +287,7 @@ def test_evaluate_uses_the_seeded_bootstrap_where_it_covers_and_analytic_interva
 @quiet_fpr
 def test_bootstrap_is_seeded_and_ci_brackets_the_estimate():
     member, score = _data(1, n=2000)
-    a, b, c = (evaluate(member, score, n_bootstrap=300, seed=s) for s in (0, 0, 1))
+    a, b, c = (evaluate(member, score, n_bootstrap=1000, seed=s) for s in (0, 0, 1))
     assert a == b
     assert a.auc_ci != c.auc_ci and a.tpr_at_fpr_ci["0.1"] != c.tpr_at_fpr_ci["0.1"]
     assert a.advantage_ci == c.advantage_ci  # analytic (DKW): no randomness

@@ -69,8 +69,10 @@ def bootstrap_counts(
     """Stratified bootstrap draws as multinomial counts, ``chunk`` replicates at a time.
 
     In each replicate the ``n1`` members are resampled with replacement ``n1`` times and the ``n0``
-    non-members ``n0`` times, so both class sizes stay fixed. Each replicate draws its members
-    then its non-members from ``rng`` in turn, so the counts do not depend on ``chunk``.
+    non-members ``n0`` times, so both class sizes stay fixed. Replicate after replicate, ``rng``
+    gives ``n1 + n0`` uniforms (``rng.random``): the first ``n1`` pick members (``floor(u * n1)``
+    into the members in record order), the rest non-members; so the counts do not depend on
+    ``chunk``.
 
     Parameters
     ----------
@@ -97,15 +99,24 @@ def bootstrap_counts(
     classes = [idx for idx in (np.flatnonzero(member), np.flatnonzero(~member)) if idx.size]
     for start in range(0, n_replicates, chunk):
         rows = min(chunk, n_replicates - start)
-        drawn = [np.empty((rows, idx.size), dtype=np.int64) for idx in classes]
-        for r in range(rows):
-            for idx, d in zip(classes, drawn, strict=True):
-                d[r] = rng.integers(0, idx.size, size=idx.size)
+        drawn = _draw(rng, rows, [idx.size for idx in classes])
         out = np.zeros((rows, n), dtype=np.int32)
         for idx, d in zip(classes, drawn, strict=True):
             d += (np.arange(rows, dtype=np.int64) * idx.size)[:, None]
             out[:, idx] = np.bincount(d.ravel(), minlength=rows * idx.size).reshape(rows, idx.size)
         yield out
+
+
+def _draw(rng: np.random.Generator, rows: int, sizes: list[int]) -> list[np.ndarray]:
+    """Resampled positions (rows, size) per class: each replicate's ``sum(sizes)`` uniforms, split by class."""
+    uniform = rng.random((rows, sum(sizes)))
+    drawn, start = [], 0
+    for size in sizes:
+        positions = (uniform[:, start : start + size] * size).astype(np.int64)
+        np.minimum(positions, size - 1, out=positions)  # u * size can round up to size
+        drawn.append(positions)
+        start += size
+    return drawn
 
 
 def replicate_metrics(member, score, *, counts: np.ndarray | Iterable[np.ndarray], fprs) -> ReplicateMetrics:
@@ -222,24 +233,29 @@ class _ClassLayout:
 
 
 def _class_layout(member: np.ndarray, ranked: RankedRecords) -> _ClassLayout:
+    n = member.size
     member_records = ranked.order[ranked.member]  # members by descending score
     nonmember_records = ranked.order[~ranked.member]
     s1_ascending = ranked.score[ranked.member][::-1]
-    s0_descending = ranked.score[~ranked.member]
+    s0_ascending = ranked.score[~ranked.member][::-1]
     n1 = s1_ascending.size
-    right = np.searchsorted(s1_ascending, s0_descending, side="right")
-    left = np.searchsorted(s1_ascending, s0_descending, side="left")
+    # ascending queries keep the binary searches cache-friendly; reversed back to descending order
+    right = np.searchsorted(s1_ascending, s0_ascending, side="right")[::-1]
+    left = np.searchsorted(s1_ascending, s0_ascending, side="left")[::-1]
     # a draw picks a class's records in record order; its position there is its rank among them
-    to_desc_members = np.searchsorted(np.flatnonzero(member), member_records)
-    to_desc_nonmembers = np.searchsorted(np.flatnonzero(~member), nonmember_records)
-    first_of_tie = np.searchsorted(-s0_descending, -s0_descending, side="left")
+    position = np.empty(n, dtype=np.int64)
+    position[member] = np.arange(n1)
+    position[~member] = np.arange(n - n1)
+    s0_descending = s0_ascending[::-1]
+    new_score = np.r_[True, s0_descending[1:] != s0_descending[:-1]]
+    first_of_tie = np.maximum.accumulate(np.where(new_score, np.arange(n - n1), 0))
     return _ClassLayout(
-        to_desc_members=to_desc_members,
-        to_desc_nonmembers=to_desc_nonmembers,
+        to_desc_members=position[member_records],
+        to_desc_nonmembers=position[nonmember_records],
         members_above=n1 - right,
         members_tied=(right - left) if np.any(right != left) else None,
         nonmembers_above=first_of_tie,
-        nonmember_ties=bool(np.any(first_of_tie != np.arange(first_of_tie.size))),
+        nonmember_ties=not bool(new_score.all()),
     )
 
 
@@ -311,8 +327,13 @@ def replicates_from_ranked(
     rng: np.random.Generator,
     fprs: tuple[float, ...],
     chunk: int | None,
+    advantage: bool = True,
 ) -> ReplicateMetrics:
-    """:func:`bootstrap_replicates` on validated ``member`` (n,) bool already ranked by :func:`rank_records`."""
+    """:func:`bootstrap_replicates` on validated ``member`` (n,) bool already ranked by :func:`rank_records`.
+
+    ``advantage=False`` skips the advantage (and balanced accuracy), left as NaN, for callers that
+    do not use them.
+    """
     if chunk is None:
         chunk = max(1, CHUNK_RECORDS // member.size)
     layout = _class_layout(member, ranked)
@@ -322,22 +343,18 @@ def replicates_from_ranked(
     for start in range(0, n_replicates, chunk):
         rows = min(chunk, n_replicates - start)
         done = slice(start, start + rows)
-        auc[done], tpr[done], adv[done] = _stratified_chunk(rng, rows, layout, allowed)
+        auc[done], tpr[done], adv[done] = _stratified_chunk(rng, rows, layout, allowed, advantage)
     return ReplicateMetrics(auc=auc, tpr_at_fpr=tpr, balanced_accuracy=(1.0 + adv) / 2.0, advantage=adv, fprs=fprs)
 
 
 def _stratified_chunk(
-    rng: np.random.Generator, rows: int, layout: _ClassLayout, allowed: np.ndarray
+    rng: np.random.Generator, rows: int, layout: _ClassLayout, allowed: np.ndarray, advantage: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(auc (rows,), tpr (rows, f), advantage (rows,)) of ``rows`` replicates drawn from ``rng``."""
     n1, n0 = layout.sizes
     # 1. Draws as in bootstrap_counts (members then non-members, replicate by replicate), counted per
     #    record and put in descending-score order; cum1[r, m]: members drawn among the top m members.
-    drawn1 = np.empty((rows, n1), dtype=np.int64)
-    drawn0 = np.empty((rows, n0), dtype=np.int64)
-    for r in range(rows):
-        drawn1[r] = rng.integers(0, n1, size=n1)
-        drawn0[r] = rng.integers(0, n0, size=n0)
+    drawn1, drawn0 = _draw(rng, rows, [n1, n0])
     weight1 = _per_record(drawn1, layout.to_desc_members)
     weight0 = _per_record(drawn0, layout.to_desc_nonmembers)
     del drawn1, drawn0
@@ -357,13 +374,15 @@ def _stratified_chunk(
     del weight0
     auc = twice / (2.0 * n1 * n0)
     # 3. Advantage: the best threshold sits just above some non-member's score (or flags nothing).
-    flagged = (
-        cum0[:, :-1] if layout.nonmember_ties is False else np.take(cum0, layout.nonmembers_above, axis=1)
-    )  # non-members drawn strictly above each non-member
-    gap = above * n0
-    gap -= flagged * n1
-    adv = np.maximum(gap.max(axis=1), 0) / (n1 * n0)
-    del gap, flagged
+    adv = np.full(rows, np.nan)
+    if advantage:
+        flagged = (  # non-members drawn strictly above each non-member
+            cum0[:, :-1] if not layout.nonmember_ties else np.take(cum0, layout.nonmembers_above, axis=1)
+        )
+        gap = above * n0
+        gap -= flagged * n1
+        adv = np.maximum(gap.max(axis=1), 0) / (n1 * n0)
+        del gap, flagged
     # 4. TPR at each FPR: the first non-member (descending) whose inclusion passes the allowed false
     #    positives; the threshold sits just above it. Rows laid end to end for one binary search.
     offset = np.arange(rows, dtype=np.int64)[:, None] * (n0 + 1)
@@ -377,6 +396,6 @@ def _stratified_chunk(
 def _per_record(drawn: np.ndarray, to_desc: np.ndarray) -> np.ndarray:
     """(rows, m) draws of record-order positions -> (rows, m) counts per record in descending-score order."""
     rows, m = drawn.shape
-    drawn += np.arange(rows, dtype=np.int64)[:, None] * m
-    counts = np.bincount(drawn.ravel(), minlength=rows * m).reshape(rows, m)
+    flat = (drawn + np.arange(rows, dtype=np.int64)[:, None] * m).ravel() if rows > 1 else drawn[0]
+    counts = np.bincount(flat, minlength=rows * m).reshape(rows, m)
     return np.take(counts, to_desc, axis=1)

@@ -241,8 +241,8 @@ def evaluate(
     fprs : sequence of float, default ``DEFAULT_FPRS``
         Distinct false-positive rates in (0, 1) at which to report the TPR.
     n_bootstrap : int, default 1000
-        Bootstrap replicates. Below :data:`BOOTSTRAP_MIN_REPLICATES` (200; 0 included) no bootstrap
-        runs and every interval is analytic.
+        Bootstrap replicates. Below :data:`BOOTSTRAP_MIN_REPLICATES` (1,000; 0 included) no
+        bootstrap runs and every interval is analytic.
     confidence : float, default 0.95
         Level of the intervals, in (0, 1).
     seed : int or None, default 0
@@ -309,7 +309,7 @@ def evaluate(
     reps: ReplicateMetrics | None = None
     if boot_auc or any(boot_tpr.values()):
         rng = np.random.default_rng(seed)
-        reps = replicates_from_ranked(member, ranked, n_bootstrap, rng=rng, fprs=fprs, chunk=chunk)
+        reps = replicates_from_ranked(member, ranked, n_bootstrap, rng=rng, fprs=fprs, chunk=chunk, advantage=False)
     members_ascending = ranked.score[ranked.member][::-1]
     nonmembers_descending = ranked.score[~ranked.member]
     tpr_ci: dict[str, tuple[float, float]] = {}
