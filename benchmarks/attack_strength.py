@@ -15,7 +15,8 @@ import platform
 import time
 
 import memberscope
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 
 
 def _fmt(value, ci, pct):

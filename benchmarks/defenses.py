@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/defenses.py --dataset fashion-mnist --pool-size 10000 --population-size 5000 \
         -k 8 --epochs 30 --out runs/bench-defenses
 
-Writes OUT/defenses.json, OUT/frontier.png and OUT/summary.md (the markdown tables for BENCHMARKS.md).
+Writes OUT/results.json (kind defend), OUT/frontier.png and OUT/summary.md (the markdown tables for BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -100,12 +100,12 @@ def main() -> None:
         population_size=args.population_size,
         budget=args.budget,
     )
-    results = run_defenses(cfg, progress=lambda m: print(f"[{time.perf_counter() - start:7.1f} s] {m}", flush=True))
+    result = run_defenses(cfg, progress=True)
     wall = time.perf_counter() - start
     load_end = Path("/proc/loadavg").read_text().strip() if os.path.exists("/proc/loadavg") else "?"
-    paths = write_outputs(results, args.out)
+    paths = write_outputs(result, args.out)
     text = f"{platform.machine()}, python {platform.python_version()}\n" + summary(
-        results, wall, f"{load_start} / {load_end}"
+        result.results.to_dict(), wall, f"{load_start} / {load_end}"
     )
     Path(args.out, "summary.md").write_text(text)
     print(text)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    from memberscope.api import DEMO_CONFIG
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import DEMO_CONFIG, run_audit
+    from memberscope.config import AuditConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--canaries", default="1348,600,200")

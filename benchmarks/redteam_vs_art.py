@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from memberscope.datasets.purchase_synthetic import generate_purchase
-from memberscope.defenses.output import fill_withheld
 from memberscope.metrics import evaluate
 from memberscope.recipes import TorchRecipe
-from memberscope.redteam import LabelOnlyAttack, ModelTarget
+from memberscope.redteam import LabelOnlyAttack
 from memberscope.redteam.shadow import ShadowModelAttack
+from memberscope.targets import wrap
+from memberscope.targets.outputs import fill_withheld
 
 N_TRAIN, N_EVAL_MEMBERS, N_KNOWN_NON, N_EVAL_NON, N_PUBLIC = 2500, 1250, 1250, 5000, 5000
 RECIPE = {"hidden": (64,), "epochs": 40, "batch_size": 64, "standardize": True}
@@ -85,7 +86,7 @@ def main() -> None:
     Xe = np.concatenate([X[eval_mem], X[eval_non]])
     ye = np.concatenate([y[eval_mem], y[eval_non]])
     member = np.r_[np.ones(N_EVAL_MEMBERS), np.zeros(N_EVAL_NON)].astype(bool)
-    acc = lambda a, b: float((model.predict_logits(a).argmax(1) == b).mean())  # noqa: E731
+    acc = lambda a, b: float((model.query(a).argmax(1) == b).mean())  # noqa: E731
     info = {
         "train_accuracy": acc(X[train], y[train]),
         "test_accuracy": acc(X[eval_non], y[eval_non]),
@@ -98,7 +99,7 @@ def main() -> None:
         X[public], y[public], n_classes=100
     )
     # full-probability shadow predictions, as ART's ShadowModels would produce
-    shadow_pred = [ModelTarget(m, n_classes=100).query(X[public]) for m in base.shadow_models_]
+    shadow_pred = [wrap(m, n_classes=100).query(X[public]) for m in base.shadow_models_]
     shadow_mem = np.concatenate(base.shadow_members_)
     shadow_pred_all = np.concatenate(shadow_pred)
     y_pub = np.tile(y[public], len(shadow_pred))
@@ -107,7 +108,7 @@ def main() -> None:
         print(f"== {mode}", flush=True)
 
         def target(post=post):
-            return ModelTarget(model, n_classes=100, postprocess=post, seed=seed)
+            return wrap(model, n_classes=100, postprocess=post, seed=seed)
 
         # memberscope shadow
         t = time.time()
@@ -123,7 +124,7 @@ def main() -> None:
         tgt = target()
         lo = LabelOnlyAttack(n_queries=16, seed=seed).fit(X[public])
         local = [
-            (ModelTarget(m, n_classes=100, postprocess="label-only"), X[public][:2000], y[public][:2000], mem[:2000])
+            (wrap(m, n_classes=100, postprocess="label-only"), X[public][:2000], y[public][:2000], mem[:2000])
             for m, mem in zip(base.shadow_models_, base.shadow_members_, strict=True)
         ]
         lo.calibrate(local, fpr=0.01)

@@ -30,9 +30,9 @@ def dataloader_loop(recipe, X, y, subset, seed, n_classes):
     from torch.utils.data import DataLoader, TensorDataset
 
     from memberscope.recipes import TorchModel
+    from memberscope.training.networks import build_network
 
-    torch.manual_seed(seed)
-    net = recipe._network(tuple(X.shape[1:]), n_classes)
+    net = build_network(recipe, tuple(X.shape[1:]), n_classes, generator=torch.Generator().manual_seed(seed))
     data = TensorDataset(torch.from_numpy(X[subset]), torch.from_numpy(y[subset].astype(np.int64)))
     loader = DataLoader(data, batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
@@ -47,10 +47,10 @@ def dataloader_loop(recipe, X, y, subset, seed, n_classes):
 
 def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[int], budget: str | None) -> dict:
     from memberscope import datasets, recipes
-    from memberscope.audit.training import plan_jobs
+    from memberscope.engine.training import plan_jobs
     from memberscope.game import paired_masks
     from memberscope.parallel import parse_bytes
-    from memberscope.recipes.vectorized import train_vectorized, vectorized_bytes_per_model
+    from memberscope.training.vectorized import train_vectorized, vectorized_bytes_per_model
 
     ds = datasets.load(dataset)
     X, y = ds.X[:pool], ds.y[:pool]
@@ -59,7 +59,8 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[
     recipe = recipes.create("mlp", hidden=hidden, epochs=epochs)
     start, cpu_start = time.perf_counter(), time.process_time()
     if mode == "vectorized":
-        models = train_vectorized(recipe, X, y, subsets=subsets, seeds=list(range(k)), n_classes=ds.n_classes)
+        trained = train_vectorized(recipe, X, y, subsets=subsets, seeds=list(range(k)), n_classes=ds.n_classes)
+        models = [recipe.model(t, n_classes=ds.n_classes) for t in trained]
     elif mode == "vectorized-budget":
         steps = -(-pool // 2 // recipe.batch_size)
         per_model = vectorized_bytes_per_model(
@@ -67,7 +68,7 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[
         )
         models, start_k = [], 0
         for size in plan_jobs(k, per_model_bytes=per_model, budget=parse_bytes(budget), n_workers=1):
-            models += train_vectorized(
+            trained = train_vectorized(
                 recipe,
                 X,
                 y,
@@ -76,13 +77,14 @@ def child(mode: str, k: int, dataset: str, epochs: int, pool: int, hidden: list[
                 n_classes=ds.n_classes,
                 steps_per_epoch=steps,
             )
+            models += [recipe.model(t, n_classes=ds.n_classes) for t in trained]
             start_k += size
     elif mode == "sequential":
         models = [recipe.train(X[s], y[s], n_classes=ds.n_classes, seed=i) for i, s in enumerate(subsets)]
     else:
         models = [dataloader_loop(recipe, X, y, s, i, ds.n_classes) for i, s in enumerate(subsets)]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    acc = np.mean([(m.predict_logits(X[~mk]).argmax(1) == y[~mk]).mean() for m, mk in zip(models, masks, strict=True)])
+    acc = np.mean([(m.query(X[~mk]).argmax(1) == y[~mk]).mean() for m, mk in zip(models, masks, strict=True)])
     return {
         "mode": mode,
         "k": k,
@@ -114,7 +116,7 @@ def vectorized_gflops(k: int, hidden: list[int], batch: int, steps: int, n_featu
     2·d_in·d_out except for the first layer (inputs need no gradient).
     """
     from memberscope import recipes
-    from memberscope.recipes.vectorized import train_vectorized
+    from memberscope.training.vectorized import train_vectorized
 
     rng = np.random.default_rng(0)
     n = batch * 4

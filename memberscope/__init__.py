@@ -12,16 +12,31 @@ __version__ = "0.1.0"
 __all__ = ["AuditConfig", "AuditResult", "__version__", "audit", "audit_model", "demo", "run_audit"]
 
 _LAZY = {
-    "AuditConfig": "memberscope.audit.config",
-    "AuditResult": "memberscope.audit.run",
-    "run_audit": "memberscope.audit.run",
-    "audit_model": "memberscope.audit.run",
+    "AuditConfig": "memberscope.config",
+    "AuditResult": "memberscope.results",
+    "run_audit": "memberscope.api",
+    "audit_model": "memberscope.api",
     "audit": "memberscope.api",
     "demo": "memberscope.api",
 }
 
 
-_SUBMODULES = {"attacks", "audit", "datasets", "game", "metrics", "outputs", "recipes", "signals", "targets"}
+_SUBMODULES = {
+    "attacks",
+    "config",
+    "datasets",
+    "defenses",
+    "engine",
+    "game",
+    "metrics",
+    "privacy",
+    "recipes",
+    "redteam",
+    "report",
+    "results",
+    "signals",
+    "targets",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from memberscope.recipes import Recipe, TrainedModel
+from memberscope.recipes import Recipe
+from memberscope.targets import Target
 
 __all__ = ["ArtifactCache", "default_cache_dir", "hash_array", "make_key"]
 
@@ -85,8 +86,8 @@ class ArtifactCache:
         *,
         n_classes: int,
         feature_shape: tuple[int, ...],
-        train: Callable[[], TrainedModel],
-    ) -> TrainedModel:
+        train: Callable[[], Target],
+    ) -> Target:
         """The cached model under ``key``, else ``train()`` and store it."""
         path = self._path("models", key, ".bin")
         if path is not None and path.exists():

@@ -1,7 +1,7 @@
 """Where independent training jobs run: joblib, with the backend chosen the scikit-learn way.
 
 ``backend=None`` leaves the choice to an enclosing ``joblib.parallel_config`` (so a user can wrap
-:func:`memberscope.audit.run_audit` in ``with parallel_config(backend="ray"):``); a named backend
+:func:`memberscope.run_audit` in ``with parallel_config(backend="ray"):``); a named backend
 is applied with ``joblib.parallel_config``. ``"ray"`` registers ``ray.util.joblib`` and connects to
 the cluster at ``ray_address`` (else ``$RAY_ADDRESS``, else a local one it starts and stops); an
 already initialised Ray is used as is. ``"dask"`` uses the current ``distributed.Client``, or

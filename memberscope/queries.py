@@ -44,7 +44,10 @@ def augmented_views(X: np.ndarray, queries: str) -> list[np.ndarray]:
     return views
 
 
-def model_outputs(model, X: np.ndarray, queries: str = "none") -> np.ndarray:
-    """Logits of shape ``(n_records, n_queries, n_classes)`` of ``model`` on the views of ``X``."""
+def model_outputs(target, X: np.ndarray, queries: str = "none") -> np.ndarray:
+    """Logits of shape ``(n_records, n_queries, n_classes)`` of ``target`` (a :class:`~memberscope.targets.Target`)
+    on the views of ``X`` (whatever the target answers, as :func:`~memberscope.targets.as_logits` reads it)."""
+    from memberscope.targets.outputs import query_logits
+
     views = augmented_views(X, queries)
-    return np.stack([np.asarray(model.predict_logits(v)) for v in views], axis=1)
+    return np.stack([query_logits(target, v) for v in views], axis=1)

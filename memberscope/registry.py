@@ -28,6 +28,10 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for plug-ins registered for a while, e.g. in tests)."""
+        self._factories.pop(name, None)
+
     def get(self, name: str) -> T:
         try:
             return self._factories[name]

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from memberscope.defenses.output import parse_postprocessors, to_predictions
+from memberscope.targets.postprocess import parse_postprocessors
+from memberscope.targets.wire import to_predictions
 
 MODES = {"full": "", "top1": "top-k:1", "round1": "round:1", "label": "label-only", "logits": None, "auth": ""}
 API_KEY = "test-key-123"

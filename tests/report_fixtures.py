@@ -26,7 +26,7 @@ def write_audit_run(path, *, claimed_epsilon=None, one_run=True, defenses=None):
     recipe = {"name": "mlp", "epochs": 5}
     if claimed_epsilon is not None:
         recipe.update(epsilon=claimed_epsilon, delta=1e-5)
-    from memberscope.report.epsilon import epsilon_lower_bound, one_run_audit
+    from memberscope.privacy.empirical import epsilon_lower_bound, one_run_audit
 
     section = {
         "alpha": 0.05,

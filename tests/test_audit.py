@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import memberscope
-from memberscope.audit import AuditConfig, audit_model, run_audit
+from memberscope.api import audit_model, run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError, ModelOutputError
 
 SMALL_MLP = {"hidden": [64], "epochs": 80}  # overfits digits: ~98% train, ~94% test
@@ -58,7 +59,7 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
     result = run_audit(_small(), progress=False)
     paths = result.write(tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema_version"] == "1.0"
+    assert results["schema_version"] == "2.0" and results["kind"] == "audit"
     assert results["target"]["train_accuracy"] > results["target"]["test_accuracy"]
     assert set(results["attacks"]) == set(memberscope.attacks.names())
     for entry in results["attacks"].values():
@@ -73,8 +74,8 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
     import pandas as pd
 
     scores = pd.read_csv(paths["scores"])
-    assert list(scores.columns[:2]) == ["record", "member"]
-    assert set(scores.columns[2:]) == set(results["attacks"])
+    assert list(scores.columns[:3]) == ["record", "member", "label"]  # the class by name
+    assert set(scores.columns[3:]) == set(results["attacks"])
     assert scores["member"].sum() == results["game"]["n_members"]
     assert (tmp_path / "roc.png").stat().st_size > 10_000
     assert results["vulnerable_records"]["records"]

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from memberscope.defenses.evaluate import _label_only_scores, observe, parse_defenses, recommend
-from memberscope.defenses.output import parse_postprocessors
+from memberscope.attacks.label_only import calibrated_shares
+from memberscope.defenses.evaluate import observe, parse_defenses, recommend
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import log_probabilities
+from memberscope.targets.postprocess import parse_postprocessors
 
 
 def test_parse_defenses_training_and_output():
@@ -40,8 +41,8 @@ def test_observe_is_finite_and_matches_the_policy():
     np.testing.assert_allclose(np.exp(top1).max(axis=1), probs.max(axis=1), rtol=1e-9)
     rest = np.sort(np.exp(top1), axis=1)[:, :-1]
     np.testing.assert_allclose(rest, np.repeat(rest[:, :1], 9, axis=1), rtol=1e-9)
-    rounded = np.exp(observe(logits, parse_postprocessors("round:2"), rng=rng)[:, 0])
-    expected = np.clip(np.round(probs, 2), 1e-12, None)
+    rounded = np.exp(log_probabilities(observe(logits, parse_postprocessors("round:2"), rng=rng)[:, 0]))
+    expected = np.clip(np.round(probs, 2), 1e-30, None)  # memberscope.targets.outputs.PROBABILITY_FLOOR
     np.testing.assert_allclose(rounded, expected / expected.sum(axis=1, keepdims=True), rtol=1e-9)
     label = np.exp(observe(logits, parse_postprocessors("label-only"), rng=rng)[:, 0])
     assert (label.argmax(axis=1) == probs.argmax(axis=1)).all() and label.max() > 0.999
@@ -50,7 +51,7 @@ def test_observe_is_finite_and_matches_the_policy():
 def test_label_only_score_calibrates_with_out_models():
     masks = np.array([[True, False, True], [False, True, True]])
     reference_correct = np.array([[9.0, 3.0, 5.0], [7.0, 1.0, 6.0]])
-    score = _label_only_scores(np.array([10.0, 2.0, 4.0]), reference_correct, masks)
+    score = calibrated_shares(np.array([10.0, 2.0, 4.0]), reference_correct, masks)
     # record 0: OUT model 1 (7); record 1: OUT model 0 (3); record 2: no OUT model, mean of all counts (31/6).
     np.testing.assert_allclose(score, [3.0, -1.0, 4.0 - 31 / 6])
 
@@ -67,7 +68,7 @@ def test_recommendation_is_the_most_accurate_defense_within_budget():
     assert recommend(defenses, (0.01, 0.01))["defense"] is None
 
 
-def test_defend_cli_writes_defenses_json(tmp_path, capsys):
+def test_defend_cli_writes_results_json_and_report(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(
         "defend", "--dataset", "digits", "--defenses", "none,label-smoothing:0.2,round:1,label-only",
@@ -76,8 +77,9 @@ def test_defend_cli_writes_defenses_json(tmp_path, capsys):
         "--no-progress", capsys=capsys,
     )  # fmt: skip
     assert code == 0, stdout
-    results = json.loads((out / "defenses.json").read_text())
-    assert (out / "frontier.png").stat().st_size > 1000
+    results = json.loads((out / "results.json").read_text())
+    assert results["kind"] == "defend" and (out / "frontier.png").stat().st_size > 1000
+    assert (out / "report.html").stat().st_size > 1000
     assert set(results["defenses"]) == {"none", "label-smoothing:0.2", "round:1", "label-only"}
     for entry in results["defenses"].values():
         assert {"test_accuracy", "epsilon", "delta", "train_seconds", "attacks"} <= set(entry)
@@ -144,7 +146,7 @@ def test_minimize_defense_reports_the_onion_layers(tmp_path, capsys):
         "--population-size", "200", "--n-bootstrap", "20", "--out", str(out), "--no-progress", capsys=capsys,
     )  # fmt: skip
     assert code == 0, stdout
-    entry = json.loads((out / "defenses.json").read_text())["defenses"]["minimize:0.1"]
+    entry = json.loads((out / "results.json").read_text())["defenses"]["minimize:0.1"]
     m = entry["minimization"]
     assert len(m["removed_records"]) == 20 and m["layers"]["removed"]["n_records"] == 20
     assert m["layers"]["neighbours"]["n_records"] + m["layers"]["others"]["n_records"] == 180

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import binomtest
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.report.epsilon import clopper_pearson, epsilon_lower_bound, epsilon_lower_bounds_from_csv
+from memberscope.privacy.empirical import clopper_pearson, epsilon_lower_bound, epsilon_lower_bounds_from_csv
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (52, 1000), (999, 1000)])
@@ -112,7 +112,7 @@ def test_bad_scores_file(tmp_path):
 
 def test_bound_from_summary_metrics_matches_counts():
     from memberscope.metrics import evaluate
-    from memberscope.report.epsilon import epsilon_from_metrics
+    from memberscope.privacy.empirical import epsilon_from_metrics
 
     member, score = _separated(3.0, n=1000)
     entry = evaluate(member, score, fprs=(0.1, 0.01), n_bootstrap=0).to_dict()
@@ -130,7 +130,7 @@ def test_bound_from_summary_metrics_matches_counts():
 
 def test_bound_from_summary_metrics_is_sound_for_a_dp_mechanism():
     from memberscope.metrics import evaluate
-    from memberscope.report.epsilon import epsilon_from_metrics
+    from memberscope.privacy.empirical import epsilon_from_metrics
 
     for eps in (0.5, 2.0):
         for seed in range(10):

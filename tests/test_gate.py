@@ -98,7 +98,8 @@ def test_parse_budget():
 
 
 def test_load_results_accepts_folder(results_file):
-    assert load_results(results_file.parent)["schema_version"] == "1.0"
+    from_folder = load_results(results_file.parent)
+    assert from_folder.attacks and from_folder.to_dict() == load_results(results_file).to_dict()
 
 
 def test_cli_passes_with_exit_0(results_file, capsys):
@@ -149,8 +150,11 @@ def test_cli_bad_input_exits_2(content, extra, message, results, tmp_path, capsy
     assert message in err and "Traceback" not in err
 
 
-def test_gate_reads_the_schema_the_audit_writes():
-    from memberscope.audit.run import SCHEMA_VERSION
-    from memberscope.report import gate
+def test_gate_reads_the_schema_the_audit_writes(results_file):
+    from memberscope.report.gate import load_results
+    from memberscope.results import SCHEMA_VERSION, write_results_json
 
-    assert gate.SCHEMA_VERSION == SCHEMA_VERSION
+    old = load_results(results_file)  # schema 1.0, upgraded on reading
+    write_results_json(old, results_file)
+    assert json.loads(results_file.read_text())["schema_version"] == SCHEMA_VERSION == "2.0"
+    assert load_results(results_file).to_dict()["attacks"] == old.to_dict()["attacks"]

@@ -4,20 +4,24 @@ import json
 
 import pytest
 from cli_helpers import run_cli
+from results_helpers import full_metrics
 
 from memberscope.exceptions import InvalidInputError
 from memberscope.report.history import default_history_db, list_runs, record_run
+from memberscope.results import Results
 
 
 def _results(seed, tpr):
-    attack = {"auc": 0.6, "tpr_at_fpr": {"0.01": tpr}, "tpr_at_fpr_ci": {"0.01": [tpr - 0.01, tpr + 0.01]}}
-    return {
-        "created": f"2026-01-0{seed}",
-        "config": {"model": "mlp", "seed": seed},
-        "dataset": {"name": "digits"},
-        "game": {"n_reference_models": 4},
-        "attacks": {"loss": attack, "rmia-online": {**attack, "auc": 0.7}},
-    }
+    attack = full_metrics(auc=0.6, tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": [tpr - 0.01, tpr + 0.01]})
+    return Results.from_dict(
+        {
+            "created": f"2026-01-0{seed}",
+            "config": {"model": "mlp", "seed": seed},
+            "dataset": {"name": "digits"},
+            "game": {"n_reference_models": 4},
+            "attacks": {"loss": attack, "rmia-online": {**attack, "auc": 0.7}},
+        }
+    )
 
 
 def test_record_and_list_newest_first(tmp_path):
@@ -104,14 +108,16 @@ def test_audit_records_into_history(tmp_path, capsys):
 
 
 def _versioned(version, tpr, ci, auc=0.6, auc_ci=(0.55, 0.65), name="fraud"):
-    attack = {"auc": auc, "auc_ci": list(auc_ci), "tpr_at_fpr": {"0.01": tpr}, "tpr_at_fpr_ci": {"0.01": list(ci)}}
-    return {
-        "created": f"2026-02-{version}",
-        "config": {"model": "mlp", "seed": 0, "model_name": name, "model_version": version},
-        "dataset": {"name": "digits"},
-        "game": {"n_reference_models": 4},
-        "attacks": {"rmia-online": attack},
-    }
+    attack = full_metrics(auc=auc, auc_ci=list(auc_ci), tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": list(ci)})
+    return Results.from_dict(
+        {
+            "created": f"2026-02-{version}",
+            "config": {"model": "mlp", "seed": 0, "model_name": name, "model_version": version},
+            "dataset": {"name": "digits"},
+            "game": {"n_reference_models": 4},
+            "attacks": {"rmia-online": attack},
+        }
+    )
 
 
 def test_compare_versions_flags_only_significant_increases(tmp_path):
@@ -199,7 +205,7 @@ def test_history_model_command_and_ci_exit_code(tmp_path, capsys):
 
 
 def test_model_name_and_version_config():
-    from memberscope.audit import AuditConfig
+    from memberscope.config import AuditConfig
 
     cfg = AuditConfig(model_name="fraud", model_version=3, reference_models=0, attacks="loss")
     assert cfg.to_dict()["model_version"] == "3"

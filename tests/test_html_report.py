@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
+from results_helpers import full_metrics
 
-from memberscope.report.html import _slice_rows, recommendations, write_html
-from memberscope.report.markdown import executive_summary
+from memberscope.report.html import write_html
+from memberscope.report.model import executive_summary, recommendations, slice_rows
+from memberscope.results import AttackResult, Results
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig
 
     base = tmp_path_factory.mktemp("html")
     cfg = AuditConfig(
@@ -128,17 +131,20 @@ def test_report_without_scores_exits_2(run_dir, tmp_path, capsys):
 
 
 def _slice(tpr, ci):
-    return {"auc": 0.6, "n_members": 10, "n_nonmembers": 10, "tpr_at_fpr": {"0.01": tpr}, "tpr_at_fpr_ci": {"0.01": ci}}
+    entry = full_metrics(auc=0.6, n_members=10, n_nonmembers=10, tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": ci})
+    return AttackResult.from_dict(entry).metrics
 
 
 def test_slices_highlighted_only_when_ci_is_above_overall():
-    rows = _slice_rows({"a": _slice(0.2, [0.11, 0.3]), "b": _slice(0.2, [0.09, 0.3])}, "0.01", 0.1)
-    assert [r["hot"] for r in rows] == [True, False]
+    rows = slice_rows({"a": _slice(0.2, [0.11, 0.3]), "b": _slice(0.2, [0.09, 0.3])}, "0.01", 0.1)
+    assert [r.hot for r in rows] == [True, False]
 
 
 def _results(tpr, ci, train, test):
-    attack = {"auc": 0.6, "tpr_at_fpr": {"0.01": tpr}, "tpr_at_fpr_ci": {"0.01": ci}}
-    return {"attacks": {"lira-online": attack}, "target": {"train_accuracy": train, "test_accuracy": test}}
+    attack = full_metrics(auc=0.6, tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": ci})
+    return Results.from_dict(
+        {"attacks": {"lira-online": attack}, "target": {"train_accuracy": train, "test_accuracy": test}}
+    )
 
 
 def test_recommendations_follow_the_numbers():

@@ -60,20 +60,33 @@ def test_token_stats_match_direct_pass(tiny):
         np.testing.assert_allclose(stats.sigma[sl], sd, atol=1e-4)
 
 
+def direct_scored_text(lm, text):
+    """The characters of ``text`` its scored tokens cover: the decoded first ``max_positions - 1`` text tokens."""
+    ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) < lm.max_positions else lm.tokenizer.decode(ids[: lm.max_positions - 1])
+
+
 def _direct_scores(lm, ref, text, k):
     lp, mu, sd = direct_token_stats(lm, text)
-    lower_lp, _, _ = direct_token_stats(lm, text.lower())
-    ref_lp, _, _ = direct_token_stats(ref, text)
+    scored = direct_scored_text(lm, text)
+    lower_lp, _, _ = direct_token_stats(lm, scored.lower())
+    ref_lp, _, _ = direct_token_stats(ref, scored)
     m = max(1, int(k * len(lp)))
     z = (lp - mu) / sd
     return {
         "loss": lp.mean(),
-        "zlib": lp.mean() / len(zlib.compress(text.encode())),
+        "zlib": lp.mean() / len(zlib.compress(scored.encode())),
         "lowercase": lp.mean() - lower_lp.mean(),
         "min-k": np.sort(lp)[:m].mean(),
         "min-k++": np.sort(z)[:m].mean(),
         "reference": lp.mean() - ref_lp.mean(),
     }
+
+
+def test_the_long_text_is_cut(tiny):
+    """TEXTS[-1] is longer than the tiny model's 64 positions, so the reference below checks the cut path too."""
+    assert len(tiny.tokenizer(TEXTS[-1], add_special_tokens=False)["input_ids"]) >= tiny.max_positions
+    assert direct_scored_text(tiny, TEXTS[-1]) != TEXTS[-1]
 
 
 @pytest.mark.parametrize("k", [0.2, 0.5])

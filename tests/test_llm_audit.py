@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("transformers", reason="needs the llm extra (transformers)")
 
 from memberscope.llm.audit import audit_llm
-from memberscope.llm.demo_setting import DEFAULT_FORTUNES_DIR, DemoConfig, build_demo_setting
+from memberscope.llm.demo_setting import DEFAULT_FORTUNES_DIR, build_demo_setting
 from tests.cli_helpers import run_cli
-from tests.llm_helpers import CORPUS, make_tiny_lm, one_torch_thread
+from tests.llm_helpers import CORPUS, make_tiny_lm, one_torch_thread, small_config
+from tests.llm_helpers import small_setting as small_setting_for
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
@@ -23,27 +24,12 @@ fortunes = pytest.mark.skipif(
     reason="Debian package 'fortunes' not installed (scripts/setup.sh installs it)",
 )
 
-SMALL = DemoConfig(
-    seed=3,
-    vocab_size=400,
-    n_layer=1,
-    n_embd=64,
-    n_head=2,
-    context=48,
-    n_pretrain=400,
-    pretrain_epochs=1,
-    n_members=80,
-    n_nonmembers=80,
-    finetune_epochs=20,
-    finetune_lr=3e-3,
-    canaries_per_repetition=2,
-    canary_digits=3,
-)
+SMALL = small_config()
 
 
 @pytest.fixture(scope="module")
 def small_setting(tmp_path_factory):
-    return build_demo_setting(SMALL, cache_dir=tmp_path_factory.mktemp("llm-cache"))
+    return small_setting_for(tmp_path_factory)
 
 
 @fortunes

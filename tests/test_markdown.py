@@ -6,19 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import run_cli
+from results_helpers import full_metrics
 
 from memberscope.report.markdown import executive_summary, markdown_summary, write_markdown
 
 
 def _attack(tpr01, ci, warnings=()):
-    return {
-        "auc": 0.6,
-        "auc_ci": [0.59, 0.61],
-        "tpr_at_fpr": {"0.1": 0.2, "0.01": tpr01, "0.001": 0.001},
-        "tpr_at_fpr_ci": {"0.1": [0.19, 0.21], "0.01": ci, "0.001": [0.0, 0.003]},
-        "fpr_resolvable": {"0.1": True, "0.01": True, "0.001": False},
-        "warnings": list(warnings),
-    }
+    return full_metrics(
+        auc=0.6,
+        auc_ci=[0.59, 0.61],
+        tpr_at_fpr={"0.1": 0.2, "0.01": tpr01, "0.001": 0.001},
+        tpr_at_fpr_ci={"0.1": [0.19, 0.21], "0.01": ci, "0.001": [0.0, 0.003]},
+        fpr_resolvable={"0.1": True, "0.01": True, "0.001": False},
+        warnings=list(warnings),
+        n_members=0,  # counts not recorded: no ε bound can be read off the TPRs alone
+        n_nonmembers=0,
+    )
 
 
 @pytest.fixture

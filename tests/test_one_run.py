@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import beta as beta_dist
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.report.epsilon import one_run_audit, one_run_epsilon, one_run_p_value
+from memberscope.privacy.empirical import one_run_audit, one_run_epsilon, one_run_p_value
 
 
 def _p_value_brute_force(m, r, v, eps, delta):
@@ -131,8 +131,7 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
     import pandas as pd
     from cli_helpers import run_cli
 
-    from memberscope.audit.models import model_seed
-    from memberscope.game import make_game
+    from memberscope.game import derive_seed, make_game
 
     out = tmp_path / "run"
     args = ["audit", "--dataset", "digits", "--model-param", "epochs=5", "--model-param", "hidden=[16]", "-k", "0"]
@@ -148,7 +147,7 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
     table = scores.set_index("record").loc[one_run["records"]]
     assert one_run["canaries_included"] == int(table["member"].sum())
     for name in ("loss", "confidence"):
-        bound = one_run_audit(table["member"].to_numpy(), table[name].to_numpy(), seed=model_seed(0, "one-run"))
+        bound = one_run_audit(table["member"].to_numpy(), table[name].to_numpy(), seed=derive_seed(0, "one-run", 0))
         assert one_run["attacks"][name] == pytest.approx(bound.to_dict())
         assert section["clopper_pearson"][name]["epsilon"] >= 0
     # Only the canaries' inclusion is re-drawn; every other pool record keeps the game's balanced mask.
@@ -159,7 +158,8 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
 
 
 def test_one_run_configuration_errors(capsys):
-    from memberscope.audit import AuditConfig, audit_model
+    from memberscope.api import audit_model
+    from memberscope.config import AuditConfig
 
     with pytest.raises(InvalidInputError, match="one_run_canaries must be an integer >= 2"):
         AuditConfig(one_run_canaries=1, reference_models=0, attacks="loss")

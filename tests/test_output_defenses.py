@@ -3,17 +3,10 @@
 import numpy as np
 import pytest
 
-from memberscope.defenses import (
-    LabelOnly,
-    Round,
-    Temperature,
-    TopK,
-    fill_withheld,
-    from_predictions,
-    parse_postprocessors,
-    to_predictions,
-)
+from memberscope.defenses import LabelOnly, Round, Temperature, TopK, parse_postprocessors
 from memberscope.exceptions import InvalidInputError, UnknownNameError
+from memberscope.targets.outputs import fill_withheld
+from memberscope.targets.wire import from_predictions, to_predictions
 
 
 @pytest.fixture

@@ -25,11 +25,12 @@ def test_tables_cannot_be_augmented_and_unknown_sets_are_named():
 
 
 def test_model_outputs_stack_views():
-    class Sum:
-        def predict_logits(self, X):
-            return np.stack([X.reshape(len(X), -1).sum(1), np.zeros(len(X))], axis=1)
+    from memberscope.targets import CallableTarget
+
+    def total(X):
+        return np.stack([X.reshape(len(X), -1).sum(1), np.zeros(len(X))], axis=1)
 
     X = np.random.default_rng(0).random((4, 1, 5, 5)).astype(np.float32)
-    out = model_outputs(Sum(), X, "flip")
+    out = model_outputs(CallableTarget(total, output_kind="logits"), X, "flip")
     assert out.shape == (4, 2, 2)
     np.testing.assert_allclose(out[:, 0], out[:, 1], rtol=1e-6)  # a flip keeps the pixel sum

@@ -13,9 +13,9 @@ from cli_helpers import run_cli
 from redteam_server import API_KEY, ModelServer, closed_port_url, one_torch_thread
 
 from memberscope.datasets.purchase_synthetic import generate_purchase
-from memberscope.redteam import HttpTarget
+from memberscope.privacy import clopper_pearson_interval as clopper_pearson
 from memberscope.redteam.recon import recon
-from memberscope.redteam.verdicts import clopper_pearson
+from memberscope.targets import HttpTarget
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -31,10 +31,8 @@ def setup(tmp_path_factory):
 
     X, y = generate_purchase(N_MEMBERS + N_NONMEMBERS + N_SHADOW, seed=3)
     model = TorchRecipe(architecture="mlp", **RECIPE).train(X[:N_MEMBERS], y[:N_MEMBERS], n_classes=100, seed=11)
-    model.predict_logits(X[:2])  # warm up, so the first request is not slowed by lazy initialisation
-    server = ModelServer(
-        lambda Z: softmax(model.predict_logits(Z), axis=1), log_proba=lambda Z: np.asarray(model.predict_logits(Z))
-    )
+    model.query(X[:2])  # warm up, so the first request is not slowed by lazy initialisation
+    server = ModelServer(lambda Z: softmax(model.query(Z), axis=1), log_proba=lambda Z: np.asarray(model.query(Z)))
     folder = tmp_path_factory.mktemp("redteam")
     cols = [f"item{j}" for j in range(X.shape[1])]
     n_people = N_MEMBERS + N_NONMEMBERS
@@ -139,26 +137,26 @@ def test_label_only_attack_over_http(setup, capsys, tmp_path):
         ({}, ["--query-budget", "600"], "exceed the query budget of 600"),
     ],
 )
-def test_bad_endpoints_exit_2_and_keep_answers(setup, url_params, extra, message, capsys, tmp_path):
+def test_bad_endpoints_exit_3_and_keep_answers(setup, url_params, extra, message, capsys, tmp_path):
     url = setup["server"].url("full", **url_params)
     code, _, err = _attack(setup, url, tmp_path, *extra, capsys=capsys)
-    assert code == 2 and message in err and "Traceback" not in err
+    assert code == 3 and message in err and "Traceback" not in err  # the endpoint failed: exit 3, not a typo
     saved = np.load(tmp_path / "answered.npz")
     # recon's 2 x 8 probes, then the first batch of 500 records (the budget case stops before it).
     n = 16 if extra else 16 + 500
     assert saved["X"].shape == (n, 600) and saved["observed"].shape == (n, 100)
     from scipy.special import softmax
 
-    np.testing.assert_allclose(saved["observed"], softmax(setup["model"].predict_logits(saved["X"]), axis=1), atol=1e-6)
+    np.testing.assert_allclose(saved["observed"], softmax(setup["model"].query(saved["X"]), axis=1), atol=1e-6)
     assert f"{n} answers received are saved" in err
 
 
 def test_unreachable_url_and_401_without_key(setup, capsys, tmp_path, monkeypatch):
     code, _, err = run_cli("recon", closed_port_url(), "--n-features", "3", capsys=capsys)
-    assert code == 2 and "cannot reach http://127.0.0.1:" in err and "Traceback" not in err
+    assert code == 3 and "cannot reach http://127.0.0.1:" in err and "Traceback" not in err
     auth = setup["server"].url("auth")
     code, _, err = run_cli("recon", auth, "--n-features", "600", capsys=capsys)
-    assert code == 2 and "401 Unauthorized" in err and "--api-key-env" in err
+    assert code == 3 and "401 Unauthorized" in err and "--api-key-env" in err
     monkeypatch.setenv("MS_KEY", API_KEY)
     code, out, err = run_cli("recon", auth, "--n-features", "600", "--api-key-env", "MS_KEY", "--json", capsys=capsys)
     assert code == 0, err

@@ -5,10 +5,11 @@ import pytest
 from redteam_server import one_torch_thread
 
 from memberscope.datasets.purchase_synthetic import generate_purchase
-from memberscope.exceptions import InvalidInputError
+from memberscope.exceptions import InvalidInputError, QueryBudgetExceededError
 from memberscope.metrics import evaluate, roc_auc
-from memberscope.redteam import FakeTarget, LabelOnlyAttack, ModelTarget, QueryBudgetExceededError
+from memberscope.redteam import LabelOnlyAttack
 from memberscope.redteam.label_only import _shift
+from memberscope.targets import FakeTarget, wrap
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -27,11 +28,11 @@ def purchase():
 def test_scores_match_a_slow_per_record_loop(purchase):
     X, y, clf = purchase
     attack = LabelOnlyAttack(n_queries=5, noise_scale=0.05, seed=3).fit(X[1200:])
-    target = ModelTarget(clf, n_classes=100, postprocess="label-only")
+    target = wrap(clf, n_classes=100, postprocess="label-only")
     scores = attack.score(target, X[:20], y[:20])
     copies = attack.perturb(X[:20], 5)
     for i in range(20):
-        labels = [clf.predict_logits(X[i : i + 1]).argmax(1)[0], *clf.predict_logits(copies[i]).argmax(1)]
+        labels = [clf.query(X[i : i + 1]).argmax(1)[0], *clf.query(copies[i]).argmax(1)]
         assert scores[i] == pytest.approx(np.mean(np.asarray(labels) == y[i]))
     assert target.queries_spent == 20 * 6
 
@@ -42,7 +43,7 @@ def test_members_are_more_robust_than_non_members(purchase):
     records, labels = np.r_[X[:300], X[600:900]], np.r_[y[:300], y[600:900]]
     attack = LabelOnlyAttack(n_queries=8, noise_scale=0.1, seed=0).fit(X[1200:])
     assert attack.resolved_noise(records) == "bit-flip"
-    scores = attack.score(ModelTarget(clf, n_classes=100, postprocess="label-only"), records, labels)
+    scores = attack.score(wrap(clf, n_classes=100, postprocess="label-only"), records, labels)
     assert roc_auc(member, scores) > 0.8
 
 
@@ -54,7 +55,7 @@ def test_null_model_gives_chance(purchase):
     scores = (
         LabelOnlyAttack(n_queries=8, noise_scale=0.1)
         .fit(X[1200:])
-        .score(ModelTarget(clf, n_classes=100, postprocess="label-only"), records, labels)
+        .score(wrap(clf, n_classes=100, postprocess="label-only"), records, labels)
     )
     lo, hi = evaluate(member, scores, fprs=(0.1,), n_bootstrap=200).auc_ci
     assert lo < 0.5 < hi
@@ -91,7 +92,7 @@ def test_flip_shift_augments_images():
 
 def test_calibrate_picks_the_best_scale(purchase):
     X, y, clf = purchase
-    target = ModelTarget(clf, n_classes=100, postprocess="label-only")
+    target = wrap(clf, n_classes=100, postprocess="label-only")
     member = np.r_[np.ones(100), np.zeros(100)].astype(bool)
     shadow = (target, np.r_[X[:100], X[600:700]], np.r_[y[:100], y[600:700]], member)
     attack = LabelOnlyAttack(n_queries=4).fit(X[1200:]).calibrate([shadow], grid=(0.0, 0.1))

@@ -6,19 +6,17 @@ import httpx
 import numpy as np
 import pytest
 
-from memberscope.defenses.output import parse_postprocessors
-from memberscope.exceptions import InvalidInputError
-from memberscope.redteam import (
-    FakeTarget,
-    HttpTarget,
-    ModelTarget,
+from memberscope.exceptions import (
+    InvalidInputError,
     QueryBudgetExceededError,
     TargetAuthError,
     TargetRateLimitedError,
     TargetResponseError,
     TargetUnreachableError,
 )
-from memberscope.redteam.targets import extract_json_path, fill_template
+from memberscope.targets import FakeTarget, HttpTarget, as_logits, wrap
+from memberscope.targets.postprocess import parse_postprocessors
+from memberscope.targets.wire import extract_json_path, fill_template
 
 URL = "http://model.test/v1/models/m:predict"
 
@@ -58,15 +56,15 @@ def test_model_target_applies_the_postprocessor_and_counts():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, 60)
     clf = LogisticRegression(max_iter=200).fit(X, y)
-    full = ModelTarget(clf, n_classes=3)
+    full = wrap(clf, n_classes=3)
     np.testing.assert_allclose(full.query(X), clf.predict_proba(X), atol=1e-12)
-    top1 = ModelTarget(clf, n_classes=3, postprocess="top-k:1", query_budget=100)
+    top1 = wrap(clf, n_classes=3, postprocess="top-k:1", query_budget=100)
     np.testing.assert_allclose(top1.query(X), parse_postprocessors("top-k:1")(clf.predict_proba(X)), atol=1e-12)
     assert top1.queries_spent == 60 and top1.queries_left == 40
     with pytest.raises(QueryBudgetExceededError, match="exceed the query budget of 100"):
         top1.query(X)
     assert top1.queries_spent == 60  # nothing sent
-    logits = ModelTarget(clf, n_classes=3, logits=True).query(X[:5])
+    logits = as_logits(wrap(clf, n_classes=3).query(X[:5]), "probabilities")
     np.testing.assert_allclose(logits, np.log(clf.predict_proba(X[:5])), atol=1e-9)
 
 
@@ -94,7 +92,7 @@ class _Server:
             scripted = self.script.pop(0)
             if scripted is not None:
                 return scripted
-        from memberscope.defenses.output import to_predictions
+        from memberscope.targets.wire import to_predictions
 
         observed = self.post(_probs(np.asarray(body["instances"])))
         return httpx.Response(200, json={"predictions": to_predictions(observed, granularity=self.post.granularity)})

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 
 ARGS = dict(
     dataset="digits",

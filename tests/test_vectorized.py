@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from memberscope import datasets, recipes
-from memberscope.audit import AuditConfig, run_audit
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes.vectorized import supports_vectorized, train_vectorized
+from memberscope.training.vectorized import supports_vectorized, train_vectorized
 
 
 @pytest.mark.parametrize("optimizer,hidden,weight_decay", [("adam", [32, 16], 0.0), ("sgd", [], 1e-3)])
@@ -25,12 +26,13 @@ def test_equal_subsets_give_exactly_the_sequential_models(optimizer, hidden, wei
         lr=0.01,
         weight_decay=weight_decay,
     )
-    fast = train_vectorized(recipe, X, y, subsets=subsets, seeds=[5, 6, 7], n_classes=3)
+    fast = [recipe.model(t, n_classes=3) for t in train_vectorized(recipe, X, y, subsets=subsets, seeds=[5, 6, 7],
+                                                                   n_classes=3)]  # fmt: skip
     for model, subset, seed in zip(fast, subsets, [5, 6, 7], strict=True):
         slow = recipe.train(X[subset], y[subset], n_classes=3, seed=seed)
         for a, b in zip(model.net.state_dict().values(), slow.net.state_dict().values(), strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.query(X), slow.query(X), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("optimizer,standardize", [("adam", False), ("sgd", True)])
@@ -43,12 +45,13 @@ def test_cnn_vectorized_with_vmap_gives_the_sequential_models(optimizer, standar
     recipe = recipes.create(
         "cnn", channels=[4, 8], hidden=[16], epochs=2, batch_size=32, optimizer=optimizer, standardize=standardize
     )
-    fast = train_vectorized(recipe, X, y, subsets=subsets, seeds=[1, 2, 3], n_classes=3)
+    fast = [recipe.model(t, n_classes=3) for t in train_vectorized(recipe, X, y, subsets=subsets, seeds=[1, 2, 3],
+                                                                   n_classes=3)]  # fmt: skip
     for model, subset, seed in zip(fast, subsets, [1, 2, 3], strict=True):
         slow = recipe.train(X[subset], y[subset], n_classes=3, seed=seed)
         for a, b in zip(model.net.state_dict().values(), slow.net.state_dict().values(), strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(model.predict_logits(X), slow.predict_logits(X), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(model.query(X), slow.query(X), rtol=1e-4, atol=1e-4)
 
 
 def test_vectorized_models_match_sequential_accuracy_on_digits():
@@ -57,11 +60,12 @@ def test_vectorized_models_match_sequential_accuracy_on_digits():
     masks = rng.random((6, ds.n_records)) < 0.5  # unequal subset sizes
     subsets = [np.flatnonzero(m) for m in masks]
     recipe = recipes.create("mlp", hidden=[64], epochs=40)
-    fast = train_vectorized(recipe, ds.X, ds.y, subsets=subsets, seeds=list(range(6)), n_classes=10)
+    trained = train_vectorized(recipe, ds.X, ds.y, subsets=subsets, seeds=list(range(6)), n_classes=10)
+    fast = [recipe.model(t, n_classes=10) for t in trained]
     slow = [recipe.train(ds.X[s], ds.y[s], n_classes=10, seed=k) for k, s in enumerate(subsets)]
 
     def test_acc(model, mask):
-        return (model.predict_logits(ds.X[~mask]).argmax(1) == ds.y[~mask]).mean()
+        return (model.query(ds.X[~mask]).argmax(1) == ds.y[~mask]).mean()
 
     fast_acc = np.mean([test_acc(m, k) for m, k in zip(fast, masks, strict=True)])
     slow_acc = np.mean([test_acc(m, k) for m, k in zip(slow, masks, strict=True)])
@@ -114,7 +118,7 @@ def test_vectorized_mode_reuses_the_cache_and_falls_back_for_other_recipes(tmp_p
     )
     assert any("trained torch cnn models sequentially" in w for w in cnn.results["warnings"])
     assert not supports_vectorized(recipes.create("sklearn"))
-    with pytest.raises(InvalidInputError, match="train_mode 'gpu' is not one of"):
+    with pytest.raises(InvalidInputError, match="train_mode must be one of 'sequential', 'vectorized'; got 'gpu'"):
         AuditConfig(train_mode="gpu")
     with pytest.raises(InvalidInputError, match="vectorized training supports torch mlp, cnn and logreg"):
         train_vectorized(

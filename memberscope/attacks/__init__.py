@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from memberscope.attacks import lira, rmia, threshold  # noqa: F401  (registers the attacks)
-from memberscope.attacks._base import Attack, ReferenceOutputs, TargetOutputs
+# Importing a module registers its attacks; `names()` lists them in this order.
+from memberscope.attacks import lira, rmia, threshold  # noqa: F401
+
+# isort: split
+from memberscope.attacks import label_only, shadow  # noqa: F401
+from memberscope.attacks._base import Attack, Needs, ReferenceOutputs, TargetOutputs
 from memberscope.attacks.registry import ATTACKS
 
-__all__ = ["ATTACKS", "Attack", "ReferenceOutputs", "TargetOutputs", "create", "names"]
+__all__ = ["ATTACKS", "Attack", "Needs", "ReferenceOutputs", "TargetOutputs", "create", "names", "needs"]
 
 
 def create(name: str, **params: Any) -> Attack:
@@ -27,4 +31,10 @@ def create(name: str, **params: Any) -> Attack:
 
 
 def names() -> list[str]:
+    """Every registered attack's name, in registration order."""
     return ATTACKS.names()
+
+
+def needs(name: str, **params: Any) -> Needs:
+    """What attack ``name`` (with ``params``) needs to run."""
+    return create(name, **params).needs()

@@ -2,11 +2,18 @@
 
 ``fit`` never receives the target's ground truth, so nothing an attack calibrates (a threshold,
 RMIA's ``a``, LiRA's variances) can leak the answer it is scored against.
+
+Every attack declares what access it needs (:class:`Needs`): how many reference models, whether it
+needs population records, whether it queries the models itself (label-only attacks send perturbed
+copies of each record) and whether the answers must carry scores or a label is enough. The engine
+checks these before anything runs, so an attack runs wherever its needs are met: on a local model,
+a saved one, or one behind HTTP (:mod:`memberscope.targets`).
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,7 +22,40 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import check_logits
 
-__all__ = ["Attack", "ReferenceOutputs", "TargetOutputs"]
+__all__ = ["Attack", "Needs", "ReferenceOutputs", "TargetOutputs"]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an attack needs to run.
+
+    Attributes
+    ----------
+    reference_models : int
+        Fewest reference (shadow) models.
+    population : bool
+        Whether outputs on population records (no model trained on them) are needed.
+    queries : bool
+        Whether the attack queries the models itself (``TargetOutputs.model``, ``ReferenceOutputs.models``)
+        instead of reading precomputed outputs only.
+    outputs : {"scores", "label"}
+        ``scores``: the answers must carry per-class scores (logits, probabilities, top-k);
+        ``label``: a predicted label is enough.
+    """
+
+    reference_models: int = 0
+    population: bool = False
+    queries: bool = False
+    outputs: str = "scores"
+
+    def describe(self) -> str:
+        """A short phrase for listings: ``"K>=2, population, API probabilities"``."""
+        parts = [f"K>={self.reference_models}"] if self.reference_models else ["target only"]
+        if self.population:
+            parts.append("population records")
+        parts.append("queries of perturbed records" if self.queries else "one query per record")
+        parts.append("labels only" if self.outputs == "label" else "scores (logits or probabilities)")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -29,12 +69,20 @@ class TargetOutputs:
     population_logits : ndarray of shape (n_population, n_queries, n_classes) or None
         Outputs on population records, which no model trained on.
     population_labels : ndarray of shape (n_population,) or None
+    model : Target or None
+        The target itself, for attacks that query it (:attr:`Needs.queries`).
+    records : array of shape (n_records, ...) or None
+        The records the outputs are of (what a querying attack perturbs).
+    population_records : array of shape (n_population, ...) or None
     """
 
     logits: np.ndarray
     labels: np.ndarray
     population_logits: np.ndarray | None = None
     population_labels: np.ndarray | None = None
+    model: Any = None
+    records: Any = None
+    population_records: Any = None
 
     def __post_init__(self) -> None:
         _check_outputs("target", self.logits, self.labels, leading=())
@@ -57,6 +105,8 @@ class ReferenceOutputs:
     labels : ndarray of shape (n_records,)
     population_logits : ndarray of shape (n_reference, n_population, n_queries, n_classes) or None
     population_labels : ndarray of shape (n_population,) or None
+    models : sequence of Target or None
+        The reference models themselves, for attacks that query them (:attr:`Needs.queries`).
     """
 
     logits: np.ndarray
@@ -64,6 +114,7 @@ class ReferenceOutputs:
     labels: np.ndarray
     population_logits: np.ndarray | None = None
     population_labels: np.ndarray | None = None
+    models: Sequence[Any] | None = None
 
     def __post_init__(self) -> None:
         k = self.logits.shape[0] if self.logits.ndim == 4 else -1
@@ -94,11 +145,26 @@ def _check_outputs(what: str, logits: np.ndarray, labels: np.ndarray | None, *, 
 
 
 class Attack(abc.ABC):
-    """A membership-inference attack. ``score`` returns one value per record, higher = more likely member."""
+    """A membership-inference attack. ``score`` returns one value per record, higher = more likely member.
+
+    Subclasses set :attr:`name`, :attr:`min_reference_models`, :attr:`needs_population`,
+    :attr:`needs_queries` and :attr:`needs_outputs`; :meth:`needs` gathers them.
+    """
 
     name: ClassVar[str]
     min_reference_models: ClassVar[int] = 0
     needs_population: ClassVar[bool] = False
+    needs_queries: ClassVar[bool] = False
+    needs_outputs: ClassVar[str] = "scores"
+
+    def needs(self) -> Needs:
+        """What this attack (with its parameters) needs to run."""
+        return Needs(
+            reference_models=self.min_reference_models,
+            population=bool(self.needs_population),
+            queries=self.needs_queries,
+            outputs=self.needs_outputs,
+        )
 
     def fit(self, references: ReferenceOutputs | None) -> Attack:
         """Learn whatever the attack needs from reference models; returns ``self``."""

@@ -10,6 +10,7 @@ import sys
 import typer
 
 from memberscope.cli import (  # each module registers its commands on `app`
+    audit_model,  # noqa: F401  (audit-model)
     core,  # noqa: F401  (audit, demo, datasets, attacks, gate, report, history)
     defend,  # noqa: F401  (defend)
     gateway,  # noqa: F401  (serve, keys)
@@ -17,21 +18,19 @@ from memberscope.cli import (  # each module registers its commands on `app`
     redteam,  # noqa: F401  (recon, attack)
 )
 from memberscope.cli._app import app
-from memberscope.exceptions import InvalidInputError, MemberscopeError, MissingDependencyError
+from memberscope.exceptions import MemberscopeError, exit_code
 
 __all__ = ["app", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app, turning memberscope's input errors into exit code 2."""
+    """Entry point: runs the app; memberscope's errors exit with the code of their branch of the error tree
+    (:data:`memberscope.exceptions.EXIT_CODES`: 2 for usage errors, 3 when the target failed), never a traceback."""
     try:
         app(args=argv, standalone_mode=False)
-    except (InvalidInputError, MissingDependencyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     except MemberscopeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exit_code(exc) or 1)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)

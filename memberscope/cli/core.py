@@ -9,17 +9,20 @@ from typing import Any
 
 import typer
 
-from memberscope.cli._app import app, console, parse_params
+from memberscope.cli import _options as opt
+from memberscope.cli._app import app, console
 from memberscope.exceptions import InvalidInputError
 
 
-def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = None) -> None:
-    from memberscope.outputs import results_table
+def finish(result, out: Path | None, *, report: bool = True, db: Path | None = None, console_=None) -> None:
+    """Print a run's table and warnings (a failed fidelity check loudest), write its files, record it in history."""
+    from memberscope.report.console import results_table
 
-    out_console = console()
+    out_console = console_ or console()
     out_console.print(results_table(result.results))
-    for message in result.results.get("warnings", []):
-        out_console.print(f"[yellow]warning:[/] {message}")
+    for message in result.results.warnings:
+        style = "bold red" if message.startswith("LOW FIDELITY") else "yellow"
+        out_console.print(f"[{style}]warning:[/] {message}", highlight=False)
     if out is not None:
         paths = list(result.write(out).values())
         if report:
@@ -37,48 +40,35 @@ def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = 
 @app.command()
 def audit(
     config: Path | None = typer.Option(None, "--config", help="YAML file of audit settings; flags override it."),
-    dataset: str | None = typer.Option(
-        None, help="Dataset name (see `memberscope datasets`) or a CSV/Parquet/NPZ path."
-    ),
-    data_dir: str | None = typer.Option(None, help="Folder holding the dataset's files (e.g. Fashion-MNIST IDX)."),
-    label_column: str | None = typer.Option(None, help="Label column of a user table."),
-    group_column: str | None = typer.Option(None, help="Group column of a user table (per-group risk)."),
-    n_records: int | None = typer.Option(None, help="Use a seeded random subset of this many records."),
-    model: str | None = typer.Option(None, help="Recipe: mlp, cnn, logreg or sklearn."),
-    model_param: list[str] = typer.Option([], "--model-param", help="Recipe hyperparameter KEY=VALUE (repeatable)."),
-    reference_models: int | None = typer.Option(None, "--reference-models", "-k", help="Number of reference models K."),
-    attacks: str | None = typer.Option(None, help="Comma-separated attacks, or 'all'."),
-    seed: int | None = typer.Option(None, help="Seed for masks, training and bootstrap."),
-    pool_size: int | None = typer.Option(None, help="Records in the audit pool (half become target members)."),
-    population_size: int | None = typer.Option(None, help="Population records no model trains on."),
+    dataset: str | None = opt.DATASET,
+    data_dir: str | None = opt.DATA_DIR,
+    label_column: str | None = opt.LABEL_COLUMN,
+    group_column: str | None = opt.GROUP_COLUMN,
+    id_column: str | None = opt.ID_COLUMN,
+    n_records: int | None = opt.N_RECORDS,
+    model: str | None = opt.MODEL,
+    model_param: list[str] = opt.MODEL_PARAM,
+    reference_models: int | None = opt.REFERENCE_MODELS,
+    attacks: str | None = opt.ATTACKS,
+    seed: int | None = opt.SEED,
+    pool_size: int | None = opt.POOL_SIZE,
+    population_size: int | None = opt.POPULATION_SIZE,
     queries: str | None = typer.Option(None, help="Augmented queries: none, flip or flip-shift (images)."),
-    fpr: str | None = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1)."),
-    n_bootstrap: int | None = typer.Option(None, help="Bootstrap replicates for the confidence intervals."),
-    cache_dir: str | None = typer.Option(None, help="Where trained models and outputs are cached."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
-    train_mode: str | None = typer.Option(
-        None, help="sequential, or vectorized: reference models trained as one batch (torch mlp/logreg)."
-    ),
-    n_jobs: int | None = typer.Option(
-        None, "--n-jobs", help="Train models as parallel joblib jobs on this many workers (-1: all CPUs)."
-    ),
-    backend: str | None = typer.Option(
-        None, help="joblib backend for --n-jobs: loky, threading, multiprocessing, ray or dask."
-    ),
-    ray_address: str | None = typer.Option(
-        None, help="Ray cluster to train on with --backend ray (default: $RAY_ADDRESS, else a local one)."
-    ),
-    memory_budget: str | None = typer.Option(
-        None, help="Memory for vectorized training batches, e.g. 2GiB; reference models are split to fit."
-    ),
+    fpr: str | None = opt.FPR,
+    n_bootstrap: int | None = opt.N_BOOTSTRAP,
+    cache_dir: str | None = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
+    train_mode: str | None = opt.TRAIN_MODE,
+    n_jobs: int | None = opt.N_JOBS,
+    backend: str | None = opt.BACKEND,
+    ray_address: str | None = opt.RAY_ADDRESS,
+    memory_budget: str | None = opt.MEMORY_BUDGET,
     out: Path | None = typer.Option(
         None, help="Output directory for results.json, scores.csv, roc.png and report.html."
     ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
     db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
-    progress: bool | None = typer.Option(
-        None, "--progress/--no-progress", help="Progress bars (default: on a terminal)."
-    ),
+    progress: bool | None = opt.PROGRESS,
     model_name: str | None = typer.Option(
         None, "--model-name", help="Name of the audited model, to compare its versions in `memberscope history`."
     ),
@@ -91,49 +81,46 @@ def audit(
     ),
 ) -> None:
     """Audit a model trained on a dataset: train a target and reference models, attack, report."""
-    from memberscope.audit import AuditConfig, load_config_file, run_audit
+    from memberscope.api import run_audit
+    from memberscope.config import AuditConfig, load_config_file
 
     values: dict[str, Any] = load_config_file(config) if config is not None else {}
-    flags = dict(
+    flags = opt.run_values(
         dataset=dataset,
         data_dir=data_dir,
         label_column=label_column,
         group_column=group_column,
+        id_column=id_column,
         n_records=n_records,
         model=model,
+        model_param=model_param,
         reference_models=reference_models,
         attacks=attacks,
         seed=seed,
         pool_size=pool_size,
         population_size=population_size,
         queries=queries,
+        fpr=fpr,
         n_bootstrap=n_bootstrap,
         cache_dir=cache_dir,
+        no_cache=no_cache,
         train_mode=train_mode,
-        model_name=model_name,
-        model_version=model_version,
-        one_run_canaries=one_run_canaries,
-        epsilon_delta=epsilon_delta,
         n_jobs=n_jobs,
         backend=backend,
         ray_address=ray_address,
         memory_budget=memory_budget,
+        model_name=model_name,
+        model_version=model_version,
+        one_run_canaries=one_run_canaries,
+        epsilon_delta=epsilon_delta,
+        out=None if out is None else str(out),
     )
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if model_param:
-        values["model_params"] = {**values.get("model_params", {}), **parse_params(model_param, "--model-param")}
-    if fpr is not None:
-        try:
-            values["fprs"] = [float(f) for f in fpr.split(",") if f.strip()]
-        except ValueError:
-            raise InvalidInputError(f"--fpr {fpr!r} must be comma-separated numbers in (0, 1)") from None
-    if no_cache:
-        values["use_cache"] = False
-    if out is not None:
-        values["out"] = str(out)
+    if "model_params" in flags:
+        flags["model_params"] = {**values.get("model_params", {}), **flags["model_params"]}
+    values.update(flags)
     cfg = AuditConfig.from_dict(values)
     result = run_audit(cfg, progress=progress)
-    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
+    finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
 
 
 @app.command()
@@ -147,12 +134,12 @@ def demo(
     model_version: str | None = typer.Option(None, "--model-version", help="Version of the model."),
 ) -> None:
     """The demo audit: an overfit MLP on scikit-learn's digits, 16 reference models, every attack."""
-    from memberscope.api import DEMO_CONFIG
-    from memberscope.audit import AuditConfig, run_audit
+    from memberscope.api import DEMO_CONFIG, run_audit
+    from memberscope.config import AuditConfig
 
     named = {"model_name": model_name, "model_version": model_version}
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out), **{k: v for k, v in named.items() if v}})
-    _finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
+    finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
 
 
 @app.command()
@@ -187,13 +174,12 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 
 @app.command()
 def attacks() -> None:
-    """List the attacks and how many reference models each needs."""
-    from memberscope.attacks import ATTACKS
+    """List the attacks and what access each needs (reference models, population, queries, outputs)."""
+    from memberscope.attacks import ATTACKS, needs
 
     for name in ATTACKS.names():
-        cls = ATTACKS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{name:18s} K>={cls.min_reference_models:<3d} {doc}")
+        doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name:18s} {doc}\n{'':18s} needs: {needs(name).describe()}")
 
 
 @app.command()
@@ -207,6 +193,11 @@ def gate(
     use_upper_ci: bool = typer.Option(
         False, "--use-upper-ci", help="Compare the 95% CI upper bound instead of the point estimate."
     ),
+    allow_low_fidelity: bool = typer.Option(
+        False,
+        "--allow-low-fidelity",
+        help="Let a run whose reference models failed the fidelity check pass (by default it fails).",
+    ),
 ) -> None:
     """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
     from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
@@ -217,7 +208,12 @@ def gate(
         budgets[fpr] = tpr
     names = [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None
     verdict = check_budget(
-        load_results(results), max_tpr_at_fpr=budgets, max_auc=max_auc, attacks=names, use_upper_ci=use_upper_ci
+        load_results(results),
+        max_tpr_at_fpr=budgets,
+        max_auc=max_auc,
+        attacks=names,
+        use_upper_ci=use_upper_ci,
+        allow_low_fidelity=allow_low_fidelity,
     )
     typer.echo(verdict.summary())
     if not verdict.passed:
@@ -226,12 +222,12 @@ def gate(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="An audit's output folder (holding results.json, scores.csv)."),
+    run_dir: Path = typer.Argument(..., help="A run's output folder (audit, defend, attack, llm-audit: results.json)."),
     format: str = typer.Option(
         "html", "--format", help="html (DIR/report.html, self-contained) or md (DIR/summary.md, for a PR comment)."
     ),
 ) -> None:
-    """Write a report of a finished audit into its folder."""
+    """Write a report of a finished run (any command's --out folder) into its folder."""
     if format == "md":
         from memberscope.report.markdown import write_markdown
 

@@ -7,19 +7,19 @@ from typing import Any
 
 import typer
 
-from memberscope.cli._app import app, console, parse_params
-from memberscope.exceptions import InvalidInputError
+from memberscope.cli import _options as opt
+from memberscope.cli._app import app, console
 
 
-def defenses_table(results: dict[str, Any]):
+def defenses_table(results):
     """A ``rich.table.Table``: one row per defense, its accuracy, ε and the strongest attack's leakage."""
     from rich.table import Table
 
     from memberscope.metrics import fpr_key
 
-    budget = results["recommendation"]["budget"]
+    budget = results.sections["recommendation"]["budget"]
     key = fpr_key(budget["fpr"])
-    table = Table(title=f"{results['dataset']['name']}: defenses (95% CIs; strongest attack per defense)")
+    table = Table(title=f"{results.dataset.name}: defenses (95% CIs; strongest attack per defense)")
     for col in (
         "defense",
         "test acc",
@@ -30,7 +30,7 @@ def defenses_table(results: dict[str, Any]):
         "AUC",
     ):
         table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right")
-    for name, entry in results["defenses"].items():
+    for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
         lo, hi = attack["tpr_at_fpr_ci"][key]
         cost = entry.get("accuracy_cost")
@@ -46,63 +46,99 @@ def defenses_table(results: dict[str, Any]):
     return table
 
 
+def _defenses_help() -> str:
+    from memberscope.defenses.evaluate import TRAINING_DEFENSES
+    from memberscope.targets.postprocess import POSTPROCESSORS
+
+    training = ", ".join(sorted(TRAINING_DEFENSES))
+    output = ", ".join(sorted(n for n in POSTPROCESSORS if n != "identity"))
+    return (
+        f"Comma-separated defenses. Training-time: {training} (a bare value sets the main option, e.g. l2:1e-3, "
+        f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction][:by=vulnerability|"
+        f"uniqueness]). Output post-processors: {output} (e.g. round:2, top-k:1; '+' composes them)."
+    )
+
+
 @app.command()
 def defend(
-    dataset: str = typer.Option("digits", help="Dataset name (see `memberscope datasets`) or a CSV/Parquet/NPZ path."),
-    data_dir: str | None = typer.Option(None, help="Folder holding the dataset's files."),
-    defenses: str = typer.Option(
-        "none,l2,dropout,early-stopping,label-smoothing,augment,ensemble,dp-sgd:eps=8,round:2,top-k:1,label-only",
-        help="Comma-separated defenses: none, l2[:wd], l1[:w], dropout[:p], early-stopping[:patience], "
-        "label-smoothing[:eps], augment, ensemble[:n], coarsen[:step], dp-sgd:eps=E[:delta=D][:clip=C], "
-        "minimize[:fraction][:by=vulnerability|uniqueness], "
-        "and output post-processors round:D, top-k:K, label-only, gaussian:S, laplace:S, temperature:T "
-        "('+' composes them).",
+    config: Path | None = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
+    dataset: str | None = opt.DATASET,
+    data_dir: str | None = opt.DATA_DIR,
+    label_column: str | None = opt.LABEL_COLUMN,
+    group_column: str | None = opt.GROUP_COLUMN,
+    id_column: str | None = opt.ID_COLUMN,
+    n_records: int | None = opt.N_RECORDS,
+    defenses: str | None = typer.Option(None, help=_defenses_help()),
+    model: str | None = opt.MODEL,
+    model_param: list[str] = opt.MODEL_PARAM,
+    reference_models: int | None = opt.REFERENCE_MODELS,
+    attacks: str | None = opt.ATTACKS,
+    pool_size: int | None = opt.POOL_SIZE,
+    population_size: int | None = opt.POPULATION_SIZE,
+    seed: int | None = opt.SEED,
+    budget: str | None = typer.Option(
+        None, help="Leakage budget FPR:TPR for the recommendation (CI upper bound); default 0.01:0.05."
     ),
-    model: str = typer.Option("mlp", help="Recipe: mlp, cnn or logreg."),
-    model_param: list[str] = typer.Option([], "--model-param", help="Recipe hyperparameter KEY=VALUE (repeatable)."),
-    reference_models: int = typer.Option(4, "--reference-models", "-k", help="Reference models per defense."),
-    attacks: str | None = typer.Option(None, help="Comma-separated attacks (default: LiRA, RMIA, loss, label-only)."),
-    n_records: int | None = typer.Option(None, help="Use a seeded random subset of this many records."),
-    pool_size: int | None = typer.Option(None, help="Records in the audit pool (half become target members)."),
-    population_size: int | None = typer.Option(None, help="Population records no model trains on."),
-    seed: int = typer.Option(0, help="Seed for masks, training and bootstrap."),
-    budget: str = typer.Option("0.01:0.05", help="Leakage budget FPR:TPR for the recommendation (CI upper bound)."),
-    n_bootstrap: int = typer.Option(1000, help="Bootstrap replicates for the confidence intervals."),
-    label_only_queries: int = typer.Option(16, help="Perturbed queries per record of the label-only attack."),
-    cache_dir: str | None = typer.Option(None, help="Where trained models and outputs are cached."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the model cache."),
-    out: Path = typer.Option(Path("runs/defend"), help="Output directory for defenses.json and frontier.png."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Print a line per model trained."),
+    fpr: str | None = opt.FPR,
+    n_bootstrap: int | None = opt.N_BOOTSTRAP,
+    label_only_queries: int | None = typer.Option(None, help="Perturbed queries per record of the label-only attack."),
+    train_mode: str | None = opt.TRAIN_MODE,
+    n_jobs: int | None = opt.N_JOBS,
+    backend: str | None = opt.BACKEND,
+    ray_address: str | None = opt.RAY_ADDRESS,
+    memory_budget: str | None = opt.MEMORY_BUDGET,
+    cache_dir: str | None = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
+    out: Path = typer.Option(Path("runs/defend"), help="Output directory (results.json, frontier.png, report.html)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    progress: bool | None = opt.PROGRESS,
 ) -> None:
-    """Train and attack each defense (adaptively), write defenses.json and frontier.png, recommend one."""
-    from memberscope.defenses.evaluate import DEFAULT_ATTACKS, DefendConfig, run_defenses, write_outputs
+    """Train and attack each defense (adaptively), write results.json, frontier.png and report.html, recommend one."""
+    from memberscope.config import load_config_file
+    from memberscope.defenses.evaluate import DefendConfig, run_defenses, write_outputs
 
-    values: dict[str, Any] = dict(
+    values: dict[str, Any] = load_config_file(config) if config is not None else {}
+    flags = opt.run_values(
         dataset=dataset,
         data_dir=data_dir,
+        label_column=label_column,
+        group_column=group_column,
+        id_column=id_column,
         n_records=n_records,
-        model=model,
-        model_params=parse_params(model_param, "--model-param"),
         defenses=defenses,
+        model=model,
+        model_param=model_param,
         reference_models=reference_models,
-        seed=seed,
+        attacks=attacks,
         pool_size=pool_size,
         population_size=population_size,
+        seed=seed,
         budget=budget,
+        fpr=fpr,
         n_bootstrap=n_bootstrap,
         label_only_queries=label_only_queries,
+        train_mode=train_mode,
+        n_jobs=n_jobs,
+        backend=backend,
+        ray_address=ray_address,
+        memory_budget=memory_budget,
         cache_dir=cache_dir,
-        use_cache=not no_cache,
-        attacks=attacks if attacks is not None else DEFAULT_ATTACKS,
+        no_cache=no_cache,
     )
-    if n_bootstrap < 0:
-        raise InvalidInputError(f"--n-bootstrap must be >= 0; got {n_bootstrap}")
-    cfg = DefendConfig(**values)
+    if "model_params" in flags:
+        flags["model_params"] = {**values.get("model_params", {}), **flags["model_params"]}
+    values.update(flags)
+    cfg = DefendConfig.from_dict(values)
+    result = run_defenses(cfg, progress=progress)
     out_console = console()
-    say = (lambda message: out_console.print(f"[dim]{message}[/]")) if progress else None
-    results = run_defenses(cfg, progress=say)
-    paths = write_outputs(results, out)
-    out_console.print(defenses_table(results))
-    rec = results["recommendation"]
+    out_console.print(defenses_table(result.results))
+    for message in result.results.warnings:
+        out_console.print(f"[yellow]warning:[/] {message}")
+    paths = list(write_outputs(result, out).values())
+    if not no_report:
+        from memberscope.report.html import write_html
+
+        paths.append(str(write_html(out)))
+    rec = result.results.sections["recommendation"]
     out_console.print(f"[bold]recommendation:[/] {rec['defense'] or 'none meets the budget'} — {rec['reason']}")
-    out_console.print(f"wrote {', '.join(paths.values())}")
+    out_console.print(f"wrote {', '.join(paths)}")

@@ -1,4 +1,5 @@
-"""Language-model audit commands: llm-audit (a user's local HF model) and llm-demo (the self-contained setting)."""
+"""Language-model commands: llm-audit (a user's local HF model), llm-demo (the self-contained setting) and
+dataset-inference (was this set of texts in the training data?)."""
 
 from __future__ import annotations
 
@@ -92,8 +93,12 @@ def _attack_list(attacks: str | None) -> list[str] | None:
 
 @app.command("llm-audit")
 def llm_audit(
-    model: Path = typer.Option(..., "--model", help="Local directory of a Hugging Face causal LM and its tokenizer."),
-    members: Path = typer.Option(..., "--members", help="Texts the model trained on: one per line, or JSONL 'text'."),
+    model: Path = typer.Option(
+        ..., "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
+    ),
+    members: Path = typer.Option(
+        ..., "--members", help="Texts the model trained on: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
+    ),
     nonmembers: Path = typer.Option(..., "--nonmembers", help="Texts it did not train on, from the same distribution."),
     out: Path = typer.Option(..., "--out", help="Output directory for results.json, scores.csv, roc.png."),
     reference_model: Path | None = typer.Option(
@@ -108,15 +113,21 @@ def llm_audit(
     seed: int = typer.Option(0, help="Seed for the bootstrap and the validity guard's folds."),
     max_length: int = typer.Option(128, "--max-length", help="Tokens per text (longer texts are cut)."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the CIs."),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column (CSV/TSV/Parquet) or field (JSONL) holding the text (default: text)."
+    ),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
+    reference_tokenizer: Path | None = typer.Option(
+        None, "--reference-tokenizer", help="Tokenizer folder of the reference model, if not beside it."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
-    """Audit a local causal language model with token-level membership attacks."""
+    """Audit a local causal or masked language model with token-level membership attacks."""
     from memberscope.llm.audit import audit_llm, read_texts
 
     _set_threads(threads)
-    if not model.is_dir():
-        raise InvalidInputError(f"--model {str(model)!r} is not a directory; expected a save_pretrained folder")
+    _check_model_dir(model)
     if reference_model is not None and not reference_model.is_dir():
         raise InvalidInputError(
             f"--reference-model {str(reference_model)!r} is not a directory; expected a save_pretrained folder"
@@ -130,16 +141,23 @@ def llm_audit(
         params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
     result = audit_llm(
         model=model,
-        members=read_texts(members, what="members"),
-        nonmembers=read_texts(nonmembers, what="non-members"),
+        members=read_texts(members, what="members", text_column=text_column),
+        nonmembers=read_texts(nonmembers, what="non-members", text_column=text_column),
         reference_model=reference_model,
         attacks=_attack_list(attacks),
         attack_params=params,
         seed=seed,
         max_length=max_length,
         n_bootstrap=n_bootstrap,
+        tokenizer=tokenizer,
+        reference_tokenizer=reference_tokenizer,
     )
     _finish(result, out, report=not no_report)
+
+
+def _check_model_dir(model: Path) -> None:
+    if not model.is_dir():
+        raise InvalidInputError(f"--model {str(model)!r} is not a directory; expected a save_pretrained folder")
 
 
 @app.command("llm-demo")
@@ -148,16 +166,21 @@ def llm_demo(
     seed: int = typer.Option(0, help="Seed of the demo setting and the audit."),
     cache_dir: str | None = typer.Option(None, help="Where the demo models are cached (default: memberscope cache)."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the CIs."),
+    architecture: str = typer.Option(
+        "gpt2", "--architecture", help="gpt2 (causal LM) or bert (masked LM, scored by pseudo-log-likelihood)."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
-    """Build the self-contained LLM setting (GPT-2 on fortunes, fine-tuned with canaries; cached) and audit it."""
+    """Build the self-contained LLM setting (GPT-2 or BERT on fortunes, fine-tuned with canaries; cached), audit it."""
     from memberscope.llm.audit import audit_llm
-    from memberscope.llm.demo_setting import DemoConfig, build_demo_setting
+    from memberscope.llm.demo_setting import DEMO_ARCHITECTURES, DemoConfig, build_demo_setting
 
     _set_threads(threads)
+    DEMO_ARCHITECTURES.get(architecture)  # UnknownNameError names gpt2 and bert
     out_console = console()
-    setting = build_demo_setting(DemoConfig(seed=seed), cache_dir=cache_dir, log=out_console.print)
+    config = DemoConfig(seed=seed) if architecture == "gpt2" else DemoConfig(seed=seed, architecture=architecture)
+    setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print)
     out_console.print(f"target {setting.target_dir}\nbase (reference) {setting.base_dir}")
     result = audit_llm(
         model=setting.target_dir,
@@ -172,3 +195,64 @@ def llm_demo(
         dataset_name="fortunes (llm demo)",
     )
     _finish(result, out, report=not no_report)
+
+
+@app.command("dataset-inference")
+def dataset_inference_command(
+    model: Path = typer.Option(..., "--model", help="Local directory of a Hugging Face causal or masked LM."),
+    suspect: Path = typer.Option(
+        ..., "--suspect", help="The texts asked about: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
+    ),
+    validation: Path = typer.Option(
+        ..., "--validation", help="Texts from the same distribution that the model certainly never saw."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory for results.json and features.csv."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Level of the one-sided test."),
+    features: str | None = typer.Option(
+        None, "--features", help="Comma-separated attack features, NAME@K for Min-K's k (default: Maini et al.'s set)."
+    ),
+    seed: int = typer.Option(0, help="Seed of the split into halves (and of the validity guard)."),
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per text (longer texts are cut)."),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column (CSV/TSV/Parquet) or field (JSONL) holding the text (default: text)."
+    ),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
+    n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the validity guard's CI."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+) -> None:
+    """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value."""
+    from memberscope.llm.dataset_inference import dataset_inference
+    from memberscope.llm.texts import read_texts
+
+    _set_threads(threads)
+    _check_model_dir(model)
+    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    result = dataset_inference(
+        model=model,
+        suspect=read_texts(suspect, what="suspect", text_column=text_column),
+        validation=read_texts(validation, what="validation", text_column=text_column),
+        features=names,
+        alpha=alpha,
+        seed=seed,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        n_bootstrap=n_bootstrap,
+    )
+    r = result.results
+    out_console = console()
+    c = r["counts"]
+    out_console.print(
+        f"{r['model']['path']} ({r['model']['kind']} LM): {c['n_suspect']} suspect, {c['n_validation']} validation "
+        f"texts; aggregation fitted on {c['fit']['suspect']} + {c['fit']['validation']}, tested on "
+        f"{c['test']['suspect']} + {c['test']['validation']}"
+    )
+    out_console.print(
+        f"{r['test']['test']}: t = {r['statistic']:.3f}, p = {r['p_value']:.3g}; "
+        f"held-out AUC {r['effect']['auc_held_out']:.3f}"
+    )
+    style = "bold red" if r["test"]["significant"] else "bold yellow"
+    out_console.print(f"[{style}]{r['verdict']}[/]")
+    for message in r["warnings"]:
+        out_console.print(f"[yellow]warning:[/] {message}")
+    paths = result.write(out)
+    out_console.print(f"wrote {', '.join(paths.values())}")

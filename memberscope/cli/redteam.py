@@ -27,7 +27,7 @@ def _http_target(
     rate: float | None,
     batch_size: int,
 ):
-    from memberscope.redteam.targets import HttpTarget
+    from memberscope.targets import HttpTarget
 
     template = None
     if request_template is not None:
@@ -72,7 +72,7 @@ def _exit_on_target_error(target, out: Path | None):
     """Context: on a TargetError, save the answers already received (when ``out`` is given) and re-raise."""
     from contextlib import contextmanager
 
-    from memberscope.redteam.errors import TargetError
+    from memberscope.exceptions import TargetError
     from memberscope.redteam.pipeline import save_answered
 
     @contextmanager
@@ -272,7 +272,7 @@ def attack(
             cache=ArtifactCache(None if no_cache else (cache_dir or default_cache_dir())),
         )
     paths = result.write(out)
-    rt = result.results["redteam"]
+    rt = result.results.sections["redteam"]
     c = console()
     cal = rt["calibration"]
     c.print(
@@ -285,8 +285,10 @@ def attack(
     )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
-    for name, m in result.results["attacks"].items():
-        c.print(f"ground truth ({name}): AUC {m['auc']:.3f}, observed FPR of 'member' verdicts {m['verdict_fpr']:.2%}")
+    for name, m in result.results.attacks.items():
+        c.print(
+            f"ground truth ({name}): AUC {m.auc:.3f}, observed FPR of 'member' verdicts {m.extra['verdict_fpr']:.2%}"
+        )
     for rec in rt["recommendations"]:
         c.print(f"- {rec}")
     c.print(f"wrote {paths['verdicts']}, {paths['results']}")

@@ -1,10 +1,13 @@
-"""Defenses against membership inference: output-side post-processors, training-time options of the torch recipes
-(:mod:`memberscope.defenses.training`, DP-SGD in :mod:`memberscope.defenses.dp`), data minimization
-(:mod:`memberscope.defenses.minimization`), and their adaptive evaluation (:mod:`memberscope.defenses.evaluate`).
+"""Defenses against membership inference: output-side post-processors, data minimization
+(:mod:`memberscope.defenses.minimization`), and the adaptive evaluation of every defense
+(:mod:`memberscope.defenses.evaluate`, ``memberscope defend``). Output-side defenses are the output
+post-processors of :mod:`memberscope.targets.postprocess` (rounding, top-k, labels only, noise, temperature),
+re-exported here. Training-time defenses (DP-SGD among them) are plug-ins of the training loop, in
+:mod:`memberscope.training.defenses`.
 """
 
 from memberscope.defenses.evaluate import DefendConfig, parse_defenses, recommend, run_defenses
-from memberscope.defenses.output import (
+from memberscope.targets.postprocess import (
     POSTPROCESSORS,
     Compose,
     GaussianNoise,
@@ -14,10 +17,7 @@ from memberscope.defenses.output import (
     Round,
     Temperature,
     TopK,
-    fill_withheld,
-    from_predictions,
     parse_postprocessors,
-    to_predictions,
 )
 
 __all__ = [
@@ -31,11 +31,8 @@ __all__ = [
     "Round",
     "Temperature",
     "TopK",
-    "fill_withheld",
-    "from_predictions",
     "parse_defenses",
     "parse_postprocessors",
     "recommend",
     "run_defenses",
-    "to_predictions",
 ]

@@ -1,75 +1,93 @@
 """Measure defenses on one membership game: test accuracy against the strongest attack's leakage.
 
+It runs on the engine (:mod:`memberscope.engine`): every defense is one more plan — a recipe with the defense
+switched on, or the undefended models seen through an output policy — trained, attacked and evaluated by the same
+steps as an audit, with the same data options, parallel and vectorized training and cache.
+
 Every defense is evaluated *adaptively*: the attacker knows the defense.
 
 - A training-time defense (``l2``, ``dropout``, ``dp-sgd:eps=8``, ...) changes the recipe; the target **and the
   reference models** are trained with it, so LiRA and RMIA calibrate on defended models.
 - An output-side defense (``round:2``, ``top-k:1``, ``label-only``, noise, temperature; ``+`` composes them) is
   applied at query time to the undefended target **and** to the reference models' outputs; attacks then see only
-  what the policy shows (withheld entries filled by :func:`~memberscope.defenses.output.fill_withheld`,
-  probabilities floored at :data:`PROBABILITY_FLOOR` and turned into log-probabilities for the signals).
+  what the policy shows (withheld entries filled by :func:`~memberscope.targets.outputs.fill_withheld`,
+  probabilities floored at :data:`memberscope.targets.outputs.PROBABILITY_FLOOR`, as every target's answers are).
 - Every defense is also attacked by a label-only attack (below), which needs nothing but predicted labels.
 
 A defense's leakage is that of its *strongest* attack (highest TPR at the budget's FPR, AUC breaking ties), never
 of a weak one alone. The recommendation is the defense with the highest test accuracy whose strongest attack's
 CI upper bound at the budget FPR is within the budget.
 
-Label-only attack: the red team's :class:`memberscope.redteam.LabelOnlyAttack` (Choquette-Choo et al., ICML 2021:
-each record and ``label_only_queries`` perturbed copies — images flipped and shifted, tables with Gaussian noise —
-the score being the share labelled correctly, every model seen through the defense's policy), here calibrated with
-the reference models: the target's share minus the mean share of the reference models that did not train on the
-record (difficulty calibration; the mean over all records when a record has no such model).
+Label-only attack: the registered ``label-only`` attack (:mod:`memberscope.attacks.label_only`, Choquette-Choo
+et al., ICML 2021: each record and ``label_only_queries`` perturbed copies — images flipped and shifted, tables with
+Gaussian noise — the score being the share labelled correctly, every model seen through the defense's policy),
+calibrated with the reference models that did not train on the record.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from memberscope.config import Constraint, Interval, RunConfig, Satisfies
 from memberscope.exceptions import InvalidInputError
+from memberscope.training.defenses import DEFENSES, option_defaults
 
 __all__ = [
     "DEFAULT_ATTACKS",
     "DEFAULT_DEFENSES",
-    "LABEL_ONLY_ATTACK",
     "TRAINING_DEFENSES",
     "DefendConfig",
     "DefenseSpec",
     "observe",
     "parse_budget",
     "parse_defenses",
+    "plot_frontier",
     "recommend",
     "run_defenses",
+    "write_outputs",
 ]
 
-LABEL_ONLY_ATTACK = "label-only"
-DEFAULT_ATTACKS = ("lira-online", "lira-offline", "rmia-online", "rmia-offline", "loss", LABEL_ONLY_ATTACK)
+DEFAULT_ATTACKS = ("lira-online", "lira-offline", "rmia-online", "rmia-offline", "loss", "label-only")
 DEFAULT_DEFENSES = "none,l2,dropout,early-stopping,label-smoothing,augment,ensemble,dp-sgd:eps=8,round:2,top-k:1"
-PROBABILITY_FLOOR = 1e-12
 LABEL_ONLY_CHUNK = 500
 DEFAULT_BUDGET = (0.01, 0.05)
 
-# name -> (the recipe option its bare argument sets, that option's default value for the defense, aliases).
-TRAINING_DEFENSES: dict[str, tuple[str | None, Any]] = {
-    "none": (None, None),
-    "l2": ("weight_decay", 5e-4),
-    "l1": ("l1", 1e-5),
-    "dropout": ("dropout", 0.5),
-    "early-stopping": ("early_stopping", 3),
-    "label-smoothing": ("label_smoothing", 0.1),
-    "augment": ("augment", True),
-    "ensemble": ("ensemble", 4),
-    "dp-sgd": ("dp_epsilon", 8.0),
-    "coarsen": ("coarsen", 0.25),
-    "minimize": ("fraction", 0.1),
-}
-_ALIASES = {"eps": "dp_epsilon", "epsilon": "dp_epsilon", "delta": "dp_delta", "clip": "max_grad_norm"}
+
+class _DefenseTable(Mapping[str, tuple[str | None, Any]]):
+    """name -> (the recipe option its bare argument sets, the value it gets): ``none``, every training-time defense
+    registered in :data:`memberscope.training.defenses.DEFENSES` (its ``option`` and ``preset``), and data
+    minimization (``minimize``). Read from the registry on each use, so a defense registered later is known."""
+
+    def _table(self) -> dict[str, tuple[str | None, Any]]:
+        table: dict[str, tuple[str | None, Any]] = {"none": (None, None)}
+        for name in DEFENSES.names():
+            cls = DEFENSES.get(name)
+            table[name] = (cls.option, cls.preset)
+        table["minimize"] = ("fraction", 0.1)
+        return table
+
+    def __getitem__(self, name: str) -> tuple[str | None, Any]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+TRAINING_DEFENSES = _DefenseTable()
+
+
+def _aliases() -> dict[str, str]:
+    """Short keys of ``key=value`` arguments (``eps`` for ``dp_epsilon``), as the defenses declare them."""
+    return {alias: option for name in DEFENSES.names() for alias, option in DEFENSES.get(name).aliases.items()}
 
 
 @dataclass(frozen=True)
@@ -103,8 +121,9 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     ``key=value`` pairs separated by ``:`` (``dp-sgd:eps=1:delta=1e-5:clip=1``; any recipe option may be named).
     Output-side defenses are post-processor specs; ``+`` composes several into one defense.
     """
-    from memberscope.defenses.output import POSTPROCESSORS, parse_postprocessors
+    from memberscope.targets.postprocess import POSTPROCESSORS, parse_postprocessors
 
+    aliases = _aliases()
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not items:
         raise InvalidInputError("no defense given; expected a comma-separated list such as 'none,l2,round:2'")
@@ -119,7 +138,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
             for arg in args:
                 if "=" in arg:
                     key, _, raw = arg.partition("=")
-                    key = _ALIASES.get(key.strip(), key.strip().replace("-", "_"))
+                    key = aliases.get(key.strip(), key.strip().replace("-", "_"))
                     params[key] = _parse_value(raw, f"defense {item!r}")
                 elif option is None:
                     problems.append(f"defense {item!r}: 'none' takes no argument")
@@ -172,44 +191,40 @@ def parse_budget(spec: str | tuple[float, float] | None) -> tuple[float, float]:
 
 
 @dataclass
-class DefendConfig:
-    """Everything that determines a defense evaluation's numbers."""
+class DefendConfig(RunConfig):
+    """Everything that determines a defense evaluation's numbers: the shared run settings
+    (:class:`~memberscope.config.RunConfig`) plus the defenses, the leakage budget and the label-only attack's
+    queries per record (``label_only_queries``, its ``n_queries``)."""
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    n_records: int | None = None
-    model: str = "mlp"
-    model_params: dict[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "defense evaluation"
     defenses: str = DEFAULT_DEFENSES
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
     reference_models: int = 4
-    seed: int = 0
-    pool_size: int | None = None
-    population_size: int | None = None
     budget: tuple[float, float] = DEFAULT_BUDGET
     fprs: tuple[float, ...] = (0.1, 0.01, 0.001)
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
     label_only_queries: int = 16
-    cache_dir: str | None = None
-    use_cache: bool = True
 
-    def __post_init__(self) -> None:
-        from memberscope import attacks as registry
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "reference_models": [
+            Satisfies(
+                lambda v: isinstance(v, int) and v >= 2, "an integer >= 2 (LiRA and calibration need IN and OUT models)"
+            )
+        ],
+        "label_only_queries": [Interval(int, 1)],
+    }
 
+    def _normalize(self) -> None:
+        super()._normalize()
         self.budget = parse_budget(self.budget if not isinstance(self.budget, list) else tuple(self.budget))
         self.fprs = tuple(sorted({float(f) for f in self.fprs} | {self.budget[0]}, reverse=True))
-        if isinstance(self.attacks, str):
-            self.attacks = tuple(a.strip() for a in self.attacks.split(",") if a.strip())
-        problems = []
-        for name in self.attacks:
-            if name != LABEL_ONLY_ATTACK and name not in registry.names():
-                problems.append(f"unknown attack {name!r}; expected {LABEL_ONLY_ATTACK} or one of {registry.names()}")
-        if self.reference_models < 2:
-            problems.append(f"reference_models must be >= 2 (LiRA and calibration need IN and OUT models); got "
-                            f"{self.reference_models}")  # fmt: skip
-        if self.label_only_queries < 1:
-            problems.append(f"label_only_queries must be >= 1; got {self.label_only_queries}")
+        if "label-only" in self.attacks:
+            self.attack_params = {
+                **self.attack_params,
+                "label-only": {"n_queries": self.label_only_queries, **self.attack_params.get("label-only", {})},
+            }
+
+    def _check(self) -> list[str]:
+        problems = super()._check()
         specs = parse_defenses(self.defenses)
         needs_torch = [d.name for d in specs if d.kind != "output" and d.params and not _only_minimize_options(d)]
         if needs_torch and self.model not in ("mlp", "cnn", "logreg"):
@@ -217,16 +232,20 @@ class DefendConfig:
                 f"defenses {needs_torch} are options of the torch recipes; --model must be mlp, cnn or logreg, "
                 f"got {self.model!r}"
             )
-        if problems:
-            raise InvalidInputError("invalid defense evaluation:\n  - " + "\n  - ".join(problems))
-        if any(d.params.get("dp_epsilon") is not None for d in specs):
-            from memberscope.defenses.dp import require_opacus
-
-            require_opacus()  # fail before training anything else
+        if not problems:
+            # A defense needing an optional dependency (DP-SGD: Opacus) fails before anything is trained.
+            defaults = option_defaults()
+            for spec in specs:
+                params = {**self.model_params, **spec.params}
+                for name in DEFENSES.names():
+                    cls = DEFENSES.get(name)
+                    if spec.kind == "training" and params.get(cls.option, defaults[cls.option]) != defaults[cls.option]:
+                        cls.check_available()
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["budget"], out["fprs"], out["attacks"] = list(self.budget), list(self.fprs), list(self.attacks)
+        out = super().to_dict()
+        out["budget"] = list(self.budget)
         return out
 
 
@@ -234,269 +253,180 @@ class DefendConfig:
 
 
 def observe(logits: np.ndarray, postprocessor, *, rng: np.random.Generator) -> np.ndarray:
-    """What an attacker sees through ``postprocessor``, as log-probabilities of the same shape as ``logits``.
+    """What an attacker sees through ``postprocessor``, as logits of the same shape as ``logits`` ``(..., n_classes)``.
 
-    ``logits`` has shape ``(..., n_classes)``. Withheld entries share the unshown mass
-    (:func:`fill_withheld`); probabilities are floored at :data:`PROBABILITY_FLOOR` so rounded zeros stay finite.
+    The answers are read back the way every target's are (:func:`memberscope.targets.as_logits`: withheld
+    entries share the unshown mass, probabilities floored so rounded zeros stay finite).
     """
-    from memberscope.defenses.output import fill_withheld
-    from memberscope.signals import log_probabilities
+    from memberscope.targets import as_logits, softmax
 
     shape = logits.shape
-    probs = np.exp(log_probabilities(logits.reshape(-1, shape[-1])))
-    shown = fill_withheld(postprocessor(probs, rng=rng))
-    shown = np.clip(np.nan_to_num(shown, nan=0.0), PROBABILITY_FLOOR, None)
-    shown /= shown.sum(axis=1, keepdims=True)
-    return np.log(shown).reshape(shape)
-
-
-# ---------------------------------------------------------------------------------------- label-only attack
-
-
-def _label_only_shares(model, X, y, postprocessor, *, n_classes: int, n_queries: int, population, seed: int):
-    """``(shares (n,), attack params)``: the red-team label-only attack's share of perturbed queries of each record
-    that ``model``, seen through ``postprocessor``, labels correctly. Records go in chunks (bounded memory); every
-    model gets the same perturbations (same seed, same chunks)."""
-    from memberscope.redteam import LabelOnlyAttack, ModelTarget
-
-    attack = LabelOnlyAttack(n_queries=n_queries, seed=seed).fit(population)
-    target = ModelTarget(model, n_classes=n_classes, postprocess=postprocessor, seed=seed)
-    shares = [attack.score(target, X[i : i + LABEL_ONLY_CHUNK], y[i : i + LABEL_ONLY_CHUNK])
-              for i in range(0, len(X), LABEL_ONLY_CHUNK)]  # fmt: skip
-    return np.concatenate(shares), attack.params()
-
-
-def _label_only_scores(target_correct, reference_correct, masks) -> np.ndarray:
-    """Target share minus the mean share of OUT reference models (difficulty calibration), per pool record."""
-    out = ~masks
-    n_out = out.sum(axis=0)
-    mean_out = np.where(n_out > 0, (reference_correct * out).sum(axis=0) / np.maximum(n_out, 1), np.nan)
-    mean_out = np.where(np.isnan(mean_out), np.nanmean(reference_correct), mean_out)
-    return target_correct - mean_out
-
-
-# ------------------------------------------------------------------------------------------------- models
-
-
-@dataclass
-class _Trained:
-    model: Any
-    logits: np.ndarray  # (n_eval, 1, C)
-    seconds: float | None
-    cached: bool
-
-
-class _Models:
-    """Trains (or loads from the cache) the target and reference models of one recipe, and their outputs."""
-
-    def __init__(self, *, dataset, cache, eval_idx, fingerprint):
-        self.dataset, self.cache, self.eval_idx, self.fingerprint = dataset, cache, eval_idx, fingerprint
-
-    def get(self, recipe, train_idx: np.ndarray, seed: int) -> _Trained:
-        from memberscope.audit.models import cache_keys
-        from memberscope.cache import make_key
-        from memberscope.queries import model_outputs
-
-        model_key, output_key = cache_keys(
-            recipe=recipe,
-            data_fingerprint=self.fingerprint,
-            train_indices=train_idx,
-            eval_indices=self.eval_idx,
-            seed=seed,
-            queries="none",
-        )
-        d = self.dataset
-        timing = {"seconds": None, "trained": False}
-
-        def train():
-            start = time.perf_counter()
-            trained = recipe.train(d.X[train_idx], d.y[train_idx], n_classes=d.n_classes, seed=seed)
-            timing["seconds"], timing["trained"] = time.perf_counter() - start, True
-            return trained
-
-        model = self.cache.model(model_key, recipe, n_classes=d.n_classes, feature_shape=d.feature_shape, train=train)
-        seconds_key = make_key(role="train-seconds", model=model_key)
-        seconds = self.cache.array(seconds_key, lambda: np.array([timing["seconds"] or np.nan]))
-        logits = self.cache.array(output_key, lambda: model_outputs(model, d.X[self.eval_idx]).astype(np.float32))
-        value = float(seconds[0]) if timing["seconds"] is None else timing["seconds"]
-        return _Trained(
-            model=model, logits=logits, seconds=None if np.isnan(value) else value, cached=not timing["trained"]
-        )
+    shown = postprocessor(softmax(logits.reshape(-1, shape[-1])), rng=rng)
+    return as_logits(shown, postprocessor.granularity).reshape(shape)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
 
 
-def _accuracy(log_probs: np.ndarray, labels: np.ndarray) -> float:
-    return float((log_probs.argmax(axis=-1) == labels).mean())
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=-1) == labels).mean())
 
 
-def _strongest(attacks: dict[str, Any], fpr_key: str) -> str:
-    return max(attacks, key=lambda a: (attacks[a]["tpr_at_fpr"][fpr_key], attacks[a]["auc"]))
+def run_defenses(config: DefendConfig, *, progress: bool | None = None):
+    """Evaluate every defense of ``config`` on one membership game.
 
-
-def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
-    """Evaluate every defense of ``config``; the content of ``defenses.json``.
-
-    ``progress(message)`` is called before each model is trained and each defense is attacked.
+    Returns an :class:`~memberscope.results.AuditResult` of kind ``defend``: its ``attacks`` are the undefended
+    model's (with its per-record ``scores``), and ``sections["defenses"]`` holds one entry per defense (its
+    accuracy, ε, attacks and strongest attack), ``sections["recommendation"]`` the defense recommended.
     """
     from memberscope import datasets
-    from memberscope.attacks import ReferenceOutputs, TargetOutputs
-    from memberscope.attacks import create as create_attack
-    from memberscope.audit.models import model_seed
-    from memberscope.audit.run import _sizes
+    from memberscope.api import pool_sizes
     from memberscope.cache import ArtifactCache, default_cache_dir
-    from memberscope.defenses.output import parse_postprocessors
-    from memberscope.game import make_game, split_pool
-    from memberscope.metrics import evaluate, fpr_key
+    from memberscope.engine.evaluation import check_needs, evaluate_attack, run_attacks
+    from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs
+    from memberscope.game import derive_seed, make_game, split_pool
+    from memberscope.metrics import fpr_key
+    from memberscope.progress import progress_bars
     from memberscope.recipes import create as create_recipe
+    from memberscope.results import AuditResult, DatasetInfo, GameInfo, Results, TargetInfo, strongest_attack
+    from memberscope.targets import Postprocessed
+    from memberscope.targets.postprocess import parse_postprocessors
 
     started = time.perf_counter()
-    say = progress or (lambda message: None)
     specs = parse_defenses(config.defenses)
-    dataset = datasets.load(config.dataset, data_dir=config.data_dir, seed=config.seed, n_records=config.n_records)
-    sizes = _sizes(dataset.n_records, config)  # type: ignore[arg-type]
+    dataset = datasets.load(
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        n_records=config.n_records,
+        label_column=config.label_column,
+        group_column=config.group_column,
+        id_column=config.id_column,
+    )
+    pool_size, population_size = pool_sizes(dataset.n_records, config)
     pool_idx, population_idx = split_pool(
-        dataset.n_records, pool_size=sizes[0], population_size=sizes[1], seed=model_seed(config.seed, "split")
+        dataset.n_records,
+        pool_size=pool_size,
+        population_size=population_size,
+        seed=derive_seed(config.seed, "split", 0),
     )
     if len(population_idx) < 2:
         raise InvalidInputError("the defense evaluation needs population records (RMIA, test accuracy); got none")
-    game = make_game(len(pool_idx), config.reference_models, seed=config.seed)
+    game = make_game(pool_size, config.reference_models, seed=config.seed)
+    check_needs(
+        config.attacks, config.attack_params, n_reference=game.n_reference, has_population=True, output_kind="logits"
+    )
+    base_params = dict(config.model_params)
+    plan = AuditPlan(
+        config=config,
+        dataset=dataset,
+        pool_idx=pool_idx,
+        population_idx=population_idx,
+        game=game,
+        recipe=create_recipe(config.model, **base_params),
+        kind="defend",
+    )
     cache = ArtifactCache(None if not config.use_cache else (config.cache_dir or default_cache_dir()))
-    eval_idx = np.concatenate([pool_idx, population_idx])
-    models = _Models(dataset=dataset, cache=cache, eval_idx=eval_idx, fingerprint=dataset.fingerprint())
     n_pool = len(pool_idx)
-    labels_all = dataset.y[eval_idx]
-    labels, pop_labels = labels_all[:n_pool], labels_all[n_pool:]
+    labels_all = dataset.y[plan.eval_idx]
+    labels = labels_all[:n_pool]
     member = game.target_mask
     test_rows = np.concatenate([np.flatnonzero(~member), n_pool + np.arange(len(population_idx))])
     budget_key = fpr_key(config.budget[0])
+    settings = metric_settings(config)
+    notes: list[str] = []
 
-    metric_kwargs = dict(
-        fprs=config.fprs,
-        n_bootstrap=config.n_bootstrap,
-        confidence=config.confidence,
-        seed=model_seed(config.seed, "bootstrap"),
-    )
+    def train(recipe, keep=None):
+        with progress_bars(enabled=progress) as bars:
+            trained = obtain_outputs(plan, cache=cache, bars=bars, recipe=recipe, keep=keep)
+        notes.extend(w for w in trained.warnings if w not in notes)
+        return trained
 
-    def train_all(recipe, what: str, keep: np.ndarray | None = None):
+    def attack(trained, postprocessor=None, keep=None):
+        """``(AttackResult by attack, observed target logits (n_eval, q, C), scores by attack)`` on pool records
+        ``keep``, every model seen through ``postprocessor``."""
         keep = np.ones(n_pool, dtype=bool) if keep is None else keep
-        say(f"{what}: target model")
-        target = models.get(recipe, pool_idx[member & keep], model_seed(config.seed, "target", 0))
-        refs = []
-        for k in range(game.n_reference):
-            say(f"{what}: reference model {k + 1}/{game.n_reference}")
-            train_idx = pool_idx[game.reference_masks[k] & keep]
-            refs.append(models.get(recipe, train_idx, model_seed(config.seed, "reference", k)))
-        return target, refs
-
-    def attack_all(target, refs, postprocessor, what: str, keep: np.ndarray | None = None):
-        """``(metrics by attack, observed outputs (n_eval, 1, C), scores by attack)`` on the pool records ``keep``."""
-        say(f"{what}: attacks")
-        keep = np.ones(n_pool, dtype=bool) if keep is None else keep
-        if postprocessor is None:
-            t_obs = target.logits.astype(np.float64)
-            r_obs = np.stack([r.logits for r in refs]).astype(np.float64)
-        else:
-            t_obs = observe(target.logits, postprocessor, rng=np.random.default_rng(model_seed(config.seed, "obs", 0)))
-            r_obs = np.stack(
+        observed: dict[str, Any] = {}
+        if postprocessor is not None:
+            observed["target_logits"] = observe(
+                trained.target.logits, postprocessor, rng=np.random.default_rng(derive_seed(config.seed, "obs", 0))
+            )
+            observed["reference_logits"] = np.stack(
                 [
-                    observe(r.logits, postprocessor, rng=np.random.default_rng(model_seed(config.seed, "obs", k + 1)))
-                    for k, r in enumerate(refs)
+                    observe(
+                        trained.reference_logits[k],
+                        postprocessor,
+                        rng=np.random.default_rng(derive_seed(config.seed, "obs", k + 1)),
+                    )
+                    for k in range(len(trained.references))
                 ]
             )
-        kept_labels, kept_masks = labels[keep], game.reference_masks[:, keep]
-        target_out = TargetOutputs(
-            logits=t_obs[:n_pool][keep],
-            labels=kept_labels,
-            population_logits=t_obs[n_pool:],
-            population_labels=pop_labels,
+            if trained.target.model is not None:
+                observed["target_model"] = Postprocessed(trained.target.model, postprocessor, seed=config.seed)
+                observed["reference_models"] = [
+                    Postprocessed(r.model, postprocessor, seed=config.seed + 1 + k)
+                    for k, r in enumerate(trained.references)
+                ]
+        inputs = attack_inputs(plan, trained, keep=keep, **observed)
+        runs = run_attacks(
+            config.attacks, inputs.target, inputs.references, attack_params=config.attack_params, seed=config.seed
         )
-        ref_out = ReferenceOutputs(
-            logits=r_obs[:, :n_pool][:, keep],
-            masks=kept_masks,
-            labels=kept_labels,
-            population_logits=r_obs[:, n_pool:],
-            population_labels=pop_labels,
-        )
-        results: dict[str, Any] = {}
-        scores: dict[str, np.ndarray] = {}
-        import warnings
+        results = {r.name: evaluate_attack(r, member[keep], settings) for r in runs}
+        logits = observed.get("target_logits", trained.target.logits).astype(np.float64)
+        return results, logits, {r.name: r.scores for r in runs}
 
-        label_only = dict(
-            n_classes=dataset.n_classes,
-            n_queries=config.label_only_queries,
-            population=dataset.X[population_idx],
-            seed=model_seed(config.seed, "label-only"),
+    def accuracies(logits, keep=None):
+        train_rows = member if keep is None else member & keep
+        return (
+            _accuracy(logits[test_rows, 0], labels_all[test_rows]),
+            _accuracy(logits[:n_pool][train_rows][:, 0], labels[train_rows]),
         )
-        kept_X = dataset.X[pool_idx[keep]]
-        for name in config.attacks:
-            t0 = time.perf_counter()
-            if name == LABEL_ONLY_ATTACK:
-                t_share, params = _label_only_shares(target.model, kept_X, kept_labels, postprocessor, **label_only)
-                r_share = np.stack(
-                    [_label_only_shares(r.model, kept_X, kept_labels, postprocessor, **label_only)[0] for r in refs]
-                )
-                score = _label_only_scores(t_share, r_share, kept_masks)
-                params = {**params, "calibration": "minus the mean share of OUT reference models",
-                          "implementation": "memberscope.redteam.LabelOnlyAttack"}  # fmt: skip
-            else:
-                attack = create_attack(name).fit(ref_out)
-                score = np.asarray(attack.score(target_out), dtype=np.float64)
-                params = attack.params()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # unresolvable FPRs are recorded in the metrics' own warnings
-                entry = evaluate(member[keep], score, **metric_kwargs).to_dict()
-            entry["params"] = params
-            entry["timings"] = {"seconds": round(time.perf_counter() - t0, 4)}
-            results[name] = entry
-            scores[name] = score
-        return results, t_obs, scores
 
-    base_recipe_params = dict(config.model_params)
     entries: dict[str, Any] = {}
     base = None
     base_attacks: dict[str, Any] = {}
     base_scores: dict[str, np.ndarray] = {}
     for spec in specs:
-        if spec.kind == "training":
-            recipe = create_recipe(config.model, **{**base_recipe_params, **spec.params})
-            target, refs = train_all(recipe, spec.name)
-            attacks, obs, scores = attack_all(target, refs, None, spec.name)
-            if spec.name == "none" or not spec.params:
-                base, base_attacks, base_scores = (target, refs), attacks, scores
-            privacy = getattr(target.model, "privacy", None)
-            entries[spec.name] = {
-                "kind": "training",
-                "recipe": {"name": config.model, **recipe.config()} if hasattr(recipe, "config") else config.model,
-                "test_accuracy": _accuracy(obs[test_rows, 0], labels_all[test_rows]),
-                "train_accuracy": _accuracy(obs[:n_pool][member][:, 0], labels[member]),
-                "epsilon": None if privacy is None else float(privacy["epsilon"]),
-                "delta": None if privacy is None else float(privacy["delta"]),
-                "privacy": privacy,
-                "train_seconds": target.seconds,
-                "reference_train_seconds": _sum_seconds(refs),
-                "attacks": attacks,
-            }
+        if spec.kind != "training":
+            continue
+        recipe = create_recipe(config.model, **{**base_params, **spec.params})
+        trained = train(recipe)
+        attacks, logits, scores = attack(trained)
+        if spec.name == "none" or not spec.params:
+            base, base_attacks, base_scores = trained, attacks, scores
+        privacy = getattr(trained.target.model, "privacy", None) if trained.target.model is not None else None
+        test_acc, train_acc = accuracies(logits)
+        entries[spec.name] = {
+            "kind": "training",
+            "recipe": {"name": config.model, **recipe.config()},
+            "test_accuracy": test_acc,
+            "train_accuracy": train_acc,
+            "epsilon": None if privacy is None else float(privacy["epsilon"]),
+            "delta": None if privacy is None else float(privacy["delta"]),
+            "privacy": privacy,
+            "train_seconds": trained.target.train_seconds if not trained.target.cached else None,
+            "reference_train_seconds": _sum_seconds(trained.references),
+            "attacks": attacks,
+        }
     if base is None and any(s.kind != "training" for s in specs):
-        base = train_all(create_recipe(config.model, **base_recipe_params), "none (for output defenses)")
-        base_attacks, _, base_scores = attack_all(base[0], base[1], None, "none (for output defenses)")
+        base = train(plan.recipe)
+        base_attacks, _, base_scores = attack(base)
     for spec in specs:
         if spec.kind != "minimize":
             continue
         from memberscope.defenses import minimization as mini
 
         opts, recipe_params = mini.split_params(spec.params)
-        attack_name = _strongest(base_attacks, budget_key)
+        attack_name = strongest_attack(base_attacks, budget_key)
         order = mini.rank_members(
             opts["by"], member=member, scores=base_scores[attack_name], X=dataset.X[pool_idx], y=labels
         )
         removed = order[: mini.removed_count(int(member.sum()), opts["fraction"])]
         keep = np.ones(n_pool, dtype=bool)
         keep[removed] = False
-        recipe = create_recipe(config.model, **{**base_recipe_params, **recipe_params})
-        target, refs = train_all(recipe, spec.name, keep=keep)
-        attacks, obs, scores = attack_all(target, refs, None, spec.name, keep=keep)
+        recipe = create_recipe(config.model, **{**base_params, **recipe_params})
+        trained = train(recipe, keep=keep)
+        attacks, logits, scores = attack(trained, keep=keep)
         near = mini.nearest_same_class(
             dataset.X[pool_idx], labels, removed, np.flatnonzero(member & keep), opts["neighbours"]
         )
@@ -508,6 +438,7 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
         removed_mask[removed] = True
         before, after = base_scores[attack_name], np.full(n_pool, np.nan)
         after[keep] = scores[attack_name]
+        metric_kwargs = settings.kwargs()
         layers = {}
         for layer_name, layer in (("removed", removed_mask), ("neighbours", neighbours), ("others", others)):
             layers[layer_name] = {
@@ -517,14 +448,15 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
                 if layer_name == "removed"
                 else mini.layer_metrics(member[keep], after[keep], layer[keep], **metric_kwargs),
             }
+        test_acc, train_acc = accuracies(logits, keep)
         entries[spec.name] = {
             "kind": "minimize",
             "recipe": {"name": config.model, **recipe.config()},
-            "test_accuracy": _accuracy(obs[test_rows, 0], labels_all[test_rows]),
-            "train_accuracy": _accuracy(obs[:n_pool][member & keep][:, 0], labels[member & keep]),
+            "test_accuracy": test_acc,
+            "train_accuracy": train_acc,
             "epsilon": None,
             "delta": None,
-            "train_seconds": target.seconds,
+            "train_seconds": trained.target.train_seconds if not trained.target.cached else None,
             "attacks": attacks,
             "minimization": {
                 "by": opts["by"],
@@ -543,61 +475,79 @@ def run_defenses(config: DefendConfig, *, progress=None) -> dict[str, Any]:
         if spec.kind != "output":
             continue
         postprocessor = parse_postprocessors(spec.output)
-        attacks, obs, _ = attack_all(base[0], base[1], postprocessor, spec.name)
+        attacks, logits, _ = attack(base, postprocessor)
+        test_acc, train_acc = accuracies(logits)
         entries[spec.name] = {
             "kind": "output",
             "postprocessor": postprocessor.spec,
             "granularity": postprocessor.granularity,
-            "test_accuracy": _accuracy(obs[test_rows, 0], labels_all[test_rows]),
-            "train_accuracy": _accuracy(obs[:n_pool][member][:, 0], labels[member]),
+            "test_accuracy": test_acc,
+            "train_accuracy": train_acc,
             "epsilon": None,
             "delta": None,
-            "train_seconds": base[0].seconds,
+            "train_seconds": base.target.train_seconds if not base.target.cached else None,
             "attacks": attacks,
         }
     # Keep the order the user gave.
     ordered = {s.name: entries[s.name] for s in specs}
     for entry in ordered.values():
-        entry["strongest_attack"] = _strongest(entry["attacks"], budget_key)
+        entry["strongest_attack"] = strongest_attack(entry["attacks"], budget_key)
     reference = ordered.get("none", {}).get("test_accuracy")
     if reference is None and base is not None:
-        reference = _accuracy(base[0].logits.astype(np.float64)[test_rows, 0], labels_all[test_rows])
+        reference = accuracies(base.target.logits.astype(np.float64))[0]
     for entry in ordered.values():
         entry["accuracy_cost"] = None if reference is None else float(reference - entry["test_accuracy"])
-    return {
-        "kind": "defenses",
-        "schema_version": "1.0",
-        "config": config.to_dict(),
-        "dataset": {
-            "name": dataset.name,
-            "n_records": dataset.n_records,
-            "n_classes": dataset.n_classes,
-            "feature_shape": list(dataset.feature_shape),
-            "fingerprint": dataset.fingerprint(),
+    recommendation = recommend(ordered, config.budget)
+    for entry in ordered.values():
+        entry["attacks"] = {name: a.to_dict() for name, a in entry["attacks"].items()}
+    results = Results(
+        kind="defend",
+        config=config.to_dict(),
+        seeds={"seed": config.seed},
+        dataset=DatasetInfo(
+            name=dataset.name,
+            source=dataset.source,
+            n_records=dataset.n_records,
+            n_classes=dataset.n_classes,
+            feature_shape=list(dataset.feature_shape),
+            fingerprint=dataset.fingerprint(),
+            class_names=list(dataset.class_names),
+        ),
+        game=GameInfo(
+            pool_size=n_pool,
+            population_size=len(population_idx),
+            n_members=int(member.sum()),
+            n_nonmembers=int((~member).sum()),
+            n_reference_models=game.n_reference,
+            reference_design="paired: every pool record is IN for half of the reference models",
+            extra={"test_records": len(test_rows)},
+        ),
+        target=TargetInfo(
+            recipe={"name": config.model, **plan.recipe.config()},
+            description="the undefended model",
+            test_accuracy=reference,
+        ),
+        reference_models={"count": game.n_reference},
+        attacks=base_attacks,
+        sections={
+            "undefended_test_accuracy": reference,
+            "defenses": ordered,
+            "recommendation": recommendation,
+            "notes": [
+                "adaptive evaluation: reference models are trained with each training-time defense, and output "
+                "defenses are applied to the reference models' outputs as well as the target's",
+                "label-only: the registered label-only attack (Choquette-Choo et al. 2021) calibrated by the OUT "
+                "reference models' shares, every model queried through the defense's output policy",
+            ],
         },
-        "game": {
-            "pool_size": n_pool,
-            "population_size": len(population_idx),
-            "n_members": int(member.sum()),
-            "n_nonmembers": int((~member).sum()),
-            "n_reference_models": game.n_reference,
-            "test_records": len(test_rows),
-        },
-        "undefended_test_accuracy": reference,
-        "defenses": ordered,
-        "recommendation": recommend(ordered, config.budget),
-        "timings": {"total_seconds": round(time.perf_counter() - started, 3)},
-        "notes": [
-            "adaptive evaluation: reference models are trained with each training-time defense, and output "
-            "defenses are applied to the reference models' outputs as well as the target's",
-            "label-only: memberscope.redteam.LabelOnlyAttack (Choquette-Choo et al. 2021) calibrated by the OUT "
-            "reference models' shares",
-        ],
-    }
+        timings={"total_seconds": round(time.perf_counter() - started, 3)},
+        warnings=notes,
+    )
+    return AuditResult(results=results, records=plan.record_ids, member=member, labels=labels, scores=base_scores)
 
 
 def _sum_seconds(runs) -> float | None:
-    values = [r.seconds for r in runs]
+    values = [None if r.cached else r.train_seconds for r in runs]
     return None if any(v is None for v in values) else float(sum(values))
 
 
@@ -611,7 +561,7 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
     budget_entry = {"fpr": fpr, "max_tpr": max_tpr, "basis": "upper end of the strongest attack's TPR CI"}
     upper = {}
     for name, entry in defenses.items():
-        upper[name] = max(a["tpr_at_fpr_ci"][key][1] for a in entry["attacks"].values())
+        upper[name] = max(_ci(a)[key][1] for a in entry["attacks"].values())
     within = [n for n in defenses if upper[n] <= max_tpr]
     if not within:
         best = min(upper, key=upper.get)
@@ -640,21 +590,24 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
     }
 
 
+def _ci(attack: Any) -> dict[str, Any]:
+    """An attack's TPR intervals by FPR key, from an AttackResult or its dictionary."""
+    return attack.metrics.tpr_at_fpr_ci if hasattr(attack, "metrics") else attack["tpr_at_fpr_ci"]
+
+
 # ------------------------------------------------------------------------------------------------- outputs
 
 
-def write_outputs(results: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
-    """``defenses.json`` and ``frontier.png`` in ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "defenses.json"
-    json_path.write_text(json.dumps(results, indent=2, allow_nan=False))
-    png_path = out / "frontier.png"
-    plot_frontier(results, png_path)
-    return {"defenses.json": str(json_path), "frontier.png": str(png_path)}
+def write_outputs(result, out_dir: str | Path) -> dict[str, str]:
+    """``results.json``, ``scores.csv`` and ``roc.png`` of the undefended model, and ``frontier.png``, in
+    ``out_dir``; returns their paths."""
+    paths = result.write(out_dir)
+    png_path = Path(out_dir) / "frontier.png"
+    plot_frontier(result.results, png_path)
+    return {**paths, "frontier": str(png_path)}
 
 
-def plot_frontier(results: dict[str, Any], path: Path) -> None:
+def plot_frontier(results, path: Path) -> None:
     """Test accuracy against the strongest attack's TPR at the budget FPR (log x, CI error bars)."""
     import matplotlib
 
@@ -663,12 +616,13 @@ def plot_frontier(results: dict[str, Any], path: Path) -> None:
 
     from memberscope.metrics import fpr_key
 
-    fpr = results["recommendation"]["budget"]["fpr"]
+    recommendation = results.sections["recommendation"]
+    fpr = recommendation["budget"]["fpr"]
     key = fpr_key(fpr)
-    n_non = results["game"]["n_nonmembers"]
-    floor = 0.5 / max(results["game"]["n_members"], 1)  # a TPR of 0 is drawn at half a record
+    n_non = results.game.n_nonmembers
+    floor = 0.5 / max(results.game.n_members, 1)  # a TPR of 0 is drawn at half a record
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for name, entry in results["defenses"].items():
+    for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
         tpr = attack["tpr_at_fpr"][key]
         lo, hi = attack["tpr_at_fpr_ci"][key]
@@ -678,12 +632,12 @@ def plot_frontier(results: dict[str, Any], path: Path) -> None:
         label = ":".join(name.split(":")[:2])  # "dp-sgd:eps=8:epochs=10:..." is labelled "dp-sgd:eps=8"
         ax.annotate(label, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
-    max_tpr = results["recommendation"]["budget"]["max_tpr"]
+    max_tpr = recommendation["budget"]["max_tpr"]
     ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")
     ax.set_xscale("log")
     ax.set_xlabel(f"strongest attack's TPR at {100 * fpr:g}% FPR (95% CI; {n_non} non-members)")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"{results['dataset']['name']}: privacy–utility frontier of defenses")
+    ax.set_title(f"{results.dataset.name}: privacy–utility frontier of defenses")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

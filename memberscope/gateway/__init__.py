@@ -1,14 +1,15 @@
 """The hardened inference gateway: a model behind API keys, rate limits, an output policy,
 probing detection and an audit log (``memberscope serve``; :func:`create_app` from Python).
 
-Needs the ``serve`` extra: ``pip install 'memberscope[serve]'``.
+Needs the ``serve`` extra: ``pip install 'memberscope[serve]'``. Models are saved with
+:func:`memberscope.targets.save_target` and served from the file, or passed to :func:`create_app` as objects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "load_model", "load_policy", "save_model"]
+__all__ = ["create_app", "load_model", "load_policy"]
 
 
 def create_app(model: Any, policy: Any, **kwargs: Any):
@@ -23,13 +24,6 @@ def load_model(path: Any, **kwargs: Any):
     from memberscope.gateway.loading import load_model as _load_model
 
     return _load_model(path, **kwargs)
-
-
-def save_model(model: Any, path: Any, **kwargs: Any):
-    """Save a trained model so the gateway can serve it (see :mod:`memberscope.gateway.loading`)."""
-    from memberscope.gateway.loading import save_model as _save_model
-
-    return _save_model(model, path, **kwargs)
 
 
 def load_policy(path: Any):

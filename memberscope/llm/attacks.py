@@ -12,6 +12,11 @@ min-k       mean of the lowest k% token log-probs (Shi et al. 2024)      target
 min-k++     mean of the lowest k% of (log p − μ)/σ (Zhang et al. 2024)   target (vocab stats)
 reference   LOSS(reference) − LOSS(target) (Carlini et al. 2021)         target + reference
 =========== ============================================================ =====================
+
+For a masked LM, ``log p(x_t|x_<t)`` is the pseudo-log-likelihood term ``log p(x_t|x_\\t)`` (see
+:mod:`~memberscope.llm.scoring`). Every score is computed on the scored tokens only: when a text is cut at
+``max_length``, zlib compresses the characters those tokens cover, and the lowercase and reference passes
+rescore those characters, not the whole string.
 """
 
 from __future__ import annotations
@@ -103,7 +108,8 @@ class ZlibAttack(TokenAttack):
     name = "zlib"
 
     def score(self, signals: LLMSignals) -> np.ndarray:
-        entropy = np.array([len(zlib.compress(t.encode("utf-8"))) for t in signals.texts], dtype=np.float64)
+        texts = signals.target.scored_texts if signals.target.scored_texts is not None else signals.texts
+        entropy = np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=np.float64)
         return signals.target.mean_logprob() / entropy
 
 
@@ -163,7 +169,11 @@ class ReferenceAttack(TokenAttack):
 def compute_signals(
     lm, texts: list[str], attacks: list[TokenAttack], *, reference=None, max_length: int = 128
 ) -> tuple[LLMSignals, dict[str, float]]:
-    """Run only the passes ``attacks`` need, each once; returns the signals and seconds per pass."""
+    """Run only the passes ``attacks`` need, each once; returns the signals and seconds per pass.
+
+    The lowercase and reference passes score the characters the target pass scored (``scored_texts``), so a
+    text cut at ``max_length`` is compared with itself, cut at the same place.
+    """
     import time
 
     from memberscope.llm.scoring import score_texts
@@ -175,16 +185,17 @@ def compute_signals(
         texts=list(texts), target=score_texts(lm, texts, max_length=max_length, vocab_stats="vocab" in needs)
     )
     timings["target"] = time.perf_counter() - t0
+    scored = signals.target.scored_texts
     if "lowercase" in needs:
         t0 = time.perf_counter()
-        signals.lowercase = score_texts(lm, [t.lower() for t in texts], max_length=max_length, vocab_stats=False)
+        signals.lowercase = score_texts(lm, [t.lower() for t in scored], max_length=max_length, vocab_stats=False)
         timings["lowercase"] = time.perf_counter() - t0
     if "reference" in needs:
         if reference is None:
             names = [a.name for a in attacks if "reference" in a.needs]
             raise InvalidInputError(f"llm attacks {names} need a reference model (--reference-model DIR)")
         t0 = time.perf_counter()
-        signals.reference = score_texts(reference, texts, max_length=max_length, vocab_stats=False)
+        signals.reference = score_texts(reference, scored, max_length=max_length, vocab_stats=False)
         timings["reference"] = time.perf_counter() - t0
     return signals, timings
 

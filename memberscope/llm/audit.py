@@ -7,7 +7,6 @@ repetitions (or null) and the bag-of-words validity baseline.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from typing import Any
@@ -19,52 +18,36 @@ from memberscope.exceptions import InvalidInputError
 from memberscope.llm import attacks as llm_attacks
 from memberscope.llm.canaries import Canary, canary_exposure
 from memberscope.llm.loading import LanguageModel, load_language_model
+from memberscope.llm.texts import read_texts
 
-__all__ = ["DEFAULT_ATTACKS", "audit_llm", "read_texts"]
+__all__ = ["DEFAULT_ATTACKS", "audit_llm", "model_block", "read_texts", "truncation_warning"]
 
 DEFAULT_ATTACKS = ("loss", "zlib", "lowercase", "min-k", "min-k++", "reference")
-SCHEMA_VERSION = "1.0"
 
 
-def read_texts(path: str | os.PathLike, *, what: str) -> list[str]:
-    """Records of a text file (one per non-empty line) or a JSONL file (a ``"text"`` field per line)."""
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{what} file {str(path)!r} does not exist; expected a text or JSONL file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {what} file {str(path)!r}: {exc}") from None
-    jsonl = path.suffix.lower() in {".jsonl", ".ndjson"}
-    texts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if jsonl:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(
-                    f"{what} file {str(path)!r} line {number} is not valid JSON: {exc.msg}"
-                ) from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise InvalidInputError(
-                    f'{what} file {str(path)!r} line {number}: expected an object with a string field "text"'
-                )
-            if row["text"].strip():
-                texts.append(row["text"])
-        else:
-            texts.append(line)
-    if not texts:
-        raise InvalidInputError(f"{what} file {str(path)!r} holds no records; expected one text per line (or JSONL)")
-    return texts
+def _as_lm(model, what: str, tokenizer=None) -> LanguageModel:
+    if isinstance(model, LanguageModel):
+        return model
+    return load_language_model(model, what=what, tokenizer=tokenizer)
 
 
-def _as_lm(model, what: str) -> LanguageModel:
-    return model if isinstance(model, LanguageModel) else load_language_model(model, what=what)
+def truncation_warning(stats, requested: int) -> str | None:
+    """A warning naming how many texts were cut at ``stats.max_length`` tokens (and which), or None."""
+    cut = np.flatnonzero(stats.truncated) if stats.truncated is not None else np.array([], dtype=int)
+    if len(cut) == 0:
+        return None
+    limit = stats.max_length
+    why = "" if limit == requested else f" (the model's limit; {requested} was requested)"
+    shown = ", ".join(str(int(i)) for i in cut[:10]) + (" ..." if len(cut) > 10 else "")
+    return (
+        f"{len(cut)} of {len(stats)} texts are longer than max_length {limit} tokens{why} and were cut: every "
+        f"attack scores only their first tokens (records {shown}); raise --max-length if the model allows it"
+    )
+
+
+def model_block(lm: LanguageModel) -> dict[str, Any]:
+    """What was loaded: the folder, its kind and architecture, and where the tokenizer came from."""
+    return {"path": lm.path, "kind": lm.kind, "architecture": lm.architecture, "tokenizer": lm.tokenizer_path}
 
 
 def audit_llm(
@@ -85,8 +68,13 @@ def audit_llm(
     canary_candidates: int | None = 2000,
     validity: bool = True,
     dataset_name: str = "llm-records",
+    tokenizer=None,
+    reference_tokenizer=None,
 ):
-    """Audit a causal LM on texts it was (members) and was not (non-members) trained on.
+    """Audit a language model on texts it was (members) and was not (non-members) trained on.
+
+    A causal LM is scored by next-token log-probabilities, a masked LM by pseudo-log-likelihood; the
+    folder's config decides (:func:`~memberscope.llm.loading.load_language_model`).
 
     Parameters
     ----------
@@ -95,13 +83,17 @@ def audit_llm(
     attacks : names from :data:`~memberscope.llm.attacks.LLM_ATTACKS`; default: all, ``reference``
         only when a reference model is given.
     canaries : inserted secrets to measure exposure on (``None``: ``llm.canaries`` is null).
+    max_length : tokens per text; the model's own limit applies when lower, and ``llm.max_length`` records the
+        one used (``llm.max_length_requested`` the one asked for); cut texts are counted in a warning.
+    tokenizer, reference_tokenizer : tokenizer folders, when not saved beside the models.
 
     Returns
     -------
-    :class:`~memberscope.audit.AuditResult` (``records`` index the members first, then the non-members).
+    :class:`~memberscope.results.AuditResult` (``records`` index the members first, then the non-members).
     """
-    from memberscope.audit.run import AuditResult, _vulnerable_records
+    from memberscope.engine.evaluation import vulnerable_records
     from memberscope.metrics import DEFAULT_FPRS, evaluate
+    from memberscope.results import AuditResult, Results
 
     started = time.perf_counter()
     if not members or not nonmembers:
@@ -109,8 +101,8 @@ def audit_llm(
             f"need at least one member and one non-member text; got {len(members)} and {len(nonmembers)}"
         )
     fprs = tuple(fprs or DEFAULT_FPRS)
-    target = _as_lm(model, "model")
-    reference = _as_lm(reference_model, "reference model") if reference_model is not None else None
+    target = _as_lm(model, "model", tokenizer)
+    reference = _as_lm(reference_model, "reference model", reference_tokenizer) if reference_model is not None else None
     names = list(attacks) if attacks else [a for a in DEFAULT_ATTACKS if a != "reference" or reference is not None]
     params = attack_params or {}
     unknown = [p for p in params if p not in names]
@@ -127,7 +119,17 @@ def audit_llm(
     n_tokens = int(signals.target.lengths.sum())
 
     # 2. Attacks and their metrics.
-    run_warnings: list[str] = []
+    run_warnings: list[str] = [
+        f"while loading {lm.path}: {m}" for lm in (target, reference) if lm for m in lm.load_warnings
+    ]
+    if (cut := truncation_warning(signals.target, max_length)) is not None:
+        run_warnings.append(cut)
+    if signals.reference is not None and (n_ref := int(signals.reference.truncated.sum())):
+        run_warnings.append(
+            f"{n_ref} texts were cut further by the reference model's limit of {signals.reference.max_length} "
+            "tokens: for them the reference attack compares the target's loss with the reference's on a shorter text"
+        )
+    used_length = int(signals.target.max_length)
     scores: dict[str, np.ndarray] = {}
     results_attacks: dict[str, Any] = {}
     for attack in instances:
@@ -154,7 +156,7 @@ def audit_llm(
             n_digits=canary_digits,
             n_candidates=canary_candidates,
             seed=seed,
-            max_length=max_length,
+            max_length=used_length,
             n_bootstrap=n_bootstrap,
         )
     validity_block = None
@@ -166,7 +168,7 @@ def audit_llm(
     records = np.arange(len(texts))
     scoring_seconds = sum(pass_seconds.values())
     results = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": "2.0",
         "memberscope_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kind": "llm",
@@ -174,7 +176,8 @@ def audit_llm(
             "attacks": names,
             "attack_params": {a.name: a.params() for a in instances},
             "seed": seed,
-            "max_length": max_length,
+            "max_length": used_length,
+            "max_length_requested": max_length,
             "n_bootstrap": n_bootstrap,
             "fprs": list(fprs),
             "confidence": confidence,
@@ -189,17 +192,24 @@ def audit_llm(
             "n_reference_models": int(reference is not None),
             "reference_design": "records 0..n_members-1 are members, the rest non-members (as supplied)",
         },
-        "target": {"model": target.path, "user_supplied": True},
+        "target": {
+            "model": target.path,
+            "user_supplied": True,
+            **{k: v for k, v in model_block(target).items() if k != "path"},
+        },
         "attacks": results_attacks,
-        "vulnerable_records": _vulnerable_records(
-            results_attacks, scores, records, member, np.zeros(len(texts), np.int64), ["text"]
-        ),
         "llm": {
             "model": target.path,
             "reference_model": reference.path if reference is not None else None,
+            "model_kind": target.kind,
+            "architecture": target.architecture,
+            "tokenizer": target.tokenizer_path,
+            "scoring": "pseudo-log-likelihood (Salazar et al. 2020)" if target.kind == "masked" else "next-token",
             "n_members": len(members),
             "n_nonmembers": len(nonmembers),
-            "max_length": max_length,
+            "max_length": used_length,
+            "max_length_requested": max_length,
+            "n_truncated": int(signals.target.truncated.sum()),
             "n_tokens_scored": n_tokens,
             "pass_seconds": {k: round(v, 4) for k, v in pass_seconds.items()},
             "tokens_per_second": round(n_tokens / pass_seconds["target"], 1) if pass_seconds["target"] > 0 else None,
@@ -212,7 +222,9 @@ def audit_llm(
         "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": 0.0},
         "warnings": run_warnings,
     }
-    results["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    results = Results.from_dict(results)
+    results.vulnerable_records = vulnerable_records(results.attacks, scores, records, member, None, [])
+    results.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return AuditResult(
         results=results, records=records, member=member, labels=np.zeros(len(texts), np.int64), scores=scores
     )

@@ -1,11 +1,14 @@
-"""The self-contained LLM setting: a small GPT-2 pre-trained on Debian's fortunes, fine-tuned on private records.
+"""The self-contained LLM setting: a small GPT-2 (or BERT) pre-trained on Debian's fortunes, fine-tuned on private
+records.
 
 1. The fortunes under ``/usr/share/games/fortunes`` (Debian package ``fortunes``) are read, cleaned
    and shuffled with the seed.
 2. A pool of held-out fortunes is split at random (IID) into members and non-members; the rest is
    the public pre-training corpus, on which a byte-level BPE tokenizer is trained.
-3. A random-init GPT-2 is pre-trained on the public corpus (the *base* model), then fine-tuned for
-   several epochs on the members plus Secret-Sharer canaries repeated 1, 4 and 16 times (the *target*).
+3. A random-init GPT-2 (``architecture="gpt2"``: causal LM objective) or BERT (``"bert"``: masked-LM
+   objective, 15% of tokens masked, 80/10/10 as in Devlin et al. 2019) is pre-trained on the public corpus
+   (the *base* model), then fine-tuned for several epochs on the members plus Secret-Sharer canaries
+   repeated 1, 4 and 16 times (the *target*). Architectures are entries of :data:`DEMO_ARCHITECTURES`.
 4. Both are written with ``save_pretrained`` and read back through
    :func:`~memberscope.llm.loading.load_language_model`, as any user's model is.
 
@@ -29,8 +32,17 @@ import numpy as np
 
 from memberscope.exceptions import DataUnavailableError
 from memberscope.llm.canaries import Canary, make_canaries
+from memberscope.registry import Registry
 
-__all__ = ["DEFAULT_FORTUNES_DIR", "DemoConfig", "DemoSetting", "build_demo_setting", "load_fortunes"]
+__all__ = [
+    "DEFAULT_FORTUNES_DIR",
+    "DEMO_ARCHITECTURES",
+    "DemoArchitecture",
+    "DemoConfig",
+    "DemoSetting",
+    "build_demo_setting",
+    "load_fortunes",
+]
 
 DEFAULT_FORTUNES_DIR = "/usr/share/games/fortunes"
 END = "<|endoftext|>"
@@ -58,9 +70,14 @@ class DemoConfig:
     canary_repetitions: tuple[int, ...] = (1, 4, 16)
     canaries_per_repetition: int = 10
     canary_digits: int = 6
+    architecture: str = "gpt2"
+    mask_fraction: float = 0.15
 
     def key(self, corpus_fingerprint: str) -> str:
-        payload = json.dumps({"config": asdict(self), "corpus": corpus_fingerprint, "format": 1}, sort_keys=True)
+        fields = asdict(self)
+        if self.architecture == "gpt2":  # GPT-2 caches built before BERT was added keep their key
+            del fields["architecture"], fields["mask_fraction"]
+        payload = json.dumps({"config": fields, "corpus": corpus_fingerprint, "format": 1}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -104,29 +121,147 @@ def load_fortunes(
     return list(seen)
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
+def _bpe_tokenizer(texts: list[str], vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE (every string encodes, no unknown token) trained on ``texts``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[END],
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+@dataclass(frozen=True)
+class DemoArchitecture:
+    """How one architecture's demo model is made and trained.
+
+    ``tokenizer(texts, vocab_size)`` and ``model(transformers, config, tokenizer)`` build them;
+    ``encode(tokenizer, text, context)`` gives a training sequence; ``loss(model, ids, mask, pad, config,
+    tokenizer, gen)`` the training loss of a right-padded batch (``gen`` draws any masking).
+    """
+
+    tokenizer: Callable
+    model: Callable
+    encode: Callable
+    loss: Callable
+
+
+DEMO_ARCHITECTURES: Registry[DemoArchitecture] = Registry("demo architecture")
+
+
+def _gpt2_tokenizer(texts: list[str], vocab_size: int):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _bpe_tokenizer(texts, vocab_size, [END])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=END, eos_token=END, pad_token=END)
 
 
-def _train(model, tokenizer, texts: list[str], *, epochs: int, lr: float, batch_size: int, context: int, seed: int):
-    """Causal-LM training on ``[END] text [END]`` sequences (cut at ``context``), AdamW, cosine decay."""
+def _gpt2_model(transformers, config: DemoConfig, tokenizer):
+    end = tokenizer.convert_tokens_to_ids(END)
+    model_config = transformers.GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=config.context,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        bos_token_id=end,
+        eos_token_id=end,
+        pad_token_id=end,
+    )
+    return transformers.GPT2LMHeadModel(model_config)
+
+
+def _gpt2_encode(tokenizer, text: str, context: int) -> list[int]:
+    end = tokenizer.convert_tokens_to_ids(END)
+    return [end, *tokenizer(text, add_special_tokens=False)["input_ids"], end][:context]
+
+
+def _causal_loss(model, ids, mask, config, tokenizer, gen):
+    labels = ids.masked_fill(mask == 0, -100)
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+DEMO_ARCHITECTURES.register("gpt2")(DemoArchitecture(_gpt2_tokenizer, _gpt2_model, _gpt2_encode, _causal_loss))
+
+BERT_SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def _bert_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _bpe_tokenizer(texts, vocab_size, list(BERT_SPECIALS))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    pad, cls_token, sep_token, mask = BERT_SPECIALS
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=pad, cls_token=cls_token, sep_token=sep_token, mask_token=mask
+    )
+
+
+def _bert_model(transformers, config: DemoConfig, tokenizer):
+    model_config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.n_embd,
+        num_hidden_layers=config.n_layer,
+        num_attention_heads=config.n_head,
+        intermediate_size=4 * config.n_embd,
+        max_position_embeddings=config.context,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return transformers.BertForMaskedLM(model_config)
+
+
+def _bert_encode(tokenizer, text: str, context: int) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: context - 2]
+    return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+
+
+def _masked_loss(model, ids, mask, config, tokenizer, gen):
+    """MLM loss (Devlin et al. 2019): ``mask_fraction`` of the text tokens (at least one per text) are predicted;
+    80% of them are replaced by [MASK], 10% by a random token, 10% left as they are."""
     import torch
 
-    end = tokenizer.convert_tokens_to_ids(END)
-    seqs = [[end, *tokenizer(t, add_special_tokens=False)["input_ids"], end][:context] for t in texts]
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    text_token = (mask == 1) & ~torch.isin(ids, special)
+    draw = torch.rand(ids.shape, generator=gen)
+    chosen = text_token & (draw < config.mask_fraction)
+    # A text with no chosen token gets its least-drawn text token, so every text contributes.
+    fallback = torch.where(text_token, draw, torch.full_like(draw, 2.0)).argmin(dim=1)
+    none = ~chosen.any(dim=1) & text_token.any(dim=1)
+    chosen[none, fallback[none]] = True
+    labels = ids.masked_fill(~chosen, -100)
+    action = torch.rand(ids.shape, generator=gen)
+    inputs = ids.clone()
+    inputs[chosen & (action < 0.8)] = tokenizer.mask_token_id
+    n_special = len(tokenizer.all_special_ids)
+    random_ids = torch.randint(n_special, len(tokenizer), ids.shape, generator=gen)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    inputs[swap] = random_ids[swap]
+    return model(input_ids=inputs, attention_mask=mask, labels=labels).loss
+
+
+DEMO_ARCHITECTURES.register("bert")(DemoArchitecture(_bert_tokenizer, _bert_model, _bert_encode, _masked_loss))
+
+
+def _train(
+    model, tokenizer, texts: list[str], *, arch: DemoArchitecture, config: DemoConfig, epochs: int, lr: float, seed: int
+):
+    """Train on each text's sequence (cut at ``config.context``) with the architecture's loss; AdamW, cosine decay."""
+    import torch
+
+    batch_size = config.batch_size
+    pad = tokenizer.pad_token_id
+    seqs = [arch.encode(tokenizer, t, config.context) for t in texts]
     gen = torch.Generator().manual_seed(seed)
     steps = max(1, epochs * ((len(seqs) + batch_size - 1) // batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -138,14 +273,12 @@ def _train(model, tokenizer, texts: list[str], *, epochs: int, lr: float, batch_
         for b in range(0, len(order), batch_size):
             batch = [seqs[i] for i in order[b : b + batch_size]]
             width = max(len(s) for s in batch)
-            ids = torch.full((len(batch), width), end, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, s in enumerate(batch):
                 ids[row, : len(s)] = torch.tensor(s)
-                labels[row, : len(s)] = torch.tensor(s)
                 mask[row, : len(s)] = 1
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = arch.loss(model, ids, mask, config, tokenizer, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -219,23 +352,14 @@ def build_demo_setting(
 
 
 def _build(config, transformers, torch, pretrain, members, nonmembers, canaries, fingerprint, root, say) -> DemoSetting:
+    arch = DEMO_ARCHITECTURES.get(config.architecture)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-    tokenizer = _train_tokenizer(pretrain, config.vocab_size)
-    end = tokenizer.convert_tokens_to_ids(END)
-    model_config = transformers.GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=config.context,
-        n_embd=config.n_embd,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        bos_token_id=end,
-        eos_token_id=end,
-        pad_token_id=end,
-    )
-    model = transformers.GPT2LMHeadModel(model_config)
-    say(f"pre-training a {sum(p.numel() for p in model.parameters()):,}-parameter GPT-2 on {len(pretrain)} fortunes")
-    kw = dict(batch_size=config.batch_size, context=config.context)
+    tokenizer = arch.tokenizer(pretrain, config.vocab_size)
+    model = arch.model(transformers, config, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"pre-training a {n_params:,}-parameter {config.architecture} on {len(pretrain)} fortunes")
+    kw = dict(arch=arch, config=config)
     pre_losses = _train(
         model, tokenizer, pretrain, epochs=config.pretrain_epochs, lr=config.pretrain_lr, seed=config.seed, **kw
     )
@@ -258,7 +382,7 @@ def _build(config, transformers, torch, pretrain, members, nonmembers, canaries,
         "config": asdict(config),
         "corpus_fingerprint": fingerprint,
         "n_pretrain_texts": len(pretrain),
-        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "n_parameters": int(n_params),
         "pretrain_seconds": round(pretrain_seconds, 2),
         "finetune_seconds": round(finetune_seconds, 2),
         "pretrain_final_loss": float(np.mean(pre_losses[-20:])) if pre_losses else None,

@@ -1,4 +1,4 @@
-"""What a training recipe and a trained model look like to the rest of memberscope."""
+"""What a training recipe looks like to the rest of memberscope."""
 
 from __future__ import annotations
 
@@ -8,34 +8,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Recipe", "TrainedModel"]
+from memberscope.targets import Target
 
-
-class TrainedModel(abc.ABC):
-    """A model that maps records to logits (or log-probabilities)."""
-
-    n_classes: int
-
-    @abc.abstractmethod
-    def predict_logits(self, X: np.ndarray) -> np.ndarray:
-        """Logits of shape ``(n_records, n_classes)`` for records ``X`` of shape ``(n_records, ...)``."""
-
-    @abc.abstractmethod
-    def save(self, path: Path) -> None:
-        """Write the model to ``path`` (a file)."""
+__all__ = ["Recipe"]
 
 
 class Recipe(abc.ABC):
-    """How to train a model: architecture and hyperparameters, nothing about data or seeds."""
+    """How to train a model: architecture and hyperparameters, nothing about data or seeds.
+
+    A trained model is a :class:`~memberscope.targets.Target` whose ``save`` writes what :meth:`load` reads.
+    """
 
     name: str
 
     @abc.abstractmethod
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> TrainedModel:
+    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> Target:
         """Train on ``X`` of shape ``(n, ...)`` and labels ``y`` of shape ``(n,)``; deterministic in ``seed``."""
 
     @abc.abstractmethod
-    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> TrainedModel:
+    def load(self, path: Path, *, n_classes: int, feature_shape: tuple[int, ...]) -> Target:
         """Load a model this recipe saved at ``path``."""
 
     @abc.abstractmethod

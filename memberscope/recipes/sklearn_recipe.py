@@ -9,18 +9,10 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.recipes._base import Recipe, TrainedModel
+from memberscope.recipes._base import Recipe
+from memberscope.targets import SklearnTarget
 
-__all__ = ["SklearnModel", "SklearnRecipe", "probabilities_to_log"]
-
-# Smallest probability kept when converting to log space: estimators such as trees return exact
-# zeros, whose log would be -inf; the floor keeps signals finite without reordering records.
-PROBABILITY_FLOOR = 1e-30
-
-
-def probabilities_to_log(proba: np.ndarray) -> np.ndarray:
-    """``log(max(proba, 1e-30))`` in float64; usable wherever logits are expected."""
-    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), PROBABILITY_FLOOR))
+__all__ = ["SklearnModel", "SklearnRecipe"]
 
 
 def _resolve_estimator(estimator: Any, params: dict[str, Any]):
@@ -45,7 +37,20 @@ def _resolve_estimator(estimator: Any, params: dict[str, Any]):
 
 
 class SklearnRecipe(Recipe):
-    """Train a clone of a scikit-learn classifier; ``random_state`` is set from the seed."""
+    """Train a clone of a scikit-learn classifier or Pipeline (``sklearn.base.clone``: same family, same
+    hyperparameters, same preprocessing); every ``random_state`` in it, nested steps included, is set from the seed.
+
+    Records reach it as given: a DataFrame (strings, categoricals, missing values) for a Pipeline that encodes
+    them, arrays otherwise (flattened to two dimensions).
+
+    Parameters
+    ----------
+    estimator : str or estimator
+        A dotted path (``"sklearn.ensemble.RandomForestClassifier"``), or an estimator or Pipeline, fitted or
+        not (the user's own model: reference models are clones of it).
+    params : dict, optional
+        Parameters set on the clone (``set_params``; ``step__param`` for a Pipeline's steps).
+    """
 
     name = "sklearn"
 
@@ -56,20 +61,25 @@ class SklearnRecipe(Recipe):
         self.prototype = _resolve_estimator(estimator, self.params)
 
     def config(self) -> dict[str, Any]:
+        """The estimator's class and every parameter (steps and their parameters written out in full)."""
+        from sklearn import config_context
+
         cls = type(self.prototype)
-        params = {
-            k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-            for k, v in sorted(self.prototype.get_params(deep=False).items())
-        }
+        with config_context(print_changed_only=False):
+            params = {
+                k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                for k, v in sorted(self.prototype.get_params(deep=False).items())
+            }
         return {"estimator": f"{cls.__module__}.{cls.__qualname__}", "params": params}
 
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> SklearnModel:
+    def train(self, X: Any, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> SklearnModel:
         from sklearn.base import clone
 
         est = clone(self.prototype)
-        if "random_state" in est.get_params(deep=False):
-            est.set_params(random_state=seed)
-        est.fit(np.asarray(X).reshape(len(X), -1), y)
+        seeds = {k: seed for k in est.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")}
+        if seeds:
+            est.set_params(**seeds)
+        est.fit(X if hasattr(X, "iloc") else np.asarray(X).reshape(len(X), -1), y)
         if progress is not None:
             progress()
         return SklearnModel(est, n_classes=n_classes)
@@ -80,20 +90,9 @@ class SklearnRecipe(Recipe):
         return SklearnModel(joblib.load(path), n_classes=n_classes)
 
 
-class SklearnModel(TrainedModel):
-    """A fitted classifier; returns log-probabilities aligned to classes ``0..n_classes-1``."""
+class SklearnModel(SklearnTarget):
+    """A classifier trained by :class:`SklearnRecipe`: probabilities laid out over classes ``0 .. n_classes - 1``
+    (a class missing from its training subset gets probability 0)."""
 
     def __init__(self, estimator: Any, *, n_classes: int):
-        self.estimator, self.n_classes = estimator, n_classes
-
-    def predict_logits(self, X: np.ndarray) -> np.ndarray:
-        proba = self.estimator.predict_proba(np.asarray(X).reshape(len(X), -1))
-        full = np.zeros((len(X), self.n_classes), dtype=np.float64)
-        # A training subset may lack a class; its probability is then 0 (floored in log space).
-        full[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = proba
-        return probabilities_to_log(full)
-
-    def save(self, path: Path) -> None:
-        import joblib
-
-        joblib.dump(self.estimator, path)
+        super().__init__(estimator, classes=np.arange(int(n_classes)))

@@ -1,29 +1,12 @@
-"""Red-teaming a deployed model: one target interface, recon, shadow-model and label-only attacks, verdicts.
+"""Red-teaming a deployed model: recon, shadow-model and label-only attacks, calibrated verdicts.
 
-``HttpTarget`` needs the ``redteam`` extra (httpx); everything else runs on the core dependencies.
+Targets (an HTTP endpoint, a local model, a fake) come from :mod:`memberscope.targets`; their errors
+from :mod:`memberscope.exceptions`. ``HttpTarget`` needs the ``redteam`` extra (httpx).
 """
 
-from memberscope.redteam.errors import (
-    QueryBudgetExceededError,
-    TargetAuthError,
-    TargetError,
-    TargetRateLimitedError,
-    TargetResponseError,
-    TargetUnreachableError,
-)
 from memberscope.redteam.label_only import LabelOnlyAttack
-from memberscope.redteam.targets import FakeTarget, HttpTarget, ModelTarget, Target
+from memberscope.redteam.pipeline import RedteamResult, run_redteam
+from memberscope.redteam.recon import Exposure, recon
+from memberscope.redteam.shadow import ShadowModelAttack
 
-__all__ = [
-    "FakeTarget",
-    "HttpTarget",
-    "LabelOnlyAttack",
-    "ModelTarget",
-    "QueryBudgetExceededError",
-    "Target",
-    "TargetAuthError",
-    "TargetError",
-    "TargetRateLimitedError",
-    "TargetResponseError",
-    "TargetUnreachableError",
-]
+__all__ = ["Exposure", "LabelOnlyAttack", "RedteamResult", "ShadowModelAttack", "recon", "run_redteam"]

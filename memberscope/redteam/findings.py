@@ -9,9 +9,7 @@ import numpy as np
 from memberscope.redteam.recon import Exposure
 from memberscope.redteam.verdicts import VERDICTS, Calibration
 
-__all__ = ["SCHEMA_VERSION", "build_results", "recommendations"]
-
-SCHEMA_VERSION = "1.0"
+__all__ = ["build_results", "recommendations"]
 
 
 def recommendations(
@@ -79,31 +77,36 @@ def build_results(
     calibration: Calibration,
     verdict_labels: np.ndarray,
     config: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
+    attacks: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
-) -> dict[str, Any]:
-    """The red-team ``results.json`` (``kind: "redteam"``; see HELPERS.md's contract)."""
+):
+    """The red team's typed :class:`~memberscope.results.Results` (``kind: "redteam"``): the ``redteam`` section
+    (target, exposure, attack, calibration, verdict counts, recommendations) and, with ground truth, ``attacks``."""
+    from memberscope.results import Results
+
     counts = {v: int((np.asarray(verdict_labels) == v).sum()) for v in VERDICTS}
     exposure_block = {
         k: v
         for k, v in exposure.to_dict().items()
         if k in ("mode", "top_k", "decimals", "deterministic", "rate_limited", "retry_after", "attacks_possible")
     }
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "redteam",
-        "config": config,
-        "redteam": {
-            "target": {"url": url, "queries_spent": int(queries_spent), "query_budget": query_budget},
-            "exposure": exposure_block,
-            "attack": attack,
-            "attack_params": attack_params,
-            "calibration": calibration.to_dict(),
-            "verdicts": counts,
-            "recommendations": recommendations(
-                exposure, calibration, attack, queries_spent=queries_spent, n_flagged=counts["member"]
-            ),
+    return Results(
+        kind="redteam",
+        config=config,
+        seeds={"seed": config.get("seed")},
+        attacks=dict(attacks or {}),
+        sections={
+            "redteam": {
+                "target": {"url": url, "queries_spent": int(queries_spent), "query_budget": query_budget},
+                "exposure": exposure_block,
+                "attack": attack,
+                "attack_params": attack_params,
+                "calibration": calibration.to_dict(),
+                "verdicts": counts,
+                "recommendations": recommendations(
+                    exposure, calibration, attack, queries_spent=queries_spent, n_flagged=counts["member"]
+                ),
+            }
         },
-        "attacks": metrics or {},
-        "warnings": list(warnings or []),
-    }
+        warnings=list(warnings or []),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from memberscope.redteam.findings import build_results
 from memberscope.redteam.label_only import LabelOnlyAttack
 from memberscope.redteam.recon import Exposure, recon
 from memberscope.redteam.shadow import ShadowModelAttack
-from memberscope.redteam.targets import ModelTarget, Target
 from memberscope.redteam.verdicts import Calibration, calibrate_threshold, verdicts
+from memberscope.results import AttackResult, Results
+from memberscope.targets import Target, wrap
 
 __all__ = ["ATTACK_CHOICES", "RedteamResult", "read_records", "run_redteam", "save_answered"]
 
@@ -32,10 +32,12 @@ class RedteamResult:
     record_ids: list[str]
     exposure: Exposure
     calibration: Calibration
-    results: dict[str, Any]
+    results: Results
 
     def write(self, out: str | Path) -> dict[str, str]:
         """Write ``verdicts.csv`` (record, score, verdict) and ``results.json`` into ``out``."""
+        from memberscope.results import write_results_json
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "verdicts.csv", "w", newline="") as fh:
@@ -43,7 +45,7 @@ class RedteamResult:
             writer.writerow(["record", "score", "verdict"])
             for rid, score, verdict in zip(self.record_ids, self.scores, self.verdicts, strict=True):
                 writer.writerow([rid, f"{float(score):.6g}", verdict])
-        (out / "results.json").write_text(json.dumps(self.results, indent=2))
+        write_results_json(self.results, out / "results.json")
         return {"verdicts": str(out / "verdicts.csv"), "results": str(out / "results.json")}
 
 
@@ -158,7 +160,6 @@ def run_redteam(
         recipe_params=recipe_params,
         attack_model=attack_model,
         postprocess=exposure.postprocess_spec(),
-        logits=exposure.mode == "logits",
         seed=seed,
         cache=cache,
     ).fit(X_shadow, y_shadow, n_classes=n_classes)
@@ -170,7 +171,7 @@ def run_redteam(
         # 3. Label-only: choose the noise on the shadows (local, no target queries), calibrate on them.
         lo = LabelOnlyAttack(n_queries=n_queries, seed=seed).fit(X_shadow)
         local = [
-            (ModelTarget(m, n_classes=n_classes, postprocess="label-only"), X_shadow, y_shadow, mem)
+            (wrap(m, n_classes=n_classes, postprocess="label-only"), X_shadow, y_shadow, mem)
             for m, mem in zip(shadow.shadow_models_, shadow.shadow_members_, strict=True)
         ]
         lo.calibrate(local, fpr=fpr)
@@ -186,7 +187,7 @@ def run_redteam(
     if events and not exposure.rate_limited:  # first seen during the attack rather than recon
         waits = [e["retry_after"] for e in events if e.get("retry_after") is not None]
         exposure.rate_limited, exposure.retry_after = True, max(waits) if waits else None
-    metrics, notes = None, []
+    attacks, notes = {}, []
     if member is not None and member.any() and not member.all():
         import warnings
 
@@ -198,12 +199,17 @@ def run_redteam(
             # Unresolvable FPRs are reported in the metrics' own warnings and in results.json.
             warnings.simplefilter("ignore", UnresolvableFPRWarning)
             measured = evaluate(member, scores, fprs=fprs, n_bootstrap=200, seed=seed)
-        metrics = {name: measured.to_dict()}
         notes.extend(measured.warnings)
         flagged = labels == "member"
-        metrics[name]["verdict_fpr"] = float(flagged[~member].mean())
-        metrics[name]["verdict_tpr"] = float(flagged[member].mean())
-        metrics[name]["threshold_fpr"] = float((scores[~member] >= calibration.threshold).mean())
+        attacks[name] = AttackResult(
+            metrics=measured,
+            params=params,
+            extra={
+                "verdict_fpr": float(flagged[~member].mean()),
+                "verdict_tpr": float(flagged[member].mean()),
+                "threshold_fpr": float((scores[~member] >= calibration.threshold).mean()),
+            },
+        )
     if name == "label-only" and getattr(scorer, "n_queries_used_", n_queries) < n_queries:
         notes.append(f"the query budget allowed {scorer.n_queries_used_} of {n_queries} perturbed queries per record")
     results = build_results(
@@ -216,7 +222,7 @@ def run_redteam(
         calibration=calibration,
         verdict_labels=labels,
         config=config or {},
-        metrics=metrics,
+        attacks=attacks,
         warnings=notes,
     )
     ids = record_ids if record_ids is not None else [str(i) for i in range(len(X))]

@@ -1,6 +1,6 @@
 """Recon: what does an endpoint expose, and which attacks does that allow?
 
-Probes a :class:`~memberscope.redteam.targets.Target` with a few records and reads its answers:
+Probes a :class:`~memberscope.targets.Target` with a few records and reads its answers:
 
 1. granularity: a one-hot row for every probe is a label-only API; withheld (NaN) entries mean
    top-k (k = most entries shown); values outside [0, 1] or rows not summing to 1 mean logits;
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.redteam.targets import Target
+from memberscope.targets import Target
 
 __all__ = ["MODES", "Exposure", "detect_exposure", "recon"]
 

@@ -22,30 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from memberscope.defenses.output import fill_withheld
 from memberscope.exceptions import InvalidInputError
-from memberscope.redteam.targets import ModelTarget, Target
+from memberscope.targets import Target, as_probabilities, wrap
 
-__all__ = ["ATTACK_MODELS", "ShadowModelAttack", "shadow_features"]
+__all__ = ["ATTACK_MODELS", "PerClassClassifier", "ShadowModelAttack", "shadow_features", "use_per_class"]
 
 ATTACK_MODELS = ("logreg", "gbdt", "mlp")
 DEFAULT_RECIPE_PARAMS: dict[str, Any] = {"hidden": (64,), "epochs": 40, "batch_size": 64, "standardize": True}
 """Shadows by default: a torch MLP with one hidden layer of 64 units, trained to overfit like deployed models do."""
 
 
-def _probabilities(observed: np.ndarray, *, logits: bool) -> np.ndarray:
-    if logits:
-        from scipy.special import softmax
-
-        return softmax(np.asarray(observed, dtype=np.float64), axis=1)
-    return fill_withheld(observed)
-
-
 def shadow_features(
-    observed: np.ndarray, labels: np.ndarray, *, n_sorted: int = 10, logits: bool = False
+    observed: np.ndarray, labels: np.ndarray, *, n_sorted: int = 10, kind: str = "probabilities"
 ) -> np.ndarray:
-    """Attack features ``(n, min(n_sorted, n_classes) + 3)`` of observed outputs (see the module docstring)."""
-    probs = _probabilities(observed, logits=logits)
+    """Attack features ``(n, min(n_sorted, n_classes) + 3)`` of outputs ``observed`` of output kind ``kind``
+    (see the module docstring and :data:`memberscope.targets.OUTPUT_KINDS`)."""
+    probs = as_probabilities(observed, kind)
     m = min(n_sorted, probs.shape[1])
     top = -np.sort(-probs, axis=1)[:, :m]
     p_true = probs[np.arange(len(probs)), labels]
@@ -70,13 +62,13 @@ def _attack_model(kind: str, seed: int):
     return make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=500, random_state=seed))
 
 
-class _PerClass:
+class PerClassClassifier:
     """One classifier per class, or one for all; a class whose records are all one kind gets that constant."""
 
     def __init__(self, kind: str, per_class: bool, seed: int):
         self.kind, self.per_class, self.seed = kind, per_class, seed
 
-    def fit(self, F: np.ndarray, labels: np.ndarray, member: np.ndarray) -> _PerClass:
+    def fit(self, F: np.ndarray, labels: np.ndarray, member: np.ndarray) -> PerClassClassifier:
         self.models: dict[int, Any] = {}
         groups = np.unique(labels) if self.per_class else [-1]
         for c in groups:
@@ -105,8 +97,19 @@ class _PerClass:
         return model.predict_proba(F)[:, 1]
 
 
+def use_per_class(per_class: str | bool, labels: np.ndarray, member: np.ndarray, min_per_class: int) -> bool:
+    """``per_class`` unless ``"auto"``; then whether every class has ``min_per_class`` members and non-members."""
+    if per_class != "auto":
+        return bool(per_class)
+    for c in np.unique(labels):
+        m = member[labels == c]
+        if m.sum() < min_per_class or (~m).sum() < min_per_class:
+            return False
+    return True
+
+
 class ShadowModelAttack:
-    """Shadow-model membership inference against any :class:`~memberscope.redteam.targets.Target`.
+    """Shadow-model membership inference against any :class:`~memberscope.targets.Target`.
 
     Usage::
 
@@ -126,10 +129,8 @@ class ShadowModelAttack:
         ``auto``: per-class attack classifiers when every class has at least ``min_per_class``
         shadow records of each kind, else one classifier over all classes.
     postprocess : str
-        What the target's API shows (a :func:`~memberscope.defenses.output.parse_postprocessors` spec),
-        applied to the shadows' outputs.
-    logits : bool
-        The target shows logits; the shadows then do too, and both are softmaxed.
+        What the target's API shows (a :func:`~memberscope.targets.postprocess.parse_postprocessors` spec),
+        applied to the shadows' outputs; empty for an API that shows full probabilities or logits.
     n_sorted : int
         Sorted probabilities used as features.
     seed : int
@@ -149,7 +150,6 @@ class ShadowModelAttack:
         per_class: str | bool = "auto",
         min_per_class: int = 30,
         postprocess: str | Sequence[str] | None = None,
-        logits: bool = False,
         n_sorted: int = 10,
         seed: int = 0,
         cache: Any = None,
@@ -165,7 +165,7 @@ class ShadowModelAttack:
             raise InvalidInputError("invalid shadow attack: " + "; ".join(problems))
         self.n_shadow, self.attack_model, self.per_class = int(n_shadow), attack_model, per_class
         self.min_per_class, self.n_sorted, self.seed = int(min_per_class), int(n_sorted), int(seed)
-        self.postprocess, self.logits = postprocess, logits
+        self.postprocess = postprocess
         self.recipe = self._recipe(recipe, recipe_params)
         self.cache = cache
 
@@ -182,7 +182,7 @@ class ShadowModelAttack:
     def shadow_target(self, model: Any, n_classes: int, *, postprocess: Any = None) -> Target:
         """A local target showing what the real one shows (``postprocess`` overrides it)."""
         post = self.postprocess if postprocess is None else postprocess
-        return ModelTarget(model, n_classes=n_classes, postprocess=None if self.logits else post, logits=self.logits)
+        return wrap(model, n_classes=n_classes, postprocess=post or None)
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, *, n_classes: int, shadows: ShadowModelAttack | None = None
@@ -207,10 +207,11 @@ class ShadowModelAttack:
                 model, member = shadows.shadow_models_[k], shadows.shadow_members_[k]
             else:
                 model = self._cached_train(X, y, member, seed=self.seed + k)
-            observed = self.shadow_target(model, self.n_classes_).query(X)
+            shadow = self.shadow_target(model, self.n_classes_)
+            observed = shadow.query(X)
             self.shadow_models_.append(model)
             self.shadow_members_.append(member)
-            feats.append(shadow_features(observed, y, n_sorted=self.n_sorted, logits=self.logits))
+            feats.append(shadow_features(observed, y, n_sorted=self.n_sorted, kind=shadow.output_kind))
             members.append(member)
             owners.append(np.full(len(X), k))
         F, member, owner, labels = (
@@ -224,10 +225,12 @@ class ShadowModelAttack:
         self.calibration_scores_ = np.empty(len(F))
         for k in range(self.n_shadow):
             test = owner == k
-            clf = _PerClass(self.attack_model, self.per_class_, self.seed).fit(F[~test], labels[~test], member[~test])
+            clf = PerClassClassifier(self.attack_model, self.per_class_, self.seed).fit(
+                F[~test], labels[~test], member[~test]
+            )
             self.calibration_scores_[test] = clf.score(F[test], labels[test])
         self.calibration_member_ = member
-        self.classifier_ = _PerClass(self.attack_model, self.per_class_, self.seed).fit(F, labels, member)
+        self.classifier_ = PerClassClassifier(self.attack_model, self.per_class_, self.seed).fit(F, labels, member)
         self.X_shadow_, self.y_shadow_ = X, y
         return self
 
@@ -264,24 +267,19 @@ class ShadowModelAttack:
             return self.recipe.train(X, y, n_classes=self.n_classes_, seed=seed)
 
     def _use_per_class(self, labels: np.ndarray, member: np.ndarray) -> bool:
-        if self.per_class != "auto":
-            return bool(self.per_class)
-        for c in np.unique(labels):
-            m = member[labels == c]
-            if m.sum() < self.min_per_class or (~m).sum() < self.min_per_class:
-                return False
-        return True
+        return use_per_class(self.per_class, labels, member, self.min_per_class)
 
-    def score_observed(self, observed: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Scores ``(n,)`` of already observed outputs ``(n, n_classes)`` with labels ``y``."""
+    def score_observed(self, observed: np.ndarray, y: np.ndarray, *, kind: str = "probabilities") -> np.ndarray:
+        """Scores ``(n,)`` of already observed outputs ``(n, n_classes)`` of output kind ``kind``, with labels ``y``."""
         if not hasattr(self, "classifier_"):
             raise InvalidInputError("the shadow attack must be fit before it scores")
-        F = shadow_features(observed, np.asarray(y), n_sorted=self.n_sorted, logits=self.logits)
+        F = shadow_features(observed, np.asarray(y), n_sorted=self.n_sorted, kind=kind)
         return self.classifier_.score(F, np.asarray(y))
 
     def score(self, target: Target, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Query ``target`` once per record and score; ``(n,)``, higher = more likely member."""
-        return self.score_observed(target.query(np.asarray(X)), y)
+        observed = target.query(np.asarray(X))
+        return self.score_observed(observed, y, kind=target.output_kind)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -290,7 +288,6 @@ class ShadowModelAttack:
             "attack_model": self.attack_model,
             "per_class": getattr(self, "per_class_", self.per_class),
             "postprocess": self.postprocess,
-            "logits": self.logits,
             "n_sorted": self.n_sorted,
             "seed": self.seed,
         }

@@ -20,22 +20,11 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.privacy import clopper_pearson_interval
 
-__all__ = ["VERDICTS", "Calibration", "calibrate_threshold", "clopper_pearson", "verdicts"]
+__all__ = ["VERDICTS", "Calibration", "calibrate_threshold", "verdicts"]
 
 VERDICTS = ("member", "not-member", "inconclusive")
-
-
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) ``confidence`` interval of a binomial proportion ``k / n``."""
-    from scipy.stats import beta
-
-    if n <= 0 or not 0 <= k <= n:
-        raise InvalidInputError(f"clopper_pearson needs 0 <= k <= n and n > 0; got k={k}, n={n}")
-    a = (1 - confidence) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
 
 
 @dataclass
@@ -94,9 +83,9 @@ def calibrate_threshold(
         threshold=threshold,
         threshold_band=band,
         shadow_tpr=tp / n1,
-        shadow_tpr_ci=clopper_pearson(tp, n1, confidence),
+        shadow_tpr_ci=clopper_pearson_interval(tp, n1, confidence),
         shadow_fpr=fp / n0,
-        shadow_fpr_ci=clopper_pearson(fp, n0, confidence),
+        shadow_fpr_ci=clopper_pearson_interval(fp, n0, confidence),
         n_shadow_models=int(n_models),
         n_shadow_members=n1,
         n_shadow_nonmembers=n0,

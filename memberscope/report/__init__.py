@@ -1,32 +1,25 @@
-"""Turning a finished audit's ``results.json`` into decisions and documents.
+"""Turning a finished run's ``results.json`` into decisions and documents.
 
-``gate`` checks measured leakage against a privacy budget (for CI pipelines); ``epsilon`` turns attack scores into
-empirical lower bounds on the differential-privacy ε (Clopper–Pearson over thresholds, and one-run
-auditing with canaries).
+One :class:`~memberscope.report.model.ReportModel` per run (:func:`build_report`) is rendered as HTML
+(:func:`write_html`) or Markdown (:func:`write_markdown`); :func:`check_budget` gates measured leakage against a
+privacy budget (for CI pipelines); :mod:`~memberscope.report.history` keeps past runs.
 """
 
 from __future__ import annotations
 
-from memberscope.report.epsilon import (
-    EpsilonBound,
-    OneRunBound,
-    epsilon_lower_bound,
-    epsilon_lower_bounds_from_csv,
-    one_run_audit,
-    one_run_epsilon,
-)
 from memberscope.report.gate import GateResult, Violation, check_budget, load_results, parse_tpr_budget
+from memberscope.report.html import write_html
+from memberscope.report.markdown import write_markdown
+from memberscope.report.model import ReportModel, build_report
 
 __all__ = [
-    "EpsilonBound",
     "GateResult",
-    "OneRunBound",
+    "ReportModel",
     "Violation",
+    "build_report",
     "check_budget",
-    "epsilon_lower_bound",
-    "epsilon_lower_bounds_from_csv",
     "load_results",
-    "one_run_audit",
-    "one_run_epsilon",
     "parse_tpr_budget",
+    "write_html",
+    "write_markdown",
 ]

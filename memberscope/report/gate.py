@@ -7,17 +7,15 @@ fails a model whose leakage *could plausibly* exceed the budget (conservative, f
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.results import Results, read_results, strongest_attack
 
 __all__ = ["GateResult", "Violation", "check_budget", "load_results", "parse_tpr_budget"]
-
-SCHEMA_VERSION = "1.0"  # the results.json layout this module reads; kept equal to audit.run.SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -46,42 +44,39 @@ class GateResult:
     violations: list[Violation] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # attack names that were checked
     use_upper_ci: bool = False
+    strongest: str | None = None  # memberscope.results.strongest_attack: the attack every report names
+    #: Why the run cannot be trusted to pass (a failed fidelity check), even if every attack is within budget.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.refusals
 
     def summary(self) -> str:
         """A human-readable verdict, one line per exceeded budget."""
         basis = "CI upper bound" if self.use_upper_ci else "point estimate"
+        strongest = f"; strongest attack: {self.strongest}" if self.strongest else ""
+        if self.refusals:
+            lines = [f"FAIL: the run cannot pass the gate{strongest}:"] + [f"  {r}" for r in self.refusals]
+            lines += [f"  {v.message()}" for v in self.violations]
+            return "\n".join(lines)
         if self.passed:
-            return f"PASS: {len(self.checked)} attack(s) within budget ({basis} compared): {', '.join(self.checked)}"
-        lines = [f"FAIL: {len(self.violations)} budget(s) exceeded ({basis} compared):"]
+            return (
+                f"PASS: {len(self.checked)} attack(s) within budget ({basis} compared): {', '.join(self.checked)}"
+                + strongest
+            )
+        lines = [f"FAIL: {len(self.violations)} budget(s) exceeded ({basis} compared){strongest}:"]
         lines += [f"  {v.message()}" for v in self.violations]
         return "\n".join(lines)
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read a ``results.json``; a missing, unreadable, non-JSON or wrong-schema file raises InvalidInputError."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read results file {str(path)!r}: {exc}") from None
-    try:
-        results = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(results, dict):
-        raise InvalidInputError(f"results file {str(path)!r} must hold a JSON object, got {type(results).__name__}")
-    version = results.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise InvalidInputError(
-            f"results file {str(path)!r} has schema_version {version!r}; expected {SCHEMA_VERSION!r}"
-        )
-    if not isinstance(results.get("attacks"), dict) or not results["attacks"]:
+def load_results(path: str | Path) -> Results:
+    """Typed results of a ``results.json`` (or its folder) that has attack metrics to gate on.
+
+    Raises InvalidInputError for a missing, unreadable, non-JSON or wrong-schema file, or one without attacks.
+    """
+    results = read_results(path)
+    if not results.attacks:
         raise InvalidInputError(f"results file {str(path)!r} has no 'attacks' entries")
     return results
 
@@ -116,22 +111,25 @@ def _ci(entry: dict[str, Any], value: Any) -> tuple[float, float] | None:
 
 
 def check_budget(
-    results: dict[str, Any],
+    results: Results | dict[str, Any],
     *,
     max_tpr_at_fpr: dict[float, float] | None = None,
     max_auc: float | None = None,
     attacks: list[str] | None = None,
     use_upper_ci: bool = False,
+    allow_low_fidelity: bool = False,
 ) -> GateResult:
     """Check every (selected) attack of ``results`` against the budgets.
 
     Parameters
     ----------
-    results : dict — the content of ``results.json``.
+    results : Results (or the content of ``results.json``).
     max_tpr_at_fpr : dict of float to float — ``{fpr: max_tpr}``; each FPR must be among the recorded keys.
     max_auc : float or None — the largest acceptable AUC.
     attacks : list of str or None — attacks to check (default: all recorded).
     use_upper_ci : bool — compare the upper end of the 95% CI instead of the point estimate.
+    allow_low_fidelity : bool — let a run whose reference models failed the fidelity check pass (its reference-model
+        attacks may understate leakage, so by default such a run fails).
     """
     max_tpr_at_fpr = dict(max_tpr_at_fpr or {})
     if not max_tpr_at_fpr and max_auc is None:
@@ -141,9 +139,11 @@ def check_budget(
         _check_rate(tpr, f"TPR budget at FPR {fpr}:")
     if max_auc is not None:
         _check_rate(max_auc, "AUC budget")
-    recorded = results.get("attacks")
-    if not isinstance(recorded, dict) or not recorded:
+    if not isinstance(results, Results):
+        results = Results.from_dict(results)
+    if not results.attacks:
         raise InvalidInputError("results have no 'attacks' entries")
+    recorded = {name: a.to_dict() for name, a in results.attacks.items()}
     names = list(recorded) if attacks is None else list(attacks)
     unknown = [a for a in names if a not in recorded]
     if not names:
@@ -153,7 +153,15 @@ def check_budget(
             f"attack(s) {', '.join(map(repr, unknown))} not in the results; expected some of: {', '.join(recorded)}"
         )
 
-    out = GateResult(checked=names, use_upper_ci=use_upper_ci)
+    out = GateResult(checked=names, use_upper_ci=use_upper_ci, strongest=strongest_attack(results.attacks))
+    fidelity = results.sections.get("fidelity") or {}
+    if fidelity.get("passed") is False and not allow_low_fidelity:
+        out.refusals.append(
+            "LOW FIDELITY: the reference models do not behave like the target ("
+            + "; ".join(fidelity.get("reasons") or ["see results.json 'fidelity'"])
+            + "), so attacks may understate leakage; re-audit with reference models like the target, or pass "
+            "--allow-low-fidelity to gate on these numbers anyway"
+        )
     for name in names:
         entry = recorded[name]
         checks: list[tuple[str, Any, Any, float]] = []

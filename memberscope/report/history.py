@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.results import Results
 
 __all__ = [
     "REGRESSION_RULES",
@@ -74,30 +75,30 @@ def _connect(db: str | Path, *, create: bool) -> sqlite3.Connection:
     return con
 
 
-def record_run(db: str | Path, results: dict[str, Any], *, out_dir: str | Path | None = None) -> int:
+def record_run(db: str | Path, results: Results, *, out_dir: str | Path | None = None) -> int:
     """Append one row per attack of ``results`` to the history in ``db``; returns the number of rows."""
-    config, game = results.get("config") or {}, results.get("game") or {}
+    config = results.config
     rows = []
-    for name, entry in results["attacks"].items():
-        ci = (entry.get("tpr_at_fpr_ci") or {}).get("0.01") or [None, None]
-        auc_ci = entry.get("auc_ci") or [None, None]
+    for name, attack in results.attacks.items():
+        m = attack.metrics
+        ci = m.tpr_at_fpr_ci.get("0.01") or (None, None)
         rows.append(
             (
-                results.get("created"),
+                results.created,
                 str(out_dir) if out_dir is not None else None,
-                (results.get("dataset") or {}).get("name"),
+                results.dataset.name,
                 config.get("model"),
                 config.get("seed"),
-                game.get("n_reference_models"),
+                results.game.n_reference_models,
                 name,
-                entry.get("auc"),
-                (entry.get("tpr_at_fpr") or {}).get("0.01"),
+                float(m.auc),
+                m.tpr_at_fpr.get("0.01"),
                 ci[0],
                 ci[1],
                 config.get("model_name"),
                 None if config.get("model_version") is None else str(config["model_version"]),
-                auc_ci[0],
-                auc_ci[1],
+                m.auc_ci[0],
+                m.auc_ci[1],
             )
         )
     con = _connect(db, create=True)

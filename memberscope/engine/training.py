@@ -1,0 +1,402 @@
+"""Train the target and reference models as independent jobs, in-process or on joblib workers.
+
+A job is one model (sequential mode) or one vectorized batch of models sized to a memory budget.
+Each job trains its models, writes each model and its outputs to the cache atomically, and
+returns the outputs; the driver copies each model's outputs into one on-disk array as they
+arrive, so reference outputs are never all held in memory as separate arrays. Which worker ran a
+job never changes a model: each one depends only on its seed, its training records and the
+recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memberscope.cache import ArtifactCache
+from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
+from memberscope.game import derive_seed
+
+__all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to obtain: ``role`` ("target"/"reference"), its index, training records and seed."""
+
+    role: str
+    index: int
+    train_indices: np.ndarray
+    seed: int
+
+
+@dataclass
+class RunInfo:
+    """What the results keep of a model once its outputs are in the shared array."""
+
+    seed: int
+    train_seconds: float
+    cached: bool
+    train_accuracy: float = float("nan")
+    test_accuracy: float = float("nan")
+    model: Any = None
+
+
+@dataclass
+class TrainedRuns:
+    """Target outputs ``(n_eval, q, c)``, reference outputs ``(K, n_eval, q, c)`` (on disk) and run details."""
+
+    target: ModelRun
+    reference_logits: np.ndarray | None
+    references: list[RunInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    n_jobs: int = 1
+    n_batches: int = 0
+
+
+def _run_job(
+    specs: Sequence[ModelSpec],
+    *,
+    data,
+    recipe,
+    data_fingerprint: str,
+    n_classes: int,
+    eval_indices: np.ndarray,
+    queries: str,
+    cache_root: str | None,
+    vectorized: bool,
+    steps_per_epoch: int | None,
+    progress: Callable[[], None] | None = None,
+    keep_models: bool = False,
+) -> list[tuple[str, int, ModelRun]]:
+    """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``."""
+    if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
+        import ray
+
+        data = ray.get(data)
+    X, y = data
+    cache = ArtifactCache(cache_root)
+    common = dict(
+        recipe=recipe,
+        data_fingerprint=data_fingerprint,
+        X=X,
+        y=y,
+        n_classes=n_classes,
+        eval_indices=eval_indices,
+        queries=queries,
+        cache=cache,
+    )
+    pretrained: dict[int, tuple] = {}
+    if vectorized:
+        from memberscope.training.vectorized import train_vectorized
+
+        start = time.perf_counter()
+        trained = train_vectorized(
+            recipe,
+            X,
+            y,
+            subsets=[s.train_indices for s in specs],
+            seeds=[s.seed for s in specs],
+            n_classes=n_classes,
+            steps_per_epoch=steps_per_epoch,
+            progress=progress,
+        )
+        models = [recipe.model(t, n_classes=n_classes) for t in trained]
+        share = (time.perf_counter() - start) / max(len(specs), 1)
+        pretrained = {i: (m, share) for i, m in enumerate(models)}
+    return [
+        (
+            s.role,
+            s.index,
+            outputs_for_model(
+                **common,
+                train_indices=s.train_indices,
+                seed=s.seed,
+                progress=progress,
+                pretrained=pretrained.get(i),
+                keep_model=keep_models or s.role == "target",  # the target's privacy accounting is reported
+            ),
+        )
+        for i, s in enumerate(specs)
+    ]
+
+
+def plan_jobs(n_models: int, *, per_model_bytes: int | None, budget: int | None, n_workers: int) -> list[int]:
+    """Sizes of the vectorized batches: as few as the memory budget and the workers allow, near-equal.
+
+    With ``n_workers`` batches running at once, each gets ``budget / n_workers``; there are at least
+    ``n_workers`` batches (when there are that many models) so every worker has one.
+    """
+    from memberscope.exceptions import InvalidInputError
+
+    if n_models == 0:
+        return []
+    cap = n_models
+    if budget is not None and per_model_bytes is not None:
+        cap = (budget // max(n_workers, 1)) // per_model_bytes
+        if cap < 1:
+            raise InvalidInputError(
+                f"memory budget {budget:,} bytes is too small: one model of this recipe needs about "
+                f"{per_model_bytes:,} bytes per worker ({n_workers} workers); raise memory_budget or lower n_jobs"
+            )
+    n_batches = max(math.ceil(n_models / cap), min(n_workers, n_models))
+    base, extra = divmod(n_models, n_batches)
+    return [base + (1 if b < extra else 0) for b in range(n_batches)]
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits[:, 0, :].argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
+
+
+def train_models(
+    *,
+    config,
+    recipe,
+    dataset,
+    pool_idx: np.ndarray,
+    eval_idx: np.ndarray,
+    game,
+    target_model,
+    cache: ArtifactCache,
+    bars,
+    keep_models: bool = False,
+) -> TrainedRuns:
+    """Obtain the target's and every reference model's outputs on the records ``eval_idx`` of ``dataset``.
+
+    Cached outputs are read back; the rest are trained as jobs on the joblib backend in effect.
+    ``keep_models`` also returns the models (``TrainedRuns.target.model``, ``RunInfo.model``), for
+    attacks that query them.
+    """
+    import joblib
+
+    from memberscope.parallel import backend_context, parse_bytes
+    from memberscope.training.vectorized import supports_vectorized, vectorized_bytes_per_model
+
+    fingerprint = dataset.fingerprint()
+    n_pool = len(pool_idx)
+    labels = dataset.y[pool_idx]
+    cache_root = None if cache.root is None else str(cache.root)
+    job_kwargs = dict(
+        recipe=recipe,
+        data_fingerprint=fingerprint,
+        n_classes=dataset.n_classes,
+        eval_indices=eval_idx,
+        queries=config.queries,
+        cache_root=cache_root,
+        keep_models=keep_models,
+    )
+    run_warnings: list[str] = []
+    specs = [ModelSpec("target", 0, pool_idx[game.target_mask], derive_seed(config.seed, "target", 0))]
+    specs += [
+        ModelSpec("reference", k, pool_idx[game.reference_masks[k]], derive_seed(config.seed, "reference", k))
+        for k in range(game.n_reference)
+    ]
+
+    def is_cached(spec: ModelSpec) -> bool:
+        model_key, output_key = cache_keys(
+            recipe=recipe,
+            data_fingerprint=fingerprint,
+            train_indices=spec.train_indices,
+            eval_indices=eval_idx,
+            seed=spec.seed,
+            queries=config.queries,
+        )
+        return cache.has("outputs", output_key) or cache.has("models", model_key)
+
+    vectorized = config.train_mode == "vectorized"
+    if vectorized and not supports_vectorized(recipe):
+        run_warnings.append(
+            f"train_mode 'vectorized' supports torch mlp/cnn/logreg recipes without dropout; "
+            f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
+        )
+        vectorized = False
+
+    models_task = bars.add_task("models", total=len(specs))
+    epochs = getattr(recipe, "epochs", 1)
+    epoch_task = bars.add_task("  epochs", total=epochs, visible=False)
+    target_run: ModelRun | None = None
+    reference_logits: np.ndarray | None = None
+    infos: dict[int, RunInfo] = {}
+    scratch: list[str] = []
+
+    def collect(role: str, index: int, run: ModelRun) -> None:
+        nonlocal target_run, reference_logits
+        bars.advance(models_task)
+        if role == "target":
+            target_run = run
+            return
+        if reference_logits is None:
+            reference_logits = _scratch_array(cache_root, (game.n_reference, *run.logits.shape), scratch)
+        reference_logits[index] = run.logits
+        mask = game.reference_masks[index]
+        pool_logits = run.logits[:n_pool]
+        infos[index] = RunInfo(
+            seed=run.seed,
+            train_seconds=run.train_seconds,
+            cached=run.cached,
+            train_accuracy=_accuracy(pool_logits[mask], labels[mask]),
+            test_accuracy=_accuracy(pool_logits[~mask], labels[~mask]),
+            model=run.model,
+        )
+
+    # 1. The target (a user's own model is only queried) and every cached model, in this process.
+    if target_model is not None:
+        bars.update(models_task, description="target model")
+        collect(
+            "target",
+            0,
+            outputs_for_model(
+                **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
+                X=dataset.X,
+                y=dataset.y,
+                cache=cache,
+                train_indices=specs[0].train_indices,
+                seed=specs[0].seed,
+                model=target_model,
+            ),
+        )
+        specs = specs[1:]
+    todo = [s for s in specs if not is_cached(s)]
+    for spec in (s for s in specs if is_cached(s)):
+        for role, index, run in _run_job(
+            [spec], data=(dataset.X, dataset.y), vectorized=False, steps_per_epoch=None, **job_kwargs
+        ):
+            collect(role, index, run)
+
+    # 2. The rest as jobs: one per model, or vectorized batches (the target always trains alone, like sequentially).
+    # (No cluster is started or joined when every model came from the cache.)
+    context = backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address)
+    with context if todo else contextlib.nullcontext():
+        n_workers = max(1, min(joblib.effective_n_jobs(None), len(todo) or 1))
+        jobs: list[tuple[list[ModelSpec], bool]] = [([s], False) for s in todo if s.role == "target"]
+        refs = [s for s in todo if s.role == "reference"]
+        steps_per_epoch = None
+        if vectorized and refs:
+            steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
+            budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
+            per_model = vectorized_bytes_per_model(
+                recipe,
+                feature_shape=tuple(dataset.feature_shape),
+                n_classes=dataset.n_classes,
+                n_steps=steps_per_epoch * recipe.epochs,
+            )
+            start = 0
+            for size in plan_jobs(len(refs), per_model_bytes=per_model, budget=budget, n_workers=n_workers):
+                jobs.append((refs[start : start + size], True))
+                start += size
+        else:
+            jobs += [([s], False) for s in refs]
+        n_batches = sum(1 for _, vec in jobs if vec)
+        if n_workers == 1:
+            for job, vec in jobs:
+                what = f"{len(job)} reference models (vectorized)" if vec else _describe(job[0])
+                bars.update(models_task, description=what)
+                bars.reset(epoch_task, total=epochs, visible=True)
+                for result in _run_job(
+                    job,
+                    data=(dataset.X, dataset.y),
+                    vectorized=vec,
+                    steps_per_epoch=steps_per_epoch,
+                    progress=lambda: bars.advance(epoch_task),
+                    **job_kwargs,
+                ):
+                    collect(*result)
+        elif jobs:
+            bars.update(
+                models_task,
+                description=f"models on {n_workers} {config.backend or 'joblib'} workers",
+            )
+            data = (dataset.X, dataset.y)
+            if config.backend == "ray":
+                import ray
+
+                data = ray.put(data)
+            calls = [
+                joblib.delayed(_run_job)(job, data=data, vectorized=vec, steps_per_epoch=steps_per_epoch, **job_kwargs)
+                for job, vec in jobs
+            ]
+            by_key = {(s.role, s.index): s for s in todo}
+            for results in _as_completed(calls, n_workers):
+                for role, index, run in results:
+                    if cache_root is not None:  # a worker on another machine may not share the cache folder
+                        _store_outputs(
+                            cache,
+                            by_key[role, index],
+                            run,
+                            recipe=recipe,
+                            fingerprint=fingerprint,
+                            eval_idx=eval_idx,
+                            queries=config.queries,
+                        )
+                    collect(role, index, run)
+    bars.update(epoch_task, visible=False)
+    for path in scratch:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    assert target_run is not None
+    return TrainedRuns(
+        target=target_run,
+        reference_logits=reference_logits,
+        references=[infos[k] for k in range(game.n_reference)],
+        warnings=run_warnings,
+        n_jobs=n_workers,
+        n_batches=n_batches,
+    )
+
+
+def _describe(spec: ModelSpec) -> str:
+    return f"reference model {spec.index + 1}" if spec.role == "reference" else "target model"
+
+
+def _as_completed(calls: list, n_workers: int):
+    """Each job's result as soon as it is done; in rounds of ``n_workers`` where the backend cannot stream."""
+    import joblib
+
+    try:
+        yield from joblib.Parallel(return_as="generator_unordered")(calls)
+        return
+    except ValueError as exc:  # e.g. Ray's backend returns lists only
+        if "does not support return_as" not in str(exc):
+            raise
+    with joblib.Parallel() as parallel:
+        for start in range(0, len(calls), n_workers):
+            yield from parallel(calls[start : start + n_workers])
+
+
+def _store_outputs(cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries):
+    """Write a job's outputs into this machine's cache if its worker could not (a node of a remote cluster)."""
+    from memberscope.cache import _atomic_write, _save_npy
+
+    _, output_key = cache_keys(
+        recipe=recipe,
+        data_fingerprint=fingerprint,
+        train_indices=spec.train_indices,
+        eval_indices=eval_idx,
+        seed=spec.seed,
+        queries=queries,
+    )
+    path = cache.root / "outputs" / f"{output_key}.npy"
+    if not path.exists():
+        _atomic_write(path, lambda p: _save_npy(p, run.logits))
+
+
+def _scratch_array(cache_root: str | None, shape: tuple[int, ...], paths: list[str]) -> np.ndarray:
+    """A float32 array of ``shape`` backed by a file (in the cache folder, else the temp folder)."""
+    folder = os.path.join(cache_root, "scratch") if cache_root is not None else tempfile.gettempdir()
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="reference-outputs-", suffix=".f32", dir=folder)
+    os.close(fd)
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        os.unlink(path)  # the mapping stays valid; the space is freed when it closes, even if the run is killed
+    except OSError:  # a platform that cannot delete a mapped file: delete it after training
+        paths.append(path)
+    return array

@@ -1,0 +1,56 @@
+"""The console rendering of a run: the attack table, from the same :class:`~memberscope.report.model.ReportModel`
+as the HTML and Markdown reports (so the strongest attack it marks is the one they name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memberscope.report.model import ReportModel, build_report, pct
+from memberscope.results import Results
+
+__all__ = ["results_table"]
+
+CONSOLE_FPRS = ("0.01", "0.001")
+"""The FPRs the console table shows (results.json and the reports have every recorded FPR)."""
+
+
+def _cell(value: float | None, ci: Any, *, percent: bool) -> str:
+    if value is None:
+        return "–"
+    f = pct if percent else (lambda v: f"{v:.3f}")
+    return f"{f(value)} [{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
+
+
+def results_table(results: Results | ReportModel):
+    """A ``rich.table.Table``: attack, AUC, TPR at 1% and 0.1% FPR, each with its CI; the strongest attack marked."""
+    from rich.table import Table
+
+    model = results if isinstance(results, ReportModel) else build_report(results)
+    target = model.target
+    level = int(round(100 * model.results.config.get("confidence", 0.95)))
+    accuracy = ""
+    if target.train_accuracy is not None and target.test_accuracy is not None:
+        accuracy = f": target train acc {target.train_accuracy:.3f}, test acc {target.test_accuracy:.3f}"
+    table = Table(title=f"{model.subject}{accuracy} ({level}% CIs)")
+    table.add_column("attack")
+    table.add_column("AUC", justify="right")
+    for key in CONSOLE_FPRS:
+        table.add_column(f"TPR @ {100 * float(key):g}% FPR", justify="right")
+    unresolved = False
+    for row in model.attack_rows:
+        cells = [_cell(row.auc, row.auc_ci, percent=False)]
+        for key in CONSOLE_FPRS:
+            text = _cell(row.tprs.get(key), row.tpr_cis.get(key), percent=True)
+            if key in row.tprs and not row.resolvable.get(key, True):
+                text += " *"
+                unresolved = True
+            cells.append(text)
+        name = f"{row.name} (strongest)" if row.name == model.strongest else row.name
+        table.add_row(name, *cells)
+    notes = []
+    if model.strongest is not None and model.headline_fpr is not None:
+        notes.append(f"strongest: highest TPR at {pct(float(model.headline_fpr))} FPR, AUC breaking ties")
+    if unresolved:
+        notes.append("* too few non-members to resolve this FPR; the value is the TPR at FPR 0")
+    table.caption = "; ".join(notes) or None
+    return table

@@ -1,0 +1,621 @@
+"""The report model: what every rendering of a run shows, computed once from typed results.
+
+The HTML report, the Markdown summary and the console all render a :class:`ReportModel`; none of them reads
+``results.json`` on its own, so the headline, the strongest attack (one rule:
+:func:`memberscope.results.strongest_attack`), the tables and the warnings agree everywhere. Each part is
+None (or empty) when the run has no such part, so every kind of run renders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memberscope.exceptions import InvalidInputError
+from memberscope.results import AttackResult, Results, read_results, strongest_attack
+
+__all__ = [
+    "AttackRow",
+    "DefenseRow",
+    "ReportModel",
+    "SliceRow",
+    "build_report",
+    "ci_pct",
+    "executive_summary",
+    "load_run",
+    "pct",
+    "recommendations",
+    "slice_rows",
+]
+
+TITLES = {
+    "audit": "Membership-inference audit",
+    "defend": "Defenses against membership inference",
+    "redteam": "Red-team membership assessment",
+    "llm": "LLM membership-inference audit",
+    "dataset-inference": "Dataset inference",
+}
+ASSUMPTIONS = {
+    "loss": "the target's loss on the record, and population records to set the threshold",
+    "confidence": "the target's confidence in the true label, and population records to set the threshold",
+    "entropy": "the target's prediction entropy, and population records to set the threshold",
+    "modified-entropy": "the target's modified prediction entropy (Song & Mittal 2021), and population records",
+    "lira-online": "the training recipe and data distribution: K reference models, half trained WITH each record",
+    "lira-offline": "the training recipe and data distribution: reference models trained WITHOUT the record",
+    "rmia-online": "the training recipe, reference models (IN and OUT) and population records to compare against",
+    "rmia-offline": "the training recipe, OUT reference models only, and population records to compare against",
+    "label-only": "only predicted labels, and many queries of perturbed copies of each record",
+    "shadow": "the training recipe and data distribution: a classifier trained on reference models' outputs",
+}
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+def pct(x: float) -> str:
+    """A rate as a percentage: ``0.0123 -> "1.2%"`` (two significant digits below 0.1%)."""
+    x = float(x)
+    return f"{100 * x:.1f}%" if x >= 0.001 or x == 0 else f"{100 * x:.2g}%"
+
+
+def ci_pct(ci: Any) -> str:
+    """``" (1.0%–2.0%)"`` for an interval, else ``""``."""
+    return f" ({pct(ci[0])}–{pct(ci[1])})" if _is_pair(ci) else ""
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float | np.number) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _is_pair(ci: Any) -> bool:
+    return isinstance(ci, list | tuple) and len(ci) == 2 and all(_is_num(v) for v in ci)
+
+
+# ------------------------------------------------------------------------------------------------ the model
+
+
+@dataclass
+class AttackRow:
+    """One attack: its AUC and TPR at each reported FPR with CIs, and its empirical ε lower bounds."""
+
+    name: str
+    auc: float
+    auc_ci: tuple[float, float] | None
+    tprs: dict[str, float]
+    tpr_cis: dict[str, tuple[float, float]]
+    resolvable: dict[str, bool]
+    epsilon: float | None = None
+    epsilon_source: str | None = None  # "scores" or "metrics"
+    one_run: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SliceRow:
+    """One class or group of the strongest attack; ``hot`` when its CI lies entirely above the overall TPR."""
+
+    name: str
+    n_members: Any
+    n_nonmembers: Any
+    auc: float | None
+    tpr: float | None
+    tpr_ci: tuple[float, float] | None
+    hot: bool
+
+
+@dataclass
+class DefenseRow:
+    """One defense: accuracy, claimed ε, the strongest attack's leakage and the empirical ε bound."""
+
+    name: str
+    test_accuracy: float | None
+    epsilon: float | None
+    delta: float | None
+    attack: str | None
+    fpr_key: str | None
+    tpr: float | None
+    tpr_ci: tuple[float, float] | None
+    auc: float | None
+    auc_ci: tuple[float, float] | None
+    empirical_epsilon: float | None
+    alarm: bool
+
+
+@dataclass
+class ReportModel:
+    """Everything a report shows (see the module docstring)."""
+
+    results: Results
+    kind: str
+    title: str
+    subject: str
+    summary: str
+    headline_fpr: str | None
+    strongest: str | None
+    overall_tpr: float
+    fpr_keys: list[str]
+    attack_rows: list[AttackRow]
+    claimed: dict[str, float] | None
+    epsilon_delta: float
+    one_run: dict[str, Any] | None
+    slices: list[tuple[str, list[SliceRow]]]
+    hot_slices: list[str]
+    vulnerable: dict[str, Any]
+    defenses: list[DefenseRow]
+    defense_recommendation: dict[str, Any]
+    redteam: dict[str, Any] | None
+    llm: dict[str, Any] | None
+    alarms: list[str]
+    recommendations: list[str]
+    warnings: list[str]
+    assumptions: list[tuple[str, str]]
+    member: np.ndarray | None = None
+    scores: dict[str, np.ndarray] | None = None
+
+    @property
+    def has_one_run(self) -> bool:
+        return any(r.one_run for r in self.attack_rows)
+
+    @property
+    def epsilon_from_metrics(self) -> bool:
+        return any(r.epsilon_source == "metrics" for r in self.attack_rows)
+
+    @property
+    def target(self):
+        return self.results.target
+
+    @property
+    def game(self):
+        return self.results.game
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+
+def _read_scores(run_dir: Path, attacks: dict[str, AttackResult], *, required: bool):
+    """``(member, {attack: scores})`` from ``scores.csv``; None when absent and not ``required``."""
+    import pandas as pd
+
+    path = run_dir / "scores.csv"
+    if not path.exists() and not required:
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"cannot read scores file {str(path)!r}: {exc}; the report's figures need the scores the run wrote "
+            "next to results.json"
+        ) from None
+    missing = [c for c in (*attacks, "member") if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"scores file {str(path)!r} lacks columns {missing}")
+    member = frame["member"].to_numpy().astype(bool)
+    return member, {name: frame[name].to_numpy(dtype=np.float64) for name in attacks}
+
+
+def load_run(
+    run_dir: str | Path, *, figures: bool = True
+) -> tuple[Results, tuple[np.ndarray, dict[str, np.ndarray]] | None, Results | None]:
+    """``(results, scores or None, defenses or None)`` of a run folder.
+
+    ``results`` is its ``results.json`` (any kind, schema 1.0 or 2.0; a defend folder of schema 1.0 holds
+    ``defenses.json`` only); ``scores`` come from ``scores.csv`` (required for an audit's ``figures``);
+    ``defenses`` is a ``defenses.json`` written next to an audit's results by memberscope 0.1.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InvalidInputError(f"run directory {str(run_dir)!r} does not exist; expected a run's --out folder")
+    results = read_results(run_dir)
+    defenses = None
+    if results.kind != "defend" and (run_dir / "defenses.json").exists():
+        defenses = _read_defenses(run_dir / "defenses.json")
+    if results.kind == "audit" and not results.attacks:
+        raise InvalidInputError(f"results file {str(run_dir / 'results.json')!r} has no 'attacks' entries")
+    required = figures and results.kind == "audit"
+    scores = _read_scores(run_dir, results.attacks, required=required) if results.attacks else None
+    return results, scores, defenses
+
+
+def _read_defenses(path: Path) -> Results:
+    """A ``defenses.json`` of memberscope 0.1 (a defense matrix written next to an audit) as a defend result."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read defenses file {str(path)!r}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"defenses file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("defenses"), dict):
+        raise InvalidInputError(f"defenses file {str(path)!r} must hold an object with a 'defenses' mapping")
+    for name, entry in data["defenses"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("attacks", {}), dict):
+            raise InvalidInputError(f"defenses file {str(path)!r}: defense {name!r} must be an object with 'attacks'")
+    return Results.from_dict({**data, "kind": "defend"}, where=f"defenses file {str(path)!r}")
+
+
+# ------------------------------------------------------------------------------------------------ parts
+
+
+def executive_summary(results: Results | dict[str, Any]) -> str:
+    """One sentence: what the strongest attack achieves at the headline FPR, with its CI."""
+    results = _typed(results)
+    key, name = results.headline_fpr(), results.strongest_attack()
+    if key is None or name is None:
+        raise InvalidInputError("results have no 'tpr_at_fpr' entries to summarize")
+    metrics = results.attacks[name].metrics
+    tpr, ci = metrics.tpr_at_fpr[key], metrics.tpr_at_fpr_ci.get(key)
+    sentence = (
+        f"An attacker who accepts {pct(float(key))} false positives identifies {pct(tpr)}{ci_pct(ci)} "
+        f"of training records ({name}, the strongest of {len(results.attacks)} attacks; chance is {pct(float(key))})."
+    )
+    if not metrics.fpr_resolvable.get(key, True):
+        sentence += f" Too few non-members to resolve FPR {key}: this is the TPR at FPR 0."
+    return sentence
+
+
+def _typed(results: Results | dict[str, Any]) -> Results:
+    return results if isinstance(results, Results) else Results.from_dict(results)
+
+
+def slice_rows(slices: dict[str, Any], key: str, overall: float) -> list[SliceRow]:
+    """Rows of a per-class or per-group table (:class:`SliceRow`), ``hot`` when the CI lies above ``overall``."""
+    rows = []
+    for name, m in slices.items():
+        ci = m.tpr_at_fpr_ci.get(key)
+        ci = tuple(ci) if _is_pair(ci) else None
+        tpr = m.tpr_at_fpr.get(key)
+        rows.append(
+            SliceRow(
+                name=str(name),
+                n_members=m.n_members,
+                n_nonmembers=m.n_nonmembers,
+                auc=float(m.auc) if _is_num(m.auc) else None,
+                tpr=float(tpr) if _is_num(tpr) else None,
+                tpr_ci=ci,
+                hot=ci is not None and ci[0] > overall,
+            )
+        )
+    return rows
+
+
+def recommendations(results: Results, *, hot_slices: list[str], headline_key: str) -> list[str]:
+    """Prioritized advice that follows from the measured numbers (most urgent first)."""
+    fpr = float(headline_key)
+    best = strongest_attack(results.attacks, headline_key)
+    metrics = results.attacks[best].metrics
+    tpr = metrics.tpr_at_fpr[headline_key]
+    ci = metrics.tpr_at_fpr_ci.get(headline_key) or (tpr, tpr)
+    out: list[str] = []
+    if ci[0] > fpr:
+        out.append(
+            f"Leakage is measurable: {best} reaches TPR {pct(tpr)} at {pct(fpr)} FPR, {tpr / fpr:.1f}× chance, "
+            f"with the whole CI above chance. Add `memberscope gate --max-tpr-at-fpr {headline_key}:BUDGET` to CI "
+            "so a model exceeding the accepted budget cannot ship."
+        )
+    target = results.target
+    gap = target.generalization_gap
+    if gap is None and _is_num(target.train_accuracy) and _is_num(target.test_accuracy):
+        gap = target.train_accuracy - target.test_accuracy
+    if gap is not None and gap > 0.05:
+        out.append(
+            f"The generalization gap is large ({pct(gap)}: train {pct(target.train_accuracy)} vs test "
+            f"{pct(target.test_accuracy)}). Regularize (weight decay, early stopping, augmentation) or train "
+            "with DP-SGD for a formal guarantee."
+        )
+    if hot_slices:
+        out.append(
+            f"Leakage concentrates in {', '.join(hot_slices)}: minimize or aggregate the data kept for these slices, "
+            "collect more records there, or audit them separately."
+        )
+    if not out:
+        out.append(
+            f"No attack's TPR at {pct(fpr)} FPR is distinguishable from chance in this audit; re-audit after "
+            "changes to data or training, and with more reference models for stronger attacks."
+        )
+    return out
+
+
+def claimed_epsilon(results: Results) -> dict[str, float] | None:
+    """The (ε, δ) the target claims: the audit's ``epsilon.claimed``, else its recipe's epsilon/delta."""
+    claimed = (results.epsilon or {}).get("claimed")
+    if isinstance(claimed, dict) and _is_num(claimed.get("epsilon")):
+        return {"epsilon": float(claimed["epsilon"]), "delta": float(claimed.get("delta") or 0.0)}
+    recipe = results.target.recipe if isinstance(results.target.recipe, dict) else {}
+    if _is_num(recipe.get("epsilon")):
+        return {"epsilon": float(recipe["epsilon"]), "delta": float(recipe.get("delta") or 0.0)}
+    return None
+
+
+def _attack_rows(results: Results, scores, claimed) -> list[AttackRow]:
+    """Per attack: metrics, the Clopper–Pearson ε bound (recorded by the audit, else from the scores, else from
+    the summary metrics) and the one-run bound when the audit had canaries."""
+    from memberscope.privacy.empirical import epsilon_from_metrics, epsilon_lower_bound
+
+    section = results.epsilon or {}
+    delta = section.get("delta", claimed["delta"] if claimed else 0.0)
+    recorded = section.get("clopper_pearson") or {}
+    one_run = (section.get("one_run") or {}).get("attacks") or {}
+    rows = []
+    for name, result in results.attacks.items():
+        m = result.metrics
+        eps, source = None, None
+        if isinstance(recorded.get(name), dict) and _is_num(recorded[name].get("epsilon")):
+            eps, source = float(recorded[name]["epsilon"]), "scores"
+        elif scores is not None and name in scores[1]:
+            eps, source = float(epsilon_lower_bound(scores[0], scores[1][name], delta=delta).epsilon), "scores"
+        else:
+            bound = epsilon_from_metrics(result.to_dict(), delta=delta)
+            if bound is not None:
+                eps, source = bound.epsilon, "metrics"
+        rows.append(
+            AttackRow(
+                name=name,
+                auc=float(m.auc),
+                auc_ci=tuple(m.auc_ci) if _is_pair(m.auc_ci) else None,
+                tprs=dict(m.tpr_at_fpr),
+                tpr_cis={k: tuple(v) for k, v in m.tpr_at_fpr_ci.items() if _is_pair(v)},
+                resolvable=dict(m.fpr_resolvable),
+                epsilon=eps,
+                epsilon_source=source,
+                one_run=one_run.get(name) if isinstance(one_run.get(name), dict) else None,
+                warnings=list(m.warnings),
+            )
+        )
+    return rows
+
+
+def _epsilon_alarms(claimed: dict[str, float] | None, rows: list[AttackRow], *, where: str = "") -> list[str]:
+    """Loud warnings for every empirical ε lower bound above the claimed ε (a broken DP implementation)."""
+    if claimed is None:
+        return []
+    out = []
+    for row in rows:
+        for label, value in (("Clopper–Pearson", row.epsilon), ("one-run", (row.one_run or {}).get("epsilon"))):
+            if _is_num(value) and value > claimed["epsilon"]:
+                out.append(
+                    f"{where}{row.name}: empirical ε ≥ {value:.2f} ({label}, 95% confidence) exceeds the claimed "
+                    f"ε = {claimed['epsilon']:g} (δ = {claimed['delta']:g}). A correct DP implementation cannot leak "
+                    "this much: the DP training or its privacy accounting is probably broken. Do not rely on the "
+                    "claimed guarantee until this is explained. (Each bound holds at 95%; over many bounds a false "
+                    "alarm is possible but unlikely.)"
+                )
+    return out
+
+
+def defense_rows(defenses: Results, key: str = "0.01") -> list[DefenseRow]:
+    """One row per defense of a defend run: test accuracy, claimed ε, the strongest attack's TPR at ``key`` FPR
+    (the budget FPR when the run recorded one) and AUC with CIs, and the empirical ε lower bound from its
+    metrics."""
+    from memberscope.privacy.empirical import epsilon_from_metrics
+    from memberscope.results.schema import headline_fpr
+
+    budget = ((defenses.sections.get("recommendation") or {}).get("budget") or {}).get("fpr")
+    if _is_num(budget):
+        from memberscope.metrics import fpr_key
+
+        key = fpr_key(budget)
+    rows = []
+    for name, entry in (defenses.sections.get("defenses") or {}).items():
+        attacks = {a: AttackResult.from_dict(m) for a, m in (entry.get("attacks") or {}).items() if isinstance(m, dict)}
+        value = {k: entry.get(k) if _is_num(entry.get(k)) else None for k in ("test_accuracy", "epsilon", "delta")}
+        row = DefenseRow(
+            name=name,
+            test_accuracy=value["test_accuracy"],
+            epsilon=value["epsilon"],
+            delta=value["delta"],
+            attack=None,
+            fpr_key=None,
+            tpr=None,
+            tpr_ci=None,
+            auc=None,
+            auc_ci=None,
+            empirical_epsilon=None,
+            alarm=False,
+        )
+        if attacks:
+            k = key if any(key in a.metrics.tpr_at_fpr for a in attacks.values()) else headline_fpr(attacks)
+            best = strongest_attack(attacks, k)
+            m = attacks[best].metrics
+            tpr = m.tpr_at_fpr.get(k) if k is not None else None
+            ci = m.tpr_at_fpr_ci.get(k) if k is not None else None
+            row.attack, row.fpr_key = best, k
+            row.tpr = float(tpr) if _is_num(tpr) else None
+            row.tpr_ci = tuple(ci) if _is_pair(ci) else None
+            row.auc = float(m.auc) if _is_num(m.auc) else None
+            row.auc_ci = tuple(m.auc_ci) if _is_pair(m.auc_ci) else None
+            bounds = [epsilon_from_metrics(a.to_dict(), delta=row.delta or 0.0) for a in attacks.values()]
+            found = [b.epsilon for b in bounds if b is not None]
+            if found:
+                row.empirical_epsilon = max(found)
+                row.alarm = row.epsilon is not None and row.empirical_epsilon > row.epsilon
+        rows.append(row)
+    return rows
+
+
+def _defense_alarms(rows: list[DefenseRow]) -> list[str]:
+    return [
+        f"defense {r.name}: empirical ε ≥ {r.empirical_epsilon:.2f} (from its attacks' TPR at the recorded "
+        f"FPRs, 95% confidence) exceeds its claimed ε = {r.epsilon:g}. A correct DP implementation cannot leak "
+        "this much: the DP training or its privacy accounting is probably broken."
+        for r in rows
+        if r.alarm
+    ]
+
+
+def _redteam(results: Results) -> dict[str, Any] | None:
+    """The red-team block of a red-team result, with missing fields as None."""
+    if results.kind != "redteam":
+        return None
+    red = results.sections.get("redteam") or {}
+    target, exposure = red.get("target") or {}, red.get("exposure") or {}
+    calibration, verdicts = red.get("calibration") or {}, red.get("verdicts") or {}
+    return {
+        "url": target.get("url"),
+        "queries_spent": target.get("queries_spent"),
+        "query_budget": target.get("query_budget"),
+        "exposure": {k: exposure.get(k) for k in ("mode", "top_k", "decimals", "deterministic", "rate_limited")},
+        "attacks_possible": list(exposure.get("attacks_possible") or []),
+        "attack": red.get("attack"),
+        "calibration": calibration,
+        "verdicts": {k: verdicts.get(k, 0) for k in ("member", "not-member", "inconclusive")},
+        "recommendations": [str(r) for r in red.get("recommendations") or []],
+    }
+
+
+def _redteam_summary(red: dict[str, Any]) -> str:
+    cal = red["calibration"]
+    tpr = cal.get("shadow_tpr")
+    calib = ""
+    if _is_num(tpr):
+        calib = (
+            f" calibrated on {cal.get('n_shadow_models', '?')} shadow models to FPR {cal.get('fpr_target', '?')}"
+            f" (shadow TPR {pct(tpr)}{ci_pct(cal.get('shadow_tpr_ci'))})"
+        )
+    v = red["verdicts"]
+    return (
+        f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
+        f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
+        f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} of "
+        f"{red['query_budget'] if red['query_budget'] is not None else '?'} queries."
+    )
+
+
+def _llm(results: Results) -> dict[str, Any] | None:
+    """The LLM block of an LLM result: canary exposure rows and the validity check."""
+    if results.kind != "llm":
+        return None
+    llm = results.sections.get("llm") or {}
+    canaries = llm.get("canaries") or {}
+    rows = []
+    for reps, entry in sorted(canaries.items(), key=lambda kv: _number_or_inf(kv[0])):
+        entry = entry if isinstance(entry, dict) else {}
+        tprs = entry.get("tpr_at_fpr")
+        rows.append(
+            {
+                "repetitions": reps,
+                "exposure": entry.get("exposure_mean") if _is_num(entry.get("exposure_mean")) else None,
+                "exposure_ci": entry.get("exposure_ci") if _is_pair(entry.get("exposure_ci")) else None,
+                "tpr": ", ".join(f"{pct(float(v))} @ {pct(float(k))} FPR" for k, v in tprs.items() if _is_num(v))
+                if isinstance(tprs, dict)
+                else (f"{pct(tprs)}" if _is_num(tprs) else "–"),
+            }
+        )
+    validity = llm.get("validity") or {}
+    return {
+        "model": llm.get("model"),
+        "reference_model": llm.get("reference_model"),
+        "n_members": llm.get("n_members"),
+        "n_nonmembers": llm.get("n_nonmembers"),
+        "canaries": rows,
+        "baseline_auc": validity.get("baseline_auc") if _is_num(validity.get("baseline_auc")) else None,
+        "baseline_auc_ci": validity.get("baseline_auc_ci") if _is_pair(validity.get("baseline_auc_ci")) else None,
+        "validity_warning": validity.get("warning"),
+    }
+
+
+def _number_or_inf(s: Any) -> float:
+    try:
+        value = float(s)
+    except (TypeError, ValueError):
+        return math.inf
+    return value if math.isfinite(value) else math.inf
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def build_report(
+    results: Results | dict[str, Any],
+    *,
+    scores: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    defenses: Results | None = None,
+) -> ReportModel:
+    """The :class:`ReportModel` of ``results`` (with the run's ``scores`` and a separate defend run's results)."""
+    results = _typed(results)
+    if results.kind == "defend" and defenses is None:
+        defenses = results
+    attacks = results.attacks
+    key = results.headline_fpr()
+    best = results.strongest_attack()
+    overall = float(attacks[best].metrics.tpr_at_fpr[key]) if best is not None and key is not None else 0.0
+    fpr_keys = list(dict.fromkeys(k for a in attacks.values() for k in a.metrics.tpr_at_fpr))
+    claimed = claimed_epsilon(results)
+    rows = _attack_rows(results, scores, claimed)
+    alarms = _epsilon_alarms(claimed, rows)
+
+    slices: list[tuple[str, list[SliceRow]]] = []
+    hot: list[str] = []
+    if best is not None and key is not None:
+        for title, part in (("class", attacks[best].per_class), ("group", attacks[best].per_group)):
+            if part:
+                table = slice_rows(part, key, overall)
+                slices.append((title, table))
+                hot += [f"{title} {r.name}" for r in table if r.hot]
+
+    defense_table = defense_rows(defenses) if defenses is not None else []
+    alarms += _defense_alarms(defense_table)
+    defense_rec = (defenses.sections.get("recommendation") or {}) if defenses is not None else {}
+    red, llm = _redteam(results), _llm(results)
+    if llm is not None and llm["validity_warning"]:
+        alarms.append(f"LLM audit validity: {llm['validity_warning']}")
+
+    if best is not None and key is not None:
+        summary = executive_summary(results)
+    elif red is not None:
+        summary = _redteam_summary(red)
+    else:
+        summary = "This results file holds no attack metrics with ground truth to summarize."
+    recs: list[str] = []
+    if alarms:
+        recs.append(
+            "An empirical ε lower bound exceeds a claimed ε (see the warning above): audit the DP-SGD implementation "
+            "(per-example clipping, noise scale, sampling) and its accountant before releasing models trained with it."
+        )
+    if defense_rec.get("defense") or defense_rec.get("reason"):
+        recs.append(
+            f"Defense: {defense_rec.get('defense') or 'none meets the budget'} — {defense_rec.get('reason', '')}"
+        )
+    if red is not None:
+        recs += red["recommendations"]
+    if best is not None and key is not None and results.kind == "audit":
+        recs += recommendations(results, hot_slices=hot, headline_key=key)
+
+    warnings = list(results.warnings)
+    for name, a in attacks.items():
+        warnings += [f"{name}: {w}" for w in a.metrics.warnings]
+    subject = results.dataset.name
+    if subject in (None, "?"):
+        subject = (llm or {}).get("model") or (red or {}).get("url") or "?"
+    return ReportModel(
+        results=results,
+        kind=results.kind,
+        title=TITLES[results.kind],
+        subject=str(subject),
+        summary=summary,
+        headline_fpr=key,
+        strongest=best,
+        overall_tpr=overall,
+        fpr_keys=fpr_keys,
+        attack_rows=rows,
+        claimed=claimed,
+        epsilon_delta=(results.epsilon or {}).get("delta", claimed["delta"] if claimed else 0.0),
+        one_run=(results.epsilon or {}).get("one_run"),
+        slices=slices,
+        hot_slices=hot,
+        vulnerable=results.vulnerable_records or {},
+        defenses=defense_table,
+        defense_recommendation=defense_rec,
+        redteam=red,
+        llm=llm,
+        alarms=alarms,
+        recommendations=recs,
+        warnings=list(dict.fromkeys(warnings)),
+        assumptions=[(a, ASSUMPTIONS.get(a, "see the attack's documentation")) for a in attacks],
+        member=None if scores is None else scores[0],
+        scores=None if scores is None else scores[1],
+    )
