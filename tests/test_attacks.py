@@ -225,7 +225,7 @@ def test_rmia_offline_runs_with_one_reference_model():
     assert attacks.create("rmia-offline", a=0.5).fit(refs).a_ == 0.5
     with pytest.raises(InvalidInputError, match="a=0 cannot score the 150 records that every reference model"):
         attacks.create("rmia-offline", a=0.0).fit(refs)
-    from memberscope.audit import AuditConfig
+    from memberscope.config import AuditConfig
 
     assert AuditConfig(reference_models=1, attacks=["loss", "rmia-offline"]).reference_models == 1
 
