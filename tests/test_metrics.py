@@ -59,34 +59,8 @@ def _slow_operating_points(member, score):
     return np.array(points)
 
 
-def test_public_surface():
-    assert sorted(metrics.__all__) == sorted(
-        [
-            "DEFAULT_FPRS",
-            "MIN_MEMBERS",
-            "MIN_NONMEMBERS",
-            "AttackMetrics",
-            "ReplicateMetrics",
-            "advantage_interval",
-            "auc_interval",
-            "balanced_accuracy",
-            "bootstrap_counts",
-            "bootstrap_replicates",
-            "clopper_pearson",
-            "evaluate",
-            "evaluate_by_group",
-            "fpr_key",
-            "membership_advantage",
-            "operating_point",
-            "positive_predictive_value",
-            "replicate_metrics",
-            "roc_auc",
-            "roc_curve",
-            "tpr_at_fpr",
-            "tpr_interval",
-            "wilson_interval",
-        ]
-    )
+def test_default_fprs():
+    # the public names are pinned with every package's in tests/test_engine.py
     assert DEFAULT_FPRS == (0.1, 0.01, 0.001, 0.0001)
     assert (MIN_MEMBERS, MIN_NONMEMBERS) == (5, 5)
 
@@ -585,6 +559,45 @@ def test_clopper_pearson_and_wilson_equal_scipy(k, n):
     assert clopper_pearson(k, n, 0.025, 0.025) == pytest.approx((exact.low, exact.high), abs=1e-12)
     wilson = binomtest(k, n).proportion_ci(0.95, method="wilson")
     assert wilson_interval(k / n, n, 0.95) == pytest.approx((wilson.low, wilson.high), abs=1e-12)
+
+
+def test_clopper_pearson_is_one_implementation_for_metrics_and_privacy(monkeypatch):
+    from scipy.stats import binomtest
+
+    from memberscope import privacy
+    from memberscope.privacy import empirical
+
+    k = np.array([0, 1, 3, 9, 10, 0, 17, 250])
+    n = np.array([10, 10, 10, 10, 10, 250, 250, 250])
+    low, high = clopper_pearson(k, n, 0.01, 0.04)
+    for j in range(k.size):  # vectorised = scalar = scipy's exact one-sided bounds
+        assert (low[j], high[j]) == clopper_pearson(int(k[j]), int(n[j]), 0.01, 0.04)
+        test = binomtest(int(k[j]), int(n[j]))  # a two-sided exact interval puts half its error in each tail
+        assert low[j] == pytest.approx(test.proportion_ci(0.98, method="exact").low, abs=1e-12)
+        assert high[j] == pytest.approx(test.proportion_ci(0.92, method="exact").high, abs=1e-12)
+    # a tail of 0 is the trivial bound; privacy's one-sided bounds and interval are the same numbers
+    assert clopper_pearson(3, 10, 0.0, 0.0) == (0.0, 1.0)
+    np.testing.assert_array_equal(privacy.clopper_pearson(k, n, 0.01, side="lower"), low)
+    np.testing.assert_array_equal(privacy.clopper_pearson(k, n, 0.04, side="upper"), high)
+    assert privacy.clopper_pearson_interval(17, 250, 0.95) == clopper_pearson(17, 250, (1 - 0.95) / 2, (1 - 0.95) / 2)
+    # bad counts and tails are refused by name
+    with pytest.raises(InvalidInputError, match="0 <= k <= n"):
+        clopper_pearson(11, 10, 0.025, 0.025)
+    with pytest.raises(InvalidInputError, match="0 <= k <= n"):
+        privacy.clopper_pearson(np.array([1, -1]), 10, 0.05, side="upper")
+    with pytest.raises(InvalidInputError, match="upper_tail"):
+        clopper_pearson(1, 10, 0.025, 1.0)
+    # privacy calls the metrics implementation: replacing it changes privacy's answers
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return (0.123, 0.456)
+
+    monkeypatch.setattr(metrics, "clopper_pearson", spy)
+    assert float(empirical.clopper_pearson(3, 10, 0.05, side="lower")) == 0.123
+    assert empirical.clopper_pearson_interval(3, 10) == (0.123, 0.456)
+    assert len(calls) == 2
 
 
 def test_auc_interval_is_wilson_on_the_smaller_class():

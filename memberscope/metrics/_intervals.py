@@ -30,6 +30,8 @@ import math
 import numpy as np
 from scipy import special
 
+from memberscope.exceptions import InvalidInputError
+
 __all__ = [
     "AUC_BOOTSTRAP",
     "BOOTSTRAP_MIN_AUC_MARGIN",
@@ -131,23 +133,49 @@ def auc_interval(auc: float, n_members: int, n_nonmembers: int, confidence: floa
     return wilson_interval(auc, float(min(n_members, n_nonmembers)), confidence)
 
 
-def clopper_pearson(k: int, n: int, lower_tail: float, upper_tail: float) -> tuple[float, float]:
+def clopper_pearson(k, n, lower_tail: float, upper_tail: float):
     """Clopper-Pearson (1934) bounds for a binomial proportion from ``k`` successes in ``n`` trials.
+
+    The one implementation in memberscope: the TPR intervals here and the ε lower bounds of
+    :mod:`memberscope.privacy` (one-sided, one tail set to 0) both use it.
 
     Parameters
     ----------
-    k, n : int
-        Successes and trials, ``0 <= k <= n``, ``n >= 1``.
+    k, n : int or array-like of int
+        Successes and trials, ``0 <= k <= n``, ``n >= 1``; arrays broadcast together.
     lower_tail, upper_tail : float
-        Probability that the true proportion lies below the lower (above the upper) bound, at most.
+        Probability that the true proportion lies below the lower (above the upper) bound, at most;
+        each in [0, 1). A tail of 0 gives the trivial bound (0 below, 1 above), so a one-sided bound
+        is ``clopper_pearson(k, n, alpha, 0.0)[0]`` or ``clopper_pearson(k, n, 0.0, alpha)[1]``.
 
     Returns
     -------
-    (low, high) : tuple of float
-        ``low = 0`` when ``k = 0`` and ``high = 1`` when ``k = n``.
+    (low, high) : tuple of float, or of ndarray of the broadcast shape for array input
+        ``low = 0`` where ``k = 0`` and ``high = 1`` where ``k = n``.
+
+    Raises
+    ------
+    InvalidInputError
+        If a count is outside ``0 <= k <= n``, ``n >= 1``, or a tail is outside [0, 1).
     """
-    low = 0.0 if k <= 0 else float(special.betaincinv(k, n - k + 1, lower_tail))
-    high = 1.0 if k >= n else float(special.betaincinv(k + 1, n - k, 1.0 - upper_tail))
+    k_arr, n_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
+    if np.any(n_arr < 1) or np.any(k_arr < 0) or np.any(k_arr > n_arr):
+        raise InvalidInputError(f"Clopper-Pearson bounds need counts with 0 <= k <= n and n >= 1; got k={k}, n={n}")
+    for name, tail in (("lower_tail", lower_tail), ("upper_tail", upper_tail)):
+        if not 0.0 <= tail < 1.0:
+            raise InvalidInputError(f"{name} must be in [0, 1); got {tail!r}")
+    if lower_tail == 0.0:
+        low = np.zeros_like(k_arr)
+    else:
+        low = np.where(k_arr <= 0, 0.0, special.betaincinv(np.maximum(k_arr, 1.0), n_arr - k_arr + 1.0, lower_tail))
+    if upper_tail == 0.0:
+        high = np.ones_like(k_arr)
+    else:
+        high = np.where(
+            k_arr >= n_arr, 1.0, special.betaincinv(k_arr + 1.0, np.maximum(n_arr - k_arr, 1.0), 1.0 - upper_tail)
+        )
+    if k_arr.ndim == 0:
+        return (float(low), float(high))
     return (low, high)
 
 
