@@ -2,11 +2,19 @@
 
 Every attack gives each record a score, higher meaning "more likely a member"; ``member`` is the
 ground truth (0/1 or boolean). :func:`evaluate` is the entry point; the rest are its parts. It
-refuses games with fewer than :data:`MIN_MEMBERS` members or :data:`MIN_NONMEMBERS` non-members.
+refuses games with fewer than :data:`MIN_MEMBERS` members or :data:`MIN_NONMEMBERS` non-members
+(:func:`check_class_counts`, which the engine also calls before it trains anything).
 """
 
 from memberscope.metrics._bootstrap import ReplicateMetrics, bootstrap_counts, bootstrap_replicates, replicate_metrics
-from memberscope.metrics._evaluate import DEFAULT_FPRS, AttackMetrics, evaluate, evaluate_by_group, fpr_key
+from memberscope.metrics._evaluate import (
+    DEFAULT_FPRS,
+    AttackMetrics,
+    check_class_counts,
+    evaluate,
+    evaluate_by_group,
+    fpr_key,
+)
 from memberscope.metrics._intervals import (
     MIN_MEMBERS,
     MIN_NONMEMBERS,
@@ -37,6 +45,7 @@ __all__ = [
     "balanced_accuracy",
     "bootstrap_counts",
     "bootstrap_replicates",
+    "check_class_counts",
     "clopper_pearson",
     "evaluate",
     "evaluate_by_group",
