@@ -172,7 +172,7 @@ def test_vulnerable_records_come_from_the_strongest_attack():
 def test_schema_1_files_are_read_and_upgraded(tmp_path):
     from results_helpers import full_metrics
 
-    from memberscope.results import SCHEMA_VERSION, read_results
+    from memberscope.results import SCHEMA_VERSION, read_results, write_results_json
 
     old = {
         "schema_version": "1.0",
@@ -191,6 +191,8 @@ def test_schema_1_files_are_read_and_upgraded(tmp_path):
     loss = results.attacks["loss"].metrics
     assert (loss.auc_ci_method, loss.advantage_ci_method, loss.tpr_at_fpr_ci_method) == ("unrecorded", "unrecorded", {})
     assert np.isnan(loss.ppv_prior) and loss.ppv_at_fpr == {}
+    write_results_json(results, tmp_path / "again.json")  # the unknown prior is written as null and read back
+    assert np.isnan(read_results(tmp_path / "again.json").attacks["loss"].metrics.ppv_prior)
     # today's metrics keep their methods and PPV through results.json
     from memberscope.metrics import evaluate
     from memberscope.results import AttackResult

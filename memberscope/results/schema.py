@@ -288,8 +288,10 @@ def _ci_tuples(key: str, value: Any) -> Any:
         return {k: _pair(v) for k, v in value.items()}
     if key.endswith("_ci"):
         return _pair(value)
-    if key in ("auc", "balanced_accuracy", "advantage"):
+    if key in ("auc", "balanced_accuracy", "advantage", "ppv_prior"):
         return _number(value)
+    if key in ("ppv_at_fpr", "operating_fpr") and isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
     return value
 
 
