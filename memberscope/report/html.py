@@ -231,6 +231,7 @@ def render_html(model: ReportModel) -> str:
         draw_note=model.draw_note,
         draw_rows=[draw_cells(r) for r in model.draws],
         probability_note=membership_probability_note(model.membership_probability),
+        ppv_note=model.ppv_note,
     )
 
 

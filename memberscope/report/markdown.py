@@ -101,7 +101,7 @@ def render_markdown(model: ReportModel) -> str:
         header = ["attack", "AUC mean ± sd", "worst AUC", f"TPR @ {key} FPR mean ± sd", "worst TPR"]
         lines += ["", "**Spread over training draws**", "", "| " + " | ".join(header) + " |", "|" + "---|" * 5]
         lines += ["| " + " | ".join(draw_cells(r)) + " |" for r in model.draws]
-    for note in (model.draw_note, membership_probability_note(model.membership_probability)):
+    for note in (model.ppv_note, model.draw_note, membership_probability_note(model.membership_probability)):
         if note:
             lines += ["", note]
         one_run = model.one_run

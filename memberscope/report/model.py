@@ -175,6 +175,8 @@ class ReportModel:
     draw_note: str | None = None
     #: results.json ``membership_probability`` (the calibrated per-record column of scores.csv), if any.
     membership_probability: dict[str, Any] | None = None
+    #: The strongest attack's precision (PPV) at the headline FPR, at the game's prior and a user's (a sentence).
+    ppv_note: str | None = None
 
     @property
     def has_one_run(self) -> bool:
@@ -373,6 +375,28 @@ def membership_probability_note(block: dict[str, Any] | None) -> str | None:
         f"the target ({block.get('calibration_records', '?')} records), at a member prior of "
         f"{float(block.get('prior', 0.5)):.3g}."
     )
+
+
+def ppv_note(results: Results, attack: str | None, key: str | None) -> str | None:
+    """One sentence: the strongest attack's precision at the headline FPR, at the game's member share and at the
+    audit's ``member_prior`` when one was given (results.json ``ppv``)."""
+    if attack is None or key is None:
+        return None
+    entry = ((results.sections.get("ppv") or {}).get("attacks") or {}).get(attack)
+    if not entry:
+        return None
+    at_game = entry["at_game_prior"].get(key)
+    if not _is_num(at_game) or not math.isfinite(at_game):
+        return None
+    text = (
+        f"Precision (PPV) of {attack} at {pct(float(key))} FPR: {pct(at_game)} of the records it flags are members "
+        f"when {pct(entry['game_prior'])} of those scored are"
+    )
+    prior = (results.sections.get("ppv") or {}).get("member_prior")
+    at_prior = (entry.get("at_member_prior") or {}).get(key)
+    if prior is not None and _is_num(at_prior) and math.isfinite(at_prior):
+        text += f"; if {pct(prior)} of the people it could be asked about were members: {pct(at_prior)}"
+    return text + "."
 
 
 def recommendations(results: Results, *, hot_slices: list[str], headline_key: str) -> list[str]:
@@ -720,4 +744,5 @@ def build_report(
         draws=draw_table,
         draw_note=draw_note,
         membership_probability=probability if isinstance(probability, dict) else None,
+        ppv_note=ppv_note(results, best, key),
     )

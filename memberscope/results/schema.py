@@ -453,6 +453,7 @@ SECTION_KEYS = (
     "dataset_inference",
     "draws",
     "membership_probability",
+    "ppv",
     "inputs",
 )
 """Top-level keys that belong to one kind of run (kept in :attr:`Results.sections`)."""
