@@ -82,6 +82,15 @@ def defend(
     fpr: str | None = opt.FPR,
     n_bootstrap: int | None = opt.N_BOOTSTRAP,
     label_only_queries: int | None = typer.Option(None, help="Perturbed queries per record of the label-only attack."),
+    noise_repeats: str | None = typer.Option(
+        None, help="Queries per record of the averaging attacker against fresh-noise defenses; default 1,4,16,20."
+    ),
+    label_only_budgets: str | None = typer.Option(
+        None, help="Label-only attack budgets (queries per record) against label-only defenses; default 16,64,256."
+    ),
+    draws: int | None = typer.Option(
+        None, help="Independent training draws per defense (a defense passes the budget only if it passes on all)."
+    ),
     train_mode: str | None = opt.TRAIN_MODE,
     n_jobs: int | None = opt.N_JOBS,
     backend: str | None = opt.BACKEND,
@@ -117,6 +126,9 @@ def defend(
         fpr=fpr,
         n_bootstrap=n_bootstrap,
         label_only_queries=label_only_queries,
+        noise_repeats=noise_repeats,
+        label_only_budgets=label_only_budgets,
+        draws=draws,
         train_mode=train_mode,
         n_jobs=n_jobs,
         backend=backend,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -193,8 +193,12 @@ def parse_budget(spec: str | tuple[float, float] | None) -> tuple[float, float]:
 @dataclass
 class DefendConfig(RunConfig):
     """Everything that determines a defense evaluation's numbers: the shared run settings
-    (:class:`~memberscope.config.RunConfig`) plus the defenses, the leakage budget and the label-only attack's
-    queries per record (``label_only_queries``, its ``n_queries``)."""
+    (:class:`~memberscope.config.RunConfig`) plus the defenses, the leakage budget, the label-only attack's
+    queries per record (``label_only_queries``, its ``n_queries``), the attacker budgets of the adaptive views
+    (:mod:`memberscope.defenses.adaptive`: ``noise_repeats``, queries per record averaged against fresh-noise
+    defenses, up to the gateway's repeat threshold 20; ``label_only_budgets``, the label-only attack's queries
+    against label-only defenses) and ``draws``, how many independent training draws (games, models) every
+    defense is measured on (a defense passes the budget only if it passes on every draw)."""
 
     kind: ClassVar[str] = "defense evaluation"
     defenses: str = DEFAULT_DEFENSES
@@ -203,8 +207,12 @@ class DefendConfig(RunConfig):
     budget: tuple[float, float] = DEFAULT_BUDGET
     fprs: tuple[float, ...] = (0.1, 0.01, 0.001)
     label_only_queries: int = 16
+    noise_repeats: tuple[int, ...] = (1, 4, 16, 20)
+    label_only_budgets: tuple[int, ...] = (16, 64, 256)
+    draws: int = 1
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "draws": [Interval(int, 1)],
         "reference_models": [
             Satisfies(
                 lambda v: isinstance(v, int) and v >= 2, "an integer >= 2 (LiRA and calibration need IN and OUT models)"
@@ -217,6 +225,8 @@ class DefendConfig(RunConfig):
         super()._normalize()
         self.budget = parse_budget(self.budget if not isinstance(self.budget, list) else tuple(self.budget))
         self.fprs = tuple(sorted({float(f) for f in self.fprs} | {self.budget[0]}, reverse=True))
+        self.noise_repeats = _int_tuple(self.noise_repeats, "noise_repeats")
+        self.label_only_budgets = _int_tuple(self.label_only_budgets, "label_only_budgets")
         if "label-only" in self.attacks:
             self.attack_params = {
                 **self.attack_params,
@@ -246,7 +256,26 @@ class DefendConfig(RunConfig):
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["budget"] = list(self.budget)
+        out["noise_repeats"] = list(self.noise_repeats)
+        out["label_only_budgets"] = list(self.label_only_budgets)
         return out
+
+
+def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
+    """``"1,4,16"``, ``[1, 4, 16]`` or ``16`` -> ``(1, 4, 16)``; positive integers, or InvalidInputError."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else [value]
+    out = []
+    for item in items:
+        try:
+            number = int(str(item).strip())
+        except ValueError:
+            raise InvalidInputError(f"{name}: {item!r} is not an integer; expected e.g. '1,4,16'") from None
+        if number < 1:
+            raise InvalidInputError(f"{name}: every count must be >= 1; got {number}")
+        out.append(number)
+    if not out:
+        raise InvalidInputError(f"{name}: expected at least one count, e.g. '1,4,16'")
+    return tuple(sorted(set(out)))
 
 
 # --------------------------------------------------------------------------------------------- observation
@@ -273,6 +302,61 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def run_defenses(config: DefendConfig, *, progress: bool | None = None):
+    """Evaluate every defense of ``config`` on ``config.draws`` training draws (membership games and models).
+
+    Draw 0 uses ``config.seed``, draw ``d`` the seed ``derive_seed(seed, "draw", d)``. The result is draw 0's (its
+    attacks, scores and files); every defense entry adds ``draws`` (per draw: seed, test accuracy, the strongest
+    attack's TPR and CI at the budget FPR, the upper CI end over all attacks), and the recommendation and the plan
+    (:func:`memberscope.defenses.plan.defense_plan`) judge each defense by its worst draw, so a lucky retrain
+    cannot pass a budget.
+    """
+    from dataclasses import replace as replace_config
+
+    from memberscope.defenses.plan import defense_plan
+    from memberscope.game import derive_seed
+    from memberscope.metrics import fpr_key
+
+    key = fpr_key(config.budget[0])
+    first = _run_draw(config, progress=progress)
+    sections = first.results.sections
+    defenses = sections["defenses"]
+    for entry in defenses.values():
+        entry["draws"] = [_draw_summary(entry, key, config.seed)]
+    for d in range(1, config.draws):
+        seed = derive_seed(config.seed, "draw", d)
+        other = _run_draw(replace_config(config, seed=seed), progress=progress).results
+        for name, entry in other.sections["defenses"].items():
+            defenses[name]["draws"].append(_draw_summary(entry, key, seed))
+        first.results.warnings.extend(w for w in other.warnings if w not in first.results.warnings)
+    sections["recommendation"] = recommend(defenses, config.budget)
+    sections["plan"] = defense_plan(defenses, config.budget, n_test=first.results.game.extra.get("test_records"))
+    if config.draws == 1:
+        first.results.warn(
+            "one training draw: a defense's leakage varies between retrains (seeds); use --draws 4 or more before "
+            "relying on a defense that passes the budget narrowly"
+        )
+    return first
+
+
+def _draw_summary(entry: dict[str, Any], key: str, seed: int) -> dict[str, Any]:
+    attack = entry["attacks"][entry["strongest_attack"]]
+    summary = {
+        "seed": int(seed),
+        "test_accuracy": float(entry["test_accuracy"]),
+        "strongest_attack": entry["strongest_attack"],
+        "tpr": float(attack["tpr_at_fpr"][key]),
+        "tpr_ci": [float(v) for v in attack["tpr_at_fpr_ci"][key]],
+        "auc": float(attack["auc"]),
+        "auc_ci": [float(v) for v in attack["auc_ci"]],
+        "upper_tpr": max(float(a["tpr_at_fpr_ci"][key][1]) for a in entry["attacks"].values()),
+    }
+    same = entry.get("minimization", {}).get("undefended_on_same_records")
+    if same is not None:
+        summary["undefended_on_same_records"] = same
+    return summary
+
+
+def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     """Evaluate every defense of ``config`` on one membership game.
 
     Returns an :class:`~memberscope.results.AuditResult` of kind ``defend``: its ``attacks`` are the undefended
@@ -282,6 +366,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     from memberscope import datasets
     from memberscope.api import pool_sizes
     from memberscope.cache import ArtifactCache, default_cache_dir
+    from memberscope.defenses.adaptive import attacker_views, break_ties, invertible_only
     from memberscope.engine.evaluation import check_needs, evaluate_attack, run_attacks
     from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs
     from memberscope.game import derive_seed, make_game, split_pool
@@ -342,9 +427,11 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         notes.extend(w for w in trained.warnings if w not in notes)
         return trained
 
-    def attack(trained, postprocessor=None, keep=None):
+    def attack(trained, postprocessor=None, keep=None, names=None, params=None):
         """``(AttackResult by attack, observed target logits (n_eval, q, C), scores by attack)`` on pool records
-        ``keep``, every model seen through ``postprocessor``."""
+        ``keep``, every model seen through ``postprocessor``; ``names`` and ``params`` override the run's attacks
+        and their parameters. Tied scores are ordered at random before the metrics are read (tie-aware TPR,
+        :func:`memberscope.defenses.adaptive.break_ties`); the scores returned are the attacks' own."""
         keep = np.ones(n_pool, dtype=bool) if keep is None else keep
         observed: dict[str, Any] = {}
         if postprocessor is not None:
@@ -361,7 +448,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                     for k in range(len(trained.references))
                 ]
             )
-            if trained.target.model is not None:
+            if trained.target.model is not None and all(r.model is not None for r in trained.references):
                 observed["target_model"] = Postprocessed(trained.target.model, postprocessor, seed=config.seed)
                 observed["reference_models"] = [
                     Postprocessed(r.model, postprocessor, seed=config.seed + 1 + k)
@@ -369,11 +456,19 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 ]
         inputs = attack_inputs(plan, trained, keep=keep, **observed)
         runs = run_attacks(
-            config.attacks, inputs.target, inputs.references, attack_params=config.attack_params, seed=config.seed
+            config.attacks if names is None else list(names),
+            inputs.target,
+            inputs.references,
+            attack_params=config.attack_params if params is None else params,
+            seed=config.seed,
         )
-        results = {r.name: evaluate_attack(r, member[keep], settings) for r in runs}
+        results = {r.name: evaluate_attack(tie_broken(r), member[keep], settings) for r in runs}
         logits = observed.get("target_logits", trained.target.logits).astype(np.float64)
         return results, logits, {r.name: r.scores for r in runs}
+
+    def tie_broken(run):
+        rng = np.random.default_rng(derive_seed(config.seed, "ties", run.name))
+        return replace(run, scores=break_ties(run.scores, rng))
 
     def accuracies(logits, keep=None):
         train_rows = member if keep is None else member & keep
@@ -448,6 +543,14 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 if layer_name == "removed"
                 else mini.layer_metrics(member[keep], after[keep], layer[keep], **metric_kwargs),
             }
+        from memberscope.engine.evaluation import AttackRun
+
+        same = {
+            name: evaluate_attack(tie_broken(AttackRun(name, values[keep], {})), member[keep], settings)
+            for name, values in base_scores.items()
+        }
+        same_name = strongest_attack(same, budget_key)
+        same_metrics = same[same_name].metrics
         test_acc, train_acc = accuracies(logits, keep)
         entries[spec.name] = {
             "kind": "minimize",
@@ -465,6 +568,13 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 "attack": attack_name,
                 "removed_records": [int(r) for r in pool_idx[removed]],
                 "layers": layers,
+                "undefended_on_same_records": {
+                    "strongest_attack": same_name,
+                    "tpr": float(same_metrics.tpr_at_fpr[budget_key]),
+                    "tpr_ci": [float(v) for v in same_metrics.tpr_at_fpr_ci[budget_key]],
+                    "auc": float(same_metrics.auc),
+                    "records": "the members kept and every non-member: the records the defended model is measured on",
+                },
                 "note": "before: the undefended target's scores; after: the retrained target's, on the same "
                 "records; each layer's members against every (remaining) non-member. With by=vulnerability the "
                 "ranking used the same scores, so 'before' is biased low for the layers kept (selection on noise); "
@@ -475,18 +585,47 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         if spec.kind != "output":
             continue
         postprocessor = parse_postprocessors(spec.output)
-        attacks, logits, _ = attack(base, postprocessor)
-        test_acc, train_acc = accuracies(logits)
+        attacks, by_view, shown = {}, [], None
+        for view in attacker_views(
+            postprocessor,
+            repeats=config.noise_repeats,
+            label_queries=config.label_only_budgets,
+            default_label_queries=config.label_only_queries,
+        ):
+            names = config.attacks if view.attacks is None else [a for a in view.attacks if a in config.attacks]
+            if not names:
+                continue
+            params = {**config.attack_params, **view.attack_params}
+            results, logits, _ = attack(base, view.postprocessor, names=names, params=params)
+            shown = logits if shown is None else shown  # the first view is the policy as shown
+            attacks.update({view.key(name): result for name, result in results.items()})
+            strongest = strongest_attack(results, budget_key)
+            metrics = results[strongest].metrics
+            by_view.append(
+                {
+                    "view": view.name,
+                    "assumes": view.assumes,
+                    **view.budget,
+                    "strongest_attack": strongest,
+                    "tpr": float(metrics.tpr_at_fpr[budget_key]),
+                    "tpr_ci": [float(v) for v in metrics.tpr_at_fpr_ci[budget_key]],
+                    "auc": float(metrics.auc),
+                }
+            )
+        test_acc, train_acc = accuracies(shown)
         entries[spec.name] = {
             "kind": "output",
             "postprocessor": postprocessor.spec,
             "granularity": postprocessor.granularity,
+            "stochastic": bool(postprocessor.stochastic),
+            "invertible": invertible_only(postprocessor),
             "test_accuracy": test_acc,
             "train_accuracy": train_acc,
             "epsilon": None,
             "delta": None,
             "train_seconds": base.target.train_seconds if not base.target.cached else None,
             "attacks": attacks,
+            "attacker_budgets": by_view,
         }
     # Keep the order the user gave.
     ordered = {s.name: entries[s.name] for s in specs}
@@ -553,16 +692,34 @@ def _sum_seconds(runs) -> float | None:
 
 def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str, Any]:
     """The defense with the highest test accuracy whose strongest attack's TPR CI upper bound at the budget FPR
-    is within the budget; ``defense`` is None when none is."""
+    is within the budget on every training draw (``entry["draws"]``); ``"none"`` (no defense needed) when the
+    undefended model already is; ``defense`` is None when none is."""
     from memberscope.metrics import fpr_key
 
     fpr, max_tpr = budget
     key = fpr_key(fpr)
-    budget_entry = {"fpr": fpr, "max_tpr": max_tpr, "basis": "upper end of the strongest attack's TPR CI"}
+    budget_entry = {
+        "fpr": fpr,
+        "max_tpr": max_tpr,
+        "basis": "upper end of the strongest attack's TPR CI, on the worst training draw",
+    }
     upper = {}
     for name, entry in defenses.items():
         upper[name] = max(_ci(a)[key][1] for a in entry["attacks"].values())
+        for draw in entry.get("draws") or []:
+            upper[name] = max(upper[name], draw["upper_tpr"])
     within = [n for n in defenses if upper[n] <= max_tpr]
+    if "none" in within:
+        return {
+            "budget": budget_entry,
+            "defense": "none",
+            "reason": (
+                f"no defense needed against the attacks tried: the undefended model's attacks stay within TPR "
+                f"{max_tpr:g} at FPR {fpr:g} up to their CI upper bound ({upper['none']:.4g}); not a guarantee "
+                "(only DP-SGD gives one)"
+            ),
+            "upper_tpr": upper,
+        }
     if not within:
         best = min(upper, key=upper.get)
         return {
