@@ -96,6 +96,12 @@ def test_defend_cli_writes_results_json_and_report(tmp_path, capsys):
         chosen = results["defenses"][rec["defense"]]
         assert max(m["tpr_at_fpr_ci"]["0.1"][1] for m in chosen["attacks"].values()) <= 0.5
     assert "recommendation" in stdout and math.isfinite(results["timings"]["total_seconds"])
+    # The plan is printed, written and rendered; the label-only defense is also attacked at larger query budgets.
+    assert "plan:" in stdout and results["plan"]["verdict"] in stdout
+    views = [v["view"] for v in results["defenses"]["label-only"]["attacker_budgets"]]
+    assert views == ["as shown", "label-only, 64 queries", "label-only, 256 queries"]
+    html = (out / "report.html").read_text()
+    assert "What the attacker can do" in html and f"Plan: {results['plan']['verdict']}" in html
 
 
 @pytest.mark.parametrize(
