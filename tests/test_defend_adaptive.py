@@ -156,3 +156,31 @@ def test_default_repeats_reach_the_gateways_repeat_threshold():
     from memberscope.gateway.policy import ProbingConfig
 
     assert max(DEFAULT_REPEATS) == ProbingConfig().repeat_threshold == max(DefendConfig().noise_repeats)
+
+
+def test_a_random_forest_enters_its_own_regularization_as_a_defense():
+    forest = {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 30}}
+    cfg = DefendConfig(**{**LEAKY, "model": "sklearn", "model_params": forest},
+                       defenses="none,regularize:max_depth=4:min_samples_leaf=20",
+                       attacks=["lira-online", "loss", "rmia-online"])  # fmt: skip
+    defenses = run_defenses(cfg, progress=False).results.sections["defenses"]
+    entry = defenses["regularize:max_depth=4:min_samples_leaf=20"]
+    assert entry["regularizes"] == {"max_depth": 4, "min_samples_leaf": 20}
+    params = entry["recipe"]["params"]
+    assert params["max_depth"] == 4 and params["min_samples_leaf"] == 20 and params["n_estimators"] == 30
+    # Shallow trees with 20-record leaves memorize far less than fully grown ones.
+    assert _strongest(entry)[1][1] < _strongest(defenses["none"])[1][0]
+    assert assumption(entry) == "adaptive"
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "fragment"),
+    [
+        ("none,regularize:max_depth=4", "mlp", "--model must be sklearn"),
+        ("none,regularize:bogus_param=3", "sklearn", "invalid parameters"),
+        ("none,regularize:4", "sklearn", "is not KEY=VALUE"),
+    ],
+)
+def test_bad_regularize_specs_name_the_problem(spec, model, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        DefendConfig(defenses=spec, model=model)

@@ -131,7 +131,21 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     problems: list[str] = []
     for item in items:
         head = item.split(":", 1)[0].split("+", 1)[0]
-        if head in TRAINING_DEFENSES:
+        if head == REGULARIZE:
+            params = {}
+            for arg in item.split(":")[1:]:
+                key, eq, raw = arg.partition("=")
+                if not eq or not key.strip():
+                    problems.append(
+                        f"defense {item!r}: {arg!r} is not KEY=VALUE; expected e.g. "
+                        "'regularize:max_depth=8:min_samples_leaf=5' (the estimator's own parameters)"
+                    )
+                    continue
+                params[key.strip()] = _parse_value(raw, f"defense {item!r}")
+            if not params:
+                problems.append(f"defense {item!r}: name at least one estimator parameter, e.g. regularize:C=0.1")
+            out.append(DefenseSpec(name=item, kind="regularize", params=params))
+        elif head in TRAINING_DEFENSES:
             name, *args = item.split(":")
             option, default = TRAINING_DEFENSES[name]
             params: dict[str, Any] = {} if option is None else {option: default}
@@ -161,7 +175,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
                 continue
             out.append(DefenseSpec(name=item, kind="output", output=item.replace("+", ",")))
         else:
-            known = sorted(TRAINING_DEFENSES) + sorted(n for n in POSTPROCESSORS if n != "identity")
+            known = sorted([*TRAINING_DEFENSES, REGULARIZE]) + sorted(n for n in POSTPROCESSORS if n != "identity")
             problems.append(f"unknown defense {head!r} in {item!r}; expected one of: {', '.join(known)}")
     names = [d.name for d in out]
     for name in {n for n in names if names.count(n) > 1}:
@@ -169,6 +183,12 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     if problems:
         raise InvalidInputError("invalid --defenses:\n  - " + "\n  - ".join(problems))
     return out
+
+
+REGULARIZE = "regularize"
+"""The defense that sets a scikit-learn recipe's own regularization (``regularize:max_depth=8:min_samples_leaf=5``,
+``regularize:C=0.1``, ``regularize:n_estimators=50``): the estimator's parameters, set on the target and on every
+reference model, so the attacker's models are regularized alike."""
 
 
 def _only_minimize_options(spec: DefenseSpec) -> bool:
@@ -236,7 +256,25 @@ class DefendConfig(RunConfig):
     def _check(self) -> list[str]:
         problems = super()._check()
         specs = parse_defenses(self.defenses)
-        needs_torch = [d.name for d in specs if d.kind != "output" and d.params and not _only_minimize_options(d)]
+        needs_torch = [
+            d.name
+            for d in specs
+            if d.kind not in ("output", "regularize") and d.params and not _only_minimize_options(d)
+        ]
+        regularizers = [d for d in specs if d.kind == "regularize"]
+        if regularizers and self.model != "sklearn":
+            problems.append(
+                f"defenses {[d.name for d in regularizers]} set a scikit-learn estimator's parameters; --model must "
+                f"be sklearn, got {self.model!r} (torch recipes have l2, dropout, early-stopping, ...)"
+            )
+        elif regularizers:
+            from memberscope.recipes import create as create_recipe
+
+            for d in regularizers:
+                try:
+                    create_recipe(self.model, **_regularized(self.model_params, d.params))
+                except InvalidInputError as exc:
+                    problems.append(f"defense {d.name!r}: {exc}")
         if needs_torch and self.model not in ("mlp", "cnn", "logreg"):
             problems.append(
                 f"defenses {needs_torch} are options of the torch recipes; --model must be mlp, cnn or logreg, "
@@ -259,6 +297,11 @@ class DefendConfig(RunConfig):
         out["noise_repeats"] = list(self.noise_repeats)
         out["label_only_budgets"] = list(self.label_only_budgets)
         return out
+
+
+def _regularized(model_params: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The sklearn recipe's parameters with a ``regularize`` defense's estimator parameters set on top."""
+    return {**model_params, "params": {**(model_params.get("params") or {}), **params}}
 
 
 def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -482,9 +525,12 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     base_attacks: dict[str, Any] = {}
     base_scores: dict[str, np.ndarray] = {}
     for spec in specs:
-        if spec.kind != "training":
+        if spec.kind not in ("training", "regularize"):
             continue
-        recipe = create_recipe(config.model, **{**base_params, **spec.params})
+        recipe_params = (
+            _regularized(base_params, spec.params) if spec.kind == "regularize" else {**base_params, **spec.params}
+        )
+        recipe = create_recipe(config.model, **recipe_params)
         trained = train(recipe)
         attacks, logits, scores = attack(trained)
         if spec.name == "none" or not spec.params:
@@ -493,6 +539,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
         test_acc, train_acc = accuracies(logits)
         entries[spec.name] = {
             "kind": "training",
+            "regularizes": dict(spec.params) if spec.kind == "regularize" else None,
             "recipe": {"name": config.model, **recipe.config()},
             "test_accuracy": test_acc,
             "train_accuracy": train_acc,
@@ -503,7 +550,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
             "reference_train_seconds": _sum_seconds(trained.references),
             "attacks": attacks,
         }
-    if base is None and any(s.kind != "training" for s in specs):
+    if base is None and any(s.kind not in ("training", "regularize") for s in specs):
         base = train(plan.recipe)
         base_attacks, _, base_scores = attack(base)
     for spec in specs:
