@@ -82,20 +82,24 @@ def defenses_table(results):
 
 def plan_lines(results) -> list[str]:
     """The prioritized plan (:func:`memberscope.defenses.plan.defense_plan`) as console lines."""
+    from rich.markup import escape
+
     plan = results.sections.get("plan")
     if not plan:
         return []
-    lines = [f"[bold]plan:[/] {plan['verdict']}"]
+    lines = [f"[bold]plan:[/] {escape(plan['verdict'])}"]
     for i, row in enumerate((r for r in plan["ranking"] if "removed_points" in r), 1):
         lo, hi = row["removed_points_ci"]
         lines.append(
-            f"  {i}. {row['defense']}: removes {row['removed_points']:+.2f} TPR points ({lo:+.2f}–{hi:+.2f}) for "
-            f"{row['cost_points']:+.2f} accuracy points; {row['removed_per_point']:+.2f} per point; {row['group']}"
-            + ("" if row["within_budget"] else "; over the budget")
+            escape(
+                f"  {i}. {row['defense']}: removes {row['removed_points']:+.2f} TPR points ({lo:+.2f}–{hi:+.2f}) for "
+                f"{row['cost_points']:+.2f} accuracy points; {row['removed_per_point']:+.2f} per point; {row['group']}"
+                + ("" if row["within_budget"] else "; over the budget")
+            )
         )
     for group, names in plan["groups"].items():
-        lines.append(f"  [{group}] {plan['assumptions'][group]}: {', '.join(names)}")
-    lines += [f"  next: {step}" for step in plan.get("next_steps", [])]
+        lines.append(escape(f"  [{group}] {plan['assumptions'][group]}: {', '.join(names)}"))
+    lines += [escape(f"  next: {step}") for step in plan.get("next_steps", [])]
     return lines
 
 

@@ -835,6 +835,14 @@ def plot_frontier(results, path: Path) -> None:
         ax.errorbar(x, entry["test_accuracy"], xerr=[[x - max(lo, floor)], [max(hi, floor) - x]], fmt=marker, capsize=3)
         label = ":".join(name.split(":")[:2])  # "dp-sgd:eps=8:epochs=10:..." is labelled "dp-sgd:eps=8"
         ax.annotate(label, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        same = (entry.get("minimization") or {}).get("undefended_on_same_records")
+        undefended_acc = results.sections.get("undefended_test_accuracy")
+        if same is not None and undefended_acc is not None:
+            # minimize is measured on the members it kept: the undefended model on those same records, hollow.
+            sx = max(same["tpr"], floor)
+            ax.plot(sx, undefended_acc, marker="^", mfc="none", color="grey")
+            ax.annotate(f"none, {label}'s records", (sx, undefended_acc), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="grey")  # fmt: skip
     ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
     max_tpr = recommendation["budget"]["max_tpr"]
     ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")
