@@ -724,6 +724,11 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
                 "defenses are applied to the reference models' outputs as well as the target's",
                 "label-only: the registered label-only attack (Choquette-Choo et al. 2021) calibrated by the OUT "
                 "reference models' shares, every model queried through the defense's output policy",
+                "output defenses are measured against the attacker adapted to them (attacker_budgets): invertible "
+                "steps undone, fresh noise averaged over noise_repeats queries per record, label-only policies "
+                "attacked with label_only_budgets queries; a defense's leakage is its strongest attack over all views",
+                "tie-aware TPR: every attack's tied scores are ordered at random before its metrics are read (the "
+                "interpolated ROC in expectation); scores.csv keeps the attacks' own scores",
             ],
         },
         timings={"total_seconds": round(time.perf_counter() - started, 3)},
