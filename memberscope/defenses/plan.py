@@ -80,11 +80,15 @@ def _draws(entry: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _baseline_draws(entry: dict[str, Any], undefended: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """The undefended draws a defense is compared with: for ``minimize``, the undefended model on the same records."""
-    same = entry.get("minimization", {}).get("undefended_on_same_records")
-    if same is None:
-        return undefended
-    return [{**undefended[0], "tpr": same["tpr"], "tpr_ci": same["tpr_ci"]}, *undefended[1:]]
+    """The undefended draws a defense is compared with, draw by draw: for ``minimize``, the undefended model on the
+    same records (each draw's own)."""
+    draws = entry.get("draws") or [{"undefended_on_same_records": entry.get("minimization", {}).get(
+        "undefended_on_same_records")}]  # fmt: skip
+    out = []
+    for base, draw in zip(undefended, draws, strict=False):
+        same = draw.get("undefended_on_same_records")
+        out.append(base if same is None else {**base, "tpr": same["tpr"], "tpr_ci": same["tpr_ci"]})
+    return out
 
 
 def _cost_ci(a0: float, a1: float, n_test: int | None) -> tuple[float, float]:
