@@ -37,8 +37,11 @@ _ORDER = list(ASSUMPTIONS)
 MIN_COST = 0.1  # accuracy points: a smaller (or negative) cost counts as this much in the ratio
 
 
-def assumption(entry: dict[str, Any]) -> str:
-    """The :data:`ASSUMPTIONS` key of one defense entry of a defend result."""
+def assumption(entry: dict[str, Any], key: str | None = None) -> str:
+    """The :data:`ASSUMPTIONS` key of one defense entry of a defend result (``key``: the budget FPR's key).
+
+    A label-only policy "only slows an attacker down" when the label-only attack with more queries scores higher
+    (AUC, or TPR at ``key``) than with the run's default number of queries."""
     if entry.get("epsilon") is not None:
         return "formal"
     if entry.get("kind") == "minimize":
@@ -49,9 +52,13 @@ def assumption(entry: dict[str, Any]) -> str:
         if entry.get("stochastic"):
             return "slows"
         budgets = [b for b in entry.get("attacker_budgets") or [] if b["view"].startswith("label-only")]
-        shown = next((b for b in entry.get("attacker_budgets") or [] if b["view"] == "as shown"), None)
-        if budgets and shown is not None and max(b["tpr"] for b in budgets) > shown["tpr"]:
-            return "slows"
+        default = (entry.get("attacks") or {}).get("label-only")
+        if budgets and default is not None:
+            grows = max(b["auc"] for b in budgets) > default["auc"]
+            if key is not None and key in default["tpr_at_fpr"]:
+                grows = grows or max(b["tpr"] for b in budgets) > default["tpr_at_fpr"][key]
+            if grows:
+                return "slows"
     return "adaptive"
 
 
@@ -129,7 +136,7 @@ def defense_plan(
         upper = max(d["upper_tpr"] for d in draws)
         row: dict[str, Any] = {
             "defense": name,
-            "group": assumption(entry) if name != undefended else "undefended",
+            "group": assumption(entry, key) if name != undefended else "undefended",
             "tpr": sum(d["tpr"] for d in draws) / len(draws),
             "upper_tpr": upper,
             "within_budget": upper <= max_tpr,
