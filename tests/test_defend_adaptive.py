@@ -184,3 +184,16 @@ def test_a_random_forest_enters_its_own_regularization_as_a_defense():
 def test_bad_regularize_specs_name_the_problem(spec, model, fragment):
     with pytest.raises(InvalidInputError, match=fragment):
         DefendConfig(defenses=spec, model=model)
+
+
+def test_label_only_only_slows_an_attacker_when_more_queries_leak_more():
+    def label_entry(aucs):
+        pairs = zip((64, 256), aucs, strict=True)
+        views = [{"view": f"label-only, {q} queries", "tpr": 0.02, "auc": a} for q, a in pairs]
+        attacks = {"label-only": {"tpr_at_fpr": {"0.01": 0.02}, "auc": 0.60}}
+        return {"kind": "output", "stochastic": False, "attacker_budgets": views, "attacks": attacks}
+
+    assert assumption(label_entry([0.62, 0.64]), "0.01") == "slows"
+    assert assumption(label_entry([0.59, 0.60]), "0.01") == "adaptive"
+    assert assumption({"kind": "output", "stochastic": True}) == "slows"
+    assert assumption({"kind": "minimize"}) == "tried" and assumption({"epsilon": 1.0}) == "formal"
