@@ -12,11 +12,17 @@ Every defense is evaluated *adaptively*: the attacker knows the defense.
   applied at query time to the undefended target **and** to the reference models' outputs; attacks then see only
   what the policy shows (withheld entries filled by :func:`~memberscope.targets.outputs.fill_withheld`,
   probabilities floored at :data:`memberscope.targets.outputs.PROBABILITY_FLOOR`, as every target's answers are).
+  Each output defense is also attacked through every view an attacker who knows it obtains
+  (:mod:`memberscope.defenses.adaptive`): invertible steps undone, fresh noise averaged over ``noise_repeats``
+  queries per record, label-only policies attacked with ``label_only_budgets`` queries (``attacker_budgets``).
+- ``regularize:KEY=VALUE`` sets a scikit-learn recipe's own regularization (tree depth, leaf size, C).
 - Every defense is also attacked by a label-only attack (below), which needs nothing but predicted labels.
 
-A defense's leakage is that of its *strongest* attack (highest TPR at the budget's FPR, AUC breaking ties), never
-of a weak one alone. The recommendation is the defense with the highest test accuracy whose strongest attack's
-CI upper bound at the budget FPR is within the budget.
+A defense's leakage is that of its *strongest* attack over every view (highest TPR at the budget's FPR, AUC
+breaking ties), never of a weak one alone; tied scores are ordered at random before TPR is read (tie-aware).
+With ``draws`` > 1 every defense is measured on that many training draws. The recommendation is the defense with
+the highest test accuracy whose attacks' CI upper bound at the budget FPR is within the budget on every draw
+(``"none"`` when the undefended model already is); the plan (:mod:`memberscope.defenses.plan`) ranks them all.
 
 Label-only attack: the registered ``label-only`` attack (:mod:`memberscope.attacks.label_only`, Choquette-Choo
 et al., ICML 2021: each record and ``label_only_queries`` perturbed copies — images flipped and shifted, tables with
