@@ -142,7 +142,7 @@ def defend(
     n_bootstrap: int | None = opt.N_BOOTSTRAP,
     label_only_queries: int | None = typer.Option(None, help="Perturbed queries per record of the label-only attack."),
     noise_repeats: str | None = typer.Option(
-        None, help="Queries per record of the averaging attacker against fresh-noise defenses; default 1,4,16,20."
+        None, help="Queries per record of the averaging attacker against fresh-noise defenses; default 1,10,20,100."
     ),
     label_only_budgets: str | None = typer.Option(
         None, help="Label-only attack budgets (queries per record) against label-only defenses; default 16,64,256."

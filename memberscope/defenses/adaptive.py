@@ -38,10 +38,19 @@ from memberscope.targets.postprocess import (
     as_postprocessor,
 )
 
-__all__ = ["DEFAULT_LABEL_QUERIES", "DEFAULT_REPEATS", "INVERSES", "AttackerView", "attacker_views", "break_ties"]
+__all__ = [
+    "DEFAULT_LABEL_QUERIES",
+    "DEFAULT_REPEATS",
+    "INVERSES",
+    "AttackerView",
+    "attacker_views",
+    "averaged_name",
+    "break_ties",
+]
 
-DEFAULT_REPEATS = (1, 4, 16, 20)
-"""Queries per record an averaging attacker makes, up to the gateway's ``probing.repeat_threshold`` (20)."""
+DEFAULT_REPEATS = (1, 10, 20, 100)
+"""Queries per record an averaging attacker makes: up to the gateway's ``probing.repeat_threshold`` (20), the most an
+attacker can repeat unflagged, and 100 for one who spreads repeats over keys or addresses."""
 
 DEFAULT_LABEL_QUERIES = (16, 64, 256)
 """Perturbed queries per record of the label-only attack against a label-only policy."""
@@ -80,8 +89,18 @@ class AttackerView:
     assumes: str = ""
 
     def key(self, attack: str) -> str:
-        """How ``attack`` under this view is named in a defense's attacks: bare for the view as shown."""
-        return attack if self.name == "as shown" else f"{attack} [{self.name}]"
+        """How ``attack`` under this view is named in a defense's attacks: bare for the view as shown,
+        :func:`averaged_name` for an averaging view, ``"attack [view]"`` otherwise."""
+        if self.name == "as shown":
+            return attack
+        if self.name.startswith("averaged over "):
+            return averaged_name(attack, self.budget["queries_per_record"])
+        return f"{attack} [{self.name}]"
+
+
+def averaged_name(attack: str, repeats: int) -> str:
+    """The name of ``attack`` run by an attacker who averages ``repeats`` answers to each query."""
+    return f"{attack} (averaging {repeats} queries)"
 
 
 def _steps(post: OutputPostprocessor) -> list[OutputPostprocessor]:

@@ -41,15 +41,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from memberscope.config import Constraint, Interval, RunConfig, Satisfies
+from memberscope.defenses.adaptive import DEFAULT_REPEATS, averaged_name
 from memberscope.exceptions import InvalidInputError
 from memberscope.training.defenses import DEFENSES, option_defaults
 
 __all__ = [
+    "AVERAGING_REPEATS",
     "DEFAULT_ATTACKS",
     "DEFAULT_DEFENSES",
     "TRAINING_DEFENSES",
     "DefendConfig",
     "DefenseSpec",
+    "averaged_name",
     "observe",
     "parse_budget",
     "parse_defenses",
@@ -233,7 +236,7 @@ class DefendConfig(RunConfig):
     budget: tuple[float, float] = DEFAULT_BUDGET
     fprs: tuple[float, ...] = (0.1, 0.01, 0.001)
     label_only_queries: int = 16
-    noise_repeats: tuple[int, ...] = (1, 4, 16, 20)
+    noise_repeats: tuple[int, ...] = DEFAULT_REPEATS
     label_only_budgets: tuple[int, ...] = (16, 64, 256)
     draws: int = 1
 
@@ -328,6 +331,11 @@ def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------------------------- observation
+
+
+AVERAGING_REPEATS = tuple(m for m in DEFAULT_REPEATS if m > 1)
+"""Repeats of each query averaged by the attackers a noise defense is also measured against (besides one query):
+the default ``noise_repeats`` of :class:`DefendConfig` (:data:`memberscope.defenses.adaptive.DEFAULT_REPEATS`)."""
 
 
 def observe(logits: np.ndarray, postprocessor, *, rng: np.random.Generator) -> np.ndarray:
@@ -497,6 +505,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
                     for k in range(len(trained.references))
                 ]
             )
+            # Models are kept only when an attack queries them (label-only); then the references' are too.
             if trained.target.model is not None and all(r.model is not None for r in trained.references):
                 observed["target_model"] = Postprocessed(trained.target.model, postprocessor, seed=config.seed)
                 observed["reference_models"] = [

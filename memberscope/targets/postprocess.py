@@ -21,7 +21,7 @@ way every time).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,8 @@ __all__ = [
     "set_noise_secret",
 ]
 
-POSTPROCESSORS: Registry[type[OutputPostprocessor]] = Registry("output post-processor")
+#: Post-processor classes by name; a spec's argument (``"round:2"``) is passed to the class.
+POSTPROCESSORS: Registry[Callable[..., OutputPostprocessor]] = Registry("output post-processor")
 
 
 def _check_probabilities(probs: np.ndarray) -> np.ndarray:
@@ -160,6 +161,8 @@ def _renormalized(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
 
 
 class _Noise(OutputPostprocessor):
+    #: The registered name, in the spec and in error messages (set by each kind of noise).
+    name: str
     stochastic = True
 
     def __init__(self, scale: float):
@@ -175,6 +178,10 @@ class _Noise(OutputPostprocessor):
         probs = _check_probabilities(probs)
         rng = rng if rng is not None else np.random.default_rng()
         return _renormalized(probs, self._sample(rng, probs.shape))
+
+    @abstractmethod
+    def _sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Noise of shape ``shape`` at ``self.scale``, drawn from ``rng``."""
 
 
 @POSTPROCESSORS.register("gaussian")
