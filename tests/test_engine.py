@@ -315,9 +315,9 @@ def test_public_surfaces_are_pinned():
             "vectorized_bytes_per_model",
         ],
         "memberscope.defenses": [
-            "Compose", "DefendConfig", "GaussianNoise", "LabelOnly", "LaplaceNoise", "OutputPostprocessor",
-            "POSTPROCESSORS", "Round", "Temperature", "TopK", "parse_defenses", "parse_postprocessors", "recommend",
-            "run_defenses",
+            "AttackerView", "Compose", "DefendConfig", "GaussianNoise", "LabelOnly", "LaplaceNoise",
+            "OutputPostprocessor", "POSTPROCESSORS", "Round", "Temperature", "TopK", "attacker_views", "break_ties",
+            "defense_plan", "parse_defenses", "parse_postprocessors", "recommend", "run_defenses",
         ],
         "memberscope.gateway": ["create_app", "load_model", "load_policy"],
         "memberscope.config": [

@@ -28,7 +28,7 @@ def test_audit_with_defenses_one_run_and_claimed_epsilon(tmp_path):
     assert "<td>dp-sgd</td><td>82.0%</td><td>1 (δ=1e-05)</td>" in html
     assert "Recommended:</strong> dp-sgd" in html
     md = write_markdown(run).read_text()
-    assert "| `dp-sgd` | 82.0% | 1 |" in md and "**Recommended defense:** dp-sgd" in md
+    assert "| `dp-sgd` | 82.0% | 1 (δ=1e-05) |" in md and "**Recommended defense:** dp-sgd" in md
     assert "**One-run ε audit**" in md and "| `rmia-online` |" in md and "WARNING" not in md
     assert "claimed ε |" in md
 

@@ -169,6 +169,10 @@ class ReportModel:
     assumptions: list[tuple[str, str]]
     member: np.ndarray | None = None
     scores: dict[str, np.ndarray] | None = None
+    #: A defend run's prioritized plan (``sections["plan"]``), and per defense its attacker views and, for
+    #: ``minimize``, the undefended model on the same records and the removed / neighbour / other members.
+    defense_plan: dict[str, Any] = field(default_factory=dict)
+    defense_details: list[dict[str, Any]] = field(default_factory=list)
     #: The spread over training draws (``audit --targets N``): :func:`draw_rows`; empty for one draw.
     draws: list[DrawRow] = field(default_factory=list)
     #: What the figures stand for: N training draws, or the one target (a sentence for every report).
@@ -553,6 +557,37 @@ def defense_rows(defenses: Results, key: str = "0.01") -> list[DefenseRow]:
     return rows
 
 
+def _defense_details(defenses: Results | None) -> list[dict[str, Any]]:
+    """Rows under each defense of a defend run: its attacker views (what the attacker can undo, average or buy
+    with queries, and the leakage each gives) and, for ``minimize``, the undefended model on the same records and
+    the onion layers before and after."""
+    from memberscope.metrics import fpr_key
+
+    if defenses is None:
+        return []
+    budget = ((defenses.sections.get("recommendation") or {}).get("budget") or {}).get("fpr")
+    key = fpr_key(budget) if _is_num(budget) else "0.01"
+    rows: list[dict[str, Any]] = []
+    for name, entry in (defenses.sections.get("defenses") or {}).items():
+        for view in entry.get("attacker_budgets") or []:
+            rows.append({"defense": name, "row": f"{view['view']} ({view['queries_per_record']} queries/record)",
+                         "assumes": view.get("assumes", ""), "attack": view["strongest_attack"],
+                         "tpr": view["tpr"], "tpr_ci": view["tpr_ci"]})  # fmt: skip
+        mini = entry.get("minimization") or {}
+        same = mini.get("undefended_on_same_records")
+        if same:
+            rows.append({"defense": name, "row": "undefended model, same records", "assumes": same.get("records", ""),
+                         "attack": same["strongest_attack"], "tpr": same["tpr"], "tpr_ci": same["tpr_ci"]})  # fmt: skip
+        for layer, values in (mini.get("layers") or {}).items():
+            for when in ("before", "after"):
+                m = values.get(when)
+                if m:
+                    rows.append({"defense": name, "row": f"{layer} members ({values['n_records']}), {when}",
+                                 "assumes": "", "attack": mini.get("attack", ""), "tpr": m["tpr_at_fpr"][key],
+                                 "tpr_ci": m["tpr_at_fpr_ci"][key]})  # fmt: skip
+    return rows
+
+
 def _defense_alarms(rows: list[DefenseRow]) -> list[str]:
     return [
         f"defense {r.name}: empirical ε ≥ {r.empirical_epsilon:.2f} (from its attacks' TPR at the recorded "
@@ -733,6 +768,8 @@ def build_report(
         vulnerable=results.vulnerable_records or {},
         defenses=defense_table,
         defense_recommendation=defense_rec,
+        defense_plan=(defenses.sections.get("plan") or {}) if defenses is not None else {},
+        defense_details=_defense_details(defenses),
         redteam=red,
         llm=llm,
         alarms=alarms,

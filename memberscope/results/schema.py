@@ -446,6 +446,7 @@ SECTION_KEYS = (
     "fidelity",
     "defenses",
     "recommendation",
+    "plan",
     "undefended_test_accuracy",
     "notes",
     "redteam",
