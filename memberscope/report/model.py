@@ -155,6 +155,7 @@ class ReportModel:
     assumptions: list[tuple[str, str]]
     member: np.ndarray | None = None
     scores: dict[str, np.ndarray] | None = None
+    frameworks: list[Any] = field(default_factory=list)  # FrameworkRow: what was measured, per framework item
 
     @property
     def has_one_run(self) -> bool:
@@ -591,7 +592,7 @@ def build_report(
     subject = results.dataset.name
     if subject in (None, "?"):
         subject = (llm or {}).get("model") or (red or {}).get("url") or "?"
-    return ReportModel(
+    model = ReportModel(
         results=results,
         kind=results.kind,
         title=TITLES[results.kind],
@@ -619,3 +620,7 @@ def build_report(
         member=None if scores is None else scores[0],
         scores=None if scores is None else scores[1],
     )
+    from memberscope.report.frameworks import framework_rows
+
+    model.frameworks = framework_rows(model)
+    return model
