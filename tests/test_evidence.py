@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from cli_helpers import run_cli
@@ -61,7 +60,7 @@ def test_the_bundle_verifies_and_fails_after_one_byte_of_any_listed_file_changes
     for name in listed:  # one byte of each listed file, in a well-formed archive: verification fails naming it
         tampered = _rewrite(bundle, tmp_path / "t.zip", lambda n, d, name=name: _flip(d) if n == name else d)
         code, out, _ = run_cli("verify", str(tampered), capsys=capsys)
-        assert code == 1 and f"FAILED" in out and f"{name}: sha256" in out, (name, out)
+        assert code == 1 and "FAILED" in out and f"{name}: sha256" in out, (name, out)
     result = verify_bundle(bundle)
     assert result.ok and result.manifest_sha256 == digest
 
@@ -95,7 +94,7 @@ def test_raw_byte_flips_manifest_edits_and_added_or_removed_files_fail(synthetic
     assert verify_bundle(forged).ok
     result = verify_bundle(forged, digest=digest)
     assert not result.ok and "manifest.json: sha256" in result.problems[0]
-    code, out, _ = run_cli("verify", str(forged), "--digest", digest, capsys=capsys)
+    code, _out, _ = run_cli("verify", str(forged), "--digest", digest, capsys=capsys)
     assert code == 1
 
     extra = _rewrite(bundle, tmp_path / "extra.zip", lambda n, d: d)
@@ -256,7 +255,7 @@ def test_frameworks_render_for_every_kind_of_run(tmp_path):
 
 
 def test_model_card_front_matter_holds_the_model_index(synthetic, capsys):
-    code, out, err = run_cli(
+    code, _out, err = run_cli(
         "report", str(synthetic), "--format", "model-card", "--model-name", "clinic-v2", capsys=capsys
     )
     assert code == 0, err
@@ -275,7 +274,8 @@ def test_model_card_front_matter_holds_the_model_index(synthetic, capsys):
     assert tpr["args"]["attack"] == best and len(tpr["args"]["ci95"]) == 2
     assert ("empirical-epsilon-lower-bound", None) in metrics
     assert "## Privacy: membership inference" in text and "ML04:2023" in text
-    assert "| attack | AUC (95% CI) | TPR @ 1.0% FPR (95% CI) | ε lower bound |\n|---|---|---|---|\n| `rmia-online`" in text
+    header = "| attack | AUC (95% CI) | TPR @ 1.0% FPR (95% CI) | ε lower bound |"
+    assert f"{header}\n|---|---|---|---|\n| `rmia-online`" in text
 
     from huggingface_hub import ModelCard
 
