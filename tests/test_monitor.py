@@ -167,3 +167,20 @@ def test_defend_spec_parses_and_stops_training_at_that_epoch():
     assert model.epochs_run == 2
     with pytest.raises(InvalidInputError, match="stop_epoch"):
         create("mlp", stop_epoch=0)
+
+
+def test_public_names_are_pinned():
+    import memberscope.monitor as monitor
+
+    assert sorted(monitor.__all__) == sorted(
+        [
+            "DEFAULT_FPRS",
+            "AttackSpec",
+            "EpochAuditor",
+            "EpochRecord",
+            "PrivacyCurve",
+            "StopSuggestion",
+            "default_attacks",
+        ]
+    )
+    assert all(hasattr(monitor, n) for n in monitor.__all__)
