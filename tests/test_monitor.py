@@ -181,6 +181,21 @@ def test_public_names_are_pinned():
             "PrivacyCurve",
             "StopSuggestion",
             "default_attacks",
+            "suggested_stop_epoch",
         ]
     )
     assert all(hasattr(monitor, n) for n in monitor.__all__)
+
+
+def test_defend_reads_the_suggested_stop_from_a_saved_curve(tmp_path):
+    curve = _curve([(0.01, 0.60), (0.02, 0.80), (0.2, 0.80)])
+    path = curve.write_json(tmp_path / "privacy_curve.json")
+    (spec,) = parse_defenses(f"early-stopping:0:curve={path}")
+    assert spec.params == {"early_stopping": 0, "stop_epoch": 2}
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match=r"holds no suggested_stop\.epoch"):
+        parse_defenses(f"early-stopping:0:curve={tmp_path / 'bad.json'}")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        parse_defenses(f"early-stopping:0:curve={tmp_path / 'missing.json'}")
+    with pytest.raises(InvalidInputError, match="only early-stopping takes curve=PATH"):
+        parse_defenses(f"l2:curve={path}")

@@ -5,14 +5,15 @@
   models trained once);
 - :class:`PrivacyCurve` collects one :class:`EpochRecord` per audited epoch, plots privacy and accuracy against
   epoch, and :meth:`PrivacyCurve.suggest_stop` gives the suggested stopping epoch (a :class:`StopSuggestion`,
-  whose ``defend_spec`` is the ``memberscope defend`` early-stopping defense that stops there).
+  whose ``defend_spec`` is the ``memberscope defend`` early-stopping defense that stops there;
+  ``memberscope defend --defenses early-stopping:0:curve=privacy_curve.json`` reads it from the saved curve).
 
 Framework callbacks built on these: :mod:`memberscope.integrations.lightning` and
 :mod:`memberscope.integrations.hf_trainer`.
 """
 
 from memberscope.monitor.auditor import DEFAULT_FPRS, AttackSpec, EpochAuditor, default_attacks
-from memberscope.monitor.curve import EpochRecord, PrivacyCurve, StopSuggestion
+from memberscope.monitor.curve import EpochRecord, PrivacyCurve, StopSuggestion, suggested_stop_epoch
 
 __all__ = [
     "DEFAULT_FPRS",
@@ -22,4 +23,5 @@ __all__ = [
     "PrivacyCurve",
     "StopSuggestion",
     "default_attacks",
+    "suggested_stop_epoch",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["EpochRecord", "PrivacyCurve", "StopSuggestion"]
+__all__ = ["EpochRecord", "PrivacyCurve", "StopSuggestion", "suggested_stop_epoch"]
 
 
 @dataclass(frozen=True)
@@ -355,3 +355,28 @@ class PrivacyCurve:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return path
+
+
+def suggested_stop_epoch(path: str | Path) -> int:
+    """The suggested stopping epoch saved in a ``privacy_curve.json`` (written by the callbacks or
+    :meth:`PrivacyCurve.write_json`): its ``suggested_stop.epoch``, computed with the thresholds it was written with.
+
+    Raises
+    ------
+    InvalidInputError
+        When the file is missing, not JSON, or holds no suggested stop.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"privacy curve {str(path)!r} does not exist; expected a privacy_curve.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"privacy curve {str(path)!r} is not a readable JSON file: {exc}") from None
+    stop = data.get("suggested_stop") if isinstance(data, dict) else None
+    if not isinstance(stop, dict) or not isinstance(stop.get("epoch"), int):
+        raise InvalidInputError(
+            f"privacy curve {str(path)!r} holds no suggested_stop.epoch; expected a privacy_curve.json written by "
+            "memberscope's training callbacks"
+        )
+    return int(stop["epoch"])
