@@ -85,6 +85,8 @@ def _record(epoch, tpr, test_accuracy):
         "tpr_at_fpr": {"0.01": tpr},
         "tpr_at_fpr_ci": {"0.01": [max(tpr - 0.01, 0), tpr + 0.01]},
         "fpr_resolvable": {"0.01": True},
+        "n_members": 2000,
+        "n_nonmembers": 2000,
     }
     return EpochRecord.from_metrics(
         epoch=epoch,
@@ -114,16 +116,27 @@ def test_stop_at_the_last_epoch_before_leakage_rises_with_accuracy_flat():
 
 def test_leakage_paid_for_by_accuracy_moves_the_candidate_on():
     curve = _curve([(0.01, 0.60), (0.10, 0.70), (0.20, 0.80), (0.21, 0.80)])
-    stop = curve.suggest_stop()
+    stop = curve.suggest_stop(min_accuracy_gain=0.005)
     assert not stop.triggered and stop.epoch == 4 and stop.rose_at is None
     assert "not an all-clear" in stop.reason and "0.210" in stop.reason
     # a stricter accuracy rule sees epoch 2's gain of 0.10 as flat
     assert curve.suggest_stop(min_accuracy_gain=0.2).epoch == 1
 
 
+def test_by_default_an_accuracy_gain_within_its_standard_error_is_flat():
+    """2,000 non-members at 80% accuracy: SE = sqrt(0.8 * 0.2 / 2000) = 0.00894; a gain of 0.007 is noise and
+    cannot pay for a TPR rise of 0.03, a gain of 0.010 can."""
+    assert _record(1, 0.01, 0.80).accuracy_se == pytest.approx(np.sqrt(0.8 * 0.2 / 2000))
+    noise = _curve([(0.01, 0.800), (0.04, 0.807)]).suggest_stop()
+    assert (noise.epoch, noise.rose_at) == (1, 2)
+    paid = _curve([(0.01, 0.800), (0.04, 0.810)]).suggest_stop()
+    assert not paid.triggered and paid.epoch == 2
+    assert _curve([(0.01, 0.800), (0.04, 0.807)]).suggest_stop(min_accuracy_gain=0.005).epoch == 2
+
+
 def test_as_accurate_and_less_leaky_epoch_becomes_the_candidate():
     curve = _curve([(0.05, 0.80), (0.02, 0.80), (0.03, 0.80), (0.10, 0.80)])
-    stop = curve.suggest_stop()
+    stop = curve.suggest_stop(min_accuracy_gain=0.005)
     assert (stop.epoch, stop.rose_at) == (2, 4)
 
 

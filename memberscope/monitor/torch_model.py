@@ -137,7 +137,7 @@ class TrainingMonitor:
         every_n_epochs: int = 1,
         stop_training: bool = False,
         max_tpr_rise: float = 0.02,
-        min_accuracy_gain: float = 0.005,
+        min_accuracy_gain: float | None = None,
         out_dir: str | Path | None = None,
         batch_size: int = 1024,
         on_record: Callable[[Any], None] | None = None,
@@ -159,9 +159,10 @@ class TrainingMonitor:
         )
         self.every_n_epochs = int(every_n_epochs)
         self.stop_training = bool(stop_training)
-        self.rule = {"max_tpr_rise": float(max_tpr_rise), "min_accuracy_gain": float(min_accuracy_gain)}
+        gain = None if min_accuracy_gain is None else float(min_accuracy_gain)
+        self.rule = {"max_tpr_rise": float(max_tpr_rise), "min_accuracy_gain": gain}
         for name, value in self.rule.items():
-            if not 0 <= value < 1:
+            if value is not None and not 0 <= value < 1:
                 raise InvalidInputError(f"{name} must be in [0, 1); got {value}")
         self.curve = PrivacyCurve()
         self.out_dir = None if out_dir is None else Path(out_dir)
