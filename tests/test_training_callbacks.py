@@ -127,36 +127,29 @@ def test_lightning_callback_can_stop_training(records, tmp_path):
     assert callback.curve.epochs[-1] == stop.rose_at  # stopped as soon as the rise was seen
 
 
-def test_hf_trainer_callback_sees_leakage_rise_on_an_overfitting_run(records, tmp_path):
+class _HFModel(torch.nn.Module):
+    """The MLP as the Trainer takes a model: keyword inputs, a dict with the loss when labels are given."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _mlp()
+
+    def forward(self, x, labels=None):
+        logits = self.net(x)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def _hf_trainer(records, callback, tmp_path, epochs):
     transformers = pytest.importorskip("transformers", reason="the 'hf' extra is not installed")
     pytest.importorskip("accelerate", reason="the Trainer needs accelerate (the 'hf' extra)")
-    from memberscope.integrations.hf_trainer import PrivacyTrainerCallback
-
-    class Model(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = _mlp()
-
-        def forward(self, x, labels=None):
-            logits = self.net(x)
-            out = {"logits": logits}
-            if labels is not None:
-                out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-            return out
-
-    members, nonmembers, population = records
+    members = records[0]
     train = [{"x": torch.as_tensor(x), "labels": int(y)} for x, y in zip(*members, strict=True)]
-    callback = PrivacyTrainerCallback(
-        ({"x": members[0]}, members[1]),
-        ({"x": nonmembers[0]}, nonmembers[1]),
-        ({"x": population[0]}, population[1]),
-        every_n_epochs=5,
-        n_bootstrap=50,
-        out_dir=tmp_path / "privacy",
-    )
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"),
-        num_train_epochs=40,
+        num_train_epochs=epochs,
         per_device_train_batch_size=N,
         learning_rate=1e-2,
         lr_scheduler_type="constant",
@@ -167,8 +160,25 @@ def test_hf_trainer_callback_sees_leakage_rise_on_an_overfitting_run(records, tm
         disable_tqdm=True,
         seed=0,
     )
-    trainer = transformers.Trainer(model=Model(), args=args, train_dataset=train, callbacks=[callback])
+    trainer = transformers.Trainer(model=_HFModel(), args=args, train_dataset=train, callbacks=[callback])
     trainer.train()
+    return trainer
+
+
+def test_hf_trainer_callback_sees_leakage_rise_on_an_overfitting_run(records, tmp_path):
+    pytest.importorskip("transformers", reason="the 'hf' extra is not installed")
+    from memberscope.integrations.hf_trainer import PrivacyTrainerCallback
+
+    members, nonmembers, population = records
+    callback = PrivacyTrainerCallback(
+        ({"x": members[0]}, members[1]),
+        ({"x": nonmembers[0]}, nonmembers[1]),
+        ({"x": population[0]}, population[1]),
+        every_n_epochs=5,
+        n_bootstrap=50,
+        out_dir=tmp_path / "privacy",
+    )
+    trainer = _hf_trainer(records, callback, tmp_path, epochs=40)
     assert callback.curve.epochs == [5, 10, 15, 20, 25, 30, 35, 40]
     _rises(callback.curve)
     history = [h for h in trainer.state.log_history if "memberscope/auc" in h]
@@ -200,3 +210,26 @@ def test_a_missing_framework_names_the_extra(module, hidden, extra, monkeypatch)
     with pytest.raises(MissingDependencyError, match=rf"memberscope\[{extra}\]"):
         importlib.import_module(module)
     monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+def test_hf_trainer_callback_logs_to_the_active_mlflow_run(records, tmp_path, monkeypatch):
+    pytest.importorskip("transformers", reason="the 'hf' extra is not installed")
+    mlflow = pytest.importorskip("mlflow", reason="the 'mlflow' extra is not installed")
+    from memberscope.integrations.hf_trainer import PrivacyTrainerCallback
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    members, nonmembers, _ = records
+    callback = PrivacyTrainerCallback(
+        ({"x": members[0]}, members[1]), ({"x": nonmembers[0]}, nonmembers[1]), every_n_epochs=3, n_bootstrap=0,
+        log_to_mlflow=True,
+    )  # fmt: skip
+    try:
+        with mlflow.start_run() as run:
+            _hf_trainer(records, callback, tmp_path, epochs=6)
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "memberscope/tpr_at_fpr_0.01")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert [m.step for m in history] == [3, 6]  # one optimizer step per epoch: the whole member set is one batch
+    assert [m.value for m in history] == [r.tpr for r in callback.curve.records]
