@@ -153,3 +153,23 @@ def test_minimize_defense_reports_the_onion_layers(tmp_path, capsys):
     assert m["layers"]["neighbours"]["after"] is not None and m["layers"]["removed"]["after"] is None
     # The attacks run on the 380 remaining pool records: 180 members, 200 non-members.
     assert entry["attacks"]["loss"]["n_members"] == 180 and entry["attacks"]["loss"]["n_nonmembers"] == 200
+
+
+def test_noise_defenses_face_attackers_who_average_repeated_queries(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        "defend", "--dataset", "digits", "--defenses", "none,gaussian:0.2,consistent-gaussian:0.2",
+        "--attacks", "lira-online", "--model-param", "hidden=[32]", "--model-param", "epochs=8", "-k", "2",
+        "--pool-size", "500", "--population-size", "300", "--n-bootstrap", "50", "--budget", "0.1:0.5",
+        "--out", str(out), "--no-progress", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stdout
+    defenses = json.loads((out / "results.json").read_text())["defenses"]
+    fresh, consistent = defenses["gaussian:0.2"]["attacks"], defenses["consistent-gaussian:0.2"]["attacks"]
+    averaged = [f"lira-online (averaging {m} queries)" for m in (10, 100)]
+    assert set(fresh) == {"lira-online", *averaged}
+    # Averaging 100 answers brings the attack back to the undefended model's; one noisy answer understates it.
+    none = defenses["none"]["attacks"]["lira-online"]["auc"]
+    assert fresh[averaged[1]]["auc"] > fresh["lira-online"]["auc"] and fresh[averaged[1]]["auc"] >= none - 0.03
+    assert defenses["gaussian:0.2"]["strongest_attack"] in averaged
+    assert set(consistent) == {"lira-online"}  # a repeat gets the same answer: nothing to average

@@ -39,11 +39,13 @@ from memberscope.exceptions import InvalidInputError
 from memberscope.training.defenses import DEFENSES, option_defaults
 
 __all__ = [
+    "AVERAGING_REPEATS",
     "DEFAULT_ATTACKS",
     "DEFAULT_DEFENSES",
     "TRAINING_DEFENSES",
     "DefendConfig",
     "DefenseSpec",
+    "averaged_name",
     "observe",
     "parse_budget",
     "parse_defenses",
@@ -265,6 +267,15 @@ class DefendConfig(RunConfig):
 # --------------------------------------------------------------------------------------------- observation
 
 
+AVERAGING_REPEATS = (10, 100)
+"""Repeats of each query averaged by the attackers a noise defense is also measured against (besides one query)."""
+
+
+def averaged_name(attack: str, repeats: int) -> str:
+    """The name of ``attack`` run by an attacker who averages ``repeats`` answers to each query."""
+    return f"{attack} (averaging {repeats} queries)"
+
+
 def observe(logits: np.ndarray, postprocessor, *, rng: np.random.Generator) -> np.ndarray:
     """What an attacker sees through ``postprocessor``, as logits of the same shape as ``logits`` ``(..., n_classes)``.
 
@@ -303,7 +314,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     from memberscope.recipes import create as create_recipe
     from memberscope.results import AuditResult, DatasetInfo, GameInfo, Results, TargetInfo, strongest_attack
     from memberscope.targets import Postprocessed
-    from memberscope.targets.postprocess import parse_postprocessors
+    from memberscope.targets.postprocess import Averaged, parse_postprocessors
 
     started = time.perf_counter()
     specs = parse_defenses(config.defenses)
@@ -374,7 +385,8 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                     for k in range(len(trained.references))
                 ]
             )
-            if trained.target.model is not None:
+            # Models are kept only when an attack queries them (label-only); then the references' are too.
+            if trained.target.model is not None and all(r.model is not None for r in trained.references):
                 observed["target_model"] = Postprocessed(trained.target.model, postprocessor, seed=config.seed)
                 observed["reference_models"] = [
                     Postprocessed(r.model, postprocessor, seed=config.seed + 1 + k)
@@ -489,6 +501,12 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
             continue
         postprocessor = parse_postprocessors(spec.output)
         attacks, logits, _ = attack(base, postprocessor)
+        if postprocessor.stochastic:
+            # Fresh noise per answer is averaged away by an attacker who repeats each query: the defense is
+            # measured against attackers averaging each repeat count too, its leakage the strongest of them.
+            for repeats in AVERAGING_REPEATS:
+                averaged, _, _ = attack(base, Averaged(postprocessor, repeats))
+                attacks.update({averaged_name(name, repeats): a for name, a in averaged.items()})
         test_acc, train_acc = accuracies(logits)
         entries[spec.name] = {
             "kind": "output",

@@ -184,10 +184,13 @@ def metric_settings(config: Any) -> MetricSettings:
 def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     """Run the audit ``plan`` describes: models, outputs, attacks, metrics; the typed result with its scores."""
     from memberscope.cache import ArtifactCache, default_cache_dir
+    from memberscope.metrics import check_class_counts
 
     started = time.perf_counter()
     config, dataset = plan.config, plan.dataset
     n_pool = len(plan.pool_idx)
+    n_members = int(plan.game.target_mask.sum())
+    check_class_counts(n_members, n_pool - n_members)  # before any training: evaluate would refuse these metrics
     check_needs(
         config.attacks,
         config.attack_params,

@@ -110,6 +110,11 @@ class Gateway:
                     "the first %d distinct records served, and sees no perturbation evidence before",
                     policy.probing.bootstrap,
                 )
+        from memberscope.targets.postprocess import needs_record_keys, set_noise_secret
+
+        for tier in policy.tiers.values():  # consistent noise keyed by this deployment's own secret
+            set_noise_secret(tier.postprocessor, keys.secret("consistent-noise"))
+        self.keyed = {name: needs_record_keys(tier.postprocessor) for name, tier in policy.tiers.items()}
         self.randomized = {name: _is_randomized(tier) for name, tier in policy.tiers.items()}
         self.rng = np.random.default_rng(policy.seed)
         self.max_body = int(policy.http.max_body_bytes or 4096 + policy.max_batch * model.n_features * 40)
@@ -120,7 +125,7 @@ class Gateway:
         self.m_keyless = self.metrics.keyless
         self.m_records_by_tier = {name: self.m_records.labels(tier=name) for name in policy.tiers}
         #: The ``POST /v1/predict`` endpoint (set by :func:`create_app`); the front door calls it directly.
-        self.predict = None
+        self.predict: _Predict | None = None
         self.batch = _Batch(self)
 
     def count(self, path: str, status: int) -> None:
@@ -207,7 +212,8 @@ class _Job:
 
     def __init__(self, ctx: _Context, X: np.ndarray, probs: np.ndarray, fps: list[str], now: float, action):
         self.ctx, self.X, self.probs, self.fps, self.now, self.action = ctx, X, probs, fps, now, action
-        self.future = None
+        #: ``(status, payload, headers)`` once the request's turn is finished (made in the running event loop).
+        self.future: asyncio.Future[tuple[int, Any, dict[str, str] | None]] = asyncio.get_running_loop().create_future()
 
 
 class _Batch:
@@ -220,20 +226,21 @@ class _Batch:
         self.gw = gateway
         self.jobs: list[_Job] = []
 
-    def submit(self, job: _Job):
-        loop = asyncio.get_running_loop()
-        job.future = loop.create_future()
+    def submit(self, job: _Job) -> asyncio.Future[tuple[int, Any, dict[str, str] | None]]:
         self.jobs.append(job)
         if len(self.jobs) == 1:
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         return job.future
 
     def flush(self) -> None:
         jobs, self.jobs = self.jobs, []
         gw = self.gw
+        predict = gw.predict
         try:
-            acts = gw.predict.detect(jobs)
-            answers = [gw.predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
+            if predict is None:
+                raise RuntimeError("the predict endpoint is set by create_app before any request is batched")
+            acts = predict.detect(jobs)
+            answers = [predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
             gw.audit.record_many(
                 [
                     {"key_id": job.ctx.key.key_id, "path": PREDICT_PATH, **row}
@@ -509,7 +516,9 @@ class _Predict:
             if limited is not None:
                 row.update(status=429, decision="throttled", detail="probing alert")
                 return 429, {"detail": limited[0]}, {"Retry-After": limited[1]}, row
-        observed = tier.postprocessor(job.probs, rng=gw.rng)
+        # Consistent noise is keyed by the record's keyed fingerprint: a repeated query gets the same answer.
+        keys = [bytes.fromhex(f) for f in job.fps] if gw.keyed[tier.name] else None
+        observed = tier.postprocessor(job.probs, rng=gw.rng, keys=keys)
         granularity = tier.postprocessor.granularity
         from memberscope.targets.wire import to_predictions
 
@@ -532,6 +541,8 @@ class _Predict:
         if retry is None:
             return None
         window = gw.limiter.refused_by
+        if window is None:  # hit() names the refusing window whenever it refuses
+            raise RuntimeError("the rate limiter refused without naming the window")
         why = "throttled after probing alerts: " if by_probing else ""
         message = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
         return message, str(int(retry)), why or None
@@ -718,6 +729,6 @@ def create_app(
             )
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     app.add_middleware(_FrontDoor, gateway=gw)
     return app

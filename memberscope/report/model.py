@@ -557,6 +557,7 @@ def _redteam(results: Results) -> dict[str, Any] | None:
         "calibration": calibration,
         "verdicts": {k: verdicts.get(k, 0) for k in ("member", "not-member", "inconclusive")},
         "recommendations": [str(r) for r in red.get("recommendations") or []],
+        "conclusion": red.get("conclusion") or None,
     }
 
 
@@ -570,11 +571,13 @@ def _redteam_summary(red: dict[str, Any]) -> str:
             f" (shadow TPR {pct(tpr)}{ci_pct(cal.get('shadow_tpr_ci'))})"
         )
     v = red["verdicts"]
+    conclusion = red.get("conclusion") or {}
     return (
         f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
         f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} of "
         f"{red['query_budget'] if red['query_budget'] is not None else '?'} queries."
+        + (f" {conclusion['headline']}" if conclusion.get("headline") else "")
     )
 
 
