@@ -128,6 +128,8 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
 
     A training-time defense takes a bare value for its main option (``l2:1e-3``, ``ensemble:8``) or
     ``key=value`` pairs separated by ``:`` (``dp-sgd:eps=1:delta=1e-5:clip=1``; any recipe option may be named).
+    ``early-stopping:0:curve=privacy_curve.json`` stops at the suggested stopping epoch of a privacy-per-epoch curve
+    (:func:`memberscope.monitor.suggested_stop_epoch`).
     Output-side defenses are post-processor specs; ``+`` composes several into one defense.
     """
     from memberscope.targets.postprocess import POSTPROCESSORS, parse_postprocessors
@@ -167,6 +169,17 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
                     problems.append(f"defense {item!r}: 'none' takes no argument")
                 else:
                     params[option] = _parse_value(arg, f"defense {item!r}")
+            if "curve" in params:  # early-stopping:0:curve=privacy_curve.json -> the curve's suggested stop
+                from memberscope.monitor import suggested_stop_epoch
+
+                path = params.pop("curve")
+                if name != "early-stopping":
+                    problems.append(f"defense {item!r}: only early-stopping takes curve=PATH")
+                else:
+                    try:
+                        params["stop_epoch"] = suggested_stop_epoch(str(path))
+                    except InvalidInputError as exc:
+                        problems.append(f"defense {item!r}: {exc}")
             kind = "minimize" if name == "minimize" else "training"
             if kind == "minimize":
                 from memberscope.defenses.minimization import split_params

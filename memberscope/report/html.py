@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.exceptions import MissingDependencyError
+from memberscope.report.frameworks import DISCLAIMER
 from memberscope.report.model import (
     ReportModel,
     build_report,
@@ -214,6 +215,8 @@ def render_html(model: ReportModel) -> str:
         red=model.redteam,
         llm=model.llm,
         recommendations=model.recommendations,
+        frameworks=model.frameworks,
+        frameworks_disclaimer=DISCLAIMER,
         game={
             k: (getattr(game, k) if getattr(game, k) is not None else "?")
             for k in (

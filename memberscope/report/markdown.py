@@ -218,7 +218,24 @@ def render_markdown(model: ReportModel) -> str:
             ]
     if model.warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in model.warnings]
+    lines += _frameworks(model)
     return "\n".join(lines) + "\n"
+
+
+def _frameworks(model: ReportModel) -> list[str]:
+    """The frameworks section, folded (``<details>``) so the summary stays short enough for a PR comment."""
+    if not model.frameworks:
+        return []
+    from memberscope.report.frameworks import DISCLAIMER
+
+    lines = ["", "<details><summary><b>Frameworks</b> (MITRE ATLAS, OWASP, EU AI Act, GDPR DPIA)</summary>", ""]
+    lines += [f"_{DISCLAIMER}_", ""]
+    for f in model.frameworks:
+        lines += [f"#### {f.framework}: {f.item}", "", f"Source: [{f.source}]({f.url})", ""]
+        lines += [f"- **Measured:** {f.measured}", "- **Not measured:**"]
+        lines += [f"  - {x}" for x in f.not_measured]
+        lines += ["- **Next steps:**"] + [f"  - {x}" for x in f.next_steps] + [""]
+    return [*lines, "</details>"]
 
 
 def _q(value: Any) -> str:

@@ -173,6 +173,7 @@ class ReportModel:
     #: ``minimize``, the undefended model on the same records and the removed / neighbour / other members.
     defense_plan: dict[str, Any] = field(default_factory=dict)
     defense_details: list[dict[str, Any]] = field(default_factory=list)
+    frameworks: list[Any] = field(default_factory=list)  # FrameworkRow: what was measured, per framework item
     #: The spread over training draws (``audit --targets N``): :func:`draw_rows`; empty for one draw.
     draws: list[DrawRow] = field(default_factory=list)
     #: What the figures stand for: N training draws, or the one target (a sentence for every report).
@@ -749,7 +750,7 @@ def build_report(
     subject = results.dataset.name
     if subject in (None, "?"):
         subject = (llm or {}).get("model") or (red or {}).get("url") or "?"
-    return ReportModel(
+    model = ReportModel(
         results=results,
         kind=results.kind,
         title=TITLES[results.kind],
@@ -783,3 +784,7 @@ def build_report(
         membership_probability=probability if isinstance(probability, dict) else None,
         ppv_note=ppv_note(results, best, key),
     )
+    from memberscope.report.frameworks import framework_rows
+
+    model.frameworks = framework_rows(model)
+    return model
