@@ -13,6 +13,7 @@ from memberscope.cli import (  # each module registers its commands on `app`
     audit_model,  # noqa: F401  (audit-model)
     core,  # noqa: F401  (audit, demo, datasets, attacks, gate, report, history)
     defend,  # noqa: F401  (defend)
+    evidence,  # noqa: F401  (verify)
     gateway,  # noqa: F401  (serve, keys)
     llm,  # noqa: F401  (llm-audit, llm-demo)
     redteam,  # noqa: F401  (recon, attack)

@@ -9,6 +9,7 @@ import typer
 
 from memberscope.cli import _options as opt
 from memberscope.cli._app import app, console
+from memberscope.exceptions import InvalidInputError
 
 
 def _columns(value: str | None) -> list[str] | None:
@@ -54,6 +55,7 @@ def audit_model_command(
     ),
     reference_models: int | None = opt.REFERENCE_MODELS,
     targets: int | None = opt.TARGETS,
+    member_prior: float | None = opt.MEMBER_PRIOR,
     attacks: str | None = opt.ATTACKS,
     seed: int | None = opt.SEED,
     fpr: str | None = opt.FPR,
@@ -71,6 +73,18 @@ def audit_model_command(
     model_name: str | None = typer.Option(None, "--model-name", help="Name of the model, for `history --model`."),
     model_version: str | None = typer.Option(None, "--model-version", help="Version of the model."),
     progress: bool | None = opt.PROGRESS,
+    mlflow_run: str | None = typer.Option(
+        None, "--mlflow-run", help="Log metrics, config and report to this existing MLflow run (the mlflow extra)."
+    ),
+    mlflow_experiment: str | None = typer.Option(
+        None, "--mlflow-experiment", help="Log to a new MLflow run in this experiment (created when missing)."
+    ),
+    mlflow_tracking_uri: str | None = typer.Option(
+        None, "--mlflow-tracking-uri", help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, else MLflow's)."
+    ),
+    evidence: Path | None = typer.Option(
+        None, "--evidence", help="Also write an evidence bundle (zip) here; needs --out (see `memberscope verify`)."
+    ),
 ) -> None:
     """Audit your own saved model on the records it did and did not train on, with reference models like it."""
     from memberscope.api import audit_model
@@ -84,6 +98,7 @@ def audit_model_command(
         no_cache=no_cache,
         reference_models=reference_models,
         targets=targets,
+        member_prior=member_prior,
         attacks=attacks,
         seed=seed,
         n_bootstrap=n_bootstrap,
@@ -94,6 +109,18 @@ def audit_model_command(
         model_name=model_name,
         model_version=model_version,
     )
+    if mlflow_run is not None and mlflow_experiment is not None:
+        raise InvalidInputError("give either --mlflow-run RUN_ID or --mlflow-experiment NAME, not both")
+    if mlflow_tracking_uri is not None and mlflow_run is None and mlflow_experiment is None:
+        raise InvalidInputError("--mlflow-tracking-uri needs --mlflow-run RUN_ID or --mlflow-experiment NAME")
+    if evidence is not None and out is None:
+        raise InvalidInputError("--evidence needs --out DIR (the bundle packs the run's files)")
+    if mlflow_run is not None or mlflow_experiment is not None:
+        from memberscope.integrations.mlflow_logging import _mlflow
+
+        _mlflow()  # a missing extra fails before the audit runs, not after
+    files = {"model": model, "members": members, "nonmembers": nonmembers, "population": population}
+    digests = _digests({**files, "model_sidecar": Path(str(model) + ".json")})
     target = load_target(model, n_classes=n_classes)
     result = audit_model(
         target,
@@ -112,10 +139,34 @@ def audit_model_command(
         progress=progress,
         **values,
     )
-    result.results.sections["inputs"]["files"] = {
-        "model": str(model),
-        "members": str(members),
-        "nonmembers": str(nonmembers),
-        "population": None if population is None else str(population),
-    }
+    result.results.sections["inputs"]["files"] = {k: None if v is None else str(v) for k, v in files.items()}
+    result.results.sections["inputs"]["file_digests"] = digests
     finish(result, out, report=not no_report, db=db, console_=console())
+    if evidence is not None:
+        from memberscope.cli.evidence import print_bundle
+        from memberscope.report.evidence import write_evidence
+
+        print_bundle(write_evidence(out, out=evidence))
+    if mlflow_run is not None or mlflow_experiment is not None:
+        from memberscope.integrations.mlflow_logging import log_to_mlflow
+
+        logged = log_to_mlflow(
+            result if out is None else out,
+            run_id=mlflow_run,
+            experiment=mlflow_experiment,
+            run_name=model_name,
+            tracking_uri=mlflow_tracking_uri,
+        )
+        console().print(f"logged to MLflow run {logged}")
+
+
+def _digests(files: dict[str, Path | None]) -> dict[str, dict[str, Any]]:
+    """SHA-256 of each input file as it was read for the audit (kept in results.json; the evidence bundle compares
+    the files against them later)."""
+    from memberscope.report.evidence import file_digest
+
+    return {
+        role: {"path": str(path), "sha256": file_digest(path), "bytes": path.stat().st_size}
+        for role, path in files.items()
+        if path is not None and Path(path).is_file()
+    }

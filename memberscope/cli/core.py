@@ -53,6 +53,7 @@ def audit(
     model_param: list[str] = opt.MODEL_PARAM,
     reference_models: int | None = opt.REFERENCE_MODELS,
     targets: int | None = opt.TARGETS,
+    member_prior: float | None = opt.MEMBER_PRIOR,
     attacks: str | None = opt.ATTACKS,
     seed: int | None = opt.SEED,
     pool_size: int | None = opt.POOL_SIZE,
@@ -100,6 +101,7 @@ def audit(
         model_param=model_param,
         reference_models=reference_models,
         targets=targets,
+        member_prior=member_prior,
         attacks=attacks,
         seed=seed,
         pool_size=pool_size,
@@ -229,14 +231,42 @@ def gate(
         sys.exit(1)
 
 
+REPORT_FORMATS = {
+    "html": "DIR/report.html, self-contained",
+    "md": "DIR/summary.md, for a PR comment",
+    "model-card": "DIR/model_card.md: a privacy section with model-index metadata for a Hugging Face model card",
+    "evidence": "DIR/evidence.zip: results, report, config, seeds, versions, input digests and a manifest",
+}
+
+
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run's output folder (audit, defend, attack, llm-audit: results.json)."),
     format: str = typer.Option(
-        "html", "--format", help="html (DIR/report.html, self-contained) or md (DIR/summary.md, for a PR comment)."
+        "html", "--format", help="; ".join(f"{k} ({v})" for k, v in REPORT_FORMATS.items()) + "."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write here instead of the default path in DIR."),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="model-card: the model's name in the model-index (default: the run's)."
+    ),
+    merge_into: Path | None = typer.Option(
+        None,
+        "--merge-into",
+        help="model-card: merge into this Hugging Face model card (README.md; updated in place unless --out).",
+    ),
+    include: list[Path] = typer.Option(
+        [], "--include", help="evidence: also record the SHA-256 of this model or data file (repeatable)."
     ),
 ) -> None:
     """Write a report of a finished run (any command's --out folder) into its folder."""
+    if format not in REPORT_FORMATS:
+        raise InvalidInputError(f"--format {format!r} is not supported; expected one of {', '.join(REPORT_FORMATS)}")
+    if format != "model-card" and (model_name is not None or merge_into is not None):
+        raise InvalidInputError("--model-name and --merge-into apply to --format model-card only")
+    if format != "evidence" and include:
+        raise InvalidInputError("--include applies to --format evidence only")
+    if format in ("md", "html") and out is not None:
+        raise InvalidInputError(f"--out applies to --format model-card and evidence; {format} is written into DIR")
     if format == "md":
         from memberscope.report.markdown import write_markdown
 
@@ -245,8 +275,16 @@ def report(
         from memberscope.report.html import write_html
 
         typer.echo(f"wrote {write_html(run_dir)}")
+    elif format == "model-card":
+        from memberscope.report.model_card import write_model_card
+
+        path = write_model_card(run_dir, model_name=model_name, merge_into=merge_into, out=out)
+        typer.echo(f"{'merged into' if merge_into is not None else 'wrote'} {path}")
     else:
-        raise InvalidInputError(f"--format {format!r} is not supported; expected html or md")
+        from memberscope.cli.evidence import print_bundle
+        from memberscope.report.evidence import write_evidence
+
+        print_bundle(write_evidence(run_dir, out=out, include=include))
 
 
 @app.command()

@@ -1,5 +1,11 @@
 """Early stopping: a ``validation_fraction`` of the training records is held out, and training stops when their
-loss has not improved for ``early_stopping`` epochs (the patience), keeping the best epoch's weights."""
+loss has not improved for ``early_stopping`` epochs (the patience), keeping the best epoch's weights.
+
+``stop_epoch`` stops training after that many epochs at the latest: the hook for a stopping epoch chosen elsewhere,
+such as the suggested stopping epoch of a privacy-per-epoch curve
+(:meth:`memberscope.monitor.PrivacyCurve.suggest_stop`, whose ``defend_spec`` is
+``early-stopping:0:stop_epoch=E`` — patience 0: no validation hold-out, stop after epoch E). With both set, training
+stops at whichever comes first."""
 
 from __future__ import annotations
 
@@ -67,10 +73,17 @@ class EarlyStoppingDefense(TrainingDefense):
     options = (
         Option("early_stopping", 0, Interval(0, integer=True), meaning="patience in epochs"),
         Option("validation_fraction", 0.1, Interval(0, 1, closed="neither")),
+        Option("stop_epoch", None, Interval(1, integer=True), meaning="stop after this epoch", optional=True),
     )
     option, preset = "early_stopping", 3
 
+    @classmethod
+    def is_active(cls, recipe) -> bool:
+        return recipe.early_stopping != 0 or recipe.stop_epoch is not None
+
     def prepare_data(self, run) -> None:
+        if not self.recipe.early_stopping:  # stop_epoch alone: no validation records to hold out
+            return
         from memberscope.game import derive_seed
 
         train, validation = split_validation(
@@ -80,9 +93,12 @@ class EarlyStoppingDefense(TrainingDefense):
         run.inputs, run.targets = run.inputs[train], run.targets[train]
 
     def start(self, run) -> None:
-        self.stopper = EarlyStopping(int(self.recipe.early_stopping))
+        self.stopper = EarlyStopping(int(self.recipe.early_stopping)) if self.recipe.early_stopping else None
 
     def end_epoch(self, run) -> bool:
+        stop = self.recipe.stop_epoch is not None and run.epochs_run >= self.recipe.stop_epoch
+        if self.stopper is None:
+            return stop
         import torch
         from torch import nn
 
@@ -91,7 +107,8 @@ class EarlyStoppingDefense(TrainingDefense):
             logits = run.net((self.inputs - run.mean) / run.std)
             loss = float(nn.functional.cross_entropy(logits, self.targets))
         run.net.train()
-        return self.stopper.step(loss, run.net)
+        return self.stopper.step(loss, run.net) or stop
 
     def finish(self, run) -> None:
-        self.stopper.restore(run.net)
+        if self.stopper is not None:
+            self.stopper.restore(run.net)
