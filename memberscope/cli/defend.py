@@ -114,7 +114,7 @@ def _defenses_help() -> str:
         f"Comma-separated defenses. Training-time: {training} (a bare value sets the main option, e.g. l2:1e-3, "
         f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction] [:by=vulnerability | "
         f"uniqueness]; with --model sklearn, regularize:KEY=VALUE[:...] sets the estimator's own regularization, "
-        f"e.g. regularize:max_depth=8:min_samples_leaf=5 or regularize:C=0.1). Output post-processors: {output} "
+        f"e.g. regularize:max_depth=8 or regularize:C=0.1). Output post-processors: {output} "
         f"(e.g. round:2, top-k:1; '+' composes them)."
     )
 

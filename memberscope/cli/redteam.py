@@ -240,7 +240,7 @@ def attack(
         "auto",
         "--shadow-model",
         help="auto (the family answering most like the target), mlp, logreg, random-forest, gradient-boosting, cnn, "
-        "a recipe, a scikit-learn class path (sklearn.ensemble.ExtraTreesClassifier) or a saved estimator/Pipeline "
+        "a recipe, a scikit-learn class path (module.Class, e.g. sklearn.svm.SVC) or a saved estimator/Pipeline "
         "(.joblib) to clone.",
     ),
     repeats: int | None = typer.Option(
