@@ -1,5 +1,6 @@
-"""Language-model commands: llm-audit (a user's local HF model), llm-demo (the self-contained setting) and
-dataset-inference (was this set of texts in the training data?)."""
+"""Language-model commands: llm-audit (a user's local HF model or an LLM endpoint), llm-demo (the self-contained
+setting), dataset-inference (was this set of texts in the training data?) and text-audit (a fine-tuned text
+classifier, audited like any classifier)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import typer
 
+from memberscope.cli import _options as opt
 from memberscope.cli._app import app, console, parse_params
 from memberscope.exceptions import InvalidInputError
 
@@ -256,3 +258,103 @@ def dataset_inference_command(
         out_console.print(f"[yellow]warning:[/] {message}")
     paths = result.write(out)
     out_console.print(f"wrote {', '.join(paths.values())}")
+
+
+@app.command("text-audit")
+def text_audit(
+    model: Path = typer.Option(
+        ..., "--model", help="Local directory of a Hugging Face text classifier (…ForSequenceClassification)."
+    ),
+    members: Path = typer.Option(
+        ..., "--members", help="Texts the model trained on, with their labels: .csv, .tsv, .parquet or .jsonl."
+    ),
+    nonmembers: Path = typer.Option(..., "--nonmembers", help="Labelled texts it did not train on, same distribution."),
+    population: Path | None = typer.Option(
+        None,
+        "--population",
+        help="More labelled texts no model trained on (default: a quarter of the non-members when RMIA runs).",
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column (JSONL field) of the text (default: text)."
+    ),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="Column (JSONL field) of the label, a class name or index (default: label)."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column of record ids for the outputs (default: FILE:ROW)."
+    ),
+    base_model: Path | None = typer.Option(
+        None, "--base-model", help="The pre-trained folder the classifier was fine-tuned from (for -k > 0)."
+    ),
+    reference_models: int | None = typer.Option(
+        None, "--reference-models", "-k", help="Reference fine-tunes of --base-model (LiRA, RMIA, shadow); default 0."
+    ),
+    model_param: list[str] = typer.Option(
+        [], "--model-param", help="Reference fine-tuning KEY=VALUE: epochs, learning_rate, batch_size, weight_decay."
+    ),
+    attacks: str | None = opt.ATTACKS,
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per text (longer texts are cut)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
+    seed: int | None = opt.SEED,
+    fpr: str | None = opt.FPR,
+    n_bootstrap: int | None = opt.N_BOOTSTRAP,
+    cache_dir: str | None = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
+    n_jobs: int | None = opt.N_JOBS,
+    out: Path | None = typer.Option(
+        None, help="Output directory for results.json, scores.csv, roc.png and report.html."
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Name of the audited model, to compare its versions in `memberscope history`."
+    ),
+    model_version: str | None = typer.Option(None, "--model-version", help="Version of the audited model."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    progress: bool | None = opt.PROGRESS,
+) -> None:
+    """Audit a fine-tuned text classifier like any classifier: loss, confidence, ...; LiRA/RMIA with -k > 0."""
+    from memberscope.cli.core import _finish as finish_audit
+    from memberscope.llm.text_audit import audit_text_classifier
+    from memberscope.llm.texts import read_labelled_texts
+
+    _set_threads(threads)
+    _check_model_dir(model)
+    if base_model is not None and not base_model.is_dir():
+        raise InvalidInputError(
+            f"--base-model {str(base_model)!r} is not a directory; expected a save_pretrained folder"
+        )
+    columns = {"text_column": text_column, "label_column": label_column, "id_column": id_column}
+    parts = {
+        what: read_labelled_texts(path, what=what, **columns)
+        for what, path in (("members", members), ("non-members", nonmembers), ("population", population))
+        if path is not None
+    }
+    values = opt.run_values(
+        model_param=[],
+        fpr=fpr,
+        no_cache=no_cache,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        model_name=model_name,
+        model_version=model_version,
+    )
+    result = audit_text_classifier(
+        model,
+        members=parts["members"],
+        nonmembers=parts["non-members"],
+        population=parts.get("population"),
+        base_model=base_model,
+        reference_models=reference_models or 0,
+        finetune=parse_params(model_param, "--model-param"),
+        max_length=max_length,
+        tokenizer=tokenizer,
+        attacks=attacks,
+        dataset_name=members.stem,
+        progress=progress,
+        out=None if out is None else str(out),
+        **values,
+    )
+    finish_audit(result, out, report=not no_report, db=db)
