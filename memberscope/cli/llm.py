@@ -11,6 +11,7 @@ import typer
 
 from memberscope.cli import _options as opt
 from memberscope.cli._app import app, console, parse_params
+from memberscope.cli.redteam import _API_KEY, _RATE, _RETRIES  # the red team's key, retry and rate options
 from memberscope.exceptions import InvalidInputError
 
 
@@ -95,14 +96,46 @@ def _attack_list(attacks: str | None) -> list[str] | None:
 
 @app.command("llm-audit")
 def llm_audit(
-    model: Path = typer.Option(
-        ..., "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
-    ),
     members: Path = typer.Option(
         ..., "--members", help="Texts the model trained on: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
     ),
     nonmembers: Path = typer.Option(..., "--nonmembers", help="Texts it did not train on, from the same distribution."),
     out: Path = typer.Option(..., "--out", help="Output directory for results.json, scores.csv, roc.png."),
+    model: str | None = typer.Option(
+        None, "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
+    ),
+    endpoint: str | None = typer.Option(
+        None,
+        "--endpoint",
+        help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
+        "logprobs; other servers with --request-template and --logprobs-path).",
+    ),
+    endpoint_model: str | None = typer.Option(
+        None, "--endpoint-model", help="The 'model' field of OpenAI requests (the served model's name)."
+    ),
+    max_tokens: int = typer.Option(
+        0, "--max-tokens", help="max_tokens of OpenAI requests: 0, or 1 for servers that refuse 0 (cut off again)."
+    ),
+    request_template: str | None = typer.Option(
+        None, "--request-template", help='Another server\'s JSON request body with "$records" (or "$record").'
+    ),
+    output_path: str | None = typer.Option(
+        None, "--output-path", help="With --request-template: JSON path to the per-text answers (default: choices)."
+    ),
+    logprobs_path: str | None = typer.Option(
+        None, "--logprobs-path", help="With --request-template: JSON path, in one answer, to its token log-probs."
+    ),
+    tokens_path: str | None = typer.Option(
+        None, "--tokens-path", help="With --request-template: JSON path, in one answer, to its tokens (recorded)."
+    ),
+    api_key_env: str | None = _API_KEY,
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
+    max_retries: int = _RETRIES,
+    query_budget: int | None = typer.Option(
+        None, "--query-budget", help="Most texts to send to the endpoint (the lowercase attack sends each twice)."
+    ),
+    rate: float | None = _RATE,
+    batch_size: int = typer.Option(8, "--batch-size", help="Texts per request to the endpoint."),
     reference_model: Path | None = typer.Option(
         None, "--reference-model", help="Local directory of a reference LM (e.g. the base model before fine-tuning)."
     ),
@@ -125,11 +158,20 @@ def llm_audit(
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
-    """Audit a local causal or masked language model with token-level membership attacks."""
+    """Audit a causal or masked language model (a local folder or an LLM API) with token-level membership attacks."""
     from memberscope.llm.audit import audit_llm, read_texts
 
     _set_threads(threads)
-    _check_model_dir(model)
+    if (model is None) == (endpoint is None):
+        raise InvalidInputError("give the model to audit: --model DIR (a local folder) or --endpoint URL (an API)")
+    if model is not None:
+        if model.startswith(("http://", "https://")):
+            raise InvalidInputError(f"--model {model!r} is a URL; audit an LLM API with --endpoint {model}")
+        _check_model_dir(Path(model))
+    elif max_length != 128 or tokenizer is not None:
+        raise InvalidInputError(
+            "--max-length and --tokenizer apply to a local model; an endpoint's server tokenizes whole texts itself"
+        )
     if reference_model is not None and not reference_model.is_dir():
         raise InvalidInputError(
             f"--reference-model {str(reference_model)!r} is not a directory; expected a save_pretrained folder"
@@ -141,20 +183,84 @@ def llm_audit(
         if not sep or not dot or not attack or not name:
             raise InvalidInputError(f"--attack-param {item!r} must be ATTACK.KEY=VALUE, e.g. min-k.k=0.1")
         params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
-    result = audit_llm(
-        model=model,
-        members=read_texts(members, what="members", text_column=text_column),
-        nonmembers=read_texts(nonmembers, what="non-members", text_column=text_column),
-        reference_model=reference_model,
-        attacks=_attack_list(attacks),
-        attack_params=params,
-        seed=seed,
-        max_length=max_length,
-        n_bootstrap=n_bootstrap,
-        tokenizer=tokenizer,
-        reference_tokenizer=reference_tokenizer,
-    )
+    texts = {
+        "members": read_texts(members, what="members", text_column=text_column),
+        "nonmembers": read_texts(nonmembers, what="non-members", text_column=text_column),
+    }
+    target: Any = None if model is None else Path(model)
+    if endpoint is not None:
+        target = _endpoint(
+            endpoint,
+            request_template=request_template,
+            model_name=endpoint_model,
+            max_tokens=max_tokens,
+            output_path=output_path,
+            logprobs_path=logprobs_path,
+            tokens_path=tokens_path,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            max_retries=max_retries,
+            query_budget=query_budget,
+            rate_limit=rate,
+            batch_size=batch_size,
+        )
+    with _saving_server_tokens(target, out):
+        result = audit_llm(
+            model=target,
+            **texts,
+            reference_model=reference_model,
+            attacks=_attack_list(attacks),
+            attack_params=params,
+            seed=seed,
+            max_length=max_length,
+            n_bootstrap=n_bootstrap,
+            tokenizer=tokenizer,
+            reference_tokenizer=reference_tokenizer,
+        )
+    if endpoint is not None:
+        result.results.sections["llm"]["endpoint"]["tokens_file"] = "tokens.jsonl"
     _finish(result, out, report=not no_report)
+
+
+def _endpoint(url: str, *, request_template: str | None, **options: Any):
+    """The :class:`~memberscope.llm.endpoint.EndpointLanguageModel` the endpoint options describe."""
+    import json
+
+    from memberscope.llm.endpoint import EndpointLanguageModel
+
+    template = None
+    if request_template is not None:
+        try:
+            template = json.loads(request_template)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--request-template {request_template!r} is not JSON: {exc}") from None
+    return EndpointLanguageModel(url, request_template=template, **options)
+
+
+def _saving_server_tokens(target: Any, out: Path):
+    """Context: an endpoint's returned tokens go to ``out/tokens.jsonl`` on success and on a target error (the
+    error message then says how many texts were answered and where they are)."""
+    from contextlib import contextmanager
+
+    from memberscope.exceptions import TargetError
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except TargetError as exc:
+            if getattr(target, "returned", None):
+                path = target.write_returned(out / "tokens.jsonl")
+                exc.args = (f"{exc.args[0]} (what the server returned for {len(target.returned)} texts is in {path})",)
+            raise
+        else:
+            if hasattr(target, "write_returned"):
+                target.write_returned(out / "tokens.jsonl")
+        finally:
+            if hasattr(target, "close"):
+                target.close()
+
+    return guard()
 
 
 def _check_model_dir(model: Path) -> None:
