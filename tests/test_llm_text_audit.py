@@ -233,3 +233,8 @@ def test_text_audit_usage_errors_exit_2(setting, tmp_path, capsys):
         "--text-column", "body", "--label-column", "y", "--no-report", capsys=capsys,
     )  # fmt: skip
     assert code == 2 and "not a text classifier" in stderr and "Traceback" not in stderr
+    code, _, stderr = run_cli(
+        "text-audit", "--model", str(setting.target_dir), "--members", str(members), "--nonmembers", str(members),
+        "--text-column", "body", "--label-column", "y", "--attacks", "loss,label-only", "--no-report", capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "'label-only' queries perturbed copies of numeric records" in stderr

@@ -234,6 +234,12 @@ def audit_text_classifier(
     from memberscope.attacks import needs as attack_needs
 
     params = config_values.get("attack_params") or {}
+    perturbing = [n for n in names if _known(n) and attack_needs(n, **params.get(n, {})).queries]
+    if perturbing:
+        raise InvalidInputError(
+            f"attack {perturbing[0]!r} queries perturbed copies of numeric records; it cannot run on texts (the "
+            f"text audit's attacks: {', '.join(default_attacks(max(k, 2), has_population=True))})"
+        )
     wants_population = any(attack_needs(n, **params.get(n, {})).population for n in names if _known(n))
     if population is not None:
         parts["population"] = _texts_and_labels(population, "population")
