@@ -57,7 +57,7 @@ def test_the_target_answers_the_models_logits_with_classes_by_name(clf_dir):
             direct = target.model(**enc).logits[0].double().numpy()
         np.testing.assert_allclose(logits[i], direct, rtol=1e-5, atol=1e-6)
     long = [len(target.tokenizer(t)["input_ids"]) > 12 for t in CORPUS]
-    assert target.n_truncated == sum(long) > 0 and "were cut" in target.truncation_note()
+    assert target.n_truncated == sum(long) > 0
     # The engine's records: an (n, 1) object array; a folder through load_target / wrap is the same target.
     column = np.array(CORPUS, dtype=object)[:, None]
     again = load_target(clf_dir)
@@ -177,6 +177,8 @@ def test_text_audit_end_to_end_finds_the_members_of_a_fine_tuned_bert(setting, t
     assert set(r["attacks"]["loss"]["per_class"]) == {"short", "long"}
     assert r["attacks"]["loss"]["auc_ci"][0] > 0.5 and r["attacks"]["rmia-offline"]["auc_ci"][0] > 0.5
     assert r["target"]["train_accuracy"] == 1.0 and r["target"]["text_classifier"]["classes"] == ["short", "long"]
+    cut = r["target"]["text_classifier"]["n_truncated"]
+    assert cut > 0 and [w for w in r["warnings"] if w.startswith(f"{cut} texts sent to BertForSequenceClassification")]
     assert r["config"]["model"] == "hf-text-classifier" and r["config"]["model_params"]["epochs"] == 8
     assert r["vulnerable_records"]["records"][0]["record"].startswith("members:")
     assert r["vulnerable_records"]["records"][0]["label"] in ("short", "long")

@@ -139,7 +139,8 @@ class TextClassifierRecipe(Recipe):
 
     # -- building ----------------------------------------------------------------------------------------
 
-    def _require_base(self) -> str:
+    def require_base(self) -> str:
+        """The base folder; InvalidInputError saying what to pass when there is none."""
         if self.base is None:
             raise InvalidInputError(
                 "reference models of a text classifier are fine-tunes of the pre-trained model it came from; "
@@ -161,7 +162,7 @@ class TextClassifierRecipe(Recipe):
         from memberscope.llm.loading import _load_tokenizer, require_transformers
 
         given = self.tokenizer is not None
-        folder = Path(self.tokenizer if given else self._require_base())
+        folder = Path(self.tokenizer if given else self.require_base())
         return _load_tokenizer(require_transformers(), folder, "base model", given=given)
 
     def _target(self, model, tokenizer):
@@ -174,7 +175,7 @@ class TextClassifierRecipe(Recipe):
         from memberscope.llm.loading import _captured_transformers_logs, require_transformers
 
         transformers = require_transformers()
-        base = self._require_base()
+        base = self.require_base()
         with _captured_transformers_logs(transformers):
             try:
                 model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -249,7 +250,7 @@ class TextClassifierRecipe(Recipe):
         from memberscope.llm.loading import _captured_transformers_logs, require_transformers
 
         transformers = require_transformers()
-        base = self._require_base()
+        base = self.require_base()
         config = transformers.AutoConfig.from_pretrained(base, local_files_only=True, **self._labels(n_classes))
         with torch.random.fork_rng(devices=[]), _captured_transformers_logs(transformers):
             model = transformers.AutoModelForSequenceClassification.from_config(config)

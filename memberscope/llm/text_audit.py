@@ -197,9 +197,7 @@ def audit_text_classifier(
         A folder that is not a text classifier; labels that are not the model's classes; K > 0 without a base
         model; an attack the run cannot serve.
     """
-    from memberscope.config import AuditConfig
-    from memberscope.engine.run import AuditPlan, run_plan
-    from memberscope.game import MembershipGame, derive_seed, paired_masks
+    from memberscope.engine.run import run_plan
     from memberscope.llm.finetune import TextClassifierRecipe
     from memberscope.llm.loading import load_text_classifier
     from memberscope.targets.language import TextClassifierTarget
@@ -213,87 +211,110 @@ def audit_text_classifier(
         target = model
     else:
         target = load_text_classifier(model, tokenizer=tokenizer, max_length=max_length)
-    class_names = list(target.class_names)
     k = int(reference_models)
     recipe = TextClassifierRecipe(
-        base_model, tokenizer=tokenizer, class_names=class_names, max_length=max_length, **(finetune or {})
+        base_model, tokenizer=tokenizer, class_names=target.class_names, max_length=max_length, **(finetune or {})
     )
-    if k > 0 and base_model is None:
-        recipe._require_base()  # the message says what to pass
-
+    if k > 0:
+        recipe.require_base()  # without a base folder: the message says what to pass
+    names = _attack_names(attacks, k, config_values.get("attack_params") or {})
     parts = {
         "members": _texts_and_labels(members, "members"),
         "non-members": _texts_and_labels(nonmembers, "non-members"),
     }
-    seed = int(config_values.get("seed", 0))
-    names = attacks
-    if isinstance(names, str):
-        names = [a.strip() for a in names.split(",") if a.strip()]
-    if names in (None, ["all"]):
-        names = default_attacks(k, has_population=True)
-    from memberscope.attacks import needs as attack_needs
+    if population is not None:
+        parts["population"] = _texts_and_labels(population, "population")
+    elif _needs_population(names, config_values.get("attack_params") or {}):
+        parts = _set_aside_population(parts, seed=int(config_values.get("seed", 0)))
+    plan = _plan(target, recipe, parts, k=k, attacks=names, dataset_name=dataset_name, config_values=config_values)
+    fresh = recipe.inspect_base(target.n_classes) if k > 0 else []
+    truncated_before = target.n_truncated
+    result = run_plan(plan, progress=progress)
+    _annotate(result.results, target, recipe, fresh=fresh, n_truncated=target.n_truncated - truncated_before)
+    return result
 
-    params = config_values.get("attack_params") or {}
-    perturbing = [n for n in names if _known(n) and attack_needs(n, **params.get(n, {})).queries]
+
+def _attack_names(attacks: Sequence[str] | str | None, k: int, params: dict[str, Any]) -> list[str]:
+    """The attacks to run: the given ones (a list or a comma-separated string), or every one the run can serve;
+    an attack that perturbs numeric records is refused."""
+    from memberscope.attacks import needs
+
+    names = [a.strip() for a in attacks.split(",") if a.strip()] if isinstance(attacks, str) else attacks
+    if names is None or list(names) == ["all"]:
+        return default_attacks(k, has_population=True)
+    perturbing = [n for n in names if _known(n) and needs(n, **params.get(n, {})).queries]
     if perturbing:
         raise InvalidInputError(
             f"attack {perturbing[0]!r} queries perturbed copies of numeric records; it cannot run on texts (the "
             f"text audit's attacks: {', '.join(default_attacks(max(k, 2), has_population=True))})"
         )
-    wants_population = any(attack_needs(n, **params.get(n, {})).population for n in names if _known(n))
-    if population is not None:
-        parts["population"] = _texts_and_labels(population, "population")
-    elif wants_population:
-        texts, labels, ids = parts["non-members"]
-        rng = np.random.default_rng(derive_seed(seed, "byo-population", 0))
-        order = rng.permutation(len(texts))
-        n_pop = min(2000, len(texts) // 4)
-        keep, aside = np.sort(order[n_pop:]), np.sort(order[:n_pop])
-        pick = lambda xs, rows: None if xs is None else [xs[i] for i in rows]  # noqa: E731
-        parts["non-members"] = (pick(texts, keep), pick(labels, keep), pick(ids, keep))
-        parts["population"] = (pick(texts, aside), pick(labels, aside), pick(ids, aside))
-    for what, (texts, _, _) in parts.items():
-        if what != "population" and not texts:
-            raise InvalidInputError(f"no {what} texts; a membership audit needs members and non-members")
+    return list(names)
 
-    texts_all: list[str] = []
-    codes: list[np.ndarray] = []
-    for what, (texts, labels, _) in parts.items():
-        texts_all += texts
-        codes.append(label_codes(labels, class_names, what=what))
+
+def _needs_population(names: list[str], params: dict[str, Any]) -> bool:
+    from memberscope.attacks import needs
+
+    return any(needs(n, **params.get(n, {})).population for n in names if _known(n))
+
+
+def _set_aside_population(parts: dict[str, tuple], *, seed: int) -> dict[str, tuple]:
+    """A quarter of the non-members (at most 2,000, drawn with the seed) become population records."""
+    from memberscope.game import derive_seed
+
+    texts, labels, ids = parts["non-members"]
+    order = np.random.default_rng(derive_seed(seed, "byo-population", 0)).permutation(len(texts))
+    n_pop = min(2000, len(texts) // 4)
+    keep, aside = np.sort(order[n_pop:]), np.sort(order[:n_pop])
+
+    def rows(values: list | None, which: np.ndarray) -> list | None:
+        return None if values is None else [values[i] for i in which]
+
+    return {
+        **parts,
+        "non-members": (rows(texts, keep), rows(labels, keep), rows(ids, keep)),
+        "population": (rows(texts, aside), rows(labels, aside), rows(ids, aside)),
+    }
+
+
+def _plan(target, recipe, parts: dict[str, tuple], *, k: int, attacks: list[str], dataset_name: str, config_values):
+    """The engine's :class:`~memberscope.engine.AuditPlan`: members then non-members as the pool (the ground truth
+    is fixed), population records after them, K paired reference masks over the pool."""
+    from memberscope.config import AuditConfig
+    from memberscope.engine.run import AuditPlan
+    from memberscope.game import MembershipGame, derive_seed, paired_masks
+
+    for what in ("members", "non-members"):
+        if not parts[what][0]:
+            raise InvalidInputError(f"no {what} texts; a membership audit needs members and non-members")
     dataset = TextDataset(
         name=dataset_name,
-        texts=texts_all,
-        y=np.concatenate(codes),
-        class_names=class_names,
+        texts=[t for texts, _, _ in parts.values() for t in texts],
+        y=np.concatenate([label_codes(labels, target.class_names, what=w) for w, (_, labels, _) in parts.items()]),
+        class_names=target.class_names,
         description=f"labelled texts supplied with the text classifier {target.description}",
     )
     n_mem, n_non = len(parts["members"][0]), len(parts["non-members"][0])
-    n_pop = len(parts["population"][0]) if "population" in parts else 0
+    n_pool = n_mem + n_non
     records = []
-    for what in ("members", "non-members"):
+    for what, stem in (("members", "member"), ("non-members", "nonmember")):
         texts, _, ids = parts[what]
-        stem = "member" if what == "members" else "nonmember"
         records += ids if ids is not None else [f"{stem}:{i}" for i in range(len(texts))]
-
     config = AuditConfig(
         dataset=dataset_name,
         model=recipe.name,
-        model_params={k_: v for k_, v in recipe.config().items() if k_ not in ("base_fingerprint", "class_names")},
+        model_params={key: v for key, v in recipe.config().items() if key not in ("base_fingerprint", "class_names")},
         reference_models=k,
-        attacks=list(names),
-        **{key: value for key, value in config_values.items() if key != "one_run_canaries"},
+        attacks=attacks,
+        **config_values,
     )
-    fresh = recipe.inspect_base(len(class_names)) if k > 0 else []
-    target_mask = np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)]
-    plan = AuditPlan(
+    return AuditPlan(
         config=config,
         dataset=dataset,
-        pool_idx=np.arange(n_mem + n_non),
-        population_idx=np.arange(n_mem + n_non, n_mem + n_non + n_pop),
+        pool_idx=np.arange(n_pool),
+        population_idx=np.arange(n_pool, dataset.n_records),
         game=MembershipGame(
-            target_mask=target_mask,
-            reference_masks=paired_masks(n_mem + n_non, k, seed=derive_seed(config.seed, "reference-masks", 0)),
+            target_mask=np.r_[np.ones(n_mem, bool), np.zeros(n_non, bool)],
+            reference_masks=paired_masks(n_pool, k, seed=derive_seed(config.seed, "reference-masks", 0)),
         ),
         recipe=recipe,
         target=target,
@@ -303,34 +324,41 @@ def audit_text_classifier(
                 "name": "user's text classifier",
                 "architecture": type(target.model).__name__,
                 "path": target.path,
-                "classes": class_names,
+                "classes": target.class_names,
                 "max_length": target.max_length,
                 "references": recipe.describe() if k > 0 else None,
             },
             "description": target.description,
         },
     )
-    result = run_plan(plan, progress=progress)
-    if (note := target.truncation_note()) is not None:
-        result.results.warn(note)
+
+
+def _annotate(results, target, recipe, *, fresh: list[str], n_truncated: int) -> None:
+    """What results.json adds for a text classifier: cut texts, a base unlike the target, the model's facts."""
+    if n_truncated:
+        why = "" if target.max_length == target.requested_max_length else " (the model's limit)"
+        results.warn(
+            f"{n_truncated} texts sent to {target.description} were longer than max_length {target.max_length} "
+            f"tokens{why} and were cut: the model was asked about their first tokens only; raise --max-length if "
+            "the model allows it"
+        )
     if fresh:
         shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
-        result.results.warn(
+        results.warn(
             f"loading the base model {recipe.base} as a text classifier initialised {len(fresh)} weights outside the "
             f"classification head at random ({shown}): the reference models may be unlike the target, and the "
             "attacks that use them (LiRA, RMIA, shadow) may understate leakage; pass the pre-trained folder the "
             "classifier was fine-tuned from"
         )
-    result.results.target.extra["text_classifier"] = {
+    results.target.extra["text_classifier"] = {
         "model": target.path,
         "architecture": type(target.model).__name__,
-        "classes": class_names,
+        "classes": list(target.class_names),
         "max_length": target.max_length,
         "max_length_requested": target.requested_max_length,
-        "n_truncated": int(target.n_truncated),
+        "n_truncated": int(n_truncated),
         "base_model": recipe.base,
     }
-    return result
 
 
 def _known(name: str) -> bool:

@@ -164,16 +164,6 @@ class TextClassifierTarget(Target):
             raise ModelOutputError(f"{self.description} answered NaN or infinite logits")
         return logits
 
-    def truncation_note(self) -> str | None:
-        """A sentence saying how many texts were cut at :attr:`max_length` (None when none was)."""
-        if not self.n_truncated:
-            return None
-        why = "" if self.max_length == self.requested_max_length else " (the model's limit)"
-        return (
-            f"{self.n_truncated} texts sent to {self.description} were longer than max_length {self.max_length} "
-            f"tokens{why} and were cut: the model was asked about their first tokens only"
-        )
-
     def save(self, path: Path) -> None:
         """Write the weights (a ``torch.save``'d state dict) to the file ``path``; a recipe that knows the
         architecture loads it (:meth:`memberscope.llm.finetune.TextClassifierRecipe.load`)."""
