@@ -74,12 +74,24 @@ def main() -> None:
     started = time.perf_counter()
     setting = build_demo_setting(DemoConfig(seed=args.seed), cache_dir=args.cache_dir, log=print)
     print(f"setting ready in {time.perf_counter() - started:.1f} s (cached: {setting.cached})")
-    texts = setting.members + setting.nonmembers
     lm = load_language_model(setting.target_dir)
+    # A served model refuses prompts longer than its context (BOS + text tokens <= 64), where the local scorer cuts
+    # them: both sides score the texts that fit, the members and non-members alike.
+    context = setting.config.context
+
+    def fits(text: str) -> bool:
+        return 1 + len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) <= context
+
+    members = [t for t in setting.members if fits(t)]
+    nonmembers = [t for t in setting.nonmembers if fits(t)]
+    texts = members + nonmembers
     out: dict = {
         "cpu": _cpu(),
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
         "n_texts": len(texts),
+        "n_members": len(members),
+        "n_nonmembers": len(nonmembers),
+        "n_demo_texts": len(setting.members) + len(setting.nonmembers),
     }
     local_times = []
     for _ in range(args.repeats):
@@ -88,7 +100,7 @@ def main() -> None:
         local_times.append((time.perf_counter() - t0, time.process_time() - c0))
     wall, cpu = sorted(local_times)[len(local_times) // 2]
     out["local"] = {"wall_s": wall, "cpu_s": cpu, "texts_per_s": len(texts) / wall, "tokens": int(stats.lengths.sum())}
-    kwargs = dict(members=setting.members, nonmembers=setting.nonmembers, attacks=ATTACKS, n_bootstrap=1000)
+    kwargs = dict(members=members, nonmembers=nonmembers, attacks=ATTACKS, n_bootstrap=1000)
     local = audit_llm(model=setting.target_dir, max_length=setting.config.context, **kwargs)
     proc, url = _start_server(setting.target_dir)
     try:
@@ -131,7 +143,8 @@ def main() -> None:
         for name in ATTACKS
     }
     out["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"\nCPU {out['cpu']}; load {out['loadavg_before']} -> {out['loadavg_after']}; {len(texts)} texts, "
+    print(f"\nCPU {out['cpu']}; load {out['loadavg_before']} -> {out['loadavg_after']}; {len(texts)} of "
+          f"{out['n_demo_texts']} texts fit the context ({len(members)} members, {len(nonmembers)} non-members), "
           f"{out['local']['tokens']:,} scored tokens")  # fmt: skip
     print("\n| scoring | requests | wall s | client CPU s | texts/s | max abs token log-prob diff vs local |")
     print("|---|---|---|---|---|---|")

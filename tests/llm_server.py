@@ -12,7 +12,8 @@ prints ``listening on http://127.0.0.1:PORT`` once it serves, then answers
   only the scored text tokens' log-probabilities.
 
 ``--api-key KEY`` answers 401 without ``Authorization: Bearer KEY``; ``--fail-after N`` answers 500 to every
-request after the first ``N``. Prompts are scored together, right-padded, like memberscope's local scorer.
+request after the first ``N``; a prompt longer than the model's context is answered 400, as vLLM does. Prompts are
+scored together, right-padded, like memberscope's local scorer.
 """
 
 from __future__ import annotations
@@ -112,10 +113,22 @@ def serve(model_dir: str, *, port: int, api_key: str | None, fail_after: int | N
                 return self._send(401, {"error": {"message": "invalid API key"}})
             if fail_after is not None and count > fail_after:
                 return self._send(500, {"error": {"message": "scripted failure"}})
+            try:
+                return self._answer(body, count)
+            except Exception as exc:  # a server error, as JSON, never a dropped connection
+                return self._send(500, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
+
+        def _answer(self, body: dict, count: int):
             if self.path == "/v1/completions":
                 prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
                 if not body.get("echo"):
                     return self._send(400, {"error": {"message": "this test server only echoes"}})
+                limit = model.config.n_positions
+                for prompt in prompts:  # vLLM's answer to a prompt longer than the model's context
+                    n = 1 + len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+                    if n + int(body.get("max_tokens") or 0) > limit:
+                        message = f"This model's maximum context length is {limit} tokens; the prompt has {n}."
+                        return self._send(400, {"error": {"message": message}})
                 with lock:
                     choices = score(
                         torch,

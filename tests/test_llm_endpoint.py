@@ -156,6 +156,13 @@ def test_llm_audit_cli_over_an_endpoint(server, tmp_path, capsys):
         "llm-audit", "--model", f"{server}/v1/completions", *common, "--out", str(tmp_path / "o3"), capsys=capsys
     )
     assert code == 2 and "is a URL; audit an LLM API with --endpoint http://127.0.0.1" in stderr
+    # A text longer than the served model's context: the server refuses it (as vLLM does), the endpoint failed.
+    (tmp_path / "long.txt").write_text("\n".join([*MEMBERS, " ".join(CORPUS * 2)]) + "\n")
+    code, _, stderr = run_cli(
+        "llm-audit", "--endpoint", f"{server}/v1/completions", "--members", str(tmp_path / "long.txt"),
+        "--nonmembers", str(tmp_path / "n.txt"), "--out", str(tmp_path / "o4"), capsys=capsys,
+    )  # fmt: skip
+    assert code == 3 and "400 Bad Request" in stderr and "maximum context length is 64 tokens" in stderr
 
 
 def test_keys_budgets_and_failures_exit_3_and_keep_what_was_answered(tiny_dir, tmp_path, capsys, monkeypatch):
