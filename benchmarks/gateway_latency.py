@@ -1,14 +1,18 @@
 """Gateway overhead: a bare FastAPI model endpoint vs the full gateway, on loopback, in one run.
 
-    .venv/bin/python benchmarks/gateway_latency.py --duration 10 --rounds 2
+    .venv/bin/python benchmarks/gateway_latency.py --duration 10 --rounds 3
 
 Both servers are uvicorn processes (one worker each) serving the same scikit-learn logistic regression
-(20 features, 3 classes), one record per request. The bare endpoint validates the body with pydantic,
-calls the model and returns JSON. The gateway adds the API-key check, a per-key moving-window rate
-limit (high enough never to refuse), the output policy (round:3), probing detection and an audit-log
-row committed per request (SQLite WAL). The load generator is Debian's ``wrk`` with a Lua POST script:
-1 connection (closed loop: per-request latency) and 16 connections (throughput). Rounds alternate the
-two servers so that load from other jobs on the machine hits both alike.
+(20 features, 3 classes), one record per request, cycling through 1,000 distinct records (so probing
+detection does its full work, not the cheap path of an exact repeat). The bare endpoint validates the
+body with pydantic, calls the model and returns JSON. The gateway runs as ``memberscope serve`` runs it
+(:func:`memberscope.gateway.server.server_config`: its HTTP limits) and adds the API-key check, a per-key
+moving-window rate limit (high enough never to refuse), the output policy (round:3), probing detection
+(with a reference sample) and an audit-log row committed per request (SQLite WAL). The load generator is
+Debian's ``wrk`` with a Lua POST script: 1 connection (closed loop: per-request latency) and 16
+connections (throughput). Rounds alternate the two servers so that load from other jobs on the machine
+hits both alike; each server's CPU time per request (from /proc) is reported too, as it depends less on
+that load than throughput does.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint's body type itself.
@@ -81,15 +85,31 @@ def components(workdir: Path, n: int = 2000) -> dict[str, float]:
     gw = app.state.gateway
     _, key = KeyStore(workdir / "keys.sqlite").create("bench")
     tier = gw.policy.tiers["bench"]
-    X = np.random.default_rng(2).standard_normal((1, N_FEATURES))
+    from memberscope.gateway.probing import Subject
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((1, N_FEATURES))
     probs = gw.model.predict_proba(X)
+    fps = gw.audit.fingerprints(X)
+    subjects = [Subject("key", "k"), Subject("address", "127.0.0.1")]
+    records = rng.standard_normal((4 * n + 400, 1, N_FEATURES))
+    stream = iter(records)
     steps = {
         "key check (SQLite row cached 1 s, HMAC-SHA256, compare_digest)": lambda: gw.keys.verify(key),
         "rate limit (moving window, 2 windows)": lambda: gw.limiter.hit(tier.rate_limits, "k", cost=1),
         "output policy (round:3) + wire format": lambda: to_predictions(tier.postprocessor(probs, rng=gw.rng)),
-        "probing detection (SimHash, 1000-record history)": lambda: gw.detector.observe("k", X, probs, now=time.time()),
+        "keyed fingerprint (HMAC-SHA256)": lambda: gw.audit.fingerprints(X),
+        "probing detection (distinct records, key + address histories)": lambda: gw.detector.observe(
+            subjects, next(stream), probs, gw.audit.fingerprints(X), now=time.time()
+        ),
         "audit-log row (SQLite WAL, commit)": lambda: gw.audit.record(
-            key_id="k", path="/v1/predict", status=200, decision="allowed", granularity="probabilities", X=X
+            key_id="k",
+            path="/v1/predict",
+            status=200,
+            decision="allowed",
+            granularity="probabilities",
+            X=X,
+            fingerprints=fps,
         ),
         "model (scikit-learn predict_proba; the bare endpoint pays it too)": lambda: gw.model.predict_proba(X),
     }
@@ -107,8 +127,14 @@ def components(workdir: Path, n: int = 2000) -> dict[str, float]:
 def _serve(kind: str, port: int, workdir: Path) -> None:
     import uvicorn
 
-    app = bare_app() if kind == "bare" else gateway_app(workdir)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    if kind == "bare":
+        uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        return
+    from memberscope.gateway.server import run_server, server_config
+
+    app = gateway_app(workdir)
+    policy = app.state.gateway.policy
+    run_server(server_config(app, policy, port=port, log_level="warning", access_log=False))
 
 
 def _free_port() -> int:
@@ -138,9 +164,14 @@ def _start(kind: str, workdir: Path):
 
 LUA = """
 wrk.method = "POST"
-wrk.body = [==[BODY]==]
 wrk.headers["Content-Type"] = "application/json"
 HEADERS
+bodies = {BODIES}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
@@ -150,7 +181,14 @@ end
 """
 
 
-def _wrk(port: int, script: Path, connections: int, duration: float) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, script: Path, connections: int, duration: float, pid: int) -> dict:
+    cpu_before = _cpu_seconds(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -172,6 +210,7 @@ def _wrk(port: int, script: Path, connections: int, duration: float) -> dict:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     res = json.loads(line[len("RESULT ") :])
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
+    res["cpu_us"] = (_cpu_seconds(pid) - cpu_before) / max(1, res["requests"]) * 1e6
     return res
 
 
@@ -193,43 +232,54 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     _, key = KeyStore(workdir / "keys.sqlite").create("bench")
-    record = np.random.default_rng(1).standard_normal(N_FEATURES).round(4).tolist()
-    body = json.dumps({"instances": [record]})
+    records = np.random.default_rng(1).standard_normal((1000, N_FEATURES)).round(4).tolist()
+    bodies = ",".join("[==[" + json.dumps({"instances": [r]}) + "]==]" for r in records)
     scripts = {}
     for kind, headers in (("bare", ""), ("gateway", f'wrk.headers["Authorization"] = "Bearer {key}"')):
         scripts[kind] = workdir / f"{kind}.lua"
-        scripts[kind].write_text(LUA.replace("BODY", body).replace("HEADERS", headers))
+        scripts[kind].write_text(LUA.replace("BODIES", bodies).replace("HEADERS", headers))
     (workdir / "components").mkdir()
     parts = components(workdir / "components")
     servers = {kind: _start(kind, workdir) for kind in ("bare", "gateway")}
     results: dict = {}
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     try:
-        for kind, (_, port) in servers.items():  # warm-up
-            _wrk(port, scripts[kind], 4, 2)
+        for kind, (proc, port) in servers.items():  # warm-up
+            _wrk(port, scripts[kind], 4, 2, proc.pid)
         for _ in range(args.rounds):
             for c in args.connections:
-                for kind, (_, port) in servers.items():
-                    results.setdefault((kind, c), []).append(_wrk(port, scripts[kind], c, args.duration))
+                for kind, (proc, port) in servers.items():
+                    results.setdefault((kind, c), []).append(_wrk(port, scripts[kind], c, args.duration, proc.pid))
     finally:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=10)
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"machine: {os.cpu_count()} cores; /proc/loadavg after the run: {' '.join(load)}")
-    print("| server | connections | requests/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"machine: {os.cpu_count()} cores; /proc/loadavg before: {load_before}, after: {load}")
+    print("| server | connections | requests/s (rounds) | median | p50 ms | p99 ms | server CPU µs/request | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|")
     summary = {}
     for (kind, c), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         rps = np.median([r["rps"] for r in runs])
         p50 = np.median([r["p50_us"] for r in runs]) / 1000
         p99 = np.median([r["p99_us"] for r in runs]) / 1000
-        summary[(kind, c)] = (rps, p50, p99)
-        print(f"| {kind} | {c} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {sum(r['non2xx'] for r in runs)} |")
+        cpu = np.median([r["cpu_us"] for r in runs])
+        summary[(kind, c)] = (rps, p50, p99, cpu)
+        each = ", ".join(f"{r['rps']:.0f}" for r in runs)
+        print(
+            f"| {kind} | {c} | {each} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} | "
+            f"{sum(r['non2xx'] for r in runs)} |"
+        )
     for c in args.connections:
         d50 = summary[("gateway", c)][1] - summary[("bare", c)][1]
         d99 = summary[("gateway", c)][2] - summary[("bare", c)][2]
-        print(f"gateway overhead at {c} connection(s): p50 {d50:+.2f} ms, p99 {d99:+.2f} ms", end="")
-        print(f" (medians of {args.rounds} rounds)")
+        share = summary[("gateway", c)][0] / summary[("bare", c)][0]
+        per_round = [g["rps"] / b["rps"] for g, b in zip(results[("gateway", c)], results[("bare", c)], strict=True)]
+        print(
+            f"gateway at {c} connection(s): {share:.0%} of the bare throughput (rounds: "
+            f"{', '.join(f'{x:.0%}' for x in per_round)}), p50 {d50:+.2f} ms, p99 {d99:+.2f} ms, CPU per request "
+            f"{summary[('gateway', c)][3] - summary[('bare', c)][3]:+.0f} µs (medians of {args.rounds} rounds)"
+        )
     print("| step the gateway adds (in-process) | µs per request |")
     print("|---|---|")
     for name, us in parts.items():

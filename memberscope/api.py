@@ -18,7 +18,7 @@ from memberscope.recipes import Recipe
 from memberscope.recipes import create as create_recipe
 from memberscope.results import AuditResult
 
-__all__ = ["DEMO_CONFIG", "audit", "audit_model", "demo", "pool_sizes", "run_audit"]
+__all__ = ["DEMO_CONFIG", "audit", "audit_model", "demo", "pool_sizes", "run_audit", "write_run"]
 
 # The demo: a small MLP on scikit-learn's bundled digits, overfit on purpose, 16 reference models.
 DEMO_CONFIG: dict[str, Any] = {
@@ -41,8 +41,18 @@ def audit(*, out: str | None = None, progress: bool | None = None, **config_valu
     config = AuditConfig(out=out, **config_values)
     result = run_audit(config, progress=progress)
     if out is not None:
-        result.write(out)
+        write_run(result, out)
     return result
+
+
+def write_run(result: AuditResult, out: str, *, report: bool = True) -> dict[str, str]:
+    """Everything of a run in ``out``: results.json, scores.csv, roc.png and (``report``) report.html."""
+    paths = result.write(out)
+    if report:
+        from memberscope.report.html import write_html
+
+        paths["report"] = str(write_html(out))
+    return paths
 
 
 def demo(*, out: str = "runs/demo", progress: bool | None = None, **overrides: Any) -> AuditResult:
@@ -69,6 +79,7 @@ def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResu
         n_records=config.n_records,
         label_column=config.label_column,
         group_column=config.group_column,
+        id_column=config.id_column,
     )
     pool_size, population_size = pool_sizes(dataset.n_records, config)
     pool_idx, population_idx = split_pool(
@@ -96,96 +107,119 @@ def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResu
 def audit_model(
     model: Any,
     *,
-    members: tuple[np.ndarray, np.ndarray],
-    nonmembers: tuple[np.ndarray, np.ndarray],
-    recipe: Recipe | str = "mlp",
+    members: Any,
+    nonmembers: Any,
+    population: Any = None,
+    recipe: Recipe | str | Any = None,
     recipe_params: dict[str, Any] | None = None,
-    population: tuple[np.ndarray, np.ndarray] | None = None,
+    label_column: str = "label",
+    id_column: str | None = None,
+    group_column: str | None = None,
+    feature_columns: list[str] | None = None,
+    drop_columns: list[str] | None = None,
+    drop_duplicates: bool = False,
     n_classes: int | None = None,
+    out: str | None = None,
     progress: bool | None = None,
     **config_values: Any,
 ) -> AuditResult:
-    """Audit a model you trained yourself ("bring your own target").
+    """Audit a model you trained yourself ("does MY model leak who was in its training data?").
 
     Parameters
     ----------
-    model : anything :func:`memberscope.targets.wrap` accepts: a fitted scikit-learn classifier
+    model : anything :func:`memberscope.targets.wrap` accepts: a fitted scikit-learn classifier or Pipeline
         (``predict_proba``), a ``torch.nn.Module``, a callable, a saved model file, an http(s) URL, or a
         :class:`~memberscope.targets.Target`.
-    members, nonmembers : ``(X, y)`` with ``X`` of shape ``(n, ...)`` and ``y`` of shape ``(n,)``;
-        records the model did and did not train on.
-    recipe : how to train reference models like it (a :class:`Recipe` or a recipe name).
-    population : ``(X, y)`` of further records no model trained on (for RMIA and class calibration).
-        When omitted, a quarter of the non-members (at most 2,000) is set aside as population.
-    config_values : other :class:`AuditConfig` fields (``reference_models``, ``attacks``, ``seed``, ...).
+    members, nonmembers : the records the model did and did not train on: tables (pandas DataFrames, or paths to
+        CSV, Parquet or R data files, with a ``label_column``) or ``(X, y)`` pairs (arrays or DataFrames).
+    population : further records no model trained on (RMIA, class calibration), as above; by default a seeded
+        quarter of the non-members (at most 2,000).
+    recipe : how to train reference models like the model: None (a clone of a scikit-learn model; a memberscope
+        model's own recipe), a recipe name (``"mlp"``, with ``recipe_params``), a :class:`~memberscope.recipes.Recipe`,
+        or a training function ``train_fn(X, y, seed) -> model``. See :func:`memberscope.recipes.recipe_for`.
+    label_column, id_column, group_column : columns of the tables; ``record`` in every output is the id column's
+        value, else the record's row in the table or array given.
+    feature_columns, drop_columns : which table columns are features; columns are matched to the model's by name.
+    drop_duplicates : drop non-members (and population records) that are exact copies of a member.
+    n_classes : output columns of a model that does not name its classes (a torch module, a callable).
+    out : write results.json, scores.csv, roc.png and report.html here; nothing is written without it.
+    config_values : other :class:`~memberscope.config.AuditConfig` fields (``reference_models``, ``attacks``,
+        ``seed``, ``n_jobs``, ...).
+
+    Returns
+    -------
+    AuditResult
+        With ``results.sections["fidelity"]`` (do the reference models behave like the target?) and
+        ``results.sections["inputs"]`` (columns used, label mapping, duplicates).
+
+    Raises
+    ------
+    InvalidInputError
+        For a model that cannot be queried (no ``predict_proba``, a regressor), records that do not fit it (missing
+        or extra columns, unknown labels, one class), or no way to build reference models like it.
     """
-    from memberscope.datasets import Dataset
+    from memberscope.engine.inputs import prepare_inputs
+    from memberscope.recipes import recipe_for
+    from memberscope.results.io import json_safe
     from memberscope.targets import wrap
 
-    config = AuditConfig(
-        dataset="user-model",
-        model=recipe if isinstance(recipe, str) else recipe.name,
-        model_params=dict(recipe_params or {}),
-        **config_values,
-    )
-    if config.one_run_canaries is not None:
+    seed = int(config_values.get("seed", 0))
+    if config_values.get("one_run_canaries") is not None:
         raise InvalidInputError(
             "one_run_canaries needs the audit to draw which records the target trains on; a model you trained "
             "yourself has fixed members, so audit it without one_run_canaries"
         )
-    if isinstance(recipe, str):
-        recipe = create_recipe(recipe, **(recipe_params or {}))
-    parts = {"members": members, "nonmembers": nonmembers}
-    if population is None:
-        rng = np.random.default_rng(derive_seed(config.seed, "byo-population", 0))
-        X_non, y_non = (np.asarray(a) for a in nonmembers)
-        order = rng.permutation(len(y_non))
-        n_pop = min(2000, len(y_non) // 4)
-        parts["nonmembers"] = (X_non[order[n_pop:]], y_non[order[n_pop:]])
-        population = (X_non[order[:n_pop]], y_non[order[:n_pop]])
-    parts["population"] = population
-    Xs, ys = [], []
-    for what, (X, y) in parts.items():
-        X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
-        if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
-            raise InvalidInputError(
-                f"{what} must be (X, y) with X of shape (n, ...) and y of shape (n,); got X {X.shape} and y {y.shape}"
-            )
-        Xs.append(X)
-        ys.append(y)
-    if len({x.shape[1:] for x in Xs}) != 1:
-        raise InvalidInputError(
-            f"members, non-members and population have different record shapes: {[x.shape[1:] for x in Xs]}"
-        )
-    y_all = np.concatenate(ys).astype(np.int64)
-    n_classes = int(n_classes if n_classes is not None else y_all.max() + 1)
-    dataset = Dataset(
-        name="user-model",
-        X=np.concatenate(Xs),
-        y=y_all,
-        n_classes=n_classes,
-        class_names=[str(c) for c in range(n_classes)],
-        groups=None,
-        description="records supplied with a user's model",
-        source="user",
+    target = wrap(model, n_classes=n_classes)
+    needs_references = config_values.get("reference_models", AuditConfig.reference_models) != 0
+    reference_recipe = recipe_for(target, recipe, recipe_params, required=needs_references)
+    config = AuditConfig(
+        dataset="user-model",
+        model=reference_recipe.name,
+        model_params=json_safe(reference_recipe.config()),
+        label_column=label_column,
+        group_column=group_column,
+        out=out,
+        **config_values,
     )
-    n_mem, n_non, n_pop = (len(y) for y in ys)
+    inputs = prepare_inputs(
+        target,
+        members,
+        nonmembers,
+        population,
+        label_column=label_column,
+        id_column=id_column,
+        group_column=group_column,
+        feature_columns=feature_columns,
+        drop_columns=drop_columns,
+        drop_duplicates=drop_duplicates,
+        n_classes=n_classes,
+        seed=seed,
+    )
+    n_mem, n_non = inputs.n_members, inputs.n_nonmembers
     target_mask = np.zeros(n_mem + n_non, dtype=bool)
     target_mask[:n_mem] = True
-    references = paired_masks(
-        n_mem + n_non, config.reference_models, seed=derive_seed(config.seed, "reference-masks", 0)
-    )
-    target = wrap(model, n_classes=n_classes)
+    references = paired_masks(n_mem + n_non, config.reference_models, seed=derive_seed(seed, "reference-masks", 0))
     plan = AuditPlan(
         config=config,
-        dataset=dataset,
+        dataset=inputs.dataset,
         pool_idx=np.arange(n_mem + n_non),
-        population_idx=np.arange(n_mem + n_non, n_mem + n_non + n_pop),
+        population_idx=np.arange(n_mem + n_non, n_mem + n_non + inputs.n_population),
         game=MembershipGame(target_mask=target_mask, reference_masks=references),
-        recipe=recipe,
+        recipe=reference_recipe,
         target=target,
+        target_description={
+            "recipe": None,
+            "description": target.description,
+            "reference_recipe": {"name": reference_recipe.name, **json_safe(reference_recipe.config())},
+        },
+        columns={"set": inputs.sets[: n_mem + n_non]},
+        inputs=inputs.section,
+        warnings=inputs.warnings,
     )
-    return run_plan(plan, progress=progress)
+    result = run_plan(plan, progress=progress)
+    if out is not None:
+        write_run(result, out)
+    return result
 
 
 def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[MembershipGame, np.ndarray]:

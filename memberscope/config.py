@@ -151,6 +151,7 @@ class RunConfig:
     data_dir: str | None = None
     label_column: str = "label"
     group_column: str | None = None
+    id_column: str | None = None
     n_records: int | None = None
     model: str = "mlp"
     model_params: dict[str, Any] = field(default_factory=dict)
@@ -177,6 +178,7 @@ class RunConfig:
         "data_dir": [NONE, STRING],
         "label_column": [STRING],
         "group_column": [NONE, STRING],
+        "id_column": [NONE, STRING],
         "n_records": [NONE, Interval(int, 1)],
         "model": [STRING],
         "model_params": [MAPPING],
@@ -261,7 +263,10 @@ class RunConfig:
         return problems
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """The settings as plain JSON values (an estimator given as a parameter is written as its repr)."""
+        from memberscope.results.io import json_safe
+
+        out = json_safe(dataclasses.asdict(self))
         out["fprs"] = list(self.fprs)
         return out
 

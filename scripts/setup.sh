@@ -33,6 +33,7 @@ apt_install chromium /usr/bin/chromium "the HTML report browser test"
 apt_install redis-server /usr/bin/redis-server "the multi-worker gateway test"
 apt_install wrk /usr/bin/wrk "the gateway latency benchmark"
 apt_install fortunes /usr/share/games/fortunes "the language-model demo corpus"
+apt_install r-cran-mlbench /usr/lib/R/site-library/mlbench/data "the clinical tables pima-diabetes and breast-cancer-original"
 
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -25,15 +25,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app):
-    """Run ``app`` with uvicorn in a thread on a free loopback port; yields the base URL."""
+def serve_in_thread(app, policy=None):
+    """Run ``app`` with uvicorn in a thread on a free loopback port; yields the base URL.
+
+    With ``policy``, uvicorn runs as ``memberscope serve`` runs it (its HTTP limits, log filters).
+    """
     import uvicorn
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    if policy is None:
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    else:
+        from memberscope.gateway.server import server_config
+
+        config = server_config(app, policy, log_level="warning", lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

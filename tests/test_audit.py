@@ -74,8 +74,8 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
     import pandas as pd
 
     scores = pd.read_csv(paths["scores"])
-    assert list(scores.columns[:2]) == ["record", "member"]
-    assert set(scores.columns[2:]) == set(results["attacks"])
+    assert list(scores.columns[:3]) == ["record", "member", "label"]  # the class by name
+    assert set(scores.columns[3:]) == set(results["attacks"])
     assert scores["member"].sum() == results["game"]["n_members"]
     assert (tmp_path / "roc.png").stat().st_size > 10_000
     assert results["vulnerable_records"]["records"]

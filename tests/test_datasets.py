@@ -17,7 +17,7 @@ from memberscope.exceptions import (
     UnknownNameError,
 )
 
-BUILTINS = {"digits", "breast-cancer", "fashion-mnist", "purchase-synthetic"}
+BUILTINS = {"digits", "breast-cancer", "fashion-mnist", "purchase-synthetic", "pima-diabetes", "breast-cancer-original"}
 REAL_FASHION_PRESENT = all(
     (Path(DEFAULT_DIR) / stem).is_file() or (Path(DEFAULT_DIR) / f"{stem}.gz").is_file() for stem in FILES
 )
@@ -67,7 +67,9 @@ def no_fashion_env(monkeypatch):
 
 
 def test_public_surface():
-    assert sorted(datasets.__all__) == ["DATASETS", "Dataset", "DatasetInfo", "available", "load", "load_table"]
+    assert sorted(datasets.__all__) == [
+        "DATASETS", "Dataset", "DatasetInfo", "available", "load", "load_frame", "load_table", "read_frame",
+    ]  # fmt: skip
 
 
 def test_import_is_light():
@@ -306,7 +308,7 @@ def test_table_errors_name_the_problem(tmp_path):
         datasets.load(str(t), group_column="region")
     with pytest.raises(InvalidInputError, match=r"feature columns \['zz'\] are not in"):
         datasets.load_table(t, feature_columns=["a", "zz"])
-    with pytest.raises(InvalidInputError, match=r"feature_columns \['label'\] .* are the label or group column"):
+    with pytest.raises(InvalidInputError, match=r"feature_columns \['label'\] .* are the label, group or id column"):
         datasets.load_table(t, feature_columns=["a", "label"])
 
 
@@ -317,11 +319,15 @@ def test_table_errors_name_the_problem(tmp_path):
         ("inf.csv", "a,label\n1,0\ninf,1\n", r"infinite feature values .*first at row 1"),
         ("nolabel.csv", "a,label\n1,0\n2,\n", "label column 'label' .* 1 missing values"),
         ("empty.csv", "a,label\n", "has no records"),
-        ("blank.csv", "", r"cannot read table .*blank\.csv.*expected a \.csv, \.parquet or \.npz"),
+        ("blank.csv", "", r"cannot read table .*blank\.csv.*expected a \.csv, \.parquet, \.rda/\.rds or \.npz"),
         ("onlylabel.csv", "label\n0\n1\n", "no feature columns"),
         ("junk.parquet", "this is not parquet", r"cannot read table .*junk\.parquet"),
         ("junk.npz", "this is not npz", r"cannot read table .*junk\.npz"),
-        ("notes.txt", "a,label\n1,0\n", r"unknown extension '\.txt'; expected a \.csv, \.parquet or \.npz"),
+        (
+            "notes.txt",
+            "a,label\n1,0\n",
+            r"unknown extension '\.txt'; expected a \.csv, \.parquet, \.rda/\.rds or \.npz",
+        ),
     ],
 )
 def test_bad_table_files(tmp_path, filename, content, message):
@@ -351,14 +357,17 @@ def test_bad_npz_contents(tmp_path):
 
 
 def test_missing_paths_and_unknown_names(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"missing\.csv' does not exist; expected a \.csv, \.parquet or \.npz"):
+    with pytest.raises(
+        InvalidInputError, match=r"missing\.csv' does not exist; expected a \.csv, \.parquet, \.rda/\.rds or \.npz"
+    ):
         datasets.load(str(tmp_path / "missing.csv"))
     (tmp_path / "folder.csv").mkdir()
     with pytest.raises(InvalidInputError, match="is not a file"):
         datasets.load(tmp_path / "folder.csv")
     with pytest.raises(UnknownNameError) as exc:
         datasets.load("cifar")
-    assert "unknown dataset 'cifar'" in str(exc.value) and "digits, fashion-mnist, purchase-synthetic" in str(exc.value)
+    assert "unknown dataset 'cifar'" in str(exc.value)
+    assert "digits, fashion-mnist, pima-diabetes, purchase-synthetic" in str(exc.value)
     assert isinstance(exc.value, InvalidInputError)
 
 
@@ -433,3 +442,45 @@ def test_fingerprint_is_stable_and_sensitive():
     regrouped = Dataset(**{**vars(base), "groups": np.r_[1, np.zeros(568, dtype=int)]})
     prints = {fp, relabelled.fingerprint(), renamed.fingerprint(), grouped.fingerprint(), regrouped.fingerprint()}
     assert len(prints) == 5
+
+
+def test_clinical_tables_of_r_cran_mlbench():
+    """Debian's r-cran-mlbench (installed by scripts/setup.sh), read from its .rda files without R."""
+    frame = datasets.load_frame("breast-cancer-original")
+    assert frame.shape == (699, 11) and frame["Bare.nuclei"].isna().sum() == 16
+    assert str(frame["Cl.thickness"].dtype) == "category" and set(frame["Class"]) == {"benign", "malignant"}
+    assert frame.drop(columns="Id").duplicated().sum() == 236  # rows that copy another: ill-posed membership
+    bc = datasets.load("breast-cancer-original")
+    assert (
+        bc.X.shape == (699, 10) and bc.class_names == ["benign", "malignant"] and "Bare.nuclei_missing" in bc.features
+    )
+    assert np.isfinite(bc.X).all() and bc.X[frame["Bare.nuclei"].isna().to_numpy(), -1].min() == 1.0
+    pima = datasets.load("pima-diabetes")
+    assert pima.X.shape == (768, 13) and pima.class_names == ["neg", "pos"]
+    raw = datasets.load_frame("pima-diabetes")
+    assert raw.isna().sum().sum() == 652
+    np.testing.assert_allclose(
+        pima.X[:, pima.features.index("glucose")], raw["glucose"].fillna(raw["glucose"].median())
+    )
+
+
+def test_r_data_files_are_user_tables(tmp_path):
+    import shutil
+
+    from memberscope.datasets.mlbench import mlbench_dir
+
+    shutil.copy(mlbench_dir() / "PimaIndiansDiabetes.rda", tmp_path / "pima.rda")
+    table = datasets.load(str(tmp_path / "pima.rda"), label_column="diabetes")
+    assert table.X.shape == (768, 8) and table.class_names == ["neg", "pos"]
+    np.testing.assert_array_equal(table.ids, np.arange(768))
+    with pytest.raises(InvalidInputError, match="holds 0 data frames"):
+        datasets.read_frame(_write_rds_of_a_vector(tmp_path))
+
+
+def _write_rds_of_a_vector(folder):
+    """An .rda holding a character vector only (built with rdata's writer)."""
+    import rdata
+
+    path = folder / "vector.rda"
+    rdata.write_rda(path, {"words": ["a", "b"]})
+    return path

@@ -276,10 +276,44 @@ def test_public_surfaces_are_pinned():
             "parse_tpr_budget", "write_html", "write_markdown",
         ],
         "memberscope.privacy": [
-            "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval", "epsilon_from_metrics",
-            "epsilon_lower_bound", "epsilon_lower_bounds_from_csv", "one_run_audit", "one_run_epsilon",
-            "one_run_p_value",
+            "ACCOUNTANT", "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval",
+            "compute_epsilon", "default_delta", "epsilon_from_metrics", "epsilon_lower_bound",
+            "epsilon_lower_bounds_from_csv", "noise_multiplier", "one_run_audit", "one_run_epsilon",
+            "one_run_p_value", "require_opacus",
         ],
+        "memberscope.datasets": [
+            "DATASETS", "Dataset", "DatasetInfo", "available", "load", "load_frame", "load_table", "read_frame",
+        ],
+        "memberscope.recipes": [
+            "RECIPES", "Recipe", "SklearnModel", "SklearnRecipe", "TorchModel", "TorchRecipe", "create", "recipe_for",
+        ],
+        "memberscope.training": [
+            "DEFENSES", "Option", "Streams", "TrainedEnsemble", "TrainedNetwork", "TrainingDefense", "active_defenses",
+            "recipe_options", "register", "supports_vectorized", "train", "train_vectorized",
+            "vectorized_bytes_per_model",
+        ],
+        "memberscope.defenses": [
+            "Compose", "DefendConfig", "GaussianNoise", "LabelOnly", "LaplaceNoise", "OutputPostprocessor",
+            "POSTPROCESSORS", "Round", "Temperature", "TopK", "parse_defenses", "parse_postprocessors", "recommend",
+            "run_defenses",
+        ],
+        "memberscope.gateway": ["create_app", "load_model", "load_policy"],
+        "memberscope.config": [
+            "AuditConfig", "DEFAULT_FPRS", "Interval", "Options", "RunConfig", "Satisfies", "load_config_file",
+        ],
+        "memberscope.exceptions": [
+            "DataUnavailableError", "EXIT_CODES", "InvalidInputError", "LowFidelityWarning", "MemberscopeError",
+            "MemberscopeWarning", "MissingDependencyError", "ModelOutputError", "QueryBudgetExceededError",
+            "TargetAuthError", "TargetError", "TargetRateLimitedError", "TargetResponseError", "TargetUnreachableError",
+            "UnknownNameError", "UnresolvableFPRWarning", "exit_code",
+        ],
+        "memberscope.signals": [
+            "SIGNALS", "check_logits", "confidence", "entropy", "log_probabilities", "logit_confidence", "loss",
+            "modified_entropy", "true_class_log_probability",
+        ],
+        "memberscope.game": ["MembershipGame", "derive_seed", "make_game", "paired_masks", "split_pool"],
+        "memberscope.cli": ["app", "main"],
+        "memberscope.api": ["DEMO_CONFIG", "audit", "audit_model", "demo", "pool_sizes", "run_audit", "write_run"],
     }  # fmt: skip
     for name, names in expected.items():
         module = importlib.import_module(name)

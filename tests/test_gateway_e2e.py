@@ -126,13 +126,68 @@ def test_block_action_refuses_a_probing_key_and_logs_it(tmp_path):
         def ask(key, batch):
             return client.post("/v1/predict", json={"instances": batch.tolist()}, headers={"X-API-Key": key})
 
-        assert ask(bystander, X[:100]).status_code == 200  # distinct records: the running scale, no alert
+        # Without a reference, the first 200 distinct records served are the profile's sample.
+        assert ask(bystander, X[:100]).status_code == 200
         assert ask(prober, X[100:200]).status_code == 200
         burst = X[0] + 0.05 * rng.standard_normal((40, D))
-        assert ask(prober, burst).status_code == 200  # the burst is answered, and flagged
+        flagged = ask(prober, burst)  # judged before it is answered: the request that raises the alert is refused
+        assert flagged.status_code == 403 and "blocked" in flagged.json()["detail"]
         refused = ask(prober, X[200:201])
         assert refused.status_code == 403 and "blocked" in refused.json()["detail"]
         assert int(refused.headers["Retry-After"]) == 600
-        assert ask(bystander, X[200:300]).status_code == 200  # other keys are not affected
+        last = ask(bystander, X[200:300])
+        assert last.status_code == 200, last.text  # other keys, even from the same address, are not
+    log = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused")
+    rows = log.requests()
+    assert [r["decision"] for r in rows if r["key_id"] == prober_id] == ["allowed", "blocked", "blocked"]
+    assert {a["key_id"] for a in log.alerts()} == {prober_id}
+
+
+def test_concurrent_requests_are_judged_together_and_each_logged_once(tmp_path):
+    """Requests that reach the model in one turn of the event loop are judged and logged together: the
+    prober's copies, interleaved with bystanders' real records, get blocked; every request has one row."""
+    import asyncio
+
+    from sklearn.linear_model import LogisticRegression
+
+    from memberscope.gateway import create_app
+    from memberscope.gateway.auditlog import AuditLog
+    from memberscope.gateway.keys import KeyStore
+
+    rng = np.random.default_rng(3)
+    X, y = _data(rng, 600)
+    np.save(tmp_path / "reference.npy", X[:400])
+    policy = {
+        "keys_db": str(tmp_path / "keys.sqlite"),
+        "audit": {"path": str(tmp_path / "audit.sqlite")},
+        "probing": {"reference": str(tmp_path / "reference.npy"), "action": "block"},
+        "tiers": {"label": {"output": "label-only"}},
+    }
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    prober_id, prober = keys.create("label")
+    bystanders = [keys.create("label")[1] for _ in range(3)]
+    app = create_app(LogisticRegression().fit(X, y), policy, keys=keys)
+    copies = X[400] + 0.02 * rng.standard_normal((60, D))
+
+    async def fire(url):
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=32)) as client:
+            jobs = []
+            for i in range(60):
+                jobs.append(
+                    client.post("/v1/predict", json={"instance": copies[i].tolist()}, headers={"X-API-Key": prober})
+                )
+                key = bystanders[i % 3]
+                jobs.append(
+                    client.post("/v1/predict", json={"instance": X[450 + i].tolist()}, headers={"X-API-Key": key})
+                )
+            return await asyncio.gather(*jobs)
+
+    with serve_in_thread(app) as url:
+        responses = asyncio.run(fire(url))
+    probe = [r.status_code for r in responses[0::2]]
+    benign = [r.status_code for r in responses[1::2]]
+    assert set(benign) == {200}
+    assert set(probe) == {200, 403} and probe.count(200) <= 30
     rows = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused").requests()
-    assert [r["decision"] for r in rows if r["key_id"] == prober_id] == ["allowed", "allowed", "blocked"]
+    assert len(rows) == len(responses)
+    assert sorted(r["status"] for r in rows if r["key_id"] == prober_id) == sorted(probe)

@@ -59,10 +59,12 @@ def test_serve_a_memberscope_torch_model_then_crash(tmp_path, capsys):
     # write-ahead log the killed process left behind, which the next reader recovers.
     assert (tmp_path / "audit.sqlite-wal").stat().st_size > 0
     rows = AuditLog(tmp_path / "audit.sqlite", fingerprint_key=b"unused", retention_days=None).requests()
-    assert [r["status"] for r in rows] == sent
-    assert [r["decision"] for r in rows] == ["allowed"] * 3 + ["throttled"] * 2 + ["rejected"] * 2
+    # The wrong key's 401 has no row: requests without a valid key are only counted per address
+    # (test_gateway_limits.py).
+    assert [r["status"] for r in rows] == [s for s in sent if s != 401]
+    assert [r["decision"] for r in rows] == ["allowed"] * 3 + ["throttled"] * 2 + ["rejected"]
     key_id = key.split("_")[1]
-    assert [r["key_id"] for r in rows] == [key_id] * 5 + [None, key_id]
+    assert [r["key_id"] for r in rows] == [key_id] * 6
     assert all(r["records"] is None for r in rows)  # fingerprints only
     assert rows[0]["granularity"] == "probabilities" and len(rows[0]["fingerprints"]) == 32
 

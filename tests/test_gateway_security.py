@@ -37,6 +37,9 @@ def gateway(tmp_path_factory):
         "max_batch": MAX_BATCH,
         "seed": 0,
         "probing": {"enabled": False},
+        # This module sends hundreds of keyless requests from one address; the per-address limit on them
+        # has its own test (test_gateway_limits.py).
+        "http": {"unauthenticated_limits": "100000/minute"},
         "tiers": TIERS,
     }
     store = KeyStore(tmp / "keys.sqlite", cache_seconds=0.2)

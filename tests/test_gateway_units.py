@@ -1,9 +1,8 @@
-"""The gateway's parts, each against an independent reference: keys, policy, limits, SimHash and the
-probing detectors, audit log, model loading, and the keys CLI."""
+"""The gateway's parts, each against an independent reference: keys, policy, limits, audit log, model
+loading, and the keys CLI (probing detection: test_gateway_probing.py)."""
 
 import hashlib
 import hmac
-import math
 import sqlite3
 import time
 
@@ -14,8 +13,7 @@ from cli_helpers import run_cli
 from memberscope.exceptions import InvalidInputError
 from memberscope.gateway.auditlog import AuditLog
 from memberscope.gateway.keys import KeyStore
-from memberscope.gateway.policy import Policy, ProbingConfig, load_policy
-from memberscope.gateway.probing import ProbeDetector, hamming, simhash
+from memberscope.gateway.policy import Policy, load_policy
 from memberscope.gateway.ratelimit import RateLimiter
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -57,6 +55,27 @@ def test_keys_are_stored_as_salted_hmac_and_verified_in_constant_time(tmp_path, 
         store.create("bad tier!")
 
 
+def test_keys_carry_a_tenant_and_old_key_databases_gain_the_column(tmp_path):
+    with sqlite3.connect(tmp_path / "old.sqlite") as conn:  # a key database from before tenants
+        conn.execute(
+            "CREATE TABLE keys (key_id TEXT PRIMARY KEY, tier TEXT NOT NULL, salt BLOB NOT NULL, digest BLOB NOT NULL,"
+            " created REAL NOT NULL, revoked REAL, label TEXT)"
+        )
+        salt = b"\1" * 16
+        conn.execute(
+            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+            ("a1b2c3d4e5f6", "full", salt, hmac.new(salt, b"s" * 40, hashlib.sha256).digest(), 1.0),
+        )
+    store = KeyStore(tmp_path / "old.sqlite", cache_seconds=0)
+    old = store.verify("msk_a1b2c3d4e5f6_" + "s" * 40)
+    assert old is not None and old.tenant is None
+    _, key = store.create("full", tenant="acme")
+    assert store.verify(key).tenant == "acme"
+    assert [r.tenant for r in store.list()] == [None, "acme"]
+    with pytest.raises(InvalidInputError, match="tenant"):
+        store.create("full", tenant="no spaces")
+
+
 def test_keys_cli_prints_the_key_once_and_never_lists_it(tmp_path, capsys):
     db = str(tmp_path / "k.sqlite")
     code, out, err = run_cli("keys", "create", "--tier", "gold", "--db", db, "--label", "bob", capsys=capsys)
@@ -65,6 +84,9 @@ def test_keys_cli_prints_the_key_once_and_never_lists_it(tmp_path, capsys):
     code, out, _ = run_cli("keys", "list", "--db", db, capsys=capsys)
     key_id = key.split("_")[1]
     assert code == 0 and key_id in out and "gold" in out and "active" in out and key.split("_")[2] not in out
+    code, _, err = run_cli("keys", "create", "--tier", "gold", "--db", db, "--tenant", "acme", capsys=capsys)
+    assert code == 0 and "tenant acme" in err
+    assert "\tacme\t" in run_cli("keys", "list", "--db", db, capsys=capsys)[1]
     assert run_cli("keys", "revoke", key_id, "--db", db, capsys=capsys)[0] == 0
     assert "revoked" in run_cli("keys", "list", "--db", db, capsys=capsys)[1]
     code, _, err = run_cli("keys", "revoke", "feedfeedfeed", "--db", db, capsys=capsys)
@@ -90,6 +112,7 @@ def test_policy_file_resolves_paths_and_names_bad_values(tmp_path):
     assert tier.postprocessor.spec == "temperature:2,top-k:2" and tier.postprocessor.granularity == "top-k"
     assert [(lim.amount, lim.get_expiry()) for lim in tier.rate_limits] == [(60, 60), (2000, 86400)]
     assert pol.probing_action(tier) == "block"
+    assert pol.http.max_header_bytes == 8192 and [w.amount for w in pol.http.unauthenticated_rate_limits] == [30]
     for data, message in [
         ({"tiers": {}}, "no tiers"),
         ({"tiers": {"t": {}}, "colour": 1}, "unknown policy setting"),
@@ -99,6 +122,12 @@ def test_policy_file_resolves_paths_and_names_bad_values(tmp_path):
         ({"tiers": {"t": {}}, "storage": "mongodb://x"}, "storage"),
         ({"tiers": {"t": {}}, "probing": {"bits": 65}}, "bits"),
         ({"tiers": {"t": {"colour": 1}}}, "invalid policy"),
+        ({"tiers": {"t": {}}, "probing": {"near_bits": 3}}, r"near_bits \(now: alpha\)"),
+        ({"tiers": {"t": {}}, "probing": {"scan_threshold": 40}}, "at most scan_window"),
+        ({"tiers": {"t": {}}, "probing": {"subjects": ["tenant"]}}, "must include 'key'"),
+        ({"tiers": {"t": {}}, "http": {"max_header_bytes": 10}}, "max_header_bytes"),
+        ({"tiers": {"t": {}}, "http": {"unauthenticated_limits": "often"}}, "rate limit 'often'"),
+        ({"tiers": {"t": {}}, "http": {"speed": 1}}, "invalid policy"),
     ]:
         with pytest.raises(InvalidInputError, match=message):
             Policy.from_dict(data)
@@ -146,65 +175,7 @@ def test_moving_window_limits_match_a_slow_reference():
     assert retry is not None and 1 <= retry <= 60
 
 
-# --- SimHash and probing ------------------------------------------------------------------------------
-
-
-def test_simhash_and_hamming_match_a_bit_by_bit_reference():
-    rng = np.random.default_rng(1)
-    planes, Z = rng.standard_normal((64, 7)), rng.standard_normal((20, 7))
-    sigs = simhash(Z, planes)
-    for z, sig in zip(Z, sigs, strict=True):
-        assert int(sig) == sum(1 << b for b in range(64) if planes[b] @ z > 0)
-    assert hamming(sigs[0], sigs).tolist() == [bin(int(sigs[0]) ^ int(s)).count("1") for s in sigs]
-
-
-def test_simhash_bit_disagreement_is_angle_over_pi():
-    # Closed form (Charikar 2002): a random hyperplane separates two vectors at angle θ with probability θ/π.
-    rng = np.random.default_rng(2)
-    planes = rng.standard_normal((64, 3))
-    for theta in (0.2, 0.8, 1.6, 2.8):
-        rows = []
-        for _ in range(300):
-            u, v = np.linalg.qr(rng.standard_normal((3, 2)))[0].T
-            rows.append(
-                hamming(simhash(u[None], planes)[0], simhash((np.cos(theta) * u + np.sin(theta) * v)[None], planes))
-            )
-        assert abs(np.mean(rows) / 64 - theta / math.pi) < 0.05
-
-
-def _detector(**overrides):
-    config = ProbingConfig(**{"window_seconds": 100, "cooldown_seconds": 50, **overrides})
-    return ProbeDetector(config, 12, mean=np.zeros(12), std=np.ones(12))
-
-
-def test_benign_traffic_raises_no_alert():
-    # Null test: 1000 distinct records with confident predictions, in batches, from one key.
-    rng = np.random.default_rng(3)
-    det = _detector()
-    probs = np.tile([0.9, 0.1], (100, 1))
-    for t in range(10):
-        assert det.observe("k", rng.standard_normal((100, 12)), probs, now=float(t)) == []
-
-
-def test_each_detector_fires_on_its_pattern_once_per_cooldown():
-    rng = np.random.default_rng(4)
-    det = _detector(burst_threshold=25, repeat_threshold=20, boundary_min=50, boundary_fraction=0.5)
-    x = rng.standard_normal(12)
-    confident = np.tile([0.9, 0.1], (60, 1))
-    burst = det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=0.0)
-    assert [a["detector"] for a in burst] == ["perturbation-burst"]
-    assert det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=10.0) == []  # cooldown
-    assert [
-        a["detector"] for a in det.observe("a", x + 0.05 * rng.standard_normal((30, 12)), confident[:30], now=61.0)
-    ] == ["perturbation-burst"]
-    repeats = det.observe("b", np.tile(x, (20, 1)), confident[:20], now=0.0)
-    assert [a["detector"] for a in repeats] == ["repeated-record"] and repeats[0]["detail"]["count"] == 20
-    assert det.observe("c", np.tile(x, (19, 1)), confident[:19], now=0.0) == []  # one short of the threshold
-    near = np.tile([0.52, 0.48], (60, 1))
-    alerts = det.observe("d", rng.standard_normal((60, 12)), near, now=0.0)
-    assert [a["detector"] for a in alerts] == ["boundary"] and alerts[0]["detail"]["low_margin"] == 60
-    # Records older than the window are forgotten: the same 19 copies later, plus one, do not add up.
-    assert det.observe("c", x[None], confident[:1], now=200.0) == []
+# Probing detection: tests/test_gateway_probing.py.
 
 
 # --- audit log --------------------------------------------------------------------------------------
@@ -229,7 +200,68 @@ def test_audit_log_fingerprints_retention_and_wal(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     log.add_alert(key_id="k1", detector="boundary", action="throttle", detail={"n": 1}, now=now)
     assert log.active_action("k1", since=now - 1) == "throttle" and log.active_action("k1", since=now + 1) is None
-    assert log.alerts(key_id="k1")[0]["detail"] == {"n": 1}
+    assert log.alerts(key_id="k1")[0]["detail"] == {"n": 1} and log.alerts()[0]["scope"] == "key"
+
+
+def test_audit_log_decisions_paths_and_keyless_counts(tmp_path):
+    from memberscope.gateway.auditlog import KeylessCounter, decision_for
+
+    log = AuditLog(tmp_path / "a.sqlite", fingerprint_key=b"s" * 32, max_path=32)
+    for status in (200, 307, 400, 404, 405, 411, 413, 429, 500):
+        log.record(key_id="k", path="/x/" + "y" * 100, status=status)
+    rows = log.requests()
+    assert [r["decision"] for r in rows] == [decision_for(s) for s in (200, 307, 400, 404, 405, 411, 413, 429, 500)]
+    assert [decision_for(s) for s in (200, 307, 404, 429, 500)] == [
+        "allowed",
+        "redirected",
+        "rejected",
+        "throttled",
+        "failed",
+    ]
+    assert {len(r["path"]) for r in rows} == {32} and rows[0]["path"].endswith("…")
+    counter = KeylessCounter(log, bucket_seconds=60)
+    t0 = 1_000_030.0  # buckets start at 1_000_020 and 1_000_080
+    for i in range(500):  # one address, two statuses, two buckets; another address once
+        counter.add("10.0.0.1", 401 if i % 5 else 429, now=t0 + (i % 2) * 60)
+    counter.add("10.0.0.2", 401, now=t0)
+    counter.flush()
+    counter.add("10.0.0.1", 401, now=t0)  # a later flush adds to the same row
+    counter.flush()
+    got = {(r["bucket"], r["address"], r["status"]): r["count"] for r in log.keyless()}
+    assert got == {
+        (1_000_020.0, "10.0.0.1", 401): 201,
+        (1_000_020.0, "10.0.0.1", 429): 50,
+        (1_000_080.0, "10.0.0.1", 401): 200,
+        (1_000_080.0, "10.0.0.1", 429): 50,
+        (1_000_020.0, "10.0.0.2", 401): 1,
+    }
+    assert len(log.requests()) == len(rows)  # keyless traffic adds no request rows
+    few = KeylessCounter(log, max_addresses=2)
+    for a in ("1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"):
+        few.add(a, 401, now=t0 + 600)
+    few.flush()
+    assert sorted(r["address"] for r in log.keyless() if r["bucket"] == t0 + 590) == ["*", "1.1.1.1", "2.2.2.2"]
+
+
+def test_audit_log_adds_alert_scopes_to_an_old_database(tmp_path):
+    with sqlite3.connect(tmp_path / "old.sqlite") as conn:
+        conn.execute(
+            "CREATE TABLE alerts (id INTEGER PRIMARY KEY, time REAL NOT NULL, key_id TEXT NOT NULL, "
+            "detector TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL)"
+        )
+        conn.execute("INSERT INTO alerts VALUES (1, 5.0, 'k1', 'boundary', 'block', '{}')")
+    log = AuditLog(tmp_path / "old.sqlite", fingerprint_key=b"s" * 32, retention_days=None)
+    assert [(a["scope"], a["subject"]) for a in log.alerts()] == [("key", "k1")]
+    log.add_alert(
+        key_id="k2",
+        detector="perturbation-burst",
+        action="log",
+        detail={},
+        now=6.0,
+        scope="address",
+        subject="10.0.0.9",
+    )
+    assert (log.alerts()[0]["scope"], log.alerts()[0]["subject"]) == ("address", "10.0.0.9")
 
 
 # --- loading ------------------------------------------------------------------------------------------

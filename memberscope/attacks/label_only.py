@@ -79,7 +79,7 @@ class LabelOnly(Attack):
         if target.model is None or target.records is None:
             raise InvalidInputError("the label-only attack queries the target; its model and records were not given")
         population = target.population_records if target.population_records is not None else target.records
-        self._strategy.fit(np.asarray(population, dtype=np.float64))
+        self._strategy.fit(population if hasattr(population, "iloc") else np.asarray(population, dtype=np.float64))
         share = self._shares(target.model, target.records, target.labels)
         refs = self._references
         if refs is None or not refs.n_models:

@@ -10,6 +10,7 @@ import sys
 import typer
 
 from memberscope.cli import (  # each module registers its commands on `app`
+    audit_model,  # noqa: F401  (audit-model)
     core,  # noqa: F401  (audit, demo, datasets, attacks, gate, report, history)
     defend,  # noqa: F401  (defend)
     gateway,  # noqa: F401  (serve, keys)

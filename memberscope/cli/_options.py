@@ -34,6 +34,7 @@ DATASET = typer.Option(None, help="Dataset name (see `memberscope datasets`) or 
 DATA_DIR = typer.Option(None, help="Folder holding the dataset's files (e.g. Fashion-MNIST IDX).")
 LABEL_COLUMN = typer.Option(None, help="Label column of a user table.")
 GROUP_COLUMN = typer.Option(None, help="Group column of a user table (per-group risk).")
+ID_COLUMN = typer.Option(None, help="Id column of a user table (default: a record's id is its row number).")
 N_RECORDS = typer.Option(None, help="Use a seeded random subset of this many records.")
 POOL_SIZE = typer.Option(None, help="Records in the audit pool (half become target members).")
 POPULATION_SIZE = typer.Option(None, help="Population records no model trains on.")

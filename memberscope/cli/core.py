@@ -14,13 +14,15 @@ from memberscope.cli._app import app, console
 from memberscope.exceptions import InvalidInputError
 
 
-def _finish(result, out: Path | None, *, report: bool = True, db: Path | None = None) -> None:
+def finish(result, out: Path | None, *, report: bool = True, db: Path | None = None, console_=None) -> None:
+    """Print a run's table and warnings (a failed fidelity check loudest), write its files, record it in history."""
     from memberscope.report.console import results_table
 
-    out_console = console()
+    out_console = console_ or console()
     out_console.print(results_table(result.results))
     for message in result.results.warnings:
-        out_console.print(f"[yellow]warning:[/] {message}")
+        style = "bold red" if message.startswith("LOW FIDELITY") else "yellow"
+        out_console.print(f"[{style}]warning:[/] {message}", highlight=False)
     if out is not None:
         paths = list(result.write(out).values())
         if report:
@@ -42,6 +44,7 @@ def audit(
     data_dir: str | None = opt.DATA_DIR,
     label_column: str | None = opt.LABEL_COLUMN,
     group_column: str | None = opt.GROUP_COLUMN,
+    id_column: str | None = opt.ID_COLUMN,
     n_records: int | None = opt.N_RECORDS,
     model: str | None = opt.MODEL,
     model_param: list[str] = opt.MODEL_PARAM,
@@ -87,6 +90,7 @@ def audit(
         data_dir=data_dir,
         label_column=label_column,
         group_column=group_column,
+        id_column=id_column,
         n_records=n_records,
         model=model,
         model_param=model_param,
@@ -116,7 +120,7 @@ def audit(
     values.update(flags)
     cfg = AuditConfig.from_dict(values)
     result = run_audit(cfg, progress=progress)
-    _finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
+    finish(result, Path(cfg.out) if cfg.out else None, report=not no_report, db=db)
 
 
 @app.command()
@@ -135,7 +139,7 @@ def demo(
 
     named = {"model_name": model_name, "model_version": model_version}
     cfg = AuditConfig(**{**DEMO_CONFIG, "seed": seed, "out": str(out), **{k: v for k, v in named.items() if v}})
-    _finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
+    finish(run_audit(cfg, progress=progress), out, report=not no_report, db=db)
 
 
 @app.command()
@@ -189,6 +193,11 @@ def gate(
     use_upper_ci: bool = typer.Option(
         False, "--use-upper-ci", help="Compare the 95% CI upper bound instead of the point estimate."
     ),
+    allow_low_fidelity: bool = typer.Option(
+        False,
+        "--allow-low-fidelity",
+        help="Let a run whose reference models failed the fidelity check pass (by default it fails).",
+    ),
 ) -> None:
     """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
     from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
@@ -199,7 +208,12 @@ def gate(
         budgets[fpr] = tpr
     names = [a.strip() for a in attacks.split(",") if a.strip()] if attacks is not None else None
     verdict = check_budget(
-        load_results(results), max_tpr_at_fpr=budgets, max_auc=max_auc, attacks=names, use_upper_ci=use_upper_ci
+        load_results(results),
+        max_tpr_at_fpr=budgets,
+        max_auc=max_auc,
+        attacks=names,
+        use_upper_ci=use_upper_ci,
+        allow_low_fidelity=allow_low_fidelity,
     )
     typer.echo(verdict.summary())
     if not verdict.passed:

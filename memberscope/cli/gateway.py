@@ -40,7 +40,7 @@ def serve(
 ) -> None:
     """Serve a model behind API keys, rate limits, an output policy, probing detection and an audit log."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise MissingDependencyError("`memberscope serve` needs uvicorn: pip install 'memberscope[serve]'") from None
     from memberscope.gateway import load_model, load_policy
@@ -59,20 +59,16 @@ def serve(
         f"with {workers} worker(s); tiers: {', '.join(pol.tiers)}",
         highlight=False,
     )
+    from memberscope.gateway.server import run_server, server_config
+
+    options = {"host": host, "port": port, "workers": workers, "log_level": log_level}
     if workers == 1:
         from memberscope.gateway import create_app
 
-        uvicorn.run(create_app(served, pol), host=host, port=port, log_level=log_level)
+        run_server(server_config(create_app(served, pol), pol, **options))
     else:
         os.environ[ENV_MODEL], os.environ[ENV_POLICY] = str(Path(model).resolve()), str(Path(policy).resolve())
-        uvicorn.run(
-            "memberscope.cli.gateway:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-        )
+        run_server(server_config("memberscope.cli.gateway:app_from_env", pol, factory=True, **options))
 
 
 def _store(db: Path | None, policy: Path | None):
@@ -92,15 +88,19 @@ def keys_create(
     db: Path | None = typer.Option(None, "--db", help="Key database (SQLite); default: the policy's keys_db."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy YAML, to check the tier exists."),
     label: str | None = typer.Option(None, help="A note stored with the key (who it is for)."),
+    tenant: str | None = typer.Option(
+        None, help="Tenant the key belongs to: probing detection adds up the queries of a tenant's keys."
+    ),
 ) -> None:
     """Create a key and print it once: only its salted hash is stored."""
     store, pol = _store(db, policy)
     if pol is not None and tier not in pol.tiers:
         raise InvalidInputError(f"tier {tier!r} is not in the policy; expected one of: {', '.join(pol.tiers)}")
-    key_id, key = store.create(tier, label=label)
+    key_id, key = store.create(tier, label=label, tenant=tenant)
     store.close()
     typer.echo(key)
-    typer.echo(f"key id {key_id}, tier {tier}: store the key now, it cannot be shown again", err=True)
+    owner = f", tenant {tenant}" if tenant else ""
+    typer.echo(f"key id {key_id}, tier {tier}{owner}: store the key now, it cannot be shown again", err=True)
 
 
 @keys_app.command("list")
@@ -108,14 +108,14 @@ def keys_list(
     db: Path | None = typer.Option(None, "--db", help="Key database (SQLite); default: the policy's keys_db."),
     policy: Path | None = typer.Option(None, "--policy", help="Policy YAML whose keys_db is used."),
 ) -> None:
-    """List key ids, tiers and revocation (never the keys or their hashes)."""
+    """List key ids, tiers, creation time, state, tenant and label (never the keys or their hashes)."""
     import datetime as dt
 
     store, _ = _store(db, policy)
     for rec in store.list():
         created = dt.datetime.fromtimestamp(rec.created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         state = "active" if rec.revoked is None else "revoked"
-        typer.echo(f"{rec.key_id}\t{rec.tier}\t{created}\t{state}\t{rec.label or ''}")
+        typer.echo(f"{rec.key_id}\t{rec.tier}\t{created}\t{state}\t{rec.tenant or ''}\t{rec.label or ''}")
     store.close()
 
 

@@ -23,8 +23,10 @@ class Dataset:
     ----------
     name : str
         Short name (``"digits"``, or the file stem of a user table).
-    X : ndarray of shape (n_records, ...), float32
-        Images as ``(n_records, channels, height, width)`` scaled to [0, 1]; tables as ``(n_records, d)``.
+    X : ndarray of shape (n_records, ...), float32, or pandas.DataFrame of n_records rows
+        Images as ``(n_records, channels, height, width)`` scaled to [0, 1]; tables as ``(n_records, d)``; or the
+        user's table as it is (strings, categoricals, missing values and column names intact) for a model that
+        takes DataFrames (a scikit-learn Pipeline).
     y : ndarray of shape (n_records,), int64
         Labels in ``0 .. n_classes - 1``.
     n_classes : int
@@ -37,6 +39,13 @@ class Dataset:
         One line saying what the records are.
     source : str
         Where the records came from (a folder, a file, a generator and its seed).
+    ids : ndarray of shape (n_records,), or None
+        What ``record`` means in every output: the user's id column, the row number in their file, or the
+        index in the built-in dataset. None means ``0 .. n_records - 1``; a subset keeps the ids of its rows.
+    features : list of str, or None
+        The feature columns used, in the order the model sees them (tables).
+    exact : bool
+        Keep an array ``X`` as given (a user's model gets its records in their own dtype) instead of float32.
 
     Raises
     ------
@@ -53,17 +62,33 @@ class Dataset:
     groups: np.ndarray | None = None
     description: str = ""
     source: str = ""
+    ids: np.ndarray | None = None
+    features: list[str] | None = None
+    exact: bool = False
 
     def __post_init__(self) -> None:
         where = f"dataset {self.name!r}"
-        try:
-            self.X = np.ascontiguousarray(self.X, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"{where}: X must hold numbers; got an array of dtype {np.asarray(self.X).dtype}"
-            ) from None
+        frame = self.is_frame
+        if not frame and self.exact:
+            self.X = np.ascontiguousarray(self.X)
+            if not np.issubdtype(self.X.dtype, np.number) and self.X.dtype != bool:
+                raise InvalidInputError(f"{where}: X must hold numbers; got an array of dtype {self.X.dtype}")
+        elif not frame:
+            try:
+                self.X = np.ascontiguousarray(self.X, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    f"{where}: X must hold numbers; got an array of dtype {np.asarray(self.X).dtype}"
+                ) from None
         self.y = _as_labels(self.y, where)
-        if self.X.ndim < 2 or len(self.X) != len(self.y):
+        if self.ids is None:
+            self.ids = np.arange(len(self.y))
+        self.ids = np.asarray(self.ids)
+        if self.ids.shape != self.y.shape:
+            raise InvalidInputError(
+                f"{where}: expected ids of shape {self.y.shape} (one per record); got {self.ids.shape}"
+            )
+        if (not frame and self.X.ndim < 2) or len(self.X) != len(self.y):
             raise InvalidInputError(
                 f"{where}: expected X of shape (n, ...) and y of shape (n,); got X {self.X.shape} and y {self.y.shape}"
             )
@@ -88,7 +113,7 @@ class Dataset:
                 raise InvalidInputError(
                     f"{where}: expected groups of shape {self.y.shape} (one per record); got {self.groups.shape}"
                 )
-        if not np.isfinite(self.X).all():
+        if not frame and not np.isfinite(self.X).all():
             bad = ~np.isfinite(self.X.reshape(len(self.X), -1)).all(axis=1)
             raise InvalidInputError(
                 f"{where}: {int(bad.sum())} records have NaN or infinite features "
@@ -101,14 +126,19 @@ class Dataset:
         return len(self.y)
 
     @property
+    def is_frame(self) -> bool:
+        """Whether the records are a pandas DataFrame kept as the user gave it."""
+        return hasattr(self.X, "iloc")
+
+    @property
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of one record: ``(channels, height, width)`` for images, ``(d,)`` for tables."""
-        return tuple(self.X.shape[1:])
+        return (int(self.X.shape[1]),) if self.is_frame else tuple(self.X.shape[1:])
 
     @property
     def is_image(self) -> bool:
         """Whether records are images of shape ``(channels, height, width)``."""
-        return self.X.ndim == 4
+        return not self.is_frame and self.X.ndim == 4
 
     def subset(self, indices) -> Dataset:
         """The records at ``indices``, with the same name, classes and metadata.
@@ -129,14 +159,19 @@ class Dataset:
                 f"dataset {self.name!r}: subset indices must be integers or a boolean mask; got dtype {indices.dtype}"
             )
         try:
-            X, y = self.X[indices], self.y[indices]
+            if self.is_frame:
+                rows = np.flatnonzero(indices) if indices.dtype == bool else indices
+                X = self.X.iloc[rows]
+            else:
+                X = self.X[indices]
+            y = self.y[indices]
         except IndexError as exc:
             raise InvalidInputError(
                 f"dataset {self.name!r}: bad subset indices ({exc}); expected rows in 0..{self.n_records - 1} "
                 f"or a boolean mask of length {self.n_records}"
             ) from None
         groups = None if self.groups is None else self.groups[indices]
-        return replace(self, X=X, y=y, groups=groups)
+        return replace(self, X=X, y=y, groups=groups, ids=self.ids[indices])
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the name, records, labels and groups: the data part of cache keys.
@@ -146,7 +181,15 @@ class Dataset:
         """
         h = hashlib.sha256(_FINGERPRINT_VERSION)
         h.update(json.dumps(self.name).encode())
-        for array in (self.X, self.y):
+        arrays = [self.y]
+        if self.is_frame:
+            import pandas as pd
+
+            h.update(json.dumps([str(c) for c in self.X.columns]).encode())
+            arrays.insert(0, pd.util.hash_pandas_object(self.X, index=False).to_numpy())
+        else:
+            arrays.insert(0, self.X)
+        for array in arrays:
             h.update(json.dumps([array.dtype.str, list(array.shape)]).encode())
             h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
         h.update(b"no-groups" if self.groups is None else json.dumps(self.groups.tolist()).encode())

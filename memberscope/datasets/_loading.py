@@ -24,14 +24,15 @@ def load(
     label_column: str = "label",
     group_column: str | None = None,
     feature_columns: list[str] | None = None,
+    id_column: str | None = None,
 ) -> Dataset:
     """A built-in dataset by name, or the user's own table by path.
 
     Parameters
     ----------
     name_or_path : str or path
-        A registered name (see :func:`available`), or a path to a ``.csv``, ``.parquet`` or ``.npz``
-        file (anything with a suffix or a folder separator, or that exists, counts as a path).
+        A registered name (see :func:`available`), or a path to a ``.csv``, ``.parquet``, ``.rda``/``.rds`` or
+        ``.npz`` file (anything with a suffix or a folder separator, or that exists, counts as a path).
     data_dir : path, optional
         Folder of a built-in dataset's files (``fashion-mnist``).
     seed : int
@@ -39,7 +40,7 @@ def load(
     n_records : int, optional
         Keep a seeded random subset of this many records (kept in file order); for
         ``purchase-synthetic``, how many records to generate. All records when None.
-    label_column, group_column, feature_columns
+    label_column, group_column, feature_columns, id_column
         For tables: see :func:`~memberscope.datasets.load_table`.
 
     Returns
@@ -70,7 +71,11 @@ def load(
         )
     if _looks_like_path(name_or_path):
         table = load_table(
-            name_or_path, label_column=label_column, group_column=group_column, feature_columns=feature_columns
+            name_or_path,
+            label_column=label_column,
+            group_column=group_column,
+            feature_columns=feature_columns,
+            id_column=id_column,
         )
         return random_subset(table, n_records=n_records, seed=int(seed))
     DATASETS.get(name_or_path)  # raises UnknownNameError listing the registered names

@@ -1,4 +1,11 @@
-"""A user's own table: CSV, Parquet or NPZ, with a label column and an optional group column."""
+"""A user's own table: CSV, Parquet, R data (``.rda``/``.rds``) or NPZ, with a label column and optional group and id
+columns.
+
+:func:`read_frame` reads the table as it is (strings, categoricals, missing values and column names intact: what a
+scikit-learn Pipeline takes); :func:`load_table` turns it into a numeric :class:`~memberscope.datasets.Dataset` for
+memberscope's own recipes. Records keep the user's ids (an id column, else the row number in the file, 0 being the
+first row of data) through every subset, so every output names the user's rows.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,11 @@ import numpy as np
 from memberscope.datasets._base import Dataset
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
 
-__all__ = ["TABLE_FORMATS", "load_table"]
+__all__ = ["TABLE_FORMATS", "load_table", "read_frame"]
 
-TABLE_FORMATS = (".csv", ".parquet", ".npz")
-_EXPECTED = "expected a .csv, .parquet or .npz file"
+TABLE_FORMATS = (".csv", ".parquet", ".rda", ".rdata", ".rds", ".npz")
+R_FORMATS = (".rda", ".rdata", ".rds")
+_EXPECTED = "expected a .csv, .parquet, .rda/.rds or .npz file"
 _READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile)
 
 
@@ -24,6 +32,7 @@ def load_table(
     label_column: str = "label",
     group_column: str | None = None,
     feature_columns: list[str] | None = None,
+    id_column: str | None = None,
 ) -> Dataset:
     """Load a user's table as a :class:`Dataset` named after the file's stem.
 
@@ -39,8 +48,11 @@ def load_table(
     group_column : str, optional
         A column of user groups (kept as strings) for per-group risk; not a feature.
     feature_columns : list of str, optional
-        The feature columns; by default every column except the label and group columns.
+        The feature columns; by default every column except the label, group and id columns.
         Features must be numeric (booleans count as 0/1).
+    id_column : str, optional
+        A column naming each record (kept as the record's id in every output; not a feature). Without it a
+        record's id is its row number in the file (0 = the first row of data).
 
     Returns
     -------
@@ -64,8 +76,9 @@ def load_table(
     try:
         if path.suffix.lower() == ".npz":
             X, raw_y, groups, names = (*_read_npz(path), None)
+            ids = None
         else:
-            X, raw_y, groups, names = _read_frame(path, label_column, group_column, feature_columns)
+            X, raw_y, groups, names, ids = _numeric_table(path, label_column, group_column, feature_columns, id_column)
     except _READ_ERRORS as exc:
         if isinstance(exc, InvalidInputError):
             raise
@@ -83,6 +96,8 @@ def load_table(
         groups=groups,
         description=f"user table {path.name}",
         source=str(path.resolve()),
+        ids=ids,
+        features=names,
     )
 
 
@@ -110,41 +125,105 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return X.astype(np.float32), y, groups
 
 
-def _read_frame(
-    path: Path, label_column: str, group_column: str | None, feature_columns: list[str] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+def read_frame(path: str | os.PathLike):
+    """The table at ``path`` as a pandas DataFrame, as it is (strings, categoricals, missing values intact).
+
+    ``.csv`` (pandas), ``.parquet`` (pyarrow: ``pip install 'memberscope[parquet]'``), ``.rda``/``.rdata``/``.rds``
+    (R data, read with the ``rdata`` package; no R needed; an ``.rda`` must hold one data frame). The index is
+    ``0 .. n - 1``: a record's row number in the file.
+
+    Raises InvalidInputError for a missing or unreadable file, another format, or an ``.rda`` holding no or
+    several data frames; MissingDependencyError when a reader is not installed.
+    """
     import pandas as pd
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_FORMATS or suffix == ".npz":
+        raise InvalidInputError(f"cannot read table {str(path)!r}: unknown extension {path.suffix!r}; {_EXPECTED}")
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "does not exist"
+        raise InvalidInputError(f"table file {str(path)!r} {problem}; {_EXPECTED}")
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix == ".parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise MissingDependencyError(
+                    f"reading the Parquet file {str(path)!r} needs pyarrow; "
+                    "install it with: pip install 'memberscope[parquet]'"
+                ) from None
+            frame = pd.read_parquet(path)
+        else:
+            frame = _read_r(path)
+    except _READ_ERRORS as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"cannot read table {str(path)!r} ({type(exc).__name__}: {exc}); {_EXPECTED}") from None
+    if len(frame) == 0:
+        listing = ", ".join(map(str, frame.columns))
+        raise InvalidInputError(f"table {str(path)!r} has no records; expected at least one row (columns: {listing})")
+    return frame.reset_index(drop=True)
+
+
+def _read_r(path: Path):
+    """An R data frame from ``.rds`` or a one-data-frame ``.rda`` (the ``rdata`` package, pure Python)."""
+    import warnings
+
+    import pandas as pd
+
+    try:
+        import rdata
+    except ImportError:
+        raise MissingDependencyError(
+            f"reading the R data file {str(path)!r} needs the rdata package; install the extra: "
+            "pip install 'memberscope[rdata]'"
+        ) from None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unknown encoding", category=UserWarning)
+        if path.suffix.lower() == ".rds":
+            value = rdata.read_rds(path)
+            objects = {path.stem: value}
+        else:
+            objects = rdata.read_rda(path)
+    frames = {name: v for name, v in objects.items() if isinstance(v, pd.DataFrame)}
+    if len(frames) != 1:
+        raise InvalidInputError(
+            f"R data file {str(path)!r} holds {len(frames)} data frames ({sorted(frames)}) among its objects "
+            f"{sorted(objects)}; expected exactly one"
+        )
+    return next(iter(frames.values()))
+
+
+def _numeric_table(
+    path: Path,
+    label_column: str,
+    group_column: str | None,
+    feature_columns: list[str] | None,
+    id_column: str | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str], np.ndarray]:
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-    if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path)
-    else:
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError(
-                f"reading the Parquet file {str(path)!r} needs pyarrow; "
-                "install it with: pip install 'memberscope[parquet]'"
-            ) from None
-        frame = pd.read_parquet(path)
+    frame = read_frame(path)
     columns = list(frame.columns)
     listing = ", ".join(map(str, columns))
-    if len(frame) == 0:
-        raise InvalidInputError(f"table {str(path)!r} has no records; expected at least one row (columns: {listing})")
-    for role, column in (("label", label_column), ("group", group_column)):
+    for role, column in (("label", label_column), ("group", group_column), ("id", id_column)):
         if column is not None and column not in columns:
             raise InvalidInputError(f"{role} column {column!r} is not in {str(path)!r}; its columns are: {listing}")
+    roles = {c for c in (label_column, group_column, id_column) if c is not None}
     if feature_columns is None:
-        features = [c for c in columns if c not in (label_column, group_column)]
+        features = [c for c in columns if c not in roles]
     else:
         features = list(feature_columns)
         unknown = [c for c in features if c not in columns]
         if unknown:
             raise InvalidInputError(f"feature columns {unknown} are not in {str(path)!r}; its columns are: {listing}")
-        reused = [c for c in features if c in (label_column, group_column)]
+        reused = [c for c in features if c in roles]
         if reused:
             raise InvalidInputError(
-                f"feature_columns {reused} of {str(path)!r} are the label or group column; expected other columns"
+                f"feature_columns {reused} of {str(path)!r} are the label, group or id column; expected other columns"
             )
     if not features:
         raise InvalidInputError(
@@ -154,7 +233,8 @@ def _read_frame(
     if non_numeric:
         raise InvalidInputError(
             f"feature columns {non_numeric} of {str(path)!r} are not numeric; encode them as numbers "
-            "(e.g. one-hot) or pass feature_columns naming only numeric columns"
+            "(e.g. one-hot) or pass feature_columns naming only numeric columns; to audit a model that encodes "
+            "them itself (a scikit-learn Pipeline), use `memberscope audit-model`"
         )
     labels = frame[label_column]
     if labels.isna().any():
@@ -172,8 +252,9 @@ def _read_frame(
                 "expected a group on every row"
             )
         groups = group_values.astype(str).to_numpy(dtype=str)
+    ids = np.arange(len(frame)) if id_column is None else frame[id_column].to_numpy()
     X = frame[features].astype(float).to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
-    return X, labels.to_numpy(), groups, [str(c) for c in features]
+    return X, labels.to_numpy(), groups, [str(c) for c in features], ids
 
 
 def _check_finite(X: np.ndarray, path: Path, names: list[str] | None) -> None:

@@ -301,6 +301,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         n_records=config.n_records,
         label_column=config.label_column,
         group_column=config.group_column,
+        id_column=config.id_column,
     )
     pool_size, population_size = pool_sizes(dataset.n_records, config)
     pool_idx, population_idx = split_pool(

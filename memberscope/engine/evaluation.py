@@ -39,6 +39,8 @@ SLICE_BOOTSTRAP = 200
 """Bootstrap replicates per class or group slice (slices are many; their intervals need fewer)."""
 TOP_VULNERABLE = 25
 """Members listed as the most exposed records."""
+MIN_SLICE_RECORDS = 20
+"""Fewest records of a class or group whose metrics are reported (``evaluate_by_group``'s ``min_records``)."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,24 @@ def evaluate_attack(
         names = list(class_names or [])
         per_class = {
             (names[int(k)] if int(k) < len(names) else k): m
-            for k, m in evaluate_by_group(member, run.scores, labels, **slice_kwargs).items()
+            for k, m in evaluate_by_group(
+                member, run.scores, labels, min_records=MIN_SLICE_RECORDS, **slice_kwargs
+            ).items()
         }
-    per_group = evaluate_by_group(member, run.scores, groups, **slice_kwargs) if groups is not None else {}
+    per_group = (
+        evaluate_by_group(member, run.scores, groups, min_records=MIN_SLICE_RECORDS, **slice_kwargs)
+        if groups is not None
+        else {}
+    )
+    if groups is not None and warnings_out is not None:
+        left_out = sorted({str(g) for g in np.unique(groups)} - set(per_group))
+        if left_out:
+            message = (
+                f"groups {left_out} are not reported: each needs at least {MIN_SLICE_RECORDS} records with members "
+                "and non-members among them"
+            )
+            if message not in warnings_out:
+                warnings_out.append(message)
     timings = {**run.timings, "metrics_seconds": round(time.perf_counter() - t0, 4)}
     return AttackResult(metrics=metrics, per_class=per_class, per_group=per_group, params=run.params, timings=timings)
 

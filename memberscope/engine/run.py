@@ -11,6 +11,7 @@ a plan and call it, and ``defend`` and the red team call the same steps (:func:`
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,10 @@ from memberscope.engine.evaluation import (
     run_attacks,
     vulnerable_records,
 )
+from memberscope.engine.fidelity import fidelity_check, fidelity_warning
 from memberscope.engine.models import take
 from memberscope.engine.training import TrainedRuns, train_models
+from memberscope.exceptions import LowFidelityWarning
 from memberscope.game import MembershipGame
 from memberscope.progress import progress_bars
 from memberscope.results import AuditResult, DatasetInfo, GameInfo, Results, TargetInfo
@@ -54,6 +57,10 @@ class AuditPlan:
     records : ndarray of shape (n_pool,) — what ``record`` means in every output (the user's ids, row numbers,
         or dataset indices); default the dataset's ids of the pool rows.
     target_description : dict — what results.json says about the target (its recipe or the user's model).
+    columns : dict of str to ndarray of shape (n_pool,) — further per-record columns of scores.csv (e.g. which
+        file a record came from).
+    inputs : dict or None — the ``inputs`` block of results.json (how the user's records were read).
+    warnings : list of str — what the plan's preparation noticed (carried into results.json).
     """
 
     config: Any
@@ -67,6 +74,9 @@ class AuditPlan:
     records: np.ndarray | None = None
     target_description: dict[str, Any] = field(default_factory=dict)
     kind: str = "audit"
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def eval_idx(self) -> np.ndarray:
@@ -190,9 +200,21 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     with progress_bars(enabled=progress) as bars:
         trained = obtain_outputs(plan, cache=cache, bars=bars)
     train_seconds = time.perf_counter() - train_start
-    run_warnings: list[str] = list(trained.warnings)
+    run_warnings: list[str] = list(dict.fromkeys([*plan.warnings, *trained.warnings]))
     if plan.target is not None:
         run_warnings += [n for n in plan.target.notes if n not in run_warnings]
+    fidelity = fidelity_check(
+        trained.target.logits,
+        trained.reference_logits if trained.references else None,
+        target_mask=plan.game.target_mask,
+        reference_masks=plan.game.reference_masks,
+        labels=dataset.y[plan.eval_idx],
+        n_pool=n_pool,
+    )
+    low_fidelity = fidelity_warning(fidelity)
+    if low_fidelity:
+        run_warnings.insert(0, low_fidelity)
+        warnings.warn(low_fidelity, LowFidelityWarning, stacklevel=2)
     inputs = attack_inputs(plan, trained)
 
     # 2. Attacks and their metrics.
@@ -236,6 +258,7 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     target_info = TargetInfo(
         recipe=plan.target_description.get("recipe", {"name": plan.recipe.name, **plan.recipe.config()}),
         description=plan.target_description.get("description"),
+        extra={k: v for k, v in plan.target_description.items() if k not in ("recipe", "description")},
         train_accuracy=accuracy(target_logits[:n_pool][member], labels[member]),
         test_accuracy=accuracy(
             np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
@@ -284,7 +307,10 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
             "vectorized_batches": trained.n_batches,
         },
         warnings=run_warnings,
+        sections={"fidelity": fidelity, **({"inputs": plan.inputs} if plan.inputs is not None else {})},
     )
+    if dataset.features is not None:
+        results.dataset.features = list(dataset.features)
     results.vulnerable_records = vulnerable_records(
         attacks, scores, records, member, labels, dataset.class_names, groups
     )
@@ -298,7 +324,11 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
         records=records,
     )
     results.timings["total_seconds"] = round(time.perf_counter() - started, 3)
-    return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores)
+    columns = dict(plan.columns)
+    columns.setdefault("label", np.asarray(dataset.class_names, dtype=object)[labels])
+    if groups is not None:
+        columns.setdefault("group", groups)
+    return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores, columns=columns)
 
 
 def _reference_summary(runs) -> dict[str, Any]:

@@ -1,44 +1,66 @@
-"""The FastAPI app: authentication, rate limits, output policy, probing detection and audit log.
+"""The gateway's ASGI app: HTTP limits, authentication, rate limits, output policy, probing detection, audit log.
 
-Request path of ``POST /v1/predict``:
+Every HTTP request meets the front door (:class:`_FrontDoor`, pure ASGI) before any routing:
 
-1. an ASGI middleware checks the key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``) before any
-   routing or body parsing, so that a caller without a valid key gets 401 and learns nothing (not even
-   the input shape from a validation error);
-2. pydantic validates the body: a record of ``n_features`` finite numbers, or at most ``max_batch`` of them;
-3. a key blocked by probing detection gets 403; the rate limits of its tier (and a probing throttle)
-   are spent, one hit per record; a refused request gets 429 with ``Retry-After``;
-4. the model's probabilities go through the tier's output post-processors and out in the KServe v1
-   wire format of :func:`memberscope.targets.wire.to_predictions`;
-5. probing detection looks at the records; every request, allowed or not, is one audit-log row.
+1. request line and headers over ``http.max_header_bytes`` → 431 (the HTTP server refuses larger heads
+   with 400 before they reach the app); the whole request must arrive within ``http.request_timeout_seconds``
+   (408);
+2. the key, ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, exactly once: two key headers → 400, a
+   key in the query string → 400. No valid key → 401, or 429 once the source address has spent
+   ``http.unauthenticated_limits``. Requests without a valid key get no audit row: they are counted per
+   source address, status and time bucket (:class:`~memberscope.gateway.auditlog.KeylessCounter`);
+3. ``POST /v1/predict`` (:class:`_Predict`): the body is read with a cap on the bytes actually received,
+   chunked or not (413 as soon as it is exceeded, 411 without a length, 408 when too slow), pydantic
+   validates it (422); a key blocked by a probing alert gets 403; the tier's rate limits (and a probing
+   throttle) are spent, one hit per record (429 with ``Retry-After``); the model answers; probing detection
+   judges the records before the answer leaves, so the request that raises a ``block`` alert is itself
+   refused (403) and one that raises a ``throttle`` alert spends the throttle budget; the tier's output
+   post-processors and the KServe v1 wire format of :func:`memberscope.targets.wire.to_predictions`;
+4. every answered request with a valid key, whatever its status (404, 405, 307, 411, ... included), is one
+   audit-log row, committed before the answer leaves.
+
+The requests whose records reach the model in one turn of the event loop are finished together
+(:class:`_Batch`): probing detection judges each key's records in one call and their audit rows are
+committed in one transaction, before any of their answers leaves. At one request per turn this is the
+sequential path; under load it shares the per-call costs (measured in BENCHMARKS.md).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at definition time.
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
-from memberscope.gateway.auditlog import AuditLog
-from memberscope.gateway.keys import KeyStore
+from memberscope.gateway.auditlog import AuditLog, KeylessCounter, decision_for
+from memberscope.gateway.keys import KeyRecord, KeyStore
 from memberscope.gateway.loading import ServedModel, as_served_model
-from memberscope.gateway.policy import Policy
-from memberscope.gateway.probing import ProbeDetector
+from memberscope.gateway.policy import Policy, Tier
+from memberscope.gateway.probing import ProbeDetector, Subject
 from memberscope.gateway.ratelimit import RateLimiter
 
 __all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger("memberscope.gateway")
 
+PREDICT_PATH = "/v1/predict"
 PUBLIC_PATHS = {"/healthz"}
 DOC_PATHS = {"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 ADMIN_PREFIXES = ("/admin/", "/metrics")
+METRIC_PATHS = {PREDICT_PATH, "/healthz", "/metrics", "/admin/alerts"}
+#: Query parameters that carry credentials in other APIs; a gateway key sent in them is refused.
+KEY_PARAMETERS = {"api_key", "apikey", "api-key", "key", "token", "access_token", "auth", "authorization", "x-api-key"}
+#: A refused request's unread body up to this size is read and dropped by the server (keeping the
+#: connection); a larger or chunked one closes the connection instead.
+DRAIN_BYTES = 1 << 20
 
 
 def _require_fastapi():
@@ -48,33 +70,81 @@ def _require_fastapi():
         raise MissingDependencyError("the gateway needs FastAPI: pip install 'memberscope[serve]'") from None
 
 
+def _is_randomized(tier: Tier) -> bool:
+    """Whether the tier's output post-processors answer one input differently twice (noise)."""
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]])
+    first = tier.postprocessor(probs, rng=np.random.default_rng(1))
+    return not np.array_equal(first, tier.postprocessor(probs, rng=np.random.default_rng(2)), equal_nan=True)
+
+
 class Gateway:
-    """Everything one gateway process holds: model, policy, keys, limiter, detector, log, metrics."""
+    """Everything one gateway process holds: model, policy, keys, limiter, detector, logs, metrics."""
 
     def __init__(self, model: ServedModel, policy: Policy, *, keys: KeyStore, audit: AuditLog):
+        from memberscope.gateway.history import history_store, namespace_of
         from memberscope.gateway.metrics import GatewayMetrics
 
         self.model, self.policy, self.keys, self.audit = model, policy, keys, audit
         self.limiter = RateLimiter(policy.storage, policy.strategy)
-        mean, std = model.mean, model.std
-        if policy.probing.reference:
-            ref = np.load(policy.probing.reference, allow_pickle=False).reshape(-1, model.n_features)
-            mean, std = ref.mean(axis=0), ref.std(axis=0)
-        self.detector = ProbeDetector(policy.probing, model.n_features, mean=mean, std=std)
+        self.keyless = KeylessCounter(audit, bucket_seconds=policy.http.keyless_bucket_seconds)
+        self.detector = None
+        if policy.probing.enabled:
+            reference = None
+            if policy.probing.reference:
+                reference = np.load(policy.probing.reference, allow_pickle=False).reshape(-1, model.n_features)
+            store = history_store(
+                policy.storage,
+                namespace=namespace_of(keys.secret("probing-namespace")),
+                window_seconds=policy.probing.window_seconds,
+            )
+            self.detector = ProbeDetector(
+                policy.probing,
+                model.n_features,
+                reference=reference,
+                store=store,
+                reference_probs=None if reference is None else model.predict_proba(reference),
+            )
+            if reference is None:
+                log.warning(
+                    "probing.reference is not set: probing detection learns what typical records look like from "
+                    "the first %d distinct records served, and sees no perturbation evidence before",
+                    policy.probing.bootstrap,
+                )
+        self.randomized = {name: _is_randomized(tier) for name, tier in policy.tiers.items()}
         self.rng = np.random.default_rng(policy.seed)
-        self.max_body = 4096 + policy.max_batch * model.n_features * 40
-        self._action_cache: dict[str, tuple[float, str | None]] = {}
+        self.max_body = int(policy.http.max_body_bytes or 4096 + policy.max_batch * model.n_features * 40)
+        self._action_cache: dict[str, tuple[float, str | None, int]] = {}
         self.metrics = GatewayMetrics()
-        self.m_requests, self.m_records = self.metrics.requests, self.metrics.records
-        self.m_alerts, self.m_latency = self.metrics.alerts, self.metrics.latency
+        self._counters: dict[tuple[str, int], Any] = {}
+        self.m_records, self.m_alerts, self.m_latency = self.metrics.records, self.metrics.alerts, self.metrics.latency
+        self.m_keyless = self.metrics.keyless
+        self.m_records_by_tier = {name: self.m_records.labels(tier=name) for name in policy.tiers}
+        #: The ``POST /v1/predict`` endpoint (set by :func:`create_app`); the front door calls it directly.
+        self.predict = None
+        self.batch = _Batch(self)
+
+    def count(self, path: str, status: int) -> None:
+        """One request in the ``gateway_requests_total`` counter (unknown paths as ``other``)."""
+        key = (path if path in METRIC_PATHS else "other", status)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = self.metrics.requests.labels(path=key[0], status=str(status))
+        child.inc()
 
     def probing_action(self, key_id: str, now: float) -> str | None:
-        """block / throttle while an alert of that action is younger than the cooldown (cached 1 s)."""
+        """block / throttle while an alert of that action is younger than the cooldown.
+
+        The answer is cached for ``key_cache_seconds`` only while no other process has written to the
+        audit log (its ``data_version``), and this process drops a key's entry when it raises an alert
+        for it: an alert raised by any gateway process sharing the log applies to the very next request."""
+        version = self.audit.version()
         hit = self._action_cache.get(key_id)
-        if hit is not None and now - hit[0] < self.policy.key_cache_seconds:
+        if hit is not None and now - hit[0] < self.policy.key_cache_seconds and hit[2] == version:
             return hit[1]
         action = self.audit.active_action(key_id, since=now - self.policy.probing.cooldown_seconds)
-        self._action_cache[key_id] = (now, action)
+        if len(self._action_cache) > 100_000:
+            self._action_cache.clear()
+        self._action_cache[key_id] = (now, action, version)
         return action
 
 
@@ -103,14 +173,87 @@ def _predict_models(n_features: int, max_batch: int, max_abs: float):
     return PredictRequest, PredictResponse
 
 
-def _json(status: int, body: dict, headers: dict | None = None):
-    from fastapi.responses import JSONResponse
+async def _respond(send, status: int, body: Any, headers: dict[str, str] | None = None, *, close: bool = False):
+    """Send a complete JSON answer; ``close`` asks the server to close the connection after it (a body we
+    did not read, or a client we will not serve again soon)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    for name, value in (headers or {}).items():
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    if close:
+        raw.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
 
-    return JSONResponse(status_code=status, content=body, headers=headers)
+
+class _Context:
+    """A request with a valid key: who, which tier, from where, and whether its audit row is written."""
+
+    __slots__ = ("address", "audited", "chunked", "content_type", "deadline", "has_length", "key", "start", "tier")
+
+    def __init__(self, key: KeyRecord, tier: Tier, address: str, start: float, deadline: float):
+        self.key, self.tier, self.address, self.start, self.deadline = key, tier, address, start, deadline
+        self.audited = False
+        self.content_type, self.has_length, self.chunked = b"", False, False
 
 
-class _AuthMiddleware:
-    """Pure ASGI: authenticates before routing and body parsing; caps the body size."""
+BLOCKED = "this key is blocked after probing alerts"
+
+
+class _Job:
+    """A request whose records the model answered, waiting for its turn's probing verdict and audit commit."""
+
+    __slots__ = ("X", "action", "ctx", "fps", "future", "now", "probs")
+
+    def __init__(self, ctx: _Context, X: np.ndarray, probs: np.ndarray, fps: list[str], now: float, action):
+        self.ctx, self.X, self.probs, self.fps, self.now, self.action = ctx, X, probs, fps, now, action
+        self.future = None
+
+
+class _Batch:
+    """The requests that reach the model in one turn of the event loop, finished together: probing
+    detection judges each key's records in one call, and their audit rows are committed in one
+    transaction, before any of their answers leaves. At one request per turn this is one request; under
+    load the per-call costs are shared by every request of the turn."""
+
+    def __init__(self, gateway: Gateway):
+        self.gw = gateway
+        self.jobs: list[_Job] = []
+
+    def submit(self, job: _Job):
+        loop = asyncio.get_running_loop()
+        job.future = loop.create_future()
+        self.jobs.append(job)
+        if len(self.jobs) == 1:
+            loop.call_soon(self.flush)
+        return job.future
+
+    def flush(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        gw = self.gw
+        try:
+            acts = gw.predict.detect(jobs)
+            answers = [gw.predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
+            gw.audit.record_many(
+                [
+                    {"key_id": job.ctx.key.key_id, "path": PREDICT_PATH, **row}
+                    for job, (*_, row) in zip(jobs, answers, strict=True)
+                ]
+            )
+        except BaseException as exc:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        for job, (status, payload, headers, _) in zip(jobs, answers, strict=True):
+            job.ctx.audited = True
+            gw.count(PREDICT_PATH, status)
+            if not job.future.done():
+                job.future.set_result((status, payload, headers))
+
+
+class _FrontDoor:
+    """Pure ASGI, before routing: HTTP limits, the key, keyless accounting, one audit row per keyed answer."""
 
     def __init__(self, app, gateway: Gateway):
         self.app, self.gw = app, gateway
@@ -118,42 +261,338 @@ class _AuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        public = path in PUBLIC_PATHS or (self.gw.policy.public_docs and path in DOC_PATHS)
-        if not public:
-            headers = dict(scope["headers"])
-            token = None
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            if auth[:7].lower() == "bearer ":
-                token = auth[7:].strip()
-            elif b"x-api-key" in headers:
-                token = headers[b"x-api-key"].decode("latin-1").strip()
-            record = self.gw.keys.verify(token)
-            if record is None:
-                self.gw.audit.record(key_id=None, path=path, status=401, decision="rejected", detail="auth")
-                self.gw.m_requests.labels(path="other", status="401").inc()
-                resp = _json(401, {"detail": "missing or invalid API key"}, {"WWW-Authenticate": "Bearer"})
-                return await resp(scope, receive, send)
-            tier = self.gw.policy.tiers.get(record.tier)
-            if tier is None or (path.startswith(ADMIN_PREFIXES) and not tier.admin):
-                why = "unknown tier" if tier is None else "not an admin key"
-                self.gw.audit.record(key_id=record.key_id, path=path, status=403, decision="rejected", detail=why)
-                return await _json(403, {"detail": f"this key may not use {path} ({why})"})(scope, receive, send)
-            scope.setdefault("state", {})["key"] = record
-            scope["state"]["tier"] = tier
-            if scope["method"] == "POST":
-                length = headers.get(b"content-length")
-                if length is None:
-                    return await _json(411, {"detail": "a Content-Length header is required"})(scope, receive, send)
-                if not length.isdigit() or int(length) > self.gw.max_body:
-                    self.gw.audit.record(
-                        key_id=record.key_id, path=path, status=413, decision="rejected", detail="body too large"
+        gw = self.gw
+        limits = gw.policy.http
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        path, query = scope["path"], scope.get("query_string", b"")
+        client = scope.get("client")
+        address = client[0] if client else "-"
+        credentials = []
+        size = len(scope.get("raw_path") or path) + len(query) + 16
+        declared, chunked, content_type = None, False, b""
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
+            if name == b"authorization" or name == b"x-api-key":
+                credentials.append((name, value))
+            elif name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = chunked or b"chunked" in value.lower()
+            elif name == b"content-type":
+                content_type = value
+        # An answer that leaves the body unread closes the connection when that body may be large (chunked,
+        # or declared over DRAIN_BYTES); a small one the server reads and drops, keeping the connection.
+        close = chunked or (declared is not None and (not declared.isdigit() or int(declared) > DRAIN_BYTES))
+        if size > limits.max_header_bytes:
+            why = f"request line and headers over {limits.max_header_bytes} bytes"
+            return await self._keyless(send, address, 431, why, close=close)
+        if len(credentials) > 1:
+            why = "send the API key once, in one Authorization or X-API-Key header"
+            return await self._keyless(send, address, 400, why, close=close)
+        if query and _key_in_query(query):
+            why = "never put the API key in the URL (it ends up in logs); send it in a header"
+            return await self._keyless(send, address, 400, why, close=close)
+        if path in PUBLIC_PATHS or (gw.policy.public_docs and path in DOC_PATHS):
+            return await self.app(scope, receive, self._counting_send(send, address))
+        token = None
+        if credentials:
+            name, value = credentials[0]
+            text = value.decode("latin-1")
+            if name == b"x-api-key":
+                token = text.strip()
+            elif text[:7].lower() == "bearer ":
+                token = text[7:].strip()
+        record = gw.keys.verify(token)
+        if record is None:
+            windows = limits.unauthenticated_rate_limits
+            retry = gw.limiter.hit(windows, "unauthenticated", address) if windows else None
+            if retry is not None:
+                why = "too many requests without a valid key from this address"
+                return await self._keyless(send, address, 429, why, {"Retry-After": str(int(retry))}, close=close)
+            why = "missing or invalid API key"
+            return await self._keyless(send, address, 401, why, {"WWW-Authenticate": "Bearer"}, close=close)
+        gw.keyless.maybe_flush()
+        ctx = _Context(record, gw.policy.tiers.get(record.tier), address, start, start + limits.request_timeout_seconds)
+        ctx.content_type = content_type.split(b";", 1)[0].strip().lower()
+        ctx.has_length, ctx.chunked = declared is not None, chunked
+        tier = ctx.tier
+        if tier is None or (path.startswith(ADMIN_PREFIXES) and not tier.admin):
+            why = "unknown tier" if tier is None else "not an admin key"
+            gw.audit.record(key_id=record.key_id, path=path, status=403, decision="rejected", detail=why)
+            gw.count(path, 403)
+            return await _respond(send, 403, {"detail": f"this key may not use {path} ({why})"})
+        if scope["method"] == "POST" and declared is not None and declared.isdigit() and int(declared) > gw.max_body:
+            detail = f"request body over {gw.max_body} bytes; send at most {gw.policy.max_batch} records"
+            gw.audit.record(key_id=record.key_id, path=path, status=413, decision="rejected", detail="body too large")
+            gw.count(path, 413)
+            return await _respond(send, 413, {"detail": detail}, close=close)
+        scope.setdefault("state", {})["gateway"] = ctx
+        if path == PREDICT_PATH and scope["method"] == "POST" and gw.predict is not None:
+            try:  # the hot path: straight to the endpoint, no routing
+                return await gw.predict(scope, receive, send)
+            except Exception:
+                if not ctx.audited:  # a bug: the 500 that follows gets its row too
+                    gw.audit.record(key_id=record.key_id, path=path, status=500, detail="internal error")
+                raise
+        await self.app(scope, receive, self._audited_send(send, ctx, path))
+
+    async def _keyless(self, send, address: str, status: int, detail: str, headers: dict | None = None, *, close: bool):
+        self.gw.keyless.add(address, status)
+        self.gw.m_keyless.labels(status=str(status)).inc()
+        await _respond(send, status, {"detail": detail}, headers, close=close)
+
+    def _counting_send(self, send, address: str):
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                self.gw.keyless.add(address, message["status"])
+            await send(message)
+
+        return counted
+
+    def _audited_send(self, send, ctx: _Context, path: str):
+        gw = self.gw
+
+        async def audited(message):
+            if message["type"] == "http.response.start" and not ctx.audited:
+                ctx.audited = True
+                status = message["status"]
+                gw.audit.record(key_id=ctx.key.key_id, path=path, status=status, decision=decision_for(status))
+                gw.count(path, status)
+            await send(message)
+
+        return audited
+
+
+def _key_in_query(query: bytes) -> bool:
+    """Whether a query string carries what looks like a credential."""
+    if b"msk_" in unquote_to_bytes(query):
+        return True
+    return any(name.lower() in KEY_PARAMETERS for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+
+
+async def _read_body(receive, limit: int, deadline: float) -> bytes | None:
+    """The request body, counting the bytes actually received; None when the client went away.
+
+    Raises ``_BodyError`` 413 as soon as more than ``limit`` bytes arrived, 408 past ``deadline`` (loop time).
+    """
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _BodyError(413, f"request body over {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        raise _BodyError(408, "request body not received in time") from None
+
+
+class _Predict:
+    """``POST /v1/predict`` as a raw ASGI endpoint (no FastAPI request machinery on the hot path)."""
+
+    def __init__(self, gateway: Gateway, request_model):
+        self.gw, self.validate = gateway, request_model.model_validate
+        self.validate_json = request_model.model_validate_json
+
+    async def __call__(self, scope, receive, send):
+        from pydantic import ValidationError
+
+        gw, ctx = self.gw, scope["state"]["gateway"]
+        key_id = ctx.key.key_id
+
+        async def refuse(status: int, detail: Any, *, why: str | None = None, close: bool = False, headers=None):
+            gw.audit.record(key_id=key_id, path=PREDICT_PATH, status=status, decision="rejected", detail=why)
+            ctx.audited = True
+            gw.count(PREDICT_PATH, status)
+            await _respond(send, status, {"detail": detail}, headers, close=close)
+
+        content_type = ctx.content_type
+        if not ctx.has_length and not ctx.chunked:
+            return await refuse(411, "a Content-Length header (or a chunked body) is required", why="no length")
+        try:
+            body = await _read_body(receive, gw.max_body, ctx.deadline)
+        except _BodyError as exc:
+            detail = exc.detail + (f"; send at most {gw.policy.max_batch} records" if exc.status == 413 else "")
+            return await refuse(exc.status, detail, why=exc.detail, close=True)
+        if body is None:  # the client went away: nothing is answered
+            return
+        if content_type and content_type != b"application/json" and not content_type.endswith(b"+json"):
+            return await refuse(415, "send the body as application/json", why="media type")
+        if not body:
+            return await refuse(422, [{"loc": ["body"], "msg": "Field required", "type": "missing"}], why="no body")
+        try:
+            # pydantic parses and checks valid bodies in one pass; an invalid one is parsed again the way
+            # FastAPI would, so that errors read as FastAPI's (``JSON decode error``, ``valid number``, ...).
+            parsed = self.validate_json(body)
+        except ValidationError:
+            parsed = None
+        try:
+            if parsed is None:
+                parsed = self.validate(json.loads(body))
+        except json.JSONDecodeError as exc:
+            errors = [{"loc": ["body", exc.pos], "msg": "JSON decode error", "type": "json_invalid"}]
+            return await refuse(422, errors, why=json.dumps(errors))
+        except (UnicodeDecodeError, RecursionError):
+            return await refuse(400, "There was an error parsing the body", why="undecodable body")
+        except ValidationError as exc:
+            errors = [
+                {
+                    "loc": ["body", *(str(p) for p in e.get("loc", ()))],
+                    "msg": e.get("msg", "invalid"),
+                    "type": e.get("type", ""),
+                }
+                for e in exc.errors()[:20]
+            ]
+            return await refuse(422, errors, why=json.dumps(errors)[:2000])
+        rows = parsed.instances if parsed.instances is not None else [parsed.instance]
+        status, payload, headers = await self.answer(ctx, np.asarray(rows, dtype=np.float64))
+        await _respond(send, status, payload, headers)
+
+    async def answer(self, ctx: _Context, X: np.ndarray) -> tuple[int, Any, dict[str, str] | None]:
+        """Limits, model, probing detection and output policy for validated records ``X (n, d)``; the
+        status, body and headers of the answer, its audit row committed."""
+        gw, policy, tier = self.gw, self.gw.policy, ctx.tier
+        key_id = ctx.key.key_id
+        now = time.time()
+
+        def refused(status, payload, decision, *, headers=None, detail=None):
+            gw.audit.record(
+                key_id=key_id, path=PREDICT_PATH, status=status, decision=decision, X=X, detail=detail, now=now
+            )
+            ctx.audited = True
+            gw.count(PREDICT_PATH, status)
+            return status, payload, headers
+
+        if tier.admin:  # operators' keys read alerts and metrics; they get no predictions to leak
+            why = "admin keys may not query the model; use a key of a serving tier"
+            return refused(403, {"detail": why}, "rejected", detail="admin key")
+        action = gw.probing_action(key_id, now) if gw.detector is not None else None
+        if action == "block":
+            retry = str(int(policy.probing.cooldown_seconds))
+            return refused(403, {"detail": BLOCKED}, "blocked", headers={"Retry-After": retry})
+        limited = self._limit(ctx, len(X), action == "throttle")
+        if limited is not None:
+            message, retry, why = limited
+            return refused(429, {"detail": message}, "throttled", headers={"Retry-After": retry}, detail=why)
+        with np.errstate(all="ignore"):
+            probs = gw.model.predict_proba(X)
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if len(bad):
+            detail = f"the model gives no finite output for record(s) {bad[:10].tolist()}; check their values"
+            return refused(422, {"detail": detail}, "rejected", detail="model output")
+        job = _Job(ctx, X, probs, gw.audit.fingerprints(X), now, action)
+        return await gw.batch.submit(job)
+
+    def finish(self, job: _Job, act: str | None) -> tuple[int, Any, dict[str, str] | None, dict[str, Any]]:
+        """The answer to a request whose records probing detection has judged (``act``: the action of the
+        alerts they raised for this key, if any), and its audit row's fields."""
+        gw, ctx, tier = self.gw, job.ctx, job.ctx.tier
+        row = {"X": job.X, "fingerprints": job.fps, "now": job.now}
+        if act == "block":
+            retry = str(int(gw.policy.probing.cooldown_seconds))
+            row.update(status=403, decision="blocked", detail="probing alert")
+            return 403, {"detail": BLOCKED}, {"Retry-After": retry}, row
+        if act == "throttle" and job.action != "throttle":
+            limited = self._limit(ctx, len(job.X), True, tier_spent=True)
+            if limited is not None:
+                row.update(status=429, decision="throttled", detail="probing alert")
+                return 429, {"detail": limited[0]}, {"Retry-After": limited[1]}, row
+        observed = tier.postprocessor(job.probs, rng=gw.rng)
+        granularity = tier.postprocessor.granularity
+        from memberscope.targets.wire import to_predictions
+
+        predictions = to_predictions(observed, granularity=granularity)
+        gw.m_records_by_tier[tier.name].inc(len(job.X))
+        gw.m_latency.observe(asyncio.get_running_loop().time() - ctx.start)
+        row.update(status=200, decision="allowed", granularity=granularity)
+        return 200, json.dumps({"predictions": predictions}).encode(), None, row
+
+    def _limit(self, ctx: _Context, cost: int, throttled: bool, *, tier_spent: bool = False):
+        """Spend the tier's windows (unless already spent) and, when throttled, the probing budget;
+        ``(message, retry_after, audit detail)`` when refused, else None."""
+        gw, tier = self.gw, ctx.tier
+        retry, by_probing = None, False
+        if not tier_spent and tier.rate_limits:
+            retry = gw.limiter.hit(tier.rate_limits, ctx.key.key_id, cost=cost)
+        if retry is None and throttled:  # a separate budget, not shared with the tier's windows
+            retry = gw.limiter.hit(gw.policy.probing.throttle_rate_limits, "probing", ctx.key.key_id, cost=cost)
+            by_probing = retry is not None
+        if retry is None:
+            return None
+        window = gw.limiter.refused_by
+        why = "throttled after probing alerts: " if by_probing else ""
+        message = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
+        return message, str(int(retry)), why or None
+
+    def detect(self, jobs: list[_Job]) -> list[str | None]:
+        """Probing detection on the records about to be answered, the requests of one key, tenant and
+        address judged together; per request, the action of the alerts that implicate its key at or before
+        its records (None when none do)."""
+        gw, policy = self.gw, self.gw.policy
+        acts: list[str | None] = [None] * len(jobs)
+        if gw.detector is None:
+            return acts
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            key = job.ctx.key
+            groups.setdefault((key.key_id, key.tenant, job.ctx.address, job.ctx.tier.name), []).append(i)
+        for (key_id, tenant, address, tier_name), members in groups.items():
+            subjects = [Subject("key", key_id)]
+            if tenant and "tenant" in policy.probing.subjects:
+                subjects.append(Subject("tenant", tenant))
+            if "address" in policy.probing.subjects:
+                subjects.append(Subject("address", address))
+            part = [jobs[i] for i in members]
+            X = part[0].X if len(part) == 1 else np.concatenate([j.X for j in part])
+            probs = part[0].probs if len(part) == 1 else np.concatenate([j.probs for j in part])
+            fps = [f for j in part for f in j.fps]
+            now = part[-1].now
+            alerts = gw.detector.observe(subjects, X, probs, fps, now=now, randomized=gw.randomized[tier_name])
+            if not alerts:
+                continue
+            act = policy.probing_action(part[0].ctx.tier)
+            first = None
+            for alert in alerts:
+                if key_id in alert.keys:
+                    first = alert.at if first is None else min(first, alert.at)
+                for implicated in alert.keys or [key_id]:
+                    gw.audit.add_alert(
+                        key_id=implicated,
+                        detector=alert.detector,
+                        action=act,
+                        detail=alert.detail,
+                        now=now,
+                        scope=alert.subject.scope,
+                        subject=alert.subject.name,
                     )
-                    detail = (
-                        f"request body over {self.gw.max_body} bytes; send at most {self.gw.policy.max_batch} records"
-                    )
-                    return await _json(413, {"detail": detail})(scope, receive, send)
-        await self.app(scope, receive, send)
+                    gw._action_cache.pop(implicated, None)
+                gw.m_alerts.labels(detector=alert.detector).inc()
+                log.warning(
+                    "probing alert for %s %s (keys %s): %s (action %s)",
+                    alert.subject.scope,
+                    alert.subject.name,
+                    ",".join(alert.keys),
+                    alert.detector,
+                    act,
+                )
+            if first is not None:  # the request holding the alert's record, and those after it
+                ends = np.cumsum([len(j.X) for j in part])
+                for i, end in zip(members, ends, strict=True):
+                    if end > first:
+                        acts[i] = act
+        return acts
 
 
 def create_app(
@@ -168,12 +607,14 @@ def create_app(
     ``model`` is a :class:`ServedModel` or anything :func:`memberscope.targets.wrap` accepts (a fitted
     scikit-learn classifier or Pipeline, a torch module, a memberscope model, a model file); ``policy`` a
     :class:`Policy`, a mapping or a YAML path. ``keys``/``audit`` override the policy's database paths (or pass
-    open stores).
+    open stores). Serve it with :func:`memberscope.gateway.server.server_config` to get the policy's HTTP limits.
     """
     _require_fastapi()
-    from fastapi import FastAPI, Request
+    from fastapi import APIRouter, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.utils import get_openapi
     from fastapi.responses import PlainTextResponse, Response
+    from starlette.routing import Route
 
     from memberscope.gateway.policy import load_policy
 
@@ -197,14 +638,21 @@ def create_app(
             raw_records=policy.audit.raw_records,
             retention_days=policy.audit.retention_days,
             synchronous=policy.audit.synchronous,
+            max_path=policy.http.max_logged_path,
         )
     gw = Gateway(served, policy, keys=keys, audit=audit)
     PredictRequest, PredictResponse = _predict_models(served.n_features, policy.max_batch, policy.max_abs_value)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        gw.keyless.flush()  # the keyless counts of the last second
 
     app = FastAPI(
         title="memberscope inference gateway",
         description="Model predictions behind API keys, rate limits, an output policy and an audit log.",
         version="1",
+        lifespan=lifespan,
     )
     app.state.gateway = gw
 
@@ -214,21 +662,12 @@ def create_app(
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "invalid"), "type": e.get("type", "")}
             for e in exc.errors()[:20]
         ]
-        key = getattr(request.state, "key", None)
-        gw.audit.record(
-            key_id=key.key_id if key else None,
-            path=request.url.path,
-            status=422,
-            decision="rejected",
-            detail=json.dumps(errors)[:2000],
-        )
-        gw.m_requests.labels(path=request.url.path, status="422").inc()
-        return _json(422, {"detail": errors})
+        return Response(json.dumps({"detail": errors}), status_code=422, media_type="application/json")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):  # pragma: no cover - a bug, logged without the body
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
-        return _json(500, {"detail": "internal error"})
+        return Response(json.dumps({"detail": "internal error"}), status_code=500, media_type="application/json")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz():
@@ -247,73 +686,38 @@ def create_app(
         since = since if math.isfinite(since) else 0.0
         return {"alerts": gw.audit.alerts(since=since, key_id=key_id, limit=limit)}
 
-    @app.post(
-        "/v1/predict",
+    gw.predict = _Predict(gw, PredictRequest)
+    app.router.routes.append(Route(PREDICT_PATH, gw.predict, methods=["POST"]))
+
+    # The predict route is a raw ASGI endpoint, which FastAPI does not document; this declaration (never
+    # mounted, never called) gives it its OpenAPI entry.
+    documented = APIRouter()
+
+    @documented.post(
+        PREDICT_PATH,
         tags=["inference"],
-        response_model=None,  # the handler serializes itself; the schema below documents the answer
+        response_model=None,
         responses={
             200: {"model": PredictResponse, "description": "predictions in the key's output granularity"},
             401: {"description": "missing or invalid key"},
             403: {"description": "admin key, or key blocked after probing alerts"},
+            413: {"description": "body over the size limit"},
             429: {"description": "rate limited (Retry-After)"},
         },
     )
-    async def predict(body: PredictRequest, request: Request):  # type: ignore[valid-type]
+    async def predict_documentation(body: PredictRequest):  # type: ignore[valid-type]
         """Predictions for one record or a batch, at the output granularity of the key's tier."""
-        start = time.perf_counter()
-        key, tier = request.state.key, request.state.tier
-        path = "/v1/predict"
-        X = np.asarray(body.instances if body.instances is not None else [body.instance], dtype=np.float64)
-        now = time.time()
-        if tier.admin:  # operators' keys read alerts and metrics; they get no predictions to leak
-            gw.audit.record(key_id=key.key_id, path=path, status=403, decision="rejected", detail="admin key", now=now)
-            return _json(403, {"detail": "admin keys may not query the model; use a key of a serving tier"})
-        action = gw.probing_action(key.key_id, now) if policy.probing.enabled else None
-        if action == "block":
-            gw.audit.record(key_id=key.key_id, path=path, status=403, decision="blocked", X=X, now=now)
-            gw.m_requests.labels(path=path, status="403").inc()
-            retry = str(int(policy.probing.cooldown_seconds))
-            return _json(403, {"detail": "this key is blocked after probing alerts"}, {"Retry-After": retry})
-        retry_after = gw.limiter.hit(tier.rate_limits, key.key_id, cost=len(X)) if tier.rate_limits else None
-        if retry_after is None and action == "throttle":  # a separate budget, not shared with the tier's windows
-            retry_after = gw.limiter.hit(policy.probing.throttle_rate_limits, "probing", key.key_id, cost=len(X))
-        if retry_after is not None:
-            window = gw.limiter.refused_by
-            why = "throttled after probing alerts: " if action == "throttle" else ""
-            detail = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
-            gw.audit.record(
-                key_id=key.key_id, path=path, status=429, decision="throttled", X=X, now=now, detail=why or None
+
+    def openapi():
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[*app.routes, *documented.routes],
             )
-            gw.m_requests.labels(path=path, status="429").inc()
-            return _json(429, {"detail": detail}, {"Retry-After": str(int(retry_after))})
-        with np.errstate(all="ignore"):
-            probs = gw.model.predict_proba(X)
-        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
-        if len(bad):
-            gw.audit.record(key_id=key.key_id, path=path, status=422, decision="rejected", X=X, detail="model output")
-            detail = f"the model gives no finite output for record(s) {bad[:10].tolist()}; check their values"
-            return _json(422, {"detail": detail})
-        observed = tier.postprocessor(probs, rng=gw.rng)
-        granularity = tier.postprocessor.granularity
-        from memberscope.targets.wire import to_predictions
+        return app.openapi_schema
 
-        predictions = to_predictions(observed, granularity=granularity)
-        if policy.probing.enabled:
-            for alert in gw.detector.observe(key.key_id, X, probs, now=now):
-                act = policy.probing_action(tier)
-                gw.audit.add_alert(
-                    key_id=key.key_id, detector=alert["detector"], action=act, detail=alert["detail"], now=now
-                )
-                gw.m_alerts.labels(detector=alert["detector"]).inc()
-                gw._action_cache.pop(key.key_id, None)
-                log.warning("probing alert for key %s: %s (action %s)", key.key_id, alert["detector"], act)
-        gw.audit.record(
-            key_id=key.key_id, path=path, status=200, decision="allowed", granularity=granularity, X=X, now=now
-        )
-        gw.m_requests.labels(path=path, status="200").inc()
-        gw.m_records.labels(tier=tier.name).inc(len(X))
-        gw.m_latency.observe(time.perf_counter() - start)
-        return Response(json.dumps({"predictions": predictions}), media_type="application/json")
-
-    app.add_middleware(_AuthMiddleware, gateway=gw)
+    app.openapi = openapi
+    app.add_middleware(_FrontDoor, gateway=gw)
     return app

@@ -14,7 +14,6 @@ is checked against a dummy record, so that timing does not tell a wrong secret f
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -37,7 +36,8 @@ CREATE TABLE IF NOT EXISTS keys (
     digest BLOB NOT NULL,
     created REAL NOT NULL,
     revoked REAL,
-    label TEXT
+    label TEXT,
+    tenant TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
@@ -50,10 +50,17 @@ class KeyRecord:
     created: float
     revoked: float | None
     label: str | None = None
+    #: Keys of one tenant share a probing history (the same record probed from several of them adds up).
+    tenant: str | None = None
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
-    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+    return hmac.digest(salt, secret.encode(), "sha256")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise InvalidInputError(f"{what} {name!r} must be a name of 1-64 letters, digits, '-', '_' or '.'")
 
 
 def split_key(token: str) -> tuple[str, str] | None:
@@ -71,25 +78,29 @@ class KeyStore:
         self.path = str(path)
         self._conn = open_wal_database(self.path, _SCHEMA)
         self._lock = threading.Lock()
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(keys)")}
+        if "tenant" not in have:  # a key database from before tenants
+            self._conn.execute("ALTER TABLE keys ADD COLUMN tenant TEXT")
         self.cache_seconds = float(cache_seconds)
         self._cache: dict[str, tuple[float, tuple | None]] = {}
-        self._dummy = (b"\0" * 16, _digest(b"\0" * 16, "x"), "", 0.0, None, None)
+        self._dummy = (b"\0" * 16, _digest(b"\0" * 16, "x"), "", 0.0, None, None, None)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    def create(self, tier: str, *, label: str | None = None) -> tuple[str, str]:
-        """A new key for ``tier``: ``(key_id, key)``. The key is shown only here; store it safely."""
-        if not tier or not tier.replace("-", "").replace("_", "").isalnum():
-            raise InvalidInputError(f"tier {tier!r} must be a non-empty name of letters, digits, '-' or '_'")
+    def create(self, tier: str, *, label: str | None = None, tenant: str | None = None) -> tuple[str, str]:
+        """A new key for ``tier`` (of ``tenant``): ``(key_id, key)``. The key is shown only here; store it safely."""
+        _check_name("tier", tier)
+        if tenant is not None:
+            _check_name("tenant", tenant)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32).replace("_", "-")
         salt = secrets.token_bytes(16)
         with self._lock:
             self._conn.execute(
-                "INSERT INTO keys (key_id, tier, salt, digest, created, label) VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, tier, salt, _digest(salt, secret), time.time(), label),
+                "INSERT INTO keys (key_id, tier, salt, digest, created, label, tenant) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_id, tier, salt, _digest(salt, secret), time.time(), label, tenant),
             )
         return key_id, f"{PREFIX}_{key_id}_{secret}"
 
@@ -107,7 +118,7 @@ class KeyStore:
     def list(self) -> list[KeyRecord]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT key_id, tier, created, revoked, label FROM keys ORDER BY created"
+                "SELECT key_id, tier, created, revoked, label, tenant FROM keys ORDER BY created"
             ).fetchall()
         return [KeyRecord(*r) for r in rows]
 
@@ -118,7 +129,7 @@ class KeyStore:
             return hit[1]
         with self._lock:
             row = self._conn.execute(
-                "SELECT salt, digest, tier, created, revoked, label FROM keys WHERE key_id = ?", (key_id,)
+                "SELECT salt, digest, tier, created, revoked, label, tenant FROM keys WHERE key_id = ?", (key_id,)
             ).fetchone()
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -130,11 +141,11 @@ class KeyStore:
         parts = split_key(token) if token else None
         key_id, secret = parts if parts else ("", "")
         row = self._row(key_id) if parts else None
-        salt, digest, tier, created, revoked, label = row if row is not None else self._dummy
+        salt, digest, tier, created, revoked, label, tenant = row if row is not None else self._dummy
         ok = hmac.compare_digest(_digest(salt, secret), digest)
         if row is None or not ok or revoked is not None:
             return None
-        return KeyRecord(key_id=key_id, tier=tier, created=created, revoked=revoked, label=label)
+        return KeyRecord(key_id=key_id, tier=tier, created=created, revoked=revoked, label=label, tenant=tenant)
 
     def secret(self, name: str) -> bytes:
         """A random 32-byte secret stored under ``name``, created on first use (same for every worker)."""

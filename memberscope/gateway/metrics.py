@@ -68,15 +68,16 @@ class _Histogram:
 
 
 class GatewayMetrics:
-    """Request, record and alert counters plus a handler-latency histogram; ``expose()`` gives the text."""
+    """Request, record, alert and keyless counters plus a latency histogram; ``expose()`` gives the text."""
 
     def __init__(self, *, use_prometheus_client: bool = True):
         docs = {
             "requests": ("Requests by path and status", ("path", "status")),
             "records": ("Records answered, by tier", ("tier",)),
             "alerts": ("Probing alerts raised", ("detector",)),
+            "keyless": ("Requests without a valid key, by status", ("status",)),
         }
-        hist = ("gateway_predict_seconds", "Time inside the predict handler")
+        hist = ("gateway_predict_seconds", "Time from a predict request's arrival to its answer")
         try:
             if not use_prometheus_client:
                 raise ImportError
@@ -95,3 +96,4 @@ class GatewayMetrics:
             self.latency = Histogram(*hist, buckets=LATENCY_BUCKETS, registry=registry)
             self.expose = lambda: generate_latest(registry)
         self.requests, self.records, self.alerts = self._all["requests"], self._all["records"], self._all["alerts"]
+        self.keyless = self._all["keyless"]

@@ -1,20 +1,30 @@
-"""The gateway's policy file: tiers (output policy + rate limits), probing detection, audit log.
+"""The gateway's policy file: tiers (output policy + rate limits), probing detection, HTTP limits, audit log.
 
 Example ``policy.yaml``::
 
     max_batch: 256                 # records per request
     max_abs_value: 1.0e6           # inputs outside [-1e6, 1e6] are refused
     keys_db: keys.sqlite           # paths are relative to the policy file
-    storage: memory://             # or redis://127.0.0.1:6379 for several workers
+    storage: memory://             # or redis://127.0.0.1:6379 for several workers (limits and probing state)
     strategy: moving-window        # or sliding-window-counter, fixed-window
     tiers:
       full:  {output: identity, limits: "600/minute"}
       label: {output: label-only, limits: "60/minute;2000/day", probing_action: throttle}
       ops:   {admin: true}         # may read /metrics and /admin/alerts, may not predict
     probing:
+      reference: reference.npy     # typical records the thresholds are calibrated on
       action: log                  # default action: log, throttle or block
       throttle_limits: "5/minute"
       cooldown_seconds: 600
+      alpha: 0.01                  # false-evidence rate per test
+      scan_window: 32              # perturbation-burst: scan_threshold evidence queries among
+      scan_threshold: 10           #   a subject's last scan_window distinct ones
+    http:
+      max_body_bytes: null         # default 4096 + max_batch × n_features × 40
+      max_header_bytes: 8192
+      request_timeout_seconds: 10
+      unauthenticated_limits: "30/minute"   # per source address
+      trusted_proxies: []          # whose X-Forwarded-For is believed
     audit:
       path: audit.sqlite
       retention_days: 30
@@ -29,7 +39,7 @@ from typing import Any
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["AuditConfig", "Policy", "ProbingConfig", "Tier", "load_policy"]
+__all__ = ["AuditConfig", "HttpLimits", "Policy", "ProbingConfig", "Tier", "load_policy"]
 
 ACTIONS = ("log", "throttle", "block")
 STRATEGIES = ("moving-window", "sliding-window-counter", "fixed-window")
@@ -69,37 +79,123 @@ class Tier:
         self.rate_limits = _parse_limits(self.limits, f"tier {self.name!r}")
 
 
+#: Settings of the SimHash detector this one replaced, with what to use instead.
+_REMOVED_PROBING = {
+    "bits": "components",
+    "near_bits": "alpha",
+    "burst_threshold": "scan_threshold",
+}
+
+
 @dataclass
 class ProbingConfig:
-    """Thresholds of the three probing detectors (see :mod:`memberscope.gateway.probing`)."""
+    """Probing detection (see :mod:`memberscope.gateway.probing` for what each setting means)."""
 
     enabled: bool = True
     action: str = "log"
     window_seconds: float = 600.0
-    history: int = 1000
-    bits: int = 64
-    near_bits: int = 10
+    #: Queries kept per subject (key, tenant, address).
+    history: int = 512
+    #: perturbation-burst: this many evidence queries among the last scan_window distinct ones.
+    scan_window: int = 32
+    scan_threshold: int = 10
+    #: Per-test false-evidence rate, calibrated on the reference's held-out half.
+    alpha: float = 0.01
+    components: int = 48
+    near_variance: float = 0.9
     repeat_threshold: int = 20
-    burst_threshold: int = 25
     margin: float = 0.1
     boundary_fraction: float = 0.5
     boundary_min: int = 50
     throttle_limits: str = "5/minute"
     cooldown_seconds: float = 600.0
     reference: str | None = None
+    #: Without a reference: distinct records served before the profile is fitted on them.
+    bootstrap: int = 200
+    #: Whose histories queries join.
+    subjects: tuple[str, ...] = ("key", "tenant", "address")
+    max_subjects: int = 50_000
     seed: int = 0
 
     def __post_init__(self) -> None:
+        problems = []
         if self.action not in ACTIONS:
-            raise InvalidInputError(f"probing.action {self.action!r} is not one of {ACTIONS}")
-        if not 1 <= self.bits <= 64:
-            raise InvalidInputError(f"probing.bits must be in [1, 64]; got {self.bits}")
-        for name in ("history", "repeat_threshold", "burst_threshold", "boundary_min"):
+            problems.append(f"probing.action {self.action!r} is not one of {ACTIONS}")
+        for name in ("history", "scan_window", "scan_threshold", "components", "repeat_threshold", "boundary_min"):
             if int(getattr(self, name)) < 1:
-                raise InvalidInputError(f"probing.{name} must be >= 1; got {getattr(self, name)}")
-        if not 0 < self.boundary_fraction <= 1:
-            raise InvalidInputError(f"probing.boundary_fraction must be in (0, 1]; got {self.boundary_fraction}")
+                problems.append(f"probing.{name} must be >= 1; got {getattr(self, name)}")
+        if int(self.scan_threshold) > int(self.scan_window):
+            problems.append(
+                f"probing.scan_threshold ({self.scan_threshold}) must be at most scan_window ({self.scan_window})"
+            )
+        if int(self.bootstrap) < 0 or 0 < int(self.bootstrap) < 40:
+            problems.append(f"probing.bootstrap must be 0 (off) or >= 40 records; got {self.bootstrap}")
+        for name, lo, hi in (("alpha", 0.0, 0.5), ("near_variance", 0.0, 1.0), ("boundary_fraction", 0.0, 1.0)):
+            value = float(getattr(self, name))
+            if not lo < value <= hi:
+                problems.append(f"probing.{name} must be in ({lo}, {hi}]; got {value}")
+        for name in ("window_seconds", "cooldown_seconds"):
+            if not float(getattr(self, name)) > 0:
+                problems.append(f"probing.{name} must be > 0; got {getattr(self, name)}")
+        self.subjects = tuple(self.subjects)
+        unknown = sorted(set(self.subjects) - {"key", "tenant", "address"})
+        if unknown or "key" not in self.subjects:
+            problems.append(f"probing.subjects must include 'key' and name only key, tenant, address; got {unknown}")
+        if problems:
+            raise InvalidInputError("invalid policy: " + "; ".join(problems))
         self.throttle_rate_limits = _parse_limits(self.throttle_limits, "probing.throttle_limits")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbingConfig:
+        removed = sorted(set(data) & set(_REMOVED_PROBING))
+        if removed:
+            hints = ", ".join(f"{name} (now: {_REMOVED_PROBING[name]})" for name in removed)
+            raise InvalidInputError(
+                f"probing settings {removed} belonged to the SimHash detector, which a calibrated one replaced; "
+                f"remove them: {hints}"
+            )
+        return cls(**data)
+
+
+@dataclass
+class HttpLimits:
+    """Limits on what a client may send, enforced before a request reaches the model."""
+
+    #: Bytes of request body actually received (chunked or not); default 4096 + max_batch × n_features × 40.
+    max_body_bytes: int | None = None
+    #: Request line plus headers.
+    max_header_bytes: int = 8192
+    #: The whole request (headers and body) must arrive within this many seconds (408 otherwise).
+    request_timeout_seconds: float = 10.0
+    #: Idle keep-alive connections are closed after this many seconds.
+    keepalive_seconds: float = 5.0
+    #: Open connections per process; more get 503.
+    max_connections: int = 1024
+    #: Requests without a valid key, per source address; beyond it 429 without checking keys.
+    unauthenticated_limits: str = "30/minute"
+    #: Keyless requests are counted per source address and bucket of this many seconds (no row each).
+    keyless_bucket_seconds: float = 60.0
+    #: Longest path written to the audit log (longer ones are cut and marked).
+    max_logged_path: int = 256
+    #: Reverse proxies whose X-Forwarded-For names the client (empty: trust none).
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_body_bytes is not None and int(self.max_body_bytes) < 64:
+            problems.append(f"http.max_body_bytes must be >= 64; got {self.max_body_bytes}")
+        if int(self.max_header_bytes) < 1024:
+            problems.append(f"http.max_header_bytes must be >= 1024; got {self.max_header_bytes}")
+        for name in ("request_timeout_seconds", "keepalive_seconds", "keyless_bucket_seconds"):
+            if not float(getattr(self, name)) > 0:
+                problems.append(f"http.{name} must be > 0; got {getattr(self, name)}")
+        for name in ("max_connections", "max_logged_path"):
+            if int(getattr(self, name)) < 16:
+                problems.append(f"http.{name} must be >= 16; got {getattr(self, name)}")
+        if problems:
+            raise InvalidInputError("invalid policy: " + "; ".join(problems))
+        self.trusted_proxies = tuple(str(p) for p in self.trusted_proxies)
+        self.unauthenticated_rate_limits = _parse_limits(self.unauthenticated_limits, "http.unauthenticated_limits")
 
 
 @dataclass
@@ -126,6 +222,7 @@ class Policy:
     strategy: str = "moving-window"
     probing: ProbingConfig = field(default_factory=ProbingConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    http: HttpLimits = field(default_factory=HttpLimits)
     public_docs: bool = False
     key_cache_seconds: float = 1.0
     seed: int | None = None
@@ -162,6 +259,7 @@ class Policy:
             "strategy",
             "probing",
             "audit",
+            "http",
             "public_docs",
         }
         known |= {"key_cache_seconds", "seed", "model"}
@@ -173,8 +271,9 @@ class Policy:
             raise InvalidInputError("policy 'tiers' must be a mapping of tier name to settings")
         try:
             tiers = {str(n): Tier(name=str(n), **(t or {})) for n, t in tiers_raw.items()}
-            probing = ProbingConfig(**(data.pop("probing", None) or {}))
+            probing = ProbingConfig.from_dict(data.pop("probing", None) or {})
             audit = AuditConfig(**(data.pop("audit", None) or {}))
+            http = HttpLimits(**(data.pop("http", None) or {}))
         except TypeError as exc:
             raise InvalidInputError(f"invalid policy: {exc}") from None
 
@@ -187,7 +286,7 @@ class Policy:
         probing.reference = resolve(probing.reference)
         if "keys_db" in data:
             data["keys_db"] = resolve(data["keys_db"])
-        return cls(tiers=tiers, probing=probing, audit=audit, **data)
+        return cls(tiers=tiers, probing=probing, audit=audit, http=http, **data)
 
 
 def load_policy(path: str | Path) -> Policy:

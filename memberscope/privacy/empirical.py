@@ -147,8 +147,11 @@ def epsilon_lower_bound(
 def epsilon_lower_bounds_from_csv(
     path: str | Path, *, alpha: float = 0.05, delta: float = 0.0, n_thresholds: int = 100
 ) -> dict[str, EpsilonBound]:
-    """ε lower bound per attack column of an audit's ``scores.csv`` (columns ``record``, ``member``, attacks...)."""
+    """ε lower bound per attack column of an audit's ``scores.csv`` (the record columns of
+    :data:`memberscope.results.io.RECORD_COLUMNS`, then one column per attack)."""
     import pandas as pd
+
+    from memberscope.results.io import RECORD_COLUMNS
 
     path = Path(path)
     if path.is_dir():
@@ -159,7 +162,7 @@ def epsilon_lower_bounds_from_csv(
         raise InvalidInputError(f"cannot read scores file {str(path)!r}: {exc}") from None
     if "member" not in table.columns:
         raise InvalidInputError(f"scores file {str(path)!r} has no 'member' column; got {list(table.columns)}")
-    attacks = [c for c in table.columns if c not in ("record", "member")]
+    attacks = [c for c in table.columns if c not in RECORD_COLUMNS]
     if not attacks:
         raise InvalidInputError(f"scores file {str(path)!r} has no attack columns")
     return {

@@ -37,7 +37,20 @@ def _resolve_estimator(estimator: Any, params: dict[str, Any]):
 
 
 class SklearnRecipe(Recipe):
-    """Train a clone of a scikit-learn classifier; ``random_state`` is set from the seed."""
+    """Train a clone of a scikit-learn classifier or Pipeline (``sklearn.base.clone``: same family, same
+    hyperparameters, same preprocessing); every ``random_state`` in it, nested steps included, is set from the seed.
+
+    Records reach it as given: a DataFrame (strings, categoricals, missing values) for a Pipeline that encodes
+    them, arrays otherwise (flattened to two dimensions).
+
+    Parameters
+    ----------
+    estimator : str or estimator
+        A dotted path (``"sklearn.ensemble.RandomForestClassifier"``), or an estimator or Pipeline, fitted or
+        not (the user's own model: reference models are clones of it).
+    params : dict, optional
+        Parameters set on the clone (``set_params``; ``step__param`` for a Pipeline's steps).
+    """
 
     name = "sklearn"
 
@@ -48,20 +61,25 @@ class SklearnRecipe(Recipe):
         self.prototype = _resolve_estimator(estimator, self.params)
 
     def config(self) -> dict[str, Any]:
+        """The estimator's class and every parameter (steps and their parameters written out in full)."""
+        from sklearn import config_context
+
         cls = type(self.prototype)
-        params = {
-            k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-            for k, v in sorted(self.prototype.get_params(deep=False).items())
-        }
+        with config_context(print_changed_only=False):
+            params = {
+                k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                for k, v in sorted(self.prototype.get_params(deep=False).items())
+            }
         return {"estimator": f"{cls.__module__}.{cls.__qualname__}", "params": params}
 
-    def train(self, X: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> SklearnModel:
+    def train(self, X: Any, y: np.ndarray, *, n_classes: int, seed: int, progress: Any = None) -> SklearnModel:
         from sklearn.base import clone
 
         est = clone(self.prototype)
-        if "random_state" in est.get_params(deep=False):
-            est.set_params(random_state=seed)
-        est.fit(np.asarray(X).reshape(len(X), -1), y)
+        seeds = {k: seed for k in est.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")}
+        if seeds:
+            est.set_params(**seeds)
+        est.fit(X if hasattr(X, "iloc") else np.asarray(X).reshape(len(X), -1), y)
         if progress is not None:
             progress()
         return SklearnModel(est, n_classes=n_classes)

@@ -21,6 +21,27 @@ NOISES = ("auto", "gaussian", "bit-flip", "flip-shift")
 DEFAULT_SCALES = {"gaussian": 0.5, "bit-flip": 0.05, "flip-shift": 0.5}
 
 
+def _is_frame(X: Any) -> bool:
+    return hasattr(X, "iloc") and hasattr(X, "columns")
+
+
+def _column_kinds(frame: Any) -> dict[Any, tuple[str, Any]]:
+    """Per column: ``("number", std)``, ``("bool", None)`` or ``("value", the observed values)``."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    kinds: dict[Any, tuple[str, Any]] = {}
+    for column in frame.columns:
+        values = frame[column]
+        if is_bool_dtype(values):
+            kinds[column] = ("bool", None)
+        elif is_numeric_dtype(values):
+            std = float(values.astype(float).std())
+            kinds[column] = ("number", std if np.isfinite(std) and std > 0 else 1e-12)
+        else:
+            kinds[column] = ("value", values.dropna().to_numpy(dtype=object))
+    return kinds
+
+
 def _flip_shift_set(max_shift: int) -> list[tuple[bool, int, int]]:
     """Every (horizontal flip, dy, dx) with shifts in ``[-max_shift, max_shift]``, without the identity."""
     out = []
@@ -105,8 +126,20 @@ class LabelOnlyAttack:
         self.feature_std_: np.ndarray | None = None
         self.n_queries_used_: int | None = None
 
-    def fit(self, X_reference: np.ndarray) -> LabelOnlyAttack:
-        """Learn each feature's spread from records the attacker owns (population or shadow data)."""
+    def fit(self, X_reference: Any) -> LabelOnlyAttack:
+        """Learn each feature's spread from records the attacker owns (population or shadow data).
+
+        For a table (a pandas DataFrame with text, categorical, boolean and numeric columns), each column's kind:
+        numbers get Gaussian noise of ``noise_scale`` standard deviations (a missing value stays missing), booleans
+        flip with probability ``noise_scale / 5``, and any other column takes, with probability ``noise_scale /
+        2.5``, a value drawn from the reference records' values of that column (0.5 standard deviations and a
+        20% redraw rate by default).
+        """
+        if _is_frame(X_reference):
+            self.columns_ = _column_kinds(X_reference)
+            self.feature_std_ = np.zeros(0)
+            self._binary = False
+            return self
         X_reference = np.asarray(X_reference, dtype=np.float64)
         self.feature_std_ = X_reference.std(axis=0) + 1e-12
         self._binary = bool(np.isin(X_reference, (0.0, 1.0)).all())
@@ -121,8 +154,11 @@ class LabelOnlyAttack:
         binary = self._binary if self.feature_std_ is not None else bool(np.isin(X, (0.0, 1.0)).all())
         return "bit-flip" if binary else "gaussian"
 
-    def perturb(self, X: np.ndarray, n_queries: int | None = None) -> np.ndarray:
-        """Perturbed copies of shape ``(n, n_queries, ...)``; deterministic in ``seed``."""
+    def perturb(self, X: Any, n_queries: int | None = None) -> Any:
+        """Perturbed copies of shape ``(n, n_queries, ...)`` (for a table: a DataFrame of ``n * n_queries`` rows,
+        record by record); deterministic in ``seed``."""
+        if _is_frame(X):
+            return self._perturb_table(X, self.n_queries if n_queries is None else int(n_queries))
         X = np.asarray(X, dtype=np.float64)
         q = self.n_queries if n_queries is None else int(n_queries)
         rng = np.random.default_rng(self.seed)
@@ -146,30 +182,76 @@ class LabelOnlyAttack:
             out[:, j] = _shift(images, dy, dx)
         return out
 
+    def _perturb_table(self, X: Any, q: int) -> Any:
+        import pandas as pd
+
+        kinds = getattr(self, "columns_", None) or _column_kinds(X)
+        scale = DEFAULT_SCALES["gaussian"] if self.noise_scale is None else self.noise_scale
+        rng = np.random.default_rng(self.seed)
+        rows = np.repeat(np.arange(len(X)), q)
+        out = X.iloc[rows].reset_index(drop=True).copy()
+        for column, (kind, spread) in kinds.items():
+            values = out[column]
+            if kind == "number":
+                noise = rng.normal(size=len(out)) * (scale * spread)
+                out[column] = values.astype(float) + noise
+            elif kind == "bool":
+                flip = rng.random(len(out)) < scale / 5
+                out[column] = np.where(flip, ~values.astype(bool), values.astype(bool))
+            else:
+                redraw = rng.random(len(out)) < scale / 2.5
+                drawn = spread[rng.integers(0, len(spread), size=len(out))] if len(spread) else values.to_numpy()
+                replaced = values.astype(object).where(~redraw, pd.Series(drawn, index=values.index, dtype=object))
+                out[column] = (
+                    replaced.astype(values.dtype) if isinstance(values.dtype, pd.CategoricalDtype) else replaced
+                )
+        return out
+
     def queries_needed(self, n_records: int) -> int:
         return n_records * (1 + self.n_queries)
 
-    def score(self, target: Target, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def score(self, target: Target, X: Any, y: np.ndarray) -> np.ndarray:
         """Membership scores ``(n,)`` in [0, 1]: the share of the ``1 + q`` queries answered with label ``y``."""
+        if _is_frame(X):
+            return self._score_table(target, X, np.asarray(y))
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         if y.shape != (len(X),):
             raise InvalidInputError(f"labels y must have shape ({len(X)},) to match X; got {y.shape}")
-        q = self.n_queries
-        left = target.queries_left
-        if left is not None:
-            if left < len(X):
-                raise QueryBudgetExceededError(
-                    f"{target.description}: the label-only attack needs at least {len(X)} queries (one per "
-                    f"record); only {left} are left of the budget"
-                )
-            q = min(q, left // len(X) - 1)
+        q = self._queries_within_budget(target, len(X))
         self.n_queries_used_ = q
         copies = self.perturb(X, q) if q else np.zeros((len(X), 0, *X.shape[1:]))
         batch = np.concatenate([X[:, None], copies], axis=1).reshape(len(X) * (1 + q), *X.shape[1:])
         observed = target.query(batch)
         labels = np.nanargmax(np.where(np.isnan(observed), -np.inf, observed), axis=1).reshape(len(X), 1 + q)
         return (labels == y[:, None]).mean(axis=1)
+
+    def _score_table(self, target: Target, X: Any, y: np.ndarray) -> np.ndarray:
+        import pandas as pd
+
+        q = self._queries_within_budget(target, len(X))
+        self.n_queries_used_ = q
+        copies = self._perturb_table(X, q) if q else X.iloc[:0]
+        originals = X.reset_index(drop=True)
+        # Record i's original then its q copies, in one batch.
+        n = len(X)
+        order = np.column_stack([np.arange(n), n + np.arange(n * q).reshape(n, q)]).ravel()
+        batch = pd.concat([originals, copies], ignore_index=True).iloc[order].reset_index(drop=True)
+        observed = target.query(batch)
+        labels = np.nanargmax(np.where(np.isnan(observed), -np.inf, observed), axis=1).reshape(len(X), 1 + q)
+        return (labels == y[:, None]).mean(axis=1)
+
+    def _queries_within_budget(self, target: Target, n: int) -> int:
+        q = self.n_queries
+        left = target.queries_left
+        if left is not None:
+            if left < n:
+                raise QueryBudgetExceededError(
+                    f"{target.description}: the label-only attack needs at least {n} queries (one per "
+                    f"record); only {left} are left of the budget"
+                )
+            q = min(q, left // n - 1)
+        return q
 
     def calibrate(
         self,

@@ -44,18 +44,22 @@ class GateResult:
     violations: list[Violation] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # attack names that were checked
     use_upper_ci: bool = False
-    strongest: str | None = (
-        None  # the strongest attack (memberscope.results.strongest_attack), as every report names it
-    )
+    strongest: str | None = None  # memberscope.results.strongest_attack: the attack every report names
+    #: Why the run cannot be trusted to pass (a failed fidelity check), even if every attack is within budget.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.refusals
 
     def summary(self) -> str:
         """A human-readable verdict, one line per exceeded budget."""
         basis = "CI upper bound" if self.use_upper_ci else "point estimate"
         strongest = f"; strongest attack: {self.strongest}" if self.strongest else ""
+        if self.refusals:
+            lines = [f"FAIL: the run cannot pass the gate{strongest}:"] + [f"  {r}" for r in self.refusals]
+            lines += [f"  {v.message()}" for v in self.violations]
+            return "\n".join(lines)
         if self.passed:
             return (
                 f"PASS: {len(self.checked)} attack(s) within budget ({basis} compared): {', '.join(self.checked)}"
@@ -113,6 +117,7 @@ def check_budget(
     max_auc: float | None = None,
     attacks: list[str] | None = None,
     use_upper_ci: bool = False,
+    allow_low_fidelity: bool = False,
 ) -> GateResult:
     """Check every (selected) attack of ``results`` against the budgets.
 
@@ -123,6 +128,8 @@ def check_budget(
     max_auc : float or None — the largest acceptable AUC.
     attacks : list of str or None — attacks to check (default: all recorded).
     use_upper_ci : bool — compare the upper end of the 95% CI instead of the point estimate.
+    allow_low_fidelity : bool — let a run whose reference models failed the fidelity check pass (its reference-model
+        attacks may understate leakage, so by default such a run fails).
     """
     max_tpr_at_fpr = dict(max_tpr_at_fpr or {})
     if not max_tpr_at_fpr and max_auc is None:
@@ -147,6 +154,14 @@ def check_budget(
         )
 
     out = GateResult(checked=names, use_upper_ci=use_upper_ci, strongest=strongest_attack(results.attacks))
+    fidelity = results.sections.get("fidelity") or {}
+    if fidelity.get("passed") is False and not allow_low_fidelity:
+        out.refusals.append(
+            "LOW FIDELITY: the reference models do not behave like the target ("
+            + "; ".join(fidelity.get("reasons") or ["see results.json 'fidelity'"])
+            + "), so attacks may understate leakage; re-audit with reference models like the target, or pass "
+            "--allow-low-fidelity to gate on these numbers anyway"
+        )
     for name in names:
         entry = recorded[name]
         checks: list[tuple[str, Any, Any, float]] = []

@@ -61,6 +61,9 @@ class AuditResult:
         Class label (code) of each record.
     scores : dict of str to ndarray of shape (n,)
         Attack name → score per record, higher = more likely member.
+    columns : dict of str to ndarray of shape (n,)
+        Further per-record columns of ``scores.csv``: the class ``label`` by name, the ``group``, the ``set`` a
+        record came from (members or non-members file), ...
     """
 
     results: Results
@@ -68,6 +71,7 @@ class AuditResult:
     member: np.ndarray | None
     labels: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def write(self, out_dir: str | Path) -> dict[str, str]:
         """Write ``results.json``, ``scores.csv`` and ``roc.png`` into ``out_dir``; returns the paths."""

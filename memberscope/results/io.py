@@ -13,12 +13,18 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 
 __all__ = [
+    "RECORD_COLUMNS",
+    "json_safe",
     "plot_roc",
     "read_results",
     "write_outputs",
     "write_results_json",
     "write_scores_csv",
 ]
+
+
+RECORD_COLUMNS = ("record", "member", "set", "label", "group")
+"""Columns of ``scores.csv`` that describe a record; every other column is an attack's scores."""
 
 
 def _json_default(value: Any) -> Any:
@@ -30,9 +36,18 @@ def _json_default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, (tuple, set)):
         return list(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    # A model, an estimator or another object in a configuration: written as its repr, never a failed write.
+    return repr(value)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold made plain: numpy numbers and arrays, paths, tuples; any other
+    object (a model, an estimator in a configuration) as its repr. NaN and infinities stay floats."""
+    return json.loads(json.dumps(value, default=_json_default))
 
 
 def _clean(value: Any) -> Any:
@@ -86,15 +101,27 @@ def read_results(path: str | Path):
     return Results.from_dict(values, where=f"results file {str(path)!r}")
 
 
-def write_scores_csv(records: np.ndarray, member: np.ndarray | None, scores: dict[str, np.ndarray], path: Path) -> None:
-    """Columns ``record`` (the user's ids or row numbers), ``member`` (when known) and one per attack; one row per
-    scored record."""
+def write_scores_csv(
+    records: np.ndarray,
+    member: np.ndarray | None,
+    scores: dict[str, np.ndarray],
+    path: Path,
+    columns: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Columns ``record`` (the user's ids, row numbers or dataset indices), the extra ``columns`` (label, group,
+    set, ...), ``member`` (when known) and one per attack; one row per scored record."""
     import pandas as pd
 
     records = np.asarray(records)
+    if records.dtype == object:
+        as_int = pd.to_numeric(pd.Series(records), errors="coerce")
+        if as_int.notna().all() and (as_int == as_int.round()).all():
+            records = as_int.to_numpy().astype(np.int64)
     frame = pd.DataFrame({"record": records.astype(np.int64) if records.dtype.kind in "iu" else records})
     if member is not None:
         frame["member"] = np.asarray(member).astype(np.int8)
+    for name, values in (columns or {}).items():
+        frame[name] = np.asarray(values)
     for name, values in scores.items():
         frame[name] = values
     tmp = path.with_name(f".{path.name}.tmp")
@@ -158,7 +185,7 @@ def write_outputs(result, out_dir) -> dict[str, str]:
     write_results_json(result.results, paths["results"])
     if result.scores:
         paths["scores"] = out / "scores.csv"
-        write_scores_csv(result.records, result.member, result.scores, paths["scores"])
+        write_scores_csv(result.records, result.member, result.scores, paths["scores"], result.columns)
     if result.scores and result.member is not None and result.member.any() and not result.member.all():
         paths["roc"] = out / "roc.png"
         plot_roc(

@@ -122,4 +122,6 @@ def _load_memberscope_torch(path: Path, sidecar: dict) -> Target:
     params = {k: v for k, v in sidecar["recipe"].items() if k != "name"}
     recipe = TorchRecipe(**params)
     shape = tuple(int(s) for s in sidecar["feature_shape"])
-    return recipe.load(path, n_classes=int(sidecar["n_classes"]), feature_shape=shape)
+    target = recipe.load(path, n_classes=int(sidecar["n_classes"]), feature_shape=shape)
+    target.recipe = recipe  # reference models like it come from the same recipe
+    return target
