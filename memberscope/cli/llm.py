@@ -420,7 +420,7 @@ def text_audit(
     progress: bool | None = opt.PROGRESS,
 ) -> None:
     """Audit a fine-tuned text classifier like any classifier: loss, confidence, ...; LiRA/RMIA with -k > 0."""
-    from memberscope.cli.core import _finish as finish_audit
+    from memberscope.cli.core import finish as finish_audit
     from memberscope.llm.text_audit import audit_text_classifier
     from memberscope.llm.texts import read_labelled_texts
 

@@ -41,6 +41,7 @@ class TextDataset:
     class_names : list of str, shape (n_classes,) — ``class_names[k]`` names code ``k``.
     X : ndarray of shape (n, 1), object — the texts as the engine slices records (built from ``texts``).
     groups : ndarray of shape (n,) of str, or None
+    features : None — a record is one text, not named feature columns (the engine reads ``features`` of tables).
 
     Raises InvalidInputError when texts and labels disagree in number, a text is empty, or a code lies outside
     the classes.
@@ -53,6 +54,7 @@ class TextDataset:
     groups: np.ndarray | None = None
     description: str = "texts and their labels"
     source: str = "user"
+    features: list[str] | None = None
     X: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
