@@ -247,3 +247,17 @@ def test_endpoint_usage_errors():
     )
     with pytest.raises(TargetResponseError, match="must give token offsets"):
         missing.token_stats(["ab"])
+
+
+def test_recon_and_attack_point_a_completions_url_to_llm_audit(tmp_path, capsys):
+    # Both refuse before any request (nothing listens on port 9): numbers sent as a prompt would be scored as text.
+    url = "http://127.0.0.1:9/v1/completions"
+    code, _, stderr = run_cli("recon", url, "--n-features", "4", capsys=capsys)
+    assert code == 2 and f"memberscope llm-audit --endpoint {url}" in " ".join(stderr.split())
+    table = tmp_path / "records.csv"
+    table.write_text("a,b,label\n0.1,0.2,0\n0.3,0.4,1\n")
+    code, _, stderr = run_cli(
+        "attack", "--target", f"{url}/", "--records", str(table), "--shadow-data", str(table),
+        "--out", str(tmp_path / "out"), capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "looks like an LLM completions API" in " ".join(stderr.split())

@@ -27,8 +27,16 @@ def _http_target(
     rate: float | None,
     batch_size: int,
 ):
+    from urllib.parse import urlsplit
+
     from memberscope.targets import HttpTarget
 
+    if request_template is None and urlsplit(url).path.rstrip("/").endswith("/completions"):
+        raise InvalidInputError(
+            f"{url} looks like an LLM completions API, and recon/attack send numeric records to a classifier's "
+            f"prediction endpoint; audit the language model behind it with: memberscope llm-audit --endpoint {url} "
+            "(or give --request-template if this really is a classifier)"
+        )
     template = None
     if request_template is not None:
         try:
