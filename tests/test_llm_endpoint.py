@@ -261,3 +261,46 @@ def test_recon_and_attack_point_a_completions_url_to_llm_audit(tmp_path, capsys)
         "--out", str(tmp_path / "out"), capsys=capsys,
     )  # fmt: skip
     assert code == 2 and "looks like an LLM completions API" in " ".join(stderr.split())
+
+
+def test_dataset_inference_over_http_equals_the_local_run(tiny_dir, server, tmp_path, capsys):
+    from memberscope.llm.dataset_inference import dataset_inference
+
+    texts = [f"{CORPUS[i % len(CORPUS)]} No. {i}" for i in range(24)]
+    sets = {"suspect": texts[::2], "validation": texts[1::2]}
+    features = ["loss", "zlib", "lowercase", "min-k@0.2", "min-k@0.5"]
+    local = dataset_inference(model=tiny_dir, **sets, features=features, n_bootstrap=50)
+    endpoint = EndpointLanguageModel(f"{server}/v1/completions", batch_size=5)
+    remote = dataset_inference(model=endpoint, **sets, features=features, n_bootstrap=50)
+    np.testing.assert_allclose(remote.features, local.features, rtol=1e-6, atol=1e-6)
+    assert remote.results["p_value"] == pytest.approx(local.results["p_value"], rel=1e-4)
+    assert remote.results["model"]["kind"] == "endpoint" and remote.results["config"]["max_length"] is None
+    assert remote.results["model"]["endpoint"]["queries_spent"] == 2 * len(texts)  # lowercase sends each again
+    # The default features leave Min-K%++ out, saying why; asked for, it is refused.
+    default = dataset_inference(model=EndpointLanguageModel(f"{server}/v1/completions"), **sets, n_bootstrap=50)
+    assert "min-k@0.05" in default.results["features"]
+    assert not [f for f in default.results["features"] if f.startswith("min-k++")]
+    assert [w for w in default.results["warnings"] if "min-k++ needs" in w and "left out of the default set" in w]
+    with pytest.raises(InvalidInputError, match=r"feature 'min-k\+\+@0.1' cannot be computed on http"):
+        dataset_inference(model=endpoint, **sets, features=["loss", "min-k++@0.1"])
+    # The CLI: --endpoint instead of --model, the server's tokens kept.
+    for name, part in sets.items():
+        (tmp_path / f"{name}.txt").write_text("\n".join(part) + "\n")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        "dataset-inference", "--endpoint", f"{server}/v1/completions", "--suspect", str(tmp_path / "suspect.txt"),
+        "--validation", str(tmp_path / "validation.txt"), "--features", ",".join(features), "--n-bootstrap", "50",
+        "--out", str(out), capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "(endpoint LM)" in stdout and "p = " in stdout
+    r = json.loads((out / "results.json").read_text())
+    assert r["p_value"] == pytest.approx(local.results["p_value"], rel=1e-4)
+    assert r["model"]["path"] == f"{server}/v1/completions" and r["model"]["endpoint"]["tokens_file"] == "tokens.jsonl"
+    assert len((out / "tokens.jsonl").read_text().splitlines()) == 2 * len(texts)
+    code, _, stderr = run_cli(
+        "dataset-inference", "--endpoint", f"{server}/v1/completions", "--max-length", "32",
+        "--suspect", str(tmp_path / "suspect.txt"), "--validation", str(tmp_path / "validation.txt"),
+        "--out", str(tmp_path / "o2"), capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "--max-length and --tokenizer apply to a local model" in " ".join(stderr.split())

@@ -94,6 +94,37 @@ def _attack_list(attacks: str | None) -> list[str] | None:
     return names
 
 
+_ENDPOINT = typer.Option(
+    None,
+    "--endpoint",
+    help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
+    "logprobs; other servers with --request-template and --logprobs-path).",
+)
+_ENDPOINT_MODEL = typer.Option(
+    None, "--endpoint-model", help="The 'model' field of OpenAI requests (the served model's name)."
+)
+_MAX_TOKENS = typer.Option(
+    0, "--max-tokens", help="max_tokens of OpenAI requests: 0, or 1 for servers that refuse 0 (cut off again)."
+)
+_REQUEST_TEMPLATE = typer.Option(
+    None, "--request-template", help='Another server\'s JSON request body with "$records" (or "$record").'
+)
+_ANSWERS_PATH = typer.Option(
+    None, "--output-path", help="With --request-template: JSON path to the per-text answers (default: choices)."
+)
+_LOGPROBS_PATH = typer.Option(
+    None, "--logprobs-path", help="With --request-template: JSON path, in one answer, to its token log-probs."
+)
+_TOKENS_PATH = typer.Option(
+    None, "--tokens-path", help="With --request-template: JSON path, in one answer, to its tokens (recorded)."
+)
+_TIMEOUT = typer.Option(60.0, "--timeout", help="Seconds per request.")
+_QUERY_BUDGET = typer.Option(
+    None, "--query-budget", help="Most texts to send to the endpoint (the lowercase attack sends each twice)."
+)
+_BATCH_SIZE = typer.Option(8, "--batch-size", help="Texts per request to the endpoint.")
+
+
 @app.command("llm-audit")
 def llm_audit(
     members: Path = typer.Option(
@@ -104,38 +135,19 @@ def llm_audit(
     model: str | None = typer.Option(
         None, "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
     ),
-    endpoint: str | None = typer.Option(
-        None,
-        "--endpoint",
-        help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
-        "logprobs; other servers with --request-template and --logprobs-path).",
-    ),
-    endpoint_model: str | None = typer.Option(
-        None, "--endpoint-model", help="The 'model' field of OpenAI requests (the served model's name)."
-    ),
-    max_tokens: int = typer.Option(
-        0, "--max-tokens", help="max_tokens of OpenAI requests: 0, or 1 for servers that refuse 0 (cut off again)."
-    ),
-    request_template: str | None = typer.Option(
-        None, "--request-template", help='Another server\'s JSON request body with "$records" (or "$record").'
-    ),
-    output_path: str | None = typer.Option(
-        None, "--output-path", help="With --request-template: JSON path to the per-text answers (default: choices)."
-    ),
-    logprobs_path: str | None = typer.Option(
-        None, "--logprobs-path", help="With --request-template: JSON path, in one answer, to its token log-probs."
-    ),
-    tokens_path: str | None = typer.Option(
-        None, "--tokens-path", help="With --request-template: JSON path, in one answer, to its tokens (recorded)."
-    ),
+    endpoint: str | None = _ENDPOINT,
+    endpoint_model: str | None = _ENDPOINT_MODEL,
+    max_tokens: int = _MAX_TOKENS,
+    request_template: str | None = _REQUEST_TEMPLATE,
+    output_path: str | None = _ANSWERS_PATH,
+    logprobs_path: str | None = _LOGPROBS_PATH,
+    tokens_path: str | None = _TOKENS_PATH,
     api_key_env: str | None = _API_KEY,
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
+    timeout: float = _TIMEOUT,
     max_retries: int = _RETRIES,
-    query_budget: int | None = typer.Option(
-        None, "--query-budget", help="Most texts to send to the endpoint (the lowercase attack sends each twice)."
-    ),
+    query_budget: int | None = _QUERY_BUDGET,
     rate: float | None = _RATE,
-    batch_size: int = typer.Option(8, "--batch-size", help="Texts per request to the endpoint."),
+    batch_size: int = _BATCH_SIZE,
     reference_model: Path | None = typer.Option(
         None, "--reference-model", help="Local directory of a reference LM (e.g. the base model before fine-tuning)."
     ),
@@ -162,16 +174,24 @@ def llm_audit(
     from memberscope.llm.audit import audit_llm, read_texts
 
     _set_threads(threads)
-    if (model is None) == (endpoint is None):
-        raise InvalidInputError("give the model to audit: --model DIR (a local folder) or --endpoint URL (an API)")
-    if model is not None:
-        if model.startswith(("http://", "https://")):
-            raise InvalidInputError(f"--model {model!r} is a URL; audit an LLM API with --endpoint {model}")
-        _check_model_dir(Path(model))
-    elif max_length != 128 or tokenizer is not None:
-        raise InvalidInputError(
-            "--max-length and --tokenizer apply to a local model; an endpoint's server tokenizes whole texts itself"
-        )
+    target = _lm_target(
+        model,
+        endpoint,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        request_template=request_template,
+        model_name=endpoint_model,
+        max_tokens=max_tokens,
+        output_path=output_path,
+        logprobs_path=logprobs_path,
+        tokens_path=tokens_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate_limit=rate,
+        batch_size=batch_size,
+    )
     if reference_model is not None and not reference_model.is_dir():
         raise InvalidInputError(
             f"--reference-model {str(reference_model)!r} is not a directory; expected a save_pretrained folder"
@@ -187,23 +207,6 @@ def llm_audit(
         "members": read_texts(members, what="members", text_column=text_column),
         "nonmembers": read_texts(nonmembers, what="non-members", text_column=text_column),
     }
-    target: Any = None if model is None else Path(model)
-    if endpoint is not None:
-        target = _endpoint(
-            endpoint,
-            request_template=request_template,
-            model_name=endpoint_model,
-            max_tokens=max_tokens,
-            output_path=output_path,
-            logprobs_path=logprobs_path,
-            tokens_path=tokens_path,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            max_retries=max_retries,
-            query_budget=query_budget,
-            rate_limit=rate,
-            batch_size=batch_size,
-        )
     with _saving_server_tokens(target, out):
         result = audit_llm(
             model=target,
@@ -220,6 +223,28 @@ def llm_audit(
     if endpoint is not None:
         result.results.sections["llm"]["endpoint"]["tokens_file"] = "tokens.jsonl"
     _finish(result, out, report=not no_report)
+
+
+def _lm_target(
+    model: str | None, endpoint: str | None, *, max_length: int, tokenizer: Path | None, **endpoint_options: Any
+) -> Any:
+    """The model a command scores with: the ``--model`` folder (checked) or the ``--endpoint`` API.
+
+    Raises InvalidInputError for neither or both, a URL given as ``--model``, a missing folder, and ``--max-length``
+    or ``--tokenizer`` given with an endpoint (its server tokenizes whole texts).
+    """
+    if (model is None) == (endpoint is None):
+        raise InvalidInputError("give the model: --model DIR (a local folder) or --endpoint URL (an API)")
+    if model is not None:
+        if model.startswith(("http://", "https://")):
+            raise InvalidInputError(f"--model {model!r} is a URL; audit an LLM API with --endpoint {model}")
+        _check_model_dir(Path(model))
+        return Path(model)
+    if max_length != 128 or tokenizer is not None:
+        raise InvalidInputError(
+            "--max-length and --tokenizer apply to a local model; an endpoint's server tokenizes whole texts itself"
+        )
+    return _endpoint(endpoint, **endpoint_options)
 
 
 def _endpoint(url: str, *, request_template: str | None, **options: Any):
@@ -307,7 +332,9 @@ def llm_demo(
 
 @app.command("dataset-inference")
 def dataset_inference_command(
-    model: Path = typer.Option(..., "--model", help="Local directory of a Hugging Face causal or masked LM."),
+    model: str | None = typer.Option(
+        None, "--model", help="Local directory of a Hugging Face causal or masked LM (or --endpoint)."
+    ),
     suspect: Path = typer.Option(
         ..., "--suspect", help="The texts asked about: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
     ),
@@ -327,25 +354,64 @@ def dataset_inference_command(
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the validity guard's CI."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    endpoint: str | None = _ENDPOINT,
+    endpoint_model: str | None = _ENDPOINT_MODEL,
+    max_tokens: int = _MAX_TOKENS,
+    request_template: str | None = _REQUEST_TEMPLATE,
+    output_path: str | None = _ANSWERS_PATH,
+    logprobs_path: str | None = _LOGPROBS_PATH,
+    tokens_path: str | None = _TOKENS_PATH,
+    api_key_env: str | None = _API_KEY,
+    timeout: float = _TIMEOUT,
+    max_retries: int = _RETRIES,
+    query_budget: int | None = _QUERY_BUDGET,
+    rate: float | None = _RATE,
+    batch_size: int = _BATCH_SIZE,
 ) -> None:
-    """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value."""
+    """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value.
+
+    With --endpoint, the features come from an LLM API (Min-K%++ is left out: an API does not return the whole
+    vocabulary's log-probabilities); what the server returned is kept in tokens.jsonl."""
     from memberscope.llm.dataset_inference import dataset_inference
     from memberscope.llm.texts import read_texts
 
     _set_threads(threads)
-    _check_model_dir(model)
-    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
-    result = dataset_inference(
-        model=model,
-        suspect=read_texts(suspect, what="suspect", text_column=text_column),
-        validation=read_texts(validation, what="validation", text_column=text_column),
-        features=names,
-        alpha=alpha,
-        seed=seed,
+    target = _lm_target(
+        model,
+        endpoint,
         max_length=max_length,
         tokenizer=tokenizer,
-        n_bootstrap=n_bootstrap,
+        request_template=request_template,
+        model_name=endpoint_model,
+        max_tokens=max_tokens,
+        output_path=output_path,
+        logprobs_path=logprobs_path,
+        tokens_path=tokens_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate_limit=rate,
+        batch_size=batch_size,
     )
+    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    texts = {
+        "suspect": read_texts(suspect, what="suspect", text_column=text_column),
+        "validation": read_texts(validation, what="validation", text_column=text_column),
+    }
+    with _saving_server_tokens(target, out):
+        result = dataset_inference(
+            model=target,
+            **texts,
+            features=names,
+            alpha=alpha,
+            seed=seed,
+            max_length=max_length,
+            tokenizer=tokenizer,
+            n_bootstrap=n_bootstrap,
+        )
+    if endpoint is not None:
+        result.results["model"]["endpoint"]["tokens_file"] = "tokens.jsonl"
     r = result.results
     out_console = console()
     c = r["counts"]
