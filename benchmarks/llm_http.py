@@ -76,11 +76,14 @@ def main() -> None:
     print(f"setting ready in {time.perf_counter() - started:.1f} s (cached: {setting.cached})")
     lm = load_language_model(setting.target_dir)
     # A served model refuses prompts longer than its context (BOS + text tokens <= 64), where the local scorer cuts
-    # them: both sides score the texts that fit, the members and non-members alike.
+    # them: both sides score the texts that fit, the members and non-members alike, lowercased too (the lowercase
+    # attack sends every text again in lower case, which can take more tokens).
     context = setting.config.context
 
     def fits(text: str) -> bool:
-        return 1 + len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) <= context
+        return all(
+            1 + len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) <= context for t in (text, text.lower())
+        )
 
     members = [t for t in setting.members if fits(t)]
     nonmembers = [t for t in setting.nonmembers if fits(t)]
