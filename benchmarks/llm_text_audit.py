@@ -7,7 +7,8 @@ answer throughput.
 
 The demo setting (BERT pre-training, then the target's fine-tune) is cached under ``--cache-dir``; the reference
 fine-tunes are always trained afresh (``use_cache=False``), so the K > 0 audit's time is the training it costs. With
-the setting cached, K = 4 takes about 4 minutes on a loaded 2-core machine (each reference fine-tune ~50 s).
+the setting cached, K = 4 takes about 4-5 minutes on a 2-core machine at load 5 (each reference fine-tune ~57 s;
+~240 s at load 18). BENCHMARKS.md has the figures.
 
 Prints Markdown tables (for BENCHMARKS.md).
 """
