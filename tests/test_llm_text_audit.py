@@ -223,6 +223,32 @@ def test_text_audit_same_seed_same_numbers_and_a_null_split_is_at_chance(setting
 
 
 @fortunes
+def test_text_audit_over_training_draws(setting):
+    # --targets 2: reference fine-tune 0 plays the target too; the spread covers both draws, the membership
+    # probability is calibrated on that draw (never on the target's own ground truth).
+    result = audit_text_classifier(
+        setting.target_dir,
+        members=setting.members,
+        nonmembers=setting.nonmembers,
+        base_model=setting.base_dir,
+        reference_models=2,
+        targets=2,
+        attacks=["loss", "rmia-online"],
+        finetune={"epochs": 2, "learning_rate": 1e-3},
+        max_length=48,
+        n_bootstrap=50,
+        use_cache=False,
+    )
+    draws = result.results.sections["draws"]
+    assert draws["n_draws"] == 2 and [d["draw"] for d in draws["draws"]] == ["target", "reference model 0"]
+    assert draws["attacks"]["loss"]["auc"]["values"][0] == pytest.approx(result.results.attacks["loss"].metrics.auc)
+    assert result.results.sections["membership_probability"]["calibration_draws"] == 1
+    p = result.columns["membership_probability"]
+    assert p.shape == result.member.shape
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+@fortunes
 def test_text_audit_usage_errors_exit_2(setting, tmp_path, capsys):
     members = _write_csv(tmp_path / "members.csv", setting.members)
     code, _, stderr = run_cli(
@@ -240,3 +266,9 @@ def test_text_audit_usage_errors_exit_2(setting, tmp_path, capsys):
         "--text-column", "body", "--label-column", "y", "--attacks", "loss,label-only", "--no-report", capsys=capsys,
     )  # fmt: skip
     assert code == 2 and "'label-only' queries perturbed copies of numeric records" in stderr
+    code, _, stderr = run_cli(
+        "text-audit", "--model", str(setting.target_dir), "--members", str(members), "--nonmembers", str(members),
+        "--text-column", "body", "--label-column", "y", "--base-model", str(setting.base_dir), "-k", "2",
+        "--targets", "4", "--no-report", capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "targets=4 needs at least 3 reference models" in " ".join(stderr.split())

@@ -464,6 +464,7 @@ def text_audit(
     model_param: list[str] = typer.Option(
         [], "--model-param", help="Reference fine-tuning KEY=VALUE: epochs, learning_rate, batch_size, weight_decay."
     ),
+    targets: int | None = opt.TARGETS,
     attacks: str | None = opt.ATTACKS,
     max_length: int = typer.Option(128, "--max-length", help="Tokens per text (longer texts are cut)."),
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
@@ -510,6 +511,7 @@ def text_audit(
         n_bootstrap=n_bootstrap,
         cache_dir=cache_dir,
         n_jobs=n_jobs,
+        targets=targets,
         model_name=model_name,
         model_version=model_version,
     )
