@@ -17,13 +17,19 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from memberscope.cache import ArtifactCache
 from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
 from memberscope.game import derive_seed
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
+
+#: The training records and labels ``(X, y)``, or a Ray reference to them (put in the object store once).
+TrainingData: TypeAlias = "tuple[np.ndarray, np.ndarray] | ObjectRef[tuple[np.ndarray, np.ndarray]]"
 
 __all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
 
@@ -65,7 +71,7 @@ class TrainedRuns:
 def _run_job(
     specs: Sequence[ModelSpec],
     *,
-    data,
+    data: TrainingData,
     recipe,
     data_fingerprint: str,
     n_classes: int,
@@ -314,11 +320,12 @@ def train_models(
                 models_task,
                 description=f"models on {n_workers} {config.backend or 'joblib'} workers",
             )
-            data = (dataset.X, dataset.y)
+            records = (dataset.X, dataset.y)
+            data: TrainingData = records
             if config.backend == "ray":
                 import ray
 
-                data = ray.put(data)
+                data = ray.put(records)
             calls = [
                 joblib.delayed(_run_job)(job, data=data, vectorized=vec, steps_per_epoch=steps_per_epoch, **job_kwargs)
                 for job, vec in jobs
@@ -383,6 +390,8 @@ def _store_outputs(cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, reci
         seed=spec.seed,
         queries=queries,
     )
+    if cache.root is None:  # caching is off: nothing to store
+        return
     path = cache.root / "outputs" / f"{output_key}.npy"
     if not path.exists():
         _atomic_write(path, lambda p: _save_npy(p, run.logits))
