@@ -203,14 +203,13 @@ def llm_audit(
         if not sep or not dot or not attack or not name:
             raise InvalidInputError(f"--attack-param {item!r} must be ATTACK.KEY=VALUE, e.g. min-k.k=0.1")
         params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
-    texts = {
-        "members": read_texts(members, what="members", text_column=text_column),
-        "nonmembers": read_texts(nonmembers, what="non-members", text_column=text_column),
-    }
+    member_texts = read_texts(members, what="members", text_column=text_column)
+    nonmember_texts = read_texts(nonmembers, what="non-members", text_column=text_column)
     with _saving_server_tokens(target, out):
         result = audit_llm(
             model=target,
-            **texts,
+            members=member_texts,
+            nonmembers=nonmember_texts,
             reference_model=reference_model,
             attacks=_attack_list(attacks),
             attack_params=params,
@@ -244,7 +243,7 @@ def _lm_target(
         raise InvalidInputError(
             "--max-length and --tokenizer apply to a local model; an endpoint's server tokenizes whole texts itself"
         )
-    return _endpoint(endpoint, **endpoint_options)
+    return _endpoint(str(endpoint), **endpoint_options)
 
 
 def _endpoint(url: str, *, request_template: str | None, **options: Any):
@@ -395,14 +394,13 @@ def dataset_inference_command(
         batch_size=batch_size,
     )
     names = [f.strip() for f in features.split(",") if f.strip()] if features else None
-    texts = {
-        "suspect": read_texts(suspect, what="suspect", text_column=text_column),
-        "validation": read_texts(validation, what="validation", text_column=text_column),
-    }
+    suspect_texts = read_texts(suspect, what="suspect", text_column=text_column)
+    validation_texts = read_texts(validation, what="validation", text_column=text_column)
     with _saving_server_tokens(target, out):
         result = dataset_inference(
             model=target,
-            **texts,
+            suspect=suspect_texts,
+            validation=validation_texts,
             features=names,
             alpha=alpha,
             seed=seed,

@@ -229,7 +229,7 @@ def audit_text_classifier(
     elif _needs_population(names, config_values.get("attack_params") or {}):
         parts = _set_aside_population(parts, seed=int(config_values.get("seed", 0)))
     plan = _plan(target, recipe, parts, k=k, attacks=names, dataset_name=dataset_name, config_values=config_values)
-    fresh = recipe.inspect_base(target.n_classes) if k > 0 else []
+    fresh = recipe.inspect_base(len(target.class_names)) if k > 0 else []
     truncated_before = target.n_truncated
     result = run_plan(plan, progress=progress)
     _annotate(result.results, target, recipe, fresh=fresh, n_truncated=target.n_truncated - truncated_before)
@@ -297,7 +297,7 @@ def _plan(target, recipe, parts: dict[str, tuple], *, k: int, attacks: list[str]
     )
     n_mem, n_non = len(parts["members"][0]), len(parts["non-members"][0])
     n_pool = n_mem + n_non
-    records = []
+    records: list[str] = []
     for what, stem in (("members", "member"), ("non-members", "nonmember")):
         texts, _, ids = parts[what]
         records += ids if ids is not None else [f"{stem}:{i}" for i in range(len(texts))]
