@@ -60,6 +60,33 @@ def summary(results: dict, wall: float, loadavg: str) -> str:
             cells.append("–" if a is None else _pct(a["tpr_at_fpr"][key], a["tpr_at_fpr_ci"][key]))
         cells.append("–" if e["train_seconds"] is None else f"{e['train_seconds']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Leakage by the attacker's budget (strongest attack's TPR at the budget FPR, 95% CI; draw 0):",
+              "", "| defense | view | assumes | queries per record | strongest attack | TPR (95% CI) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, e in results["defenses"].items():
+        for b in e.get("attacker_budgets") or []:
+            lines.append(f"| {name} | {b['view']} | {b['assumes']} | {b['queries_per_record']} | "
+                         f"{b['strongest_attack']} | {_pct(b['tpr'], b['tpr_ci'])} |")  # fmt: skip
+    lines += ["", "Per training draw (strongest attack's TPR, test accuracy):", "",
+              "| defense | " + " | ".join(f"draw {i}" for i in range(len(results["defenses"]["none"]["draws"])))
+              + " | max CI upper |", "|---|" + "---|" * (len(results["defenses"]["none"]["draws"]) + 1)]  # fmt: skip
+    for name, e in results["defenses"].items():
+        cells = [f"{_pct(d['tpr'], d['tpr_ci'])}, acc {d['test_accuracy']:.3f}" for d in e["draws"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * max(d['upper_tpr'] for d in e['draws']):.2f}% |")
+    plan = results["plan"]
+    lines += ["", f"Plan: **{plan['verdict']}**", "",
+              "| rank | defense | assumes | removed TPR points (CI) | accuracy cost points (CI) "
+              "| removed per point (CI) | within budget (all draws) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for i, r in enumerate(plan["ranking"], 1):
+        if "removed_points" not in r:
+            continue
+        lines.append(
+            f"| {i} | {r['defense']} | {r['group']} | {r['removed_points']:+.2f} ({r['removed_points_ci'][0]:+.2f}–"
+            f"{r['removed_points_ci'][1]:+.2f}) | {r['cost_points']:+.2f} ({r['cost_points_ci'][0]:+.2f}–"
+            f"{r['cost_points_ci'][1]:+.2f}) | {r['removed_per_point']:+.2f} ({r['removed_per_point_ci'][0]:+.2f}–"
+            f"{r['removed_per_point_ci'][1]:+.2f}) | {'yes' if r['within_budget'] else 'no'} |"
+        )
+    lines += [""] + [f"- {step}" for step in plan.get("next_steps", [])]
     rec = results["recommendation"]
     lines += ["", f"Recommendation (budget TPR ≤ {rec['budget']['max_tpr']} at FPR {rec['budget']['fpr']}, CI upper "
               f"bound): **{rec['defense']}** — {rec['reason']}"]  # fmt: skip
@@ -85,6 +112,10 @@ def main() -> None:
     parser.add_argument("--hidden", default="256,256")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", default="0.01:0.05")
+    parser.add_argument("--draws", type=int, default=1)
+    parser.add_argument("--noise-repeats", default="1,4,16,20")
+    parser.add_argument("--label-only-budgets", default="16,64,256")
+    parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--out", default="runs/bench-defenses")
     args = parser.parse_args()
     load_start = Path("/proc/loadavg").read_text().strip() if os.path.exists("/proc/loadavg") else "?"
@@ -99,6 +130,10 @@ def main() -> None:
         pool_size=args.pool_size,
         population_size=args.population_size,
         budget=args.budget,
+        draws=args.draws,
+        noise_repeats=args.noise_repeats,
+        label_only_budgets=args.label_only_budgets,
+        n_bootstrap=args.n_bootstrap,
     )
     result = run_defenses(cfg, progress=True)
     wall = time.perf_counter() - start

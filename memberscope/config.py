@@ -292,7 +292,10 @@ class AuditConfig(RunConfig):
     empirical ε lower bounds (None: the target recipe's claimed δ when it declares one, else 0); ``targets`` — how
     many training draws the figures cover: besides the target, ``targets - 1`` reference models play the target in
     turn, each attacked with the other reference models only (leave-one-out, as Carlini et al. 2022 evaluate LiRA),
-    so ``results.json`` records the mean and spread of every metric over draws (1: the target alone).
+    so ``results.json`` records the mean and spread of every metric over draws (1: the target alone);
+    ``member_prior`` — the share of members among the people the model could be asked about ("if 1% of the
+    population were members": 0.01); results then give each attack's precision (PPV) at that prior besides the
+    game's, and the per-record membership probability uses it (None: the game's member share).
     """
 
     kind: ClassVar[str] = "audit"
@@ -302,6 +305,7 @@ class AuditConfig(RunConfig):
     model_version: str | None = None
     one_run_canaries: int | None = None
     epsilon_delta: float | None = None
+    member_prior: float | None = None
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "out": [NONE, STRING],
@@ -316,6 +320,7 @@ class AuditConfig(RunConfig):
         "one_run_canaries": [NONE, Interval(int, 2)],
         "targets": [Interval(int, 1)],
         "epsilon_delta": [NONE, Interval(float, 0, 1, "left")],
+        "member_prior": [NONE, Interval(float, 0, 1, "neither")],
     }
 
     def _normalize(self) -> None:

@@ -6,7 +6,7 @@ from scipy.stats import norm
 
 from memberscope import attacks
 from memberscope.attacks import ReferenceOutputs, TargetOutputs
-from memberscope.attacks.rmia import pairwise_dominance
+from memberscope.attacks.rmia import FIXED_OFFLINE_A, _log, _offline_prior, pairwise_dominance
 from memberscope.exceptions import InvalidInputError, UnknownNameError
 from memberscope.game import paired_masks
 from memberscope.signals import logit_confidence
@@ -162,6 +162,115 @@ def test_rmia_offline_chooses_a_on_reference_models_only():
     assert attack.params()["a_chosen_on"] == "reference models"
     # the choice cannot depend on the target: fitting never sees it
     assert attacks.create("rmia-offline").fit(refs).a_ == attack.a_
+
+
+def _choose_a_slow(attack):
+    """The a search as first written: every grid value, full pairwise dominance and roc_auc for each."""
+    from memberscope.metrics import roc_auc
+
+    k, m = attack.p_ref_.shape[0], attack.p_ref_population_.shape[1]
+    z_half, cand_half = np.arange(0, m, 2), np.arange(1, m, 2)
+    aucs, used = np.zeros(len(attack.a_grid)), 0
+    for j in range(min(k, attack.calibration_models)):
+        others = np.arange(k) != j
+        out = ~attack.masks_[others]
+        n_out = out.sum(axis=0)
+        keep = n_out > 0
+        p_out = (attack.p_ref_[others] * out).sum(axis=0)[keep] / n_out[keep]
+        p_out_z = attack.p_ref_population_[others].mean(axis=0)
+        member = np.concatenate([attack.masks_[j, keep], np.zeros(cand_half.size, bool)])
+        if member.all() or not member.any():
+            continue
+        log_p_x = _log(np.concatenate([attack.p_ref_[j, keep], attack.p_ref_population_[j, cand_half]]))
+        p_out_x = np.concatenate([p_out, p_out_z[cand_half]])
+        log_p_z = _log(attack.p_ref_population_[j, z_half])
+        for i, a in enumerate(attack.a_grid):
+            scores = pairwise_dominance(
+                log_p_x - _log(_offline_prior(p_out_x, a)),
+                log_p_z - _log(_offline_prior(p_out_z[z_half], a)),
+                gamma=attack.gamma,
+                tie_break=attack.tie_break,
+            )
+            aucs[i] += roc_auc(member, scores)
+        used += 1
+    return float(attack.a_grid[int(np.argmax(aucs))]), aucs / used
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [2, 3, 4, 8])
+@pytest.mark.parametrize("tie_break,gamma", [(True, 1.0), (True, 2.0), (False, 1.0)])
+def test_rmia_fast_a_search_chooses_what_the_full_grid_search_chose(seed, k, tie_break, gamma):
+    refs, _ = _outputs(seed, k=k, n=200, m=200)
+    attack = attacks.create("rmia-offline", tie_break=tie_break, gamma=gamma).fit(refs)
+    chosen, curve = _choose_a_slow(attack)
+    assert attack.a_ == chosen
+    # the AUCs it evaluated are the full search's (rounded as reported)
+    for a, auc in attack.a_auc_.items():
+        assert auc == pytest.approx(curve[list(attack.a_grid).index(a)], abs=1e-4)
+
+
+def test_rmia_offline_runs_with_one_reference_model():
+    refs, target = _outputs(7, k=1, n=300, m=200)
+    attack = attacks.create("rmia-offline").fit(refs)
+    assert attack.a_ == FIXED_OFFLINE_A == 0.33
+    assert attack.params()["a_chosen_on"].startswith("fixed (0.33")
+    scores = attack.score(target)
+    assert scores.shape == (300,) and np.all(np.isfinite(scores))
+    # OUT records use the model's probability; IN records invert Pr_IN = a Pr_OUT + 1 - a
+    p = attack.p_ref_[0]
+    inside = refs.masks[0]
+    np.testing.assert_allclose(attack.p_out_[~inside], p[~inside])
+    np.testing.assert_allclose(attack.p_out_[inside], np.clip((p[inside] - 0.67) / 0.33, 0, 1))
+    # a given a is used as is; a = 0 cannot recover Pr_OUT from an IN model
+    assert attacks.create("rmia-offline", a=0.5).fit(refs).a_ == 0.5
+    with pytest.raises(InvalidInputError, match="a=0 cannot score the 150 records that every reference model"):
+        attacks.create("rmia-offline", a=0.0).fit(refs)
+    from memberscope.config import AuditConfig
+
+    assert AuditConfig(reference_models=1, attacks=["loss", "rmia-offline"]).reference_models == 1
+
+
+def _difficulty_game(seed, *, n=20_000, z=10_000, classes=10, shift=2.0, noise=0.7):
+    """Model outputs of an overfit target and one reference model with per-record difficulty.
+
+    Each record has a difficulty shared by every model trained on the same distribution (its
+    true-class logit margin without training on it), training on a record raises its margin by
+    ``shift``, and each model adds its own noise. This is the structure RMIA's likelihood ratio
+    removes and a loss threshold cannot: an easy non-member has a lower loss than a hard member.
+    """
+    rng = np.random.default_rng(seed)
+    labels, pop_labels = rng.integers(0, classes, n), rng.integers(0, classes, z)
+    difficulty, pop_difficulty = rng.normal(0, 2, n), rng.normal(0, 2, z)
+    member = rng.permutation(n) < n // 2
+    reference_in = rng.permutation(n) < n // 2
+
+    def logits(margin, lab):
+        out = np.zeros((margin.size, 1, classes))
+        out[np.arange(margin.size), 0, lab] = margin
+        return out
+
+    def outputs(trained_on):
+        return (
+            logits(difficulty + shift * trained_on + rng.normal(0, noise, n), labels),
+            logits(pop_difficulty + rng.normal(0, noise, z), pop_labels),
+        )
+
+    target_logits, target_pop = outputs(member)
+    ref_logits, ref_pop = outputs(reference_in)
+    target = TargetOutputs(target_logits, labels, target_pop, pop_labels)
+    refs = ReferenceOutputs(ref_logits[None], reference_in[None], labels, ref_pop[None], pop_labels)
+    return member, refs, target
+
+
+def test_rmia_offline_with_one_reference_model_beats_loss_on_an_overfit_target():
+    from memberscope.metrics import evaluate
+
+    member, refs, target = _difficulty_game(0)
+    loss = evaluate(member, attacks.create("loss").fit(None).score(target), fprs=(0.1, 0.01))
+    rmia = evaluate(member, attacks.create("rmia-offline").fit(refs).score(target), fprs=(0.1, 0.01))
+    assert rmia.auc_ci[0] > loss.auc_ci[1]
+    for key in ("0.1", "0.01"):
+        assert rmia.tpr_at_fpr_ci[key][0] > loss.tpr_at_fpr_ci[key][1], key
 
 
 def test_threshold_attacks_are_signals_averaged_over_queries():

@@ -320,6 +320,48 @@ def test_other_bad_inputs_exit_2_naming_the_value(clinic, tmp_path, capsys):
     assert code == 2 and "no label column 'outcome'" in err
 
 
+def test_too_few_members_or_nonmembers_are_refused_before_any_training(clinic, tmp_path, capsys):
+    from memberscope.api import audit
+    from memberscope.metrics import evaluate
+
+    model, members, nonmembers = clinic
+
+    def never(X, y, seed):
+        raise AssertionError("a reference model was trained for a game whose metrics are refused")
+
+    columns = dict(label_column="diagnosis", id_column="patient_id", recipe=never, **FAST)
+    # the message is evaluate's own, with the same minimum (5 members, 5 non-members); a quarter of the
+    # non-members becomes the population
+    n_nonmembers = len(nonmembers) - len(nonmembers) // 4
+    with pytest.raises(InvalidInputError) as refused:
+        evaluate(np.r_[np.ones(4), np.zeros(n_nonmembers)], np.arange(4.0 + n_nonmembers))
+    with pytest.raises(InvalidInputError) as caught:
+        audit_model(model, members=members.iloc[:4], nonmembers=nonmembers, **columns)
+    assert str(caught.value) == str(refused.value)
+    assert f"4 members and {n_nonmembers} non-members; at least 5 members and 5 non-members" in str(caught.value)
+    # 5 non-members given: a quarter (1) becomes the population, leaving 4; the message says so
+    with pytest.raises(InvalidInputError, match=r"285 members and 4 non-members; .* 1 of the 5 non-members given"):
+        audit_model(model, members=members, nonmembers=nonmembers.iloc[:5], **columns)
+    # with a population of its own, 5 + 5 is enough to start (and the recipe is called)
+    with pytest.raises(AssertionError, match="a reference model was trained"):
+        audit_model(model, members=members.iloc[:5], nonmembers=nonmembers.iloc[:5], population=nonmembers.iloc[5:],
+                    **columns)  # fmt: skip
+    # the engine checks every plan: a built-in audit with a pool of 8 records (4 members) is refused the same way
+    with pytest.raises(InvalidInputError, match="4 members and 4 non-members; at least 5 members and 5 non-members"):
+        audit(dataset="digits", model="logreg", pool_size=8, population_size=50, **FAST)
+    members.iloc[:4].to_csv(tmp_path / "m.csv", index=False)
+    nonmembers.to_csv(tmp_path / "n.csv", index=False)
+    import joblib
+
+    joblib.dump(model, tmp_path / "model.joblib")
+    code, _, err = run_cli(
+        "audit-model", "--model", str(tmp_path / "model.joblib"), "--members", str(tmp_path / "m.csv"),
+        "--nonmembers", str(tmp_path / "n.csv"), "--label-column", "diagnosis", "--id-column", "patient_id",
+        "--no-progress", capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and "4 members and" in err and "at least 5 members" in err and "Traceback" not in err
+
+
 def test_gate_refuses_a_low_fidelity_run_unless_allowed(forest, tmp_path, capsys):
     model, members, nonmembers = forest
     with pytest.warns(LowFidelityWarning):

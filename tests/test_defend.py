@@ -96,6 +96,12 @@ def test_defend_cli_writes_results_json_and_report(tmp_path, capsys):
         chosen = results["defenses"][rec["defense"]]
         assert max(m["tpr_at_fpr_ci"]["0.1"][1] for m in chosen["attacks"].values()) <= 0.5
     assert "recommendation" in stdout and math.isfinite(results["timings"]["total_seconds"])
+    # The plan is printed, written and rendered; the label-only defense is also attacked at larger query budgets.
+    assert "plan:" in stdout and results["plan"]["verdict"] in stdout
+    views = [v["view"] for v in results["defenses"]["label-only"]["attacker_budgets"]]
+    assert views == ["as shown", "label-only, 64 queries", "label-only, 256 queries"]
+    html = (out / "report.html").read_text()
+    assert "What the attacker can do" in html and f"Plan: {results['plan']['verdict']}" in html
 
 
 @pytest.mark.parametrize(
@@ -153,3 +159,23 @@ def test_minimize_defense_reports_the_onion_layers(tmp_path, capsys):
     assert m["layers"]["neighbours"]["after"] is not None and m["layers"]["removed"]["after"] is None
     # The attacks run on the 380 remaining pool records: 180 members, 200 non-members.
     assert entry["attacks"]["loss"]["n_members"] == 180 and entry["attacks"]["loss"]["n_nonmembers"] == 200
+
+
+def test_noise_defenses_face_attackers_who_average_repeated_queries(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        "defend", "--dataset", "digits", "--defenses", "none,gaussian:0.2,consistent-gaussian:0.2",
+        "--attacks", "lira-online", "--model-param", "hidden=[32]", "--model-param", "epochs=8", "-k", "2",
+        "--pool-size", "500", "--population-size", "300", "--n-bootstrap", "50", "--budget", "0.1:0.5",
+        "--out", str(out), "--no-progress", capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, stdout
+    defenses = json.loads((out / "results.json").read_text())["defenses"]
+    fresh, consistent = defenses["gaussian:0.2"]["attacks"], defenses["consistent-gaussian:0.2"]["attacks"]
+    averaged = [f"lira-online (averaging {m} queries)" for m in (10, 20, 100)]  # DEFAULT_REPEATS beyond 1
+    assert set(fresh) == {"lira-online", *averaged}
+    # Averaging 100 answers brings the attack back to the undefended model's; one noisy answer understates it.
+    none = defenses["none"]["attacks"]["lira-online"]["auc"]
+    assert fresh[averaged[-1]]["auc"] > fresh["lira-online"]["auc"] and fresh[averaged[-1]]["auc"] >= none - 0.03
+    assert defenses["gaussian:0.2"]["strongest_attack"] in averaged
+    assert set(consistent) == {"lira-online"}  # a repeat gets the same answer: nothing to average

@@ -271,3 +271,36 @@ def test_reports_show_the_spread_slices_and_membership_probability(four_draws):
     one_model = build_report(one.results)
     assert one_model.draws == [] and "one training draw" in one_model.draw_note
     assert "one training draw" in render_html(one_model) and "one training draw" in render_markdown(one_model)
+
+
+def test_member_prior_reweights_ppv_by_bayes_rule_and_reaches_the_reports(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    from memberscope.report.markdown import render_markdown
+    from memberscope.report.model import build_report
+
+    result = audit(progress=False, member_prior=0.01, **{**SMALL, "attacks": ["loss"], "reference_models": 0})
+    section = result.results.sections["ppv"]
+    assert section["member_prior"] == 0.01
+    metrics = result.results.attacks["loss"].metrics
+    entry = section["attacks"]["loss"]
+    member = result.member
+    score = result.scores["loss"]
+    for key, tpr in metrics.tpr_at_fpr.items():
+        fpr = metrics.operating_fpr[key]
+        if tpr + fpr == 0:
+            continue
+        # At the game's prior: counted on the game at the operating threshold (brute force).
+        threshold = min((t for t in np.unique(score) if (score[~member] >= t).mean() <= float(key)), default=np.inf)
+        flagged = score >= threshold
+        if flagged.any():
+            assert entry["at_game_prior"][key] == pytest.approx(member[flagged].mean())
+        expected = 0.01 * tpr / (0.01 * tpr + 0.99 * fpr)
+        assert entry["at_member_prior"][key] == pytest.approx(expected)
+    note = build_report(result.results).ppv_note
+    assert note is not None and "if 1.0% of the people" in note
+    assert "Precision (PPV)" in render_markdown(build_report(result.results))
+    code, _, err = run_cli(
+        "audit", "--dataset", "digits", "--member-prior", "1.5", "--out", str(tmp_path), capsys=capsys
+    )
+    assert code == 2 and "member_prior" in err and "1.5" in err

@@ -172,7 +172,7 @@ def test_vulnerable_records_come_from_the_strongest_attack():
 def test_schema_1_files_are_read_and_upgraded(tmp_path):
     from results_helpers import full_metrics
 
-    from memberscope.results import SCHEMA_VERSION, read_results
+    from memberscope.results import SCHEMA_VERSION, read_results, write_results_json
 
     old = {
         "schema_version": "1.0",
@@ -187,6 +187,21 @@ def test_schema_1_files_are_read_and_upgraded(tmp_path):
     again = results.to_dict()
     assert again["schema_version"] == SCHEMA_VERSION == "2.0"
     assert again["game"]["custom_key"] == 1 and again["something_new"] == {"kept": True}
+    # written before intervals named their method: the method reads as unrecorded, not as one never used
+    loss = results.attacks["loss"].metrics
+    assert (loss.auc_ci_method, loss.advantage_ci_method, loss.tpr_at_fpr_ci_method) == ("unrecorded", "unrecorded", {})
+    assert np.isnan(loss.ppv_prior) and loss.ppv_at_fpr == {}
+    write_results_json(results, tmp_path / "again.json")  # the unknown prior is written as null and read back
+    assert np.isnan(read_results(tmp_path / "again.json").attacks["loss"].metrics.ppv_prior)
+    # today's metrics keep their methods and PPV through results.json
+    from memberscope.metrics import evaluate
+    from memberscope.results import AttackResult
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(300), np.zeros(300)].astype(bool)
+    metrics = evaluate(member, rng.normal(size=600) + member, fprs=(0.1,), n_bootstrap=1000)
+    back = AttackResult.from_dict(json.loads(json.dumps(AttackResult(metrics=metrics).to_dict()))).metrics
+    assert back == metrics and back.auc_ci_method == "bootstrap" and back.advantage_ci_method == "dkw"
     (tmp_path / "results.json").write_text(json.dumps({**old, "schema_version": "0.9"}))
     with pytest.raises(InvalidInputError, match=r"schema_version '0\.9'"):
         read_results(tmp_path)
@@ -275,6 +290,13 @@ def test_public_surfaces_are_pinned():
             "GateResult", "ReportModel", "Violation", "build_report", "check_budget", "load_results",
             "parse_tpr_budget", "write_html", "write_markdown",
         ],
+        "memberscope.metrics": [
+            "DEFAULT_FPRS", "MIN_MEMBERS", "MIN_NONMEMBERS", "AttackMetrics", "ReplicateMetrics", "advantage_interval",
+            "auc_interval", "balanced_accuracy", "bootstrap_counts", "bootstrap_replicates", "check_class_counts",
+            "clopper_pearson", "evaluate", "evaluate_by_group", "fpr_key", "membership_advantage", "operating_point",
+            "positive_predictive_value", "replicate_metrics", "roc_auc", "roc_curve", "tpr_at_fpr", "tpr_interval",
+            "wilson_interval",
+        ],
         "memberscope.privacy": [
             "ACCOUNTANT", "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval",
             "compute_epsilon", "default_delta", "epsilon_from_metrics", "epsilon_lower_bound",
@@ -293,9 +315,9 @@ def test_public_surfaces_are_pinned():
             "vectorized_bytes_per_model",
         ],
         "memberscope.defenses": [
-            "Compose", "DefendConfig", "GaussianNoise", "LabelOnly", "LaplaceNoise", "OutputPostprocessor",
-            "POSTPROCESSORS", "Round", "Temperature", "TopK", "parse_defenses", "parse_postprocessors", "recommend",
-            "run_defenses",
+            "AttackerView", "Compose", "DefendConfig", "GaussianNoise", "LabelOnly", "LaplaceNoise",
+            "OutputPostprocessor", "POSTPROCESSORS", "Round", "Temperature", "TopK", "attacker_views", "break_ties",
+            "defense_plan", "parse_defenses", "parse_postprocessors", "recommend", "run_defenses",
         ],
         "memberscope.gateway": ["create_app", "load_model", "load_policy"],
         "memberscope.config": [

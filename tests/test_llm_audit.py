@@ -77,9 +77,15 @@ def _write(path, lines):
     return path
 
 
+# metrics need at least 5 members and 5 non-members: the six corpus lines, plus pairs of them joined
+MEMBER_TEXTS = [*CORPUS[:3], f"{CORPUS[0]} {CORPUS[1]}", f"{CORPUS[1]} {CORPUS[2]}"]
+NONMEMBER_TEXTS = [*CORPUS[3:], f"{CORPUS[3]} {CORPUS[4]}", f"{CORPUS[4]} {CORPUS[5]}"]
+
+
 def test_llm_audit_cli_writes_outputs(tiny_dir, tmp_path, capsys):
-    members = _write(tmp_path / "members.txt", CORPUS[:3])
-    nonmembers = _write(tmp_path / "non.jsonl", [json.dumps({"text": t, "id": i}) for i, t in enumerate(CORPUS[3:])])
+    members = _write(tmp_path / "members.txt", MEMBER_TEXTS)
+    records = [json.dumps({"text": t, "id": i}) for i, t in enumerate(NONMEMBER_TEXTS)]
+    nonmembers = _write(tmp_path / "non.jsonl", records)
     out = tmp_path / "run"
     code, _, stderr = run_cli(
         "llm-audit", "--model", str(tiny_dir), "--members", str(members), "--nonmembers", str(nonmembers),
@@ -88,7 +94,7 @@ def test_llm_audit_cli_writes_outputs(tiny_dir, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, stderr
     results = json.loads((out / "results.json").read_text())
-    assert results["kind"] == "llm" and results["llm"]["n_members"] == 3 and results["llm"]["n_nonmembers"] == 3
+    assert results["kind"] == "llm" and results["llm"]["n_members"] == 5 and results["llm"]["n_nonmembers"] == 5
     assert set(results["attacks"]) == {"loss", "zlib", "lowercase", "min-k", "min-k++", "reference"}
     assert results["attacks"]["min-k"]["params"] == {"k": 0.5}
     assert results["llm"]["canaries"] is None and set(results["llm"]["validity"]) >= {"baseline_auc", "warning"}
@@ -108,6 +114,18 @@ def test_llm_audit_cli_writes_outputs(tiny_dir, tmp_path, capsys):
     import pandas as pd
 
     assert np.all(pd.read_csv(out / "scores.csv")["reference"] == 0)
+
+
+def test_llm_audit_cli_refuses_fewer_than_five_members_with_exit_2(tiny_dir, tmp_path, capsys):
+    members = _write(tmp_path / "m.txt", CORPUS[:3])
+    nonmembers = _write(tmp_path / "n.txt", CORPUS[3:])
+    code, _, stderr = run_cli(
+        "llm-audit", "--model", str(tiny_dir), "--members", str(members), "--nonmembers", str(nonmembers),
+        "--out", str(tmp_path / "run"), "--attacks", "loss", "--n-bootstrap", "0", "--threads", "1", "--no-report",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "3 members and 3 non-members; at least 5 members and 5 non-members are needed" in stderr
 
 
 @pytest.mark.parametrize(

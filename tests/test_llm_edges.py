@@ -22,6 +22,10 @@ from tests.llm_helpers import CORPUS, make_tiny_lm, one_torch_thread
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
+# metrics need at least 5 members and 5 non-members: the six corpus lines and four lower-cased (all under 64 tokens)
+MEMBER_TEXTS = [*CORPUS[:3], CORPUS[0].lower(), CORPUS[2].lower()]
+NONMEMBER_TEXTS = [*CORPUS[3:], CORPUS[3].lower(), CORPUS[5].lower()]
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
@@ -52,7 +56,8 @@ def test_texts_sharing_their_scored_tokens_get_the_same_loss_and_zlib(tiny):
 
 def test_results_record_the_max_length_used_and_warn_about_cut_texts(tiny):
     long = " ".join(CORPUS)  # > 64 tokens: the tiny model's positions
-    members, nonmembers = [long, CORPUS[0], long + " more"], [CORPUS[1], long + " again", CORPUS[2]]
+    members = [long, CORPUS[0], long + " more", *MEMBER_TEXTS[3:]]
+    nonmembers = [CORPUS[1], long + " again", CORPUS[2], *NONMEMBER_TEXTS[3:]]
     results = audit_llm(
         model=tiny, members=members, nonmembers=nonmembers, attacks=["loss", "zlib"], max_length=128,
         n_bootstrap=20, validity=False,
@@ -61,25 +66,25 @@ def test_results_record_the_max_length_used_and_warn_about_cut_texts(tiny):
     assert results["config"]["max_length"] == 64 and results["llm"]["n_truncated"] == 3
     warning = [w for w in results["warnings"] if "were cut" in w]
     assert len(warning) == 1
-    assert warning[0].startswith("3 of 6 texts are longer than max_length 64 tokens (the model's limit; 128 was")
-    assert "records 0, 2, 4" in warning[0]
-    fits = audit_llm(model=tiny, members=CORPUS[:3], nonmembers=CORPUS[3:], attacks=["loss"], max_length=64,
+    assert warning[0].startswith("3 of 10 texts are longer than max_length 64 tokens (the model's limit; 128 was")
+    assert "records 0, 2, 6" in warning[0]
+    fits = audit_llm(model=tiny, members=MEMBER_TEXTS, nonmembers=NONMEMBER_TEXTS, attacks=["loss"], max_length=64,
                      n_bootstrap=20, validity=False).results  # fmt: skip
     assert fits["llm"]["max_length"] == 64 and fits["llm"]["n_truncated"] == 0
     assert not [w for w in fits["warnings"] if "were cut" in w]
-    cut = audit_llm(model=tiny, members=CORPUS[:3], nonmembers=CORPUS[3:], attacks=["loss"], max_length=8,
+    cut = audit_llm(model=tiny, members=MEMBER_TEXTS, nonmembers=NONMEMBER_TEXTS, attacks=["loss"], max_length=8,
                     n_bootstrap=20, validity=False).results  # fmt: skip
-    assert cut["llm"]["max_length"] == 8 and cut["llm"]["n_truncated"] == 6
-    assert [w for w in cut["warnings"] if w.startswith("6 of 6 texts are longer than max_length 8 tokens and were")]
+    assert cut["llm"]["max_length"] == 8 and cut["llm"]["n_truncated"] == 10
+    assert [w for w in cut["warnings"] if w.startswith("10 of 10 texts are longer than max_length 8 tokens and were")]
 
 
 def test_a_shorter_reference_model_is_named_in_a_warning(tiny, tmp_path):
     short_ref = load_language_model(make_tiny_lm(tmp_path / "ref", n_positions=16))
     results = audit_llm(
-        model=tiny, reference_model=short_ref, members=CORPUS[:3], nonmembers=CORPUS[3:], attacks=["reference"],
-        max_length=64, n_bootstrap=20, validity=False,
+        model=tiny, reference_model=short_ref, members=MEMBER_TEXTS, nonmembers=NONMEMBER_TEXTS,
+        attacks=["reference"], max_length=64, n_bootstrap=20, validity=False,
     ).results  # fmt: skip
-    n_long = sum(len(tiny.tokenizer(t)["input_ids"]) > 15 for t in CORPUS)
+    n_long = sum(len(tiny.tokenizer(t)["input_ids"]) > 15 for t in MEMBER_TEXTS + NONMEMBER_TEXTS)
     assert n_long > 0
     assert [w for w in results["warnings"] if w.startswith(f"{n_long} texts were cut further by the reference model")]
 
@@ -129,8 +134,8 @@ def test_blank_records_are_refused_with_their_numbers(tmp_path):
 
 
 def test_llm_audit_cli_reads_a_csv_by_column(tiny_dir, tmp_path, capsys):
-    pd.DataFrame({"id": [1, 2, 3], "review": CORPUS[:3]}).to_csv(tmp_path / "m.csv", index=False)
-    pd.DataFrame({"id": [4, 5, 6], "review": CORPUS[3:]}).to_csv(tmp_path / "n.csv", index=False)
+    pd.DataFrame({"id": [1, 2, 3, 4, 5], "review": MEMBER_TEXTS}).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame({"id": [6, 7, 8, 9, 10], "review": NONMEMBER_TEXTS}).to_csv(tmp_path / "n.csv", index=False)
     code, _, stderr = run_cli(
         "llm-audit", "--model", str(tiny_dir), "--members", str(tmp_path / "m.csv"), "--nonmembers",
         str(tmp_path / "n.csv"), "--text-column", "review", "--attacks", "loss", "--n-bootstrap", "20",
@@ -138,7 +143,7 @@ def test_llm_audit_cli_reads_a_csv_by_column(tiny_dir, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, stderr
     results = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert results["llm"]["n_members"] == 3 and results["llm"]["n_nonmembers"] == 3
+    assert results["llm"]["n_members"] == 5 and results["llm"]["n_nonmembers"] == 5
 
 
 def test_missing_tokenizer_is_named_at_the_cli(tmp_path, capsys):
@@ -146,8 +151,8 @@ def test_missing_tokenizer_is_named_at_the_cli(tmp_path, capsys):
     tok = make_tiny_lm(tmp_path / "tok")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (model / name).unlink()
-    (tmp_path / "m.txt").write_text("\n".join(CORPUS[:3]) + "\n")
-    (tmp_path / "n.txt").write_text("\n".join(CORPUS[3:]) + "\n")
+    (tmp_path / "m.txt").write_text("\n".join(MEMBER_TEXTS) + "\n")
+    (tmp_path / "n.txt").write_text("\n".join(NONMEMBER_TEXTS) + "\n")
     args = ["llm-audit", "--model", str(model), "--members", str(tmp_path / "m.txt"), "--nonmembers",
             str(tmp_path / "n.txt"), "--attacks", "loss", "--n-bootstrap", "20", "--no-report"]  # fmt: skip
     code, _, stderr = run_cli(*args, "--out", str(tmp_path / "o1"), capsys=capsys)

@@ -13,18 +13,29 @@ import memberscope.metrics as metrics
 from memberscope.exceptions import InvalidInputError, UnresolvableFPRWarning
 from memberscope.metrics import (
     DEFAULT_FPRS,
+    MIN_MEMBERS,
+    MIN_NONMEMBERS,
     AttackMetrics,
+    advantage_interval,
+    auc_interval,
     balanced_accuracy,
     bootstrap_counts,
+    bootstrap_replicates,
+    clopper_pearson,
     evaluate,
     evaluate_by_group,
     fpr_key,
     membership_advantage,
+    operating_point,
+    positive_predictive_value,
     replicate_metrics,
     roc_auc,
     roc_curve,
     tpr_at_fpr,
+    tpr_interval,
+    wilson_interval,
 )
+from memberscope.metrics._intervals import _order_statistic_ranks
 
 quiet_fpr = pytest.mark.filterwarnings("ignore::memberscope.exceptions.UnresolvableFPRWarning")
 
@@ -48,25 +59,10 @@ def _slow_operating_points(member, score):
     return np.array(points)
 
 
-def test_public_surface():
-    assert sorted(metrics.__all__) == sorted(
-        [
-            "DEFAULT_FPRS",
-            "AttackMetrics",
-            "ReplicateMetrics",
-            "balanced_accuracy",
-            "bootstrap_counts",
-            "evaluate",
-            "evaluate_by_group",
-            "fpr_key",
-            "membership_advantage",
-            "replicate_metrics",
-            "roc_auc",
-            "roc_curve",
-            "tpr_at_fpr",
-        ]
-    )
+def test_default_fprs():
+    # the public names are pinned with every package's in tests/test_engine.py
     assert DEFAULT_FPRS == (0.1, 0.01, 0.001, 0.0001)
+    assert (MIN_MEMBERS, MIN_NONMEMBERS) == (5, 5)
 
 
 # --- ROC curve and AUC ------------------------------------------------------------------------
@@ -116,10 +112,14 @@ def test_perfect_and_reversed_attacks():
     m = evaluate(member, score, n_bootstrap=50)
     assert m.auc == 1.0 and all(v == 1.0 for v in m.tpr_at_fpr.values())
     assert m.advantage == 1.0 and m.balanced_accuracy == 1.0
-    assert m.auc_ci == (1.0, 1.0) and all(ci == (1.0, 1.0) for ci in m.tpr_at_fpr_ci.values())
+    # 50 members cannot pin the AUC at exactly 1: the interval reaches down to what 50 members allow
+    assert m.auc_ci == wilson_interval(1.0, 50, 0.95) and m.auc_ci[1] == 1.0 and 0.9 < m.auc_ci[0] < 0.95
+    assert all(lo < hi == 1.0 for lo, hi in m.tpr_at_fpr_ci.values())
+    assert m.auc_ci_method == "wilson-worst-case-variance"
     r = evaluate(member, -score, n_bootstrap=50)
-    assert r.auc == 0.0 and r.auc_ci == (0.0, 0.0)
+    assert r.auc == 0.0 and r.auc_ci[0] == 0.0 < r.auc_ci[1] < 0.1
     assert all(v == 0.0 for v in r.tpr_at_fpr.values())
+    assert all(lo == 0.0 < hi for lo, hi in r.tpr_at_fpr_ci.values())
     assert r.advantage == 0.0 and r.balanced_accuracy == 0.5
 
 
@@ -216,45 +216,74 @@ def test_bootstrap_counts_do_not_depend_on_the_chunk_size():
     np.testing.assert_array_equal(streamed.tpr_at_fpr, stacked.tpr_at_fpr)
 
 
-def test_evaluate_intervals_are_percentiles_of_the_seeded_replicates():
-    member, score = _data(4, n=600)
-    m = evaluate(member, score, fprs=(0.1, 0.01), n_bootstrap=150, confidence=0.9, seed=21)
-    reps = replicate_metrics(
-        member, score, counts=bootstrap_counts(member, 150, rng=np.random.default_rng(21)), fprs=(0.1, 0.01)
-    )
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_streaming_bootstrap_equals_the_counts_bootstrap_replicate_by_replicate(seed, ties, chunk):
+    member, score = _data(seed, n=400, ties=ties)
+    fprs = (0.5, 0.1, 0.01, 0.004)
+    fast = bootstrap_replicates(member, score, 40, rng=np.random.default_rng(seed), fprs=fprs, chunk=chunk)
+    counts = bootstrap_counts(member, 40, rng=np.random.default_rng(seed))
+    slow = replicate_metrics(member, score, counts=counts, fprs=fprs)
+    np.testing.assert_allclose(fast.auc, slow.auc, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(fast.tpr_at_fpr, slow.tpr_at_fpr)
+    np.testing.assert_allclose(fast.advantage, slow.advantage, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.balanced_accuracy, slow.balanced_accuracy, rtol=0, atol=1e-12)
+    assert fast.fprs == fprs
+
+
+def test_evaluate_uses_the_seeded_bootstrap_where_it_covers_and_analytic_intervals_elsewhere():
+    member, score = _data(4, n=2000)  # about 800 members and 1,200 non-members
+    fprs = (0.1, 0.05, 0.01)  # 120, 60 and 12 expected false positives
+    m = evaluate(member, score, fprs=fprs, n_bootstrap=1000, confidence=0.9, seed=21)
+    reps = bootstrap_replicates(member, score, 1000, rng=np.random.default_rng(21), fprs=fprs)
 
     def same(values):
         return pytest.approx(tuple(np.percentile(values, [5, 95])), abs=1e-12)
 
-    assert m.auc_ci == same(reps.auc)
+    assert m.auc_ci_method == "bootstrap" and m.auc_ci == same(reps.auc)
+    analytic = "order-statistics-clopper-pearson"
+    assert m.tpr_at_fpr_ci_method == {"0.1": "bootstrap", "0.05": "bootstrap", "0.01": analytic}
     assert m.tpr_at_fpr_ci["0.1"] == same(reps.tpr_at_fpr[:, 0])
-    assert m.tpr_at_fpr_ci["0.01"] == same(reps.tpr_at_fpr[:, 1])
-    assert m.advantage_ci == same(reps.advantage)
-    assert m.balanced_accuracy_ci == same(reps.balanced_accuracy)
-    assert m.n_bootstrap == 150 and m.confidence == 0.9
+    assert m.tpr_at_fpr_ci["0.05"] == same(reps.tpr_at_fpr[:, 1])
+    members_ascending, nonmembers_descending = np.sort(score[member]), np.sort(score[~member])[::-1]
+    assert m.tpr_at_fpr_ci["0.01"] == tpr_interval(members_ascending, nonmembers_descending, 0.01, 0.9)
+    n1, n0 = int(member.sum()), int((~member).sum())
+    assert m.advantage_ci_method == "dkw" and m.advantage_ci == advantage_interval(m.advantage, n1, n0, 0.9)
+    assert m.balanced_accuracy_ci == pytest.approx(tuple((1 + b) / 2 for b in m.advantage_ci))
+    assert m.n_bootstrap == 1000 and m.confidence == 0.9
+    # too few replicates for percentile tails: every interval is analytic
+    few = evaluate(member, score, fprs=fprs, n_bootstrap=999, confidence=0.9)
+    assert few.auc_ci == auc_interval(few.auc, n1, n0, 0.9)
+    assert set(few.tpr_at_fpr_ci_method.values()) == {"order-statistics-clopper-pearson"}
 
 
 @quiet_fpr
 def test_bootstrap_is_seeded_and_ci_brackets_the_estimate():
     member, score = _data(1, n=2000)
-    a, b, c = (evaluate(member, score, n_bootstrap=300, seed=s) for s in (0, 0, 1))
+    a, b, c = (evaluate(member, score, n_bootstrap=1000, seed=s) for s in (0, 0, 1))
     assert a == b
-    assert a.auc_ci != c.auc_ci and a.advantage_ci != c.advantage_ci
-    assert a.auc == c.auc  # the seed only moves the intervals
+    assert a.auc_ci != c.auc_ci and a.tpr_at_fpr_ci["0.1"] != c.tpr_at_fpr_ci["0.1"]
+    assert a.advantage_ci == c.advantage_ci  # analytic (DKW): no randomness
+    assert a.auc == c.auc  # the seed only moves the bootstrap intervals
     assert a.auc_ci[0] < a.auc < a.auc_ci[1]
     assert a.balanced_accuracy_ci[0] <= a.balanced_accuracy <= a.balanced_accuracy_ci[1]
     assert a.advantage_ci[0] <= a.advantage <= a.advantage_ci[1]
-    lo, hi = a.tpr_at_fpr_ci["0.1"]
-    assert lo <= a.tpr_at_fpr["0.1"] <= hi
-    assert all(lo <= hi for lo, hi in a.tpr_at_fpr_ci.values())
+    for key, (lo, hi) in a.tpr_at_fpr_ci.items():
+        assert lo <= a.tpr_at_fpr[key] <= hi
 
 
-def test_auc_equals_sklearn_and_no_bootstrap_collapses_intervals():
+def test_auc_equals_sklearn_and_no_bootstrap_gives_analytic_intervals():
     member, score = _data(2, n=800, ties=True)
     m = evaluate(member, score, fprs=(0.1,), n_bootstrap=0)
     assert m.auc == pytest.approx(roc_auc_score(member, score), abs=1e-12)
-    assert m.auc_ci == (m.auc, m.auc) and m.tpr_at_fpr_ci["0.1"] == (m.tpr_at_fpr["0.1"],) * 2
-    assert m.n_members == member.sum() and m.n_nonmembers == (~member).sum()
+    n1, n0 = int(member.sum()), int((~member).sum())
+    assert m.n_members == n1 and m.n_nonmembers == n0
+    assert m.auc_ci == auc_interval(m.auc, n1, n0, 0.95) and m.auc_ci[0] < m.auc < m.auc_ci[1]
+    assert m.tpr_at_fpr_ci_method == {"0.1": "order-statistics-clopper-pearson"}
+    lo, hi = m.tpr_at_fpr_ci["0.1"]
+    assert lo < m.tpr_at_fpr["0.1"] < hi
+    assert m.warnings == []
 
 
 def test_null_scores_ci_covers_half_about_95_percent_of_the_time():
@@ -423,3 +452,187 @@ def test_bootstrap_and_group_errors_name_the_bad_value():
         evaluate_by_group(member, score, np.zeros(29))
     with pytest.raises(InvalidInputError, match="min_records must be an integer >= 0; got -1"):
         evaluate_by_group(member, score, np.zeros(30), min_records=-1)
+
+
+# --- minimum counts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_members,n_nonmembers", [(4, 4), (4, 1000), (1000, 4), (1, 1)])
+def test_evaluate_refuses_games_below_the_minimum_counts(n_members, n_nonmembers):
+    member = np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)]
+    score = np.random.default_rng(0).normal(size=member.size) + member
+    with pytest.raises(InvalidInputError) as exc, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvableFPRWarning)
+        evaluate(member, score)
+    message = str(exc.value)
+    assert f"{n_members} members and {n_nonmembers} non-members" in message
+    assert f"at least {MIN_MEMBERS} members and {MIN_NONMEMBERS} non-members are needed" in message
+
+
+@quiet_fpr
+def test_a_ten_row_table_with_four_members_is_refused_not_reported_as_certain():
+    member = np.r_[np.ones(4, bool), np.zeros(4, bool), np.zeros(2, bool)][:8]
+    score = np.r_[np.full(4, 0.9), np.full(4, 0.1)]  # perfectly separated: used to give "100.0% (100.0%-100.0%)"
+    with pytest.raises(InvalidInputError, match="4 members and 4 non-members"):
+        evaluate(member, score)
+    five = evaluate(np.r_[np.ones(5, bool), np.zeros(5, bool)], np.r_[np.full(5, 0.9), np.full(5, 0.1)])
+    assert five.auc == 1.0 and five.auc_ci[0] < 0.75  # reported, with an interval that says how little 5 show
+    assert five.tpr_at_fpr_ci["0.1"] == (0.0, 1.0)
+
+
+def test_evaluate_by_group_skips_slices_below_the_minimum_counts():
+    rng = np.random.default_rng(1)
+    member = np.r_[np.ones(30, bool), np.zeros(30, bool), np.ones(4, bool), np.zeros(40, bool)]
+    groups = np.r_[np.zeros(60, int), np.ones(44, int)]
+    out = evaluate_by_group(member, rng.normal(size=member.size), groups, n_bootstrap=0, fprs=(0.1,))
+    assert list(out) == ["0"]
+
+
+# --- PPV ------------------------------------------------------------------------------------------
+
+
+def _brute_force_ppv(member, score, alpha):
+    """Over every threshold with FP <= alpha * n0: the most true positives, then the fewest false positives."""
+    member = np.asarray(member, bool)
+    n0 = (~member).sum()
+    best = (0, 0)  # (tp, -fp) of the rule flagging nothing
+    for t in np.unique(score):
+        flagged = score >= t
+        tp, fp = int((flagged & member).sum()), int((flagged & ~member).sum())
+        if fp <= alpha * n0 + 1e-9 and (tp, -fp) > best:
+            best = (tp, -fp)
+    tp, fp = best[0], -best[1]
+    return (tp / (tp + fp) if tp else 0.0), fp / n0
+
+
+@quiet_fpr
+@pytest.mark.parametrize("seed", range(6))
+def test_ppv_at_each_fpr_equals_a_brute_force_count(seed):
+    member, score = _data(seed, n=600, ties=seed % 2 == 0, shift=1.0)
+    fprs = (0.2, 0.1, 0.05, 0.01, 0.002)
+    m = evaluate(member, score, fprs=fprs, n_bootstrap=0)
+    assert m.ppv_prior == pytest.approx(member.mean())
+    for alpha in fprs:
+        key = fpr_key(alpha)
+        ppv, fpr = _brute_force_ppv(member, score, alpha)
+        assert m.ppv_at_fpr[key] == pytest.approx(ppv, abs=1e-12)
+        assert m.operating_fpr[key] == pytest.approx(fpr, abs=1e-12)
+    assert m.ppv(m.ppv_prior) == pytest.approx(m.ppv_at_fpr, abs=1e-12)
+
+
+def test_ppv_reweights_to_another_member_prior():
+    member, score = _data(3, n=2000, shift=1.5)
+    m = evaluate(member, score, fprs=(0.1, 0.01), n_bootstrap=0)
+    rare = m.ppv(0.01)
+    for key in ("0.1", "0.01"):
+        tpr, fpr = m.tpr_at_fpr[key], m.operating_fpr[key]
+        assert rare[key] == pytest.approx(0.01 * tpr / (0.01 * tpr + 0.99 * fpr))
+        assert rare[key] < m.ppv_at_fpr[key]  # fewer members in the population: a flag is less often right
+    # brute force: replicate the non-members 99 times over per member to make the prior 1%
+    n1 = int(member.sum())
+    tp = round(m.tpr_at_fpr["0.1"] * n1)
+    fp_scaled = m.operating_fpr["0.1"] * 99 * n1
+    assert rare["0.1"] == pytest.approx(tp / (tp + fp_scaled))
+    with pytest.raises(InvalidInputError, match=r"prior 1.5 is outside \(0, 1\)"):
+        m.ppv(1.5)
+    assert positive_predictive_value(0.0, 0.0, 0.3) == 0.0
+    assert positive_predictive_value(0.5, 0.0, 0.3) == 1.0
+
+
+def test_operating_point_is_the_most_precise_threshold_reaching_the_tpr():
+    fpr = np.array([0.0, 0.0, 0.05, 0.08, 0.1, 0.2, 1.0])
+    tpr = np.array([0.0, 0.3, 0.3, 0.5, 0.5, 0.7, 1.0])
+    assert operating_point(fpr, tpr, 0.1) == (0.5, 0.08)
+    assert operating_point(fpr, tpr, 0.06) == (0.3, 0.0)
+    assert operating_point(fpr, tpr, 0.01) == (0.3, 0.0)
+    assert operating_point(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.0, 1.0]), 0.6) == (0.0, 0.0)
+
+
+# --- analytic intervals ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (17, 250), (1, 5000)])
+def test_clopper_pearson_and_wilson_equal_scipy(k, n):
+    from scipy.stats import binomtest
+
+    exact = binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert clopper_pearson(k, n, 0.025, 0.025) == pytest.approx((exact.low, exact.high), abs=1e-12)
+    wilson = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    assert wilson_interval(k / n, n, 0.95) == pytest.approx((wilson.low, wilson.high), abs=1e-12)
+
+
+def test_clopper_pearson_is_one_implementation_for_metrics_and_privacy(monkeypatch):
+    from scipy.stats import binomtest
+
+    from memberscope import privacy
+    from memberscope.privacy import empirical
+
+    k = np.array([0, 1, 3, 9, 10, 0, 17, 250])
+    n = np.array([10, 10, 10, 10, 10, 250, 250, 250])
+    low, high = clopper_pearson(k, n, 0.01, 0.04)
+    for j in range(k.size):  # vectorised = scalar = scipy's exact one-sided bounds
+        assert (low[j], high[j]) == clopper_pearson(int(k[j]), int(n[j]), 0.01, 0.04)
+        test = binomtest(int(k[j]), int(n[j]))  # a two-sided exact interval puts half its error in each tail
+        assert low[j] == pytest.approx(test.proportion_ci(0.98, method="exact").low, abs=1e-12)
+        assert high[j] == pytest.approx(test.proportion_ci(0.92, method="exact").high, abs=1e-12)
+    # a tail of 0 is the trivial bound; privacy's one-sided bounds and interval are the same numbers
+    assert clopper_pearson(3, 10, 0.0, 0.0) == (0.0, 1.0)
+    np.testing.assert_array_equal(privacy.clopper_pearson(k, n, 0.01, side="lower"), low)
+    np.testing.assert_array_equal(privacy.clopper_pearson(k, n, 0.04, side="upper"), high)
+    assert privacy.clopper_pearson_interval(17, 250, 0.95) == clopper_pearson(17, 250, (1 - 0.95) / 2, (1 - 0.95) / 2)
+    # bad counts and tails are refused by name
+    with pytest.raises(InvalidInputError, match="0 <= k <= n"):
+        clopper_pearson(11, 10, 0.025, 0.025)
+    with pytest.raises(InvalidInputError, match="0 <= k <= n"):
+        privacy.clopper_pearson(np.array([1, -1]), 10, 0.05, side="upper")
+    with pytest.raises(InvalidInputError, match="upper_tail"):
+        clopper_pearson(1, 10, 0.025, 1.0)
+    # privacy calls the metrics implementation: replacing it changes privacy's answers
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return (0.123, 0.456)
+
+    monkeypatch.setattr(metrics, "clopper_pearson", spy)
+    assert float(empirical.clopper_pearson(3, 10, 0.05, side="lower")) == 0.123
+    assert empirical.clopper_pearson_interval(3, 10) == (0.123, 0.456)
+    assert len(calls) == 2
+
+
+def test_auc_interval_is_wilson_on_the_smaller_class():
+    assert auc_interval(0.8, 1000, 30, 0.95) == wilson_interval(0.8, 30, 0.95)
+    assert auc_interval(0.8, 30, 1000, 0.95) == wilson_interval(0.8, 30, 0.95)
+
+
+def test_order_statistic_ranks_equal_a_scan_of_the_binomial_law():
+    from scipy.stats import binom
+
+    for n0 in [*range(1, 40), 99, 100, 101, 1000, 4321]:
+        for alpha in (0.5, 0.1, 0.01, 0.001):
+            for tail in (0.0125, 0.005):
+                law, j = binom(n0, alpha), np.arange(n0 + 1)
+                lower_ok = np.flatnonzero(law.cdf(j) <= tail)
+                upper_ok = np.flatnonzero(law.sf(j - 1) <= tail)
+                expected = (
+                    int(lower_ok.max()) + 1 if lower_ok.size else None,
+                    int(upper_ok.min()) if upper_ok.size and upper_ok.min() <= n0 else None,
+                )
+                assert _order_statistic_ranks(n0, alpha, tail) == expected, (n0, alpha, tail)
+
+
+def test_tpr_interval_brackets_the_threshold_by_order_statistics():
+    rng = np.random.default_rng(0)
+    s1, s0 = np.sort(rng.normal(1, 1, 300)), np.sort(rng.normal(0, 1, 500))[::-1]
+    lo, hi = tpr_interval(s1, s0, 0.1, 0.95)
+    r, s = _order_statistic_ranks(500, 0.1, 0.0125)
+    assert lo == clopper_pearson(int((s1 > s0[r - 1]).sum()), 300, 0.0125, 0.0125)[0]
+    assert hi == clopper_pearson(int((s1 > s0[s - 1]).sum()), 300, 0.0125, 0.0125)[1]
+    # fewer than 1/alpha non-members: the threshold may lie above every non-member, so the lower end is 0
+    assert tpr_interval(s1, s0[:50], 0.01, 0.95)[0] == 0.0
+
+
+def test_advantage_interval_is_the_dkw_band_on_both_classes():
+    eps = np.sqrt(np.log(4 / 0.05) / (2 * 400)) + np.sqrt(np.log(4 / 0.05) / (2 * 100))
+    assert advantage_interval(0.5, 400, 100, 0.95) == pytest.approx((0.5 - eps, 0.5 + eps))
+    assert advantage_interval(0.01, 400, 100, 0.95)[0] == 0.0

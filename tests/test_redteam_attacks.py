@@ -93,11 +93,14 @@ def test_shadow_attack_finds_members_and_calibrates(purchase):
     X, y, model = purchase
     member = np.r_[np.ones(500), np.zeros(500)].astype(bool)
     records, labels = X[:1000], y[:1000]
-    attack = ShadowModelAttack(n_shadow=3, recipe="mlp", recipe_params=SHADOW_RECIPE, postprocess="top-k:1")
+    attack = ShadowModelAttack(
+        attack="shadow", n_shadow=3, recipe="mlp", recipe_params=SHADOW_RECIPE, postprocess="top-k:1"
+    )
     attack.fit(X[1500:2500], y[1500:2500], n_classes=100)
     target = wrap(model, n_classes=100, postprocess="top-k:1")
     scores = attack.score(target, records, labels)
-    assert roc_auc(member, scores) > 0.9 and target.queries_spent == 1000
+    # One query per record, and one per held-out attacker record (the target-side FPR check).
+    assert roc_auc(member, scores) > 0.9 and target.queries_spent == 1000 + 200
     # Out-of-fold shadow scores separate too; features are sorted probabilities + true-class terms.
     assert roc_auc(attack.calibration_member_, attack.calibration_scores_) > 0.9
     F = shadow_features(np.array([[0.1, 0.7, 0.2]]), np.array([2]))
@@ -131,7 +134,7 @@ def test_pipeline_is_deterministic_in_its_seed(purchase):
         target = wrap(model, n_classes=100, postprocess="round:1")
         return run_redteam(
             target, records, labels, X[1500:2100], y[1500:2100], n_classes=100, n_shadow=2,
-            recipe_params=SHADOW_RECIPE, member=member, seed=seed,
+            recipe="mlp", recipe_params=SHADOW_RECIPE, member=member, seed=seed,
         )  # fmt: skip
 
     a, b = run(0), run(0)
@@ -141,8 +144,15 @@ def test_pipeline_is_deterministic_in_its_seed(purchase):
     assert same == other
     rt = a.results["redteam"]
     assert rt["exposure"]["mode"] == "rounded" and rt["exposure"]["decimals"] == 1
-    assert rt["target"]["queries_spent"] == 16 + 400 and rt["calibration"]["n_shadow_models"] == 2
-    assert a.results["attacks"]["shadow"]["auc"] > 0.8
+    # recon, the 120 held-out attacker records (the target-side check), the 400 records
+    assert rt["target"]["queries_spent"] == 16 + 120 + 400 and rt["calibration"]["n_shadow_models"] == 2
+    assert rt["attack"] in ("lira-offline", "rmia-offline", "shadow") and set(rt["attack_candidates"]) == {
+        "lira-offline", "rmia-offline", "shadow"
+    }  # fmt: skip
+    assert rt["shadows"]["family"] == "mlp" and {"poor", "target_label_agreement"} <= set(rt["shadows"]["fit"])
+    # The model memorises: never an all-clear.
+    assert rt["conclusion"]["status"] != "no measurable leakage" and rt["target_check"]["n_nonmembers"] == 120
+    assert a.results["attacks"][rt["attack"]]["auc"] > 0.8
 
 
 def test_public_surface():
@@ -164,7 +174,7 @@ def test_shadows_come_from_the_cache_on_a_rerun(purchase, tmp_path):
         attack = ShadowModelAttack(n_shadow=2, recipe="mlp", recipe_params=SHADOW_RECIPE, cache=cache)
         attack.fit(X[1500:1900], y[1500:1900], n_classes=100)
         runs.append((cache.hits, cache.misses, attack.score(wrap(model, n_classes=100), X[:50], y[:50])))
-    assert runs[0][:2] == (0, 2) and runs[1][:2] == (2, 0)
+    assert runs[0][:2] == (0, 4) and runs[1][:2] == (4, 0)  # 2 reference + 2 calibration shadows
     np.testing.assert_allclose(runs[0][2], runs[1][2], atol=1e-6)
 
 
@@ -180,7 +190,27 @@ def ten_class_shadows():
 @pytest.mark.parametrize(("attack_model", "per_class"), [("gbdt", False), ("mlp", False), ("logreg", True)])
 def test_attack_models_and_per_class_classifiers(ten_class_shadows, attack_model, per_class):
     X, y, base = ten_class_shadows
-    attack = ShadowModelAttack(n_shadow=2, attack_model=attack_model, per_class=per_class, min_per_class=5)
+    attack = ShadowModelAttack(
+        attack="shadow", n_shadow=2, attack_model=attack_model, per_class=per_class, min_per_class=5
+    )
     attack.fit(X, y, n_classes=10, shadows=base)  # the same shadows, other attack classifiers
-    assert attack.per_class_ is per_class
+    assert attack.run_params_["per_class"] is per_class
     assert roc_auc(attack.calibration_member_, attack.calibration_scores_) > 0.75
+
+
+def test_certified_threshold_bounds_the_fpr_on_fresh_non_members():
+    from scipy.stats import binom
+
+    from memberscope.redteam.verdicts import CERTIFIED_FACTOR, certified_threshold
+
+    # Closed form: the bound x solves P(Binomial(h, x) <= k) = 5%, k the known non-members flagged.
+    scores = np.random.default_rng(0).random(400)
+    t, bound = certified_threshold(scores, 0.01)
+    k = int((scores >= t).sum())
+    assert k <= 4 and binom.cdf(k, 400, bound) == pytest.approx(0.05, abs=1e-9) and bound <= CERTIFIED_FACTOR * 0.01
+    # Simulation: non-member scores uniform on [0, 1], so a threshold t has FPR 1 - t; it exceeds the bound in at
+    # most 5% of draws (plus Monte Carlo error).
+    rng = np.random.default_rng(1)
+    over = [(1 - t) > b for t, b in (certified_threshold(rng.random(400), 0.01) for _ in range(2000))]
+    assert np.mean(over) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2000)
+    assert certified_threshold(scores[:120], 0.01)[0] == np.inf  # too few to certify 1% (at most 2x)

@@ -28,7 +28,7 @@ def test_audit_with_defenses_one_run_and_claimed_epsilon(tmp_path):
     assert "<td>dp-sgd</td><td>82.0%</td><td>1 (δ=1e-05)</td>" in html
     assert "Recommended:</strong> dp-sgd" in html
     md = write_markdown(run).read_text()
-    assert "| `dp-sgd` | 82.0% | 1 |" in md and "**Recommended defense:** dp-sgd" in md
+    assert "| `dp-sgd` | 82.0% | 1 (δ=1e-05) |" in md and "**Recommended defense:** dp-sgd" in md
     assert "**One-run ε audit**" in md and "| `rmia-online` |" in md and "WARNING" not in md
     assert "claimed ε |" in md
 
@@ -101,3 +101,13 @@ def test_malformed_inputs_exit_2(tmp_path, capsys, files, message):
         (tmp_path / name).write_text(content if isinstance(content, str) else json.dumps(content))
     code, _, err = run_cli("report", str(tmp_path), capsys=capsys)
     assert code == 2 and message in err
+
+
+def test_redteam_headline_states_the_conclusion(tmp_path, capsys):
+    headline = "Inconclusive: the lira-offline attack's power on this target is unknown (the shadows fit poorly)."
+    red = {**REDTEAM["redteam"], "conclusion": {"status": "inconclusive", "headline": headline, "reasons": []}}
+    (tmp_path / "results.json").write_text(json.dumps({**REDTEAM, "redteam": red}))
+    code, _, err = run_cli("report", str(tmp_path), capsys=capsys)
+    assert code == 0, err
+    html = (tmp_path / "report.html").read_text()
+    assert "23 inconclusive, spending 1234 of 5000 queries. Inconclusive: the lira-offline attack" in html

@@ -4,7 +4,14 @@
 the true label (averaged over queries) and ``Pr(x)`` its average over reference models. The
 score of ``x`` is the fraction of population records ``z`` it dominates:
 ``#{z : LR(x) / LR(z) > gamma} / |Z|``. Offline (OUT models only) approximates the missing IN
-models by ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2``, with ``a`` chosen on reference models.
+models by ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2``, i.e. ``Pr_IN(x) ~ a Pr_OUT(x) + 1 - a``,
+with ``a`` chosen by letting reference models play the target.
+
+With one reference model (K = 1) the paper's one-reference setting runs: ``a`` cannot be chosen
+(no second model to play against), so it is fixed at :data:`FIXED_OFFLINE_A`, and for the records
+that model trained on (it is IN for about half of them) ``Pr_OUT(x)`` is recovered from the same
+linear approximation, ``Pr_OUT(x) = (Pr_IN(x) - (1 - a)) / a`` clipped to [0, 1], as the authors'
+code does for one reference model.
 
 The pairwise comparison is computed by sorting the ``LR(z)`` once and binary-searching each
 ``LR(x)``: O((n + z) log z) time and O(n + z) memory, never an n × z matrix.
@@ -22,9 +29,23 @@ from memberscope.attacks.registry import ATTACKS
 from memberscope.exceptions import InvalidInputError
 from memberscope.signals import true_class_log_probability
 
-__all__ = ["RMIA", "RMIAOffline", "RMIAOnline", "pairwise_dominance", "true_label_probability"]
+__all__ = [
+    "DEFAULT_A_GRID",
+    "FIXED_OFFLINE_A",
+    "RMIA",
+    "RMIAOffline",
+    "RMIAOnline",
+    "pairwise_dominance",
+    "true_label_probability",
+]
 
 DEFAULT_A_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+FIXED_OFFLINE_A = 0.33
+"""Offline ``a`` when no reference model can play the target (K = 1, or fewer than 2 population
+records): the value of the RMIA authors' released offline configuration for one reference model on
+CIFAR-10 (Zarifzadeh et al. 2024; ``offline_a: 0.33`` in their ``rmia_offline_1_ref_models.yaml``).
+The paper's sweep finds the best ``a`` between about 0.2 and 0.6 across its data sets; pass ``a`` to
+override."""
 # Log-probabilities are floored so a record the target gives probability 0 stays comparable.
 LOG_FLOOR = np.log(1e-300)
 
@@ -59,6 +80,36 @@ def _log(p: np.ndarray) -> np.ndarray:
 
 def _offline_prior(p_out: np.ndarray, a: float) -> np.ndarray:
     return 0.5 * ((1.0 + a) * p_out + (1.0 - a))
+
+
+def _mann_whitney_auc(member: np.ndarray, scores: np.ndarray) -> float:
+    """AUC of ``scores`` (n,) for boolean ``member`` (n,): pairs won plus half the ties, over n1 n0."""
+    negatives = np.sort(scores[~member])
+    positives = np.sort(scores[member])  # sorted queries make the binary searches cache-friendly
+    below = np.searchsorted(negatives, positives, side="left")
+    upto = np.searchsorted(negatives, positives, side="right")
+    return float((2 * int(below.sum()) + int((upto - below).sum())) / (2.0 * positives.size * negatives.size))
+
+
+def _auc_bounds(member: np.ndarray, scores: np.ndarray, bins: int = 8192) -> tuple[float, float]:
+    """Bounds on the AUC of ``scores`` (n,) from a histogram: ``(won, won + shared) / (n1 n0)``.
+
+    Scores are binned by a non-decreasing map (equal widths between the 0.1% and 99.9% quantiles
+    of a strided sample, the tails in the end bins). A member and a non-member in different bins
+    are ordered by their bins; those sharing a bin may go either way. Equal scores share a bin, so
+    the bounds hold whatever the bins; finer bins only make them tighter.
+    """
+    sample = np.sort(scores[:: max(1, scores.size // 4096)])
+    lo, hi = sample[len(sample) // 1000], sample[-1 - len(sample) // 1000]
+    scale = bins / (hi - lo) if hi > lo else 0.0
+    cell = np.clip((scores - lo) * scale, -1.0, float(bins)).astype(np.int64)
+    cell += np.where(member, bins + 3, 1)  # members' cells after the non-members', in one histogram
+    counts = np.bincount(cell, minlength=2 * (bins + 2)).reshape(2, bins + 2)
+    neg, pos = counts[0], counts[1]
+    won = int(np.dot(pos, np.cumsum(neg) - neg))
+    shared = int(np.dot(pos, neg))
+    pairs = float(pos.sum()) * float(neg.sum())
+    return won / pairs, (won + shared) / pairs
 
 
 class RMIA(Attack):
@@ -97,33 +148,50 @@ class RMIA(Attack):
             self.prior_x_ = self.p_ref_.mean(axis=0)
             self.prior_z_ = self.p_ref_population_.mean(axis=0)
         else:
-            n_out = (~masks).sum(axis=0)
-            if n_out.min() < 1:
-                raise InvalidInputError(
-                    f"attack {self.name!r} needs at least one OUT reference model for every record; "
-                    f"{int((n_out < 1).sum())} records have none (use at least 2 reference models)"
-                )
-            self.p_out_ = (self.p_ref_ * ~masks).sum(axis=0) / n_out
+            self.a_auc_ = None
             self.a_ = self.a if self.a is not None else self._choose_a()
+            self.p_out_ = self._out_probability(self.p_ref_, masks, self.a_)
             self.prior_x_ = _offline_prior(self.p_out_, self.a_)
             self.prior_z_ = _offline_prior(self.p_ref_population_.mean(axis=0), self.a_)
         return self
 
-    def _choose_a(self) -> float:
-        """The ``a`` maximizing the mean AUC when each of a few reference models plays the target.
+    def _out_probability(self, p_ref: np.ndarray, masks: np.ndarray, a: float) -> np.ndarray:
+        """``Pr_OUT(x)`` (n,): the mean over OUT models, or from the IN models where there is none.
+
+        A record every reference model trained on (with K = 1, half of them) gets the inverse of the
+        offline approximation ``Pr_IN = a Pr_OUT + 1 - a`` applied to its mean IN probability.
+        """
+        out = ~masks
+        n_out = out.sum(axis=0)
+        p_out = (p_ref * out).sum(axis=0) / np.maximum(n_out, 1)
+        only_in = n_out == 0
+        if only_in.any():
+            if a <= 0.0:
+                raise InvalidInputError(
+                    f"attack {self.name!r} with a=0 cannot score the {int(only_in.sum())} records that every "
+                    "reference model trained on: a=0 says Pr_IN(x) = 1 whatever Pr_OUT(x), so Pr_OUT(x) cannot "
+                    "be recovered; use a > 0 or more reference models"
+                )
+            p_in = p_ref[:, only_in].mean(axis=0)
+            p_out[only_in] = np.clip((p_in - (1.0 - a)) / a, 0.0, 1.0)
+        return p_out
+
+    def _calibration_games(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each of a few reference models as the target, the others as its OUT models.
 
         Candidates are pool records with an OUT model among the other references (labelled by the
         pseudo-target's mask) plus half of the population records (non-members); the other half
         serves as ``z``. The real target's ground truth is never used.
-        """
-        from memberscope.metrics import roc_auc
 
+        Returns
+        -------
+        list of (member, log_p_x, p_out_x, log_p_z, p_out_z)
+            Candidates' labels (c,), log-probabilities under the pseudo-target (c,) and mean OUT
+            probabilities (c,); the same for the ``z`` half (m/2,).
+        """
         k, m = self.p_ref_.shape[0], self.p_ref_population_.shape[1]
-        if k < 2 or m < 2:
-            return 0.5
         z_half, cand_half = np.arange(0, m, 2), np.arange(1, m, 2)
-        aucs = np.zeros(len(self.a_grid))
-        used = 0
+        games = []
         for j in range(min(k, self.calibration_models)):
             others = np.arange(k) != j
             out = ~self.masks_[others]
@@ -136,20 +204,47 @@ class RMIA(Attack):
                 continue
             log_p_x = _log(np.concatenate([self.p_ref_[j, keep], self.p_ref_population_[j, cand_half]]))
             p_out_x = np.concatenate([p_out, p_out_z[cand_half]])
-            log_p_z = _log(self.p_ref_population_[j, z_half])
-            for i, a in enumerate(self.a_grid):
-                scores = pairwise_dominance(
-                    log_p_x - _log(_offline_prior(p_out_x, a)),
-                    log_p_z - _log(_offline_prior(p_out_z[z_half], a)),
-                    gamma=self.gamma,
-                    tie_break=self.tie_break,
-                )
-                aucs[i] += roc_auc(member, scores)
-            used += 1
-        if used == 0:
-            return 0.5
-        self.a_auc_ = dict(zip(map(float, self.a_grid), (aucs / used).round(4).tolist(), strict=True))
-        return float(self.a_grid[int(np.argmax(aucs))])
+            games.append((member, log_p_x, p_out_x, _log(self.p_ref_population_[j, z_half]), p_out_z[z_half]))
+        return games
+
+    def _calibration_scores(self, game, a: float) -> np.ndarray:
+        """Scores of the candidates (c,) of one calibration game whose AUC stands for the attack's with this ``a``.
+
+        With ``tie_break`` the dominance score is a strictly increasing function of ``LR(x)`` (the
+        count of dominated ``z`` never decreases in ``LR(x)`` and the tie-break adds its rank, less
+        than one step), so its AUC is the AUC of ``LR(x)`` itself: no ``z`` and no second sort.
+        """
+        _, log_p_x, p_out_x, log_p_z, p_out_z = game
+        scores = log_p_x - _log(_offline_prior(p_out_x, a))
+        if not self.tie_break:
+            scores = pairwise_dominance(scores, log_p_z - _log(_offline_prior(p_out_z, a)), gamma=self.gamma)
+        return scores
+
+    def _choose_a(self) -> float:
+        """The ``a`` maximizing the mean AUC when each of a few reference models plays the target.
+
+        Exact over the whole grid, without sorting for every ``a``: each ``(game, a)`` AUC is first
+        bracketed from a histogram of the scores (pairs in different bins are counted exactly,
+        pairs sharing a bin may go either way), and only the ``a`` whose upper bound reaches the best
+        lower bound are sorted and evaluated exactly (:func:`_mann_whitney_auc`). ``a_auc_`` keeps
+        those exact mean AUCs. :data:`FIXED_OFFLINE_A` when no reference model can play the target.
+        """
+        k, m = self.p_ref_.shape[0], self.p_ref_population_.shape[1]
+        games = self._calibration_games() if k >= 2 and m >= 2 else []
+        if not games:
+            return FIXED_OFFLINE_A
+        grid = [float(a) for a in self.a_grid]
+        scores = {(i, g): self._calibration_scores(game, a) for i, a in enumerate(grid) for g, game in enumerate(games)}
+        bounds = np.array(
+            [[_auc_bounds(games[g][0], scores[i, g]) for g in range(len(games))] for i in range(len(grid))]
+        ).sum(axis=1)  # (grid, 2): summed lower and upper bounds
+        candidates = np.flatnonzero(bounds[:, 1] >= bounds[:, 0].max())
+        exact = {
+            int(i): sum(_mann_whitney_auc(games[g][0], scores[i, g]) for g in range(len(games))) for i in candidates
+        }
+        best = max(exact, key=lambda i: (exact[i], -i))  # ties go to the first grid value, as np.argmax
+        self.a_auc_ = {grid[i]: round(v / len(games), 4) for i, v in sorted(exact.items())}
+        return grid[best]
 
     def score(self, target: TargetOutputs) -> np.ndarray:
         self.check_population(target)
@@ -170,7 +265,12 @@ class RMIA(Attack):
         out: dict[str, Any] = {"gamma": self.gamma, "tie_break": self.tie_break}
         if not self.online:
             out["a"] = getattr(self, "a_", self.a)
-            out["a_chosen_on"] = "given" if self.a is not None else "reference models"
+            if self.a is not None:
+                out["a_chosen_on"] = "given"
+            elif getattr(self, "a_auc_", None) is None and hasattr(self, "a_"):
+                out["a_chosen_on"] = f"fixed ({FIXED_OFFLINE_A}: no reference model can play the target)"
+            else:
+                out["a_chosen_on"] = "reference models"
         return out
 
 
@@ -185,8 +285,8 @@ class RMIAOnline(RMIA):
 
 @ATTACKS.register("rmia-offline")
 class RMIAOffline(RMIA):
-    """RMIA with OUT reference models and the offline ``a`` approximation."""
+    """RMIA with OUT reference models and the offline ``a`` approximation; runs from one reference model."""
 
     name = "rmia-offline"
     online = False
-    min_reference_models = 2
+    min_reference_models = 1

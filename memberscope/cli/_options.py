@@ -49,6 +49,12 @@ TARGETS = typer.Option(
     help="Training draws the figures cover: the target and N-1 reference models playing it in turn "
     "(leave-one-out); results get each metric's mean and spread over draws. Default 1.",
 )
+MEMBER_PRIOR = typer.Option(
+    None,
+    "--member-prior",
+    help="Share of members among the people the model could be asked about, e.g. 0.01: each attack's "
+    "precision (PPV) and the membership probability use it. Default: the game's member share.",
+)
 # The attacks and metrics.
 ATTACKS = typer.Option(None, help=f"Comma-separated attacks, or 'all': {_attacks()}.")
 FPR = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1).")

@@ -12,14 +12,17 @@ from memberscope.cli._app import app, console
 
 
 def defenses_table(results):
-    """A ``rich.table.Table``: one row per defense, its accuracy, ε and the strongest attack's leakage."""
+    """A ``rich.table.Table``: one row per defense, its accuracy, ε (δ) and the strongest attack's leakage; below an
+    output defense one row per attacker view (undone, averaged over m queries, label-only at q queries), below
+    ``minimize`` the undefended model on the same records and the removed / neighbour / other members; the last
+    column is the CI upper end over every training draw, the figure the budget is judged by."""
     from rich.table import Table
 
     from memberscope.metrics import fpr_key
 
     budget = results.sections["recommendation"]["budget"]
     key = fpr_key(budget["fpr"])
-    table = Table(title=f"{results.dataset.name}: defenses (95% CIs; strongest attack per defense)")
+    table = Table(title=f"{results.dataset.name}: defenses (95% CIs; strongest attack per defense and attacker view)")
     for col in (
         "defense",
         "test acc",
@@ -28,22 +31,76 @@ def defenses_table(results):
         "strongest attack",
         f"TPR @ {100 * budget['fpr']:g}% FPR",
         "AUC",
+        "worst draw (CI upper)",
     ):
         table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right")
+
+    def pct(value, ci):
+        return f"{100 * value:.2f}% ({100 * ci[0]:.2f}–{100 * ci[1]:.2f})"
+
     for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
-        lo, hi = attack["tpr_at_fpr_ci"][key]
         cost = entry.get("accuracy_cost")
+        draws = entry.get("draws") or []
         table.add_row(
             name,
             f"{entry['test_accuracy']:.4f}",
             "–" if cost is None else f"{100 * cost:+.2f} pt",
-            "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} ({entry['delta']:.0e})",
+            "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} (δ={entry['delta']:.0e})",
             entry["strongest_attack"],
-            f"{100 * attack['tpr_at_fpr'][key]:.2f}% ({100 * lo:.2f}–{100 * hi:.2f})",
+            pct(attack["tpr_at_fpr"][key], attack["tpr_at_fpr_ci"][key]),
             f"{attack['auc']:.3f} ({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
+            "–" if not draws else f"{100 * max(d['upper_tpr'] for d in draws):.2f}% of {len(draws)}",
         )
+        for view in entry.get("attacker_budgets") or []:
+            if view["view"] == "as shown" and len(entry["attacker_budgets"]) == 1:
+                continue
+            table.add_row(
+                f"  ↳ {view['view']} ({view['queries_per_record']} q/record)",
+                *[""] * 3,
+                view["strongest_attack"],
+                pct(view["tpr"], view["tpr_ci"]),
+                f"{view['auc']:.3f}",
+                "",
+            )
+        mini = entry.get("minimization")
+        if mini:
+            same = mini["undefended_on_same_records"]
+            table.add_row(
+                "  ↳ undefended, same records", *[""] * 3, same["strongest_attack"], pct(same["tpr"], same["tpr_ci"]),
+                f"{same['auc']:.3f}", "",
+            )  # fmt: skip
+            for layer, values in mini["layers"].items():
+                before = values["before"]
+                after = values["after"]
+                text = "" if before is None else f"before {100 * before['tpr_at_fpr'][key]:.2f}%"
+                if after is not None:
+                    text += f", after {100 * after['tpr_at_fpr'][key]:.2f}%"
+                table.add_row(f"  ↳ {layer} ({values['n_records']} members)", *[""] * 3, mini["attack"], text, "", "")
     return table
+
+
+def plan_lines(results) -> list[str]:
+    """The prioritized plan (:func:`memberscope.defenses.plan.defense_plan`) as console lines."""
+    from rich.markup import escape
+
+    plan = results.sections.get("plan")
+    if not plan:
+        return []
+    lines = [f"[bold]plan:[/] {escape(plan['verdict'])}"]
+    for i, row in enumerate((r for r in plan["ranking"] if "removed_points" in r), 1):
+        lo, hi = row["removed_points_ci"]
+        lines.append(
+            escape(
+                f"  {i}. {row['defense']}: removes {row['removed_points']:+.2f} TPR points ({lo:+.2f}–{hi:+.2f}) for "
+                f"{row['cost_points']:+.2f} accuracy points; {row['removed_per_point']:+.2f} per point; {row['group']}"
+                + ("" if row["within_budget"] else "; over the budget")
+            )
+        )
+    for group, names in plan["groups"].items():
+        lines.append(escape(f"  [{group}] {plan['assumptions'][group]}: {', '.join(names)}"))
+    lines += [escape(f"  next: {step}") for step in plan.get("next_steps", [])]
+    return lines
 
 
 def _defenses_help() -> str:
@@ -55,7 +112,9 @@ def _defenses_help() -> str:
     return (
         f"Comma-separated defenses. Training-time: {training} (a bare value sets the main option, e.g. l2:1e-3, "
         f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction][:by=vulnerability|"
-        f"uniqueness]). Output post-processors: {output} (e.g. round:2, top-k:1; '+' composes them)."
+        f"uniqueness]; with --model sklearn, regularize:KEY=VALUE[:...] sets the estimator's own regularization, "
+        f"e.g. regularize:max_depth=8:min_samples_leaf=5 or regularize:C=0.1). Output post-processors: {output} "
+        f"(e.g. round:2, top-k:1; '+' composes them)."
     )
 
 
@@ -82,6 +141,15 @@ def defend(
     fpr: str | None = opt.FPR,
     n_bootstrap: int | None = opt.N_BOOTSTRAP,
     label_only_queries: int | None = typer.Option(None, help="Perturbed queries per record of the label-only attack."),
+    noise_repeats: str | None = typer.Option(
+        None, help="Queries per record of the averaging attacker against fresh-noise defenses; default 1,10,20,100."
+    ),
+    label_only_budgets: str | None = typer.Option(
+        None, help="Label-only attack budgets (queries per record) against label-only defenses; default 16,64,256."
+    ),
+    draws: int | None = typer.Option(
+        None, help="Independent training draws per defense (a defense passes the budget only if it passes on all)."
+    ),
     train_mode: str | None = opt.TRAIN_MODE,
     n_jobs: int | None = opt.N_JOBS,
     backend: str | None = opt.BACKEND,
@@ -117,6 +185,9 @@ def defend(
         fpr=fpr,
         n_bootstrap=n_bootstrap,
         label_only_queries=label_only_queries,
+        noise_repeats=noise_repeats,
+        label_only_budgets=label_only_budgets,
+        draws=draws,
         train_mode=train_mode,
         n_jobs=n_jobs,
         backend=backend,
@@ -139,6 +210,8 @@ def defend(
         from memberscope.report.html import write_html
 
         paths.append(str(write_html(out)))
+    for line in plan_lines(result.results):
+        out_console.print(line, highlight=False)
     rec = result.results.sections["recommendation"]
     out_console.print(f"[bold]recommendation:[/] {rec['defense'] or 'none meets the budget'} — {rec['reason']}")
     out_console.print(f"wrote {', '.join(paths)}")

@@ -26,10 +26,21 @@ def _http_target(
     query_budget: int | None,
     rate: float | None,
     batch_size: int,
+    api: str | None = None,
+    classes: str | None = None,
+    answer_label: str | None = None,
+    answer_confidence: str | None = None,
+    feature_names: list[str] | None = None,
 ):
     from urllib.parse import urlsplit
 
     from memberscope.targets import HttpTarget
+    from memberscope.targets.wire import AnswerFields
+
+    if answer_confidence is not None and answer_label is None:
+        raise InvalidInputError("--answer-confidence needs --answer-label (the field holding the predicted class)")
+    fields = AnswerFields(answer_label, answer_confidence) if answer_label is not None else None
+    names = [c.strip() for c in classes.split(",")] if classes else None
 
     if request_template is None and urlsplit(url).path.rstrip("/").endswith("/completions"):
         raise InvalidInputError(
@@ -56,8 +67,34 @@ def _http_target(
         query_budget=query_budget,
         rate_limit=rate,
         batch_size=batch_size,
+        api=api,
+        classes=names,
+        answer_fields=fields,
+        feature_names=feature_names,
     )
 
+
+def _feature_names(path: Path, skip: set[str]) -> list[str]:
+    """The feature column names of a records CSV (for ``$record_object`` and ``$columns`` requests)."""
+    import pandas as pd
+
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns if c not in skip]
+
+
+_API = typer.Option(
+    None,
+    "--api",
+    help="Server preset filling the request template and answer path: kserve-v1, kserve-v2, mlflow, tfserving.",
+)
+_CLASSES = typer.Option(
+    None, "--classes", help="The model's class names in output order, comma-separated (for answers naming classes)."
+)
+_ANSWER_LABEL = typer.Option(
+    None, "--answer-label", help='Field of an answer object holding the predicted class (e.g. "label").'
+)
+_ANSWER_CONFIDENCE = typer.Option(
+    None, "--answer-confidence", help='Field of an answer object holding its confidence (e.g. "confidence").'
+)
 
 _API_KEY = typer.Option(
     None, "--api-key-env", help="Environment variable holding the API key (sent as a Bearer token)."
@@ -66,7 +103,8 @@ _OUTPUT_PATH = typer.Option("predictions", "--output-path", help="JSON path to t
 _TEMPLATE = typer.Option(
     None,
     "--request-template",
-    help='JSON request body with "$records" or "$record" (default {"instances": "$records"}).',
+    help='JSON request body with "$records", "$record", "$record_object" or "$records_objects" (records as objects '
+    'named by the CSV\'s columns), "$columns" (default {"instances": "$records"}).',
 )
 _METHOD = typer.Option("POST", "--method", help="HTTP method.")
 _TIMEOUT = typer.Option(10.0, "--timeout", help="Seconds per request.")
@@ -112,6 +150,10 @@ def recon(
     method: str = _METHOD,
     timeout: float = _TIMEOUT,
     max_retries: int = _RETRIES,
+    api: str | None = _API,
+    classes: str | None = _CLASSES,
+    answer_label: str | None = _ANSWER_LABEL,
+    answer_confidence: str | None = _ANSWER_CONFIDENCE,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Path | None = typer.Option(None, "--out", help="Also write the JSON report to this file."),
     seed: int = typer.Option(0, help="Seed of the random probes."),
@@ -129,11 +171,12 @@ def recon(
         X, y, _, _ = read_records(records, label_column=label_column)
         hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
+        names = _feature_names(records, {label_column})
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
         probes = np.random.default_rng(seed).random((n_probes, n_features))
-        hint = None
+        hint, names = None, None
     else:
         raise InvalidInputError("recon needs probe records: pass --records FILE or --n-features F")
     target = _http_target(
@@ -149,6 +192,11 @@ def recon(
         query_budget=None,
         rate=None,
         batch_size=max(1, n_probes),
+        api=api,
+        classes=classes,
+        answer_label=answer_label,
+        answer_confidence=answer_confidence,
+        feature_names=names,
     )
     with target:
         exposure = run_recon(target, probes, repeats=repeats, burst=burst)
@@ -161,18 +209,11 @@ def recon(
         return
     c = console()
     c.print(f"[bold]{url}[/]")
-    shown = {
-        "probabilities": "full probability vectors",
-        "logits": "raw logits",
-        "top-k": f"top-{exposure.top_k} classes with their probabilities",
-        "rounded": "probability vectors",
-        "label-only": "the predicted label only",
-    }[exposure.mode]
-    precision = "full precision"
-    if exposure.decimals is not None:
-        precision = f"rounded to {exposure.decimals} decimal" + ("" if exposure.decimals == 1 else "s")
-    c.print(f"exposes: {shown}" + ("" if exposure.mode in ("label-only", "logits") else f", {precision}"))
+    from memberscope.redteam.recon import FAMILY_HINTS
+
+    c.print(f"exposes: {exposure.describe()}")
     c.print(f"classes: {exposure.n_classes}; deterministic: {'yes' if exposure.deterministic else 'no'}")
+    c.print(f"model family hint: {FAMILY_HINTS[exposure.family_hint]}")
     limited = "yes" if exposure.rate_limited else "not observed"
     if exposure.retry_after is not None:
         limited += f" (Retry-After {exposure.retry_after:g} s)"
@@ -194,9 +235,25 @@ def attack(
     member_column: str | None = typer.Option(
         None, "--member-column", help="Ground-truth 0/1 column of --records (evaluation only; never used to attack)."
     ),
-    attack_name: str = typer.Option("auto", "--attack", help="auto, shadow or label-only."),
-    n_shadow: int = typer.Option(4, "--shadow-models", help="Shadow models K."),
-    shadow_model: str = typer.Option("mlp", "--shadow-model", help="Shadow recipe: mlp, logreg, cnn or sklearn."),
+    attack_name: str = typer.Option(
+        "auto",
+        "--attack",
+        help="auto (the strongest on shadow models like the target), lira-offline, rmia-offline, shadow or label-only.",
+    ),
+    n_shadow: int = typer.Option(4, "--shadow-models", help="Reference shadow models K."),
+    n_calibration: int = typer.Option(
+        2, "--calibration-models", help="Calibration shadow models, which play the target to set the threshold."
+    ),
+    shadow_model: str = typer.Option(
+        "auto",
+        "--shadow-model",
+        help="auto (the family answering most like the target), mlp, logreg, random-forest, gradient-boosting, cnn, "
+        "a recipe, a scikit-learn class path (sklearn.ensemble.ExtraTreesClassifier) or a saved estimator/Pipeline "
+        "(.joblib) to clone.",
+    ),
+    repeats: int | None = typer.Option(
+        None, "--repeats", help="Queries of each record averaged (default: from the noise recon measures)."
+    ),
     shadow_param: list[str] = typer.Option([], "--shadow-param", help="Shadow recipe hyperparameter KEY=VALUE."),
     attack_model: str = typer.Option("logreg", "--attack-model", help="Attack classifier: logreg, gbdt or mlp."),
     n_queries: int = typer.Option(16, "--label-queries", help="Perturbed queries per record (label-only)."),
@@ -210,6 +267,10 @@ def attack(
     query_budget: int | None = _BUDGET,
     rate: float | None = _RATE,
     batch_size: int = _BATCH,
+    api: str | None = _API,
+    classes: str | None = _CLASSES,
+    answer_label: str | None = _ANSWER_LABEL,
+    answer_confidence: str | None = _ANSWER_CONFIDENCE,
     seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
     cache_dir: str | None = typer.Option(None, help="Where trained shadow models are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the shadow-model cache."),
@@ -243,6 +304,11 @@ def attack(
         query_budget=query_budget,
         rate=rate,
         batch_size=batch_size,
+        api=api,
+        classes=classes,
+        answer_label=answer_label,
+        answer_confidence=answer_confidence,
+        feature_names=_feature_names(records, {c for c in (label_column, member_column, id_column) if c}),
     )
     config = {
         "target": target_url,
@@ -251,7 +317,9 @@ def attack(
         "fpr": fpr,
         "attack": attack_name,
         "shadow_models": n_shadow,
+        "calibration_models": n_calibration,
         "shadow_model": shadow_model,
+        "repeats": repeats,
         "shadow_params": recipe_params,
         "attack_model": attack_model,
         "label_queries": n_queries,
@@ -269,6 +337,8 @@ def attack(
             fpr=fpr,
             attack=attack_name,
             n_shadow=n_shadow,
+            n_calibration=n_calibration,
+            repeats=repeats,
             recipe=shadow_model,
             recipe_params=recipe_params,
             attack_model=attack_model,
@@ -279,6 +349,8 @@ def attack(
             config=config,
             cache=ArtifactCache(None if no_cache else (cache_dir or default_cache_dir())),
         )
+    from rich.markup import escape
+
     paths = result.write(out)
     rt = result.results.sections["redteam"]
     c = console()
@@ -291,8 +363,24 @@ def attack(
         f"(95% CI {cal['shadow_tpr_ci'][0]:.1%}-{cal['shadow_tpr_ci'][1]:.1%}), "
         f"FPR {cal['shadow_fpr']:.2%} (95% CI {cal['shadow_fpr_ci'][0]:.2%}-{cal['shadow_fpr_ci'][1]:.2%})"
     )
+    shadows = rt["shadows"]
+    tried = ", ".join(
+        f"{a['family']} {a['score']:.2f}" for a in sorted(shadows["agreement"], key=lambda a: -a["score"])
+    )
+    c.print(f"shadow models: {shadows['family']} (agreement with the target: {tried})")
+    for reason in shadows["fit"]["reasons"]:
+        c.print(f"[yellow]shadows fit the target poorly:[/] {escape(reason)}")
+    check = rt["target_check"]
+    c.print(
+        f"on the target's known non-members (the attacker's held-out records): {check['flagged']} of "
+        f"{check['n_nonmembers']} flagged, FPR {check['fpr']:.2%} (95% CI {check['fpr_ci'][0]:.2%}-"
+        f"{check['fpr_ci'][1]:.2%}): {check['status']}"
+    )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
+    conclusion = rt["conclusion"]
+    style = {"leakage": "bold red", "inconclusive": "bold yellow"}.get(conclusion["status"], "bold")
+    c.print(f"[{style}]{escape(conclusion['headline'])}[/]")
     for name, m in result.results.attacks.items():
         c.print(
             f"ground truth ({name}): AUC {m.auc:.3f}, observed FPR of 'member' verdicts {m.extra['verdict_fpr']:.2%}"

@@ -12,11 +12,17 @@ Every defense is evaluated *adaptively*: the attacker knows the defense.
   applied at query time to the undefended target **and** to the reference models' outputs; attacks then see only
   what the policy shows (withheld entries filled by :func:`~memberscope.targets.outputs.fill_withheld`,
   probabilities floored at :data:`memberscope.targets.outputs.PROBABILITY_FLOOR`, as every target's answers are).
+  Each output defense is also attacked through every view an attacker who knows it obtains
+  (:mod:`memberscope.defenses.adaptive`): invertible steps undone, fresh noise averaged over ``noise_repeats``
+  queries per record, label-only policies attacked with ``label_only_budgets`` queries (``attacker_budgets``).
+- ``regularize:KEY=VALUE`` sets a scikit-learn recipe's own regularization (tree depth, leaf size, C).
 - Every defense is also attacked by a label-only attack (below), which needs nothing but predicted labels.
 
-A defense's leakage is that of its *strongest* attack (highest TPR at the budget's FPR, AUC breaking ties), never
-of a weak one alone. The recommendation is the defense with the highest test accuracy whose strongest attack's
-CI upper bound at the budget FPR is within the budget.
+A defense's leakage is that of its *strongest* attack over every view (highest TPR at the budget's FPR, AUC
+breaking ties), never of a weak one alone; tied scores are ordered at random before TPR is read (tie-aware).
+With ``draws`` > 1 every defense is measured on that many training draws. The recommendation is the defense with
+the highest test accuracy whose attacks' CI upper bound at the budget FPR is within the budget on every draw
+(``"none"`` when the undefended model already is); the plan (:mod:`memberscope.defenses.plan`) ranks them all.
 
 Label-only attack: the registered ``label-only`` attack (:mod:`memberscope.attacks.label_only`, Choquette-Choo
 et al., ICML 2021: each record and ``label_only_queries`` perturbed copies — images flipped and shifted, tables with
@@ -28,22 +34,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from memberscope.config import Constraint, Interval, RunConfig, Satisfies
+from memberscope.defenses.adaptive import DEFAULT_REPEATS, averaged_name
 from memberscope.exceptions import InvalidInputError
 from memberscope.training.defenses import DEFENSES, option_defaults
 
 __all__ = [
+    "AVERAGING_REPEATS",
     "DEFAULT_ATTACKS",
     "DEFAULT_DEFENSES",
     "TRAINING_DEFENSES",
     "DefendConfig",
     "DefenseSpec",
+    "averaged_name",
     "observe",
     "parse_budget",
     "parse_defenses",
@@ -131,7 +140,21 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     problems: list[str] = []
     for item in items:
         head = item.split(":", 1)[0].split("+", 1)[0]
-        if head in TRAINING_DEFENSES:
+        if head == REGULARIZE:
+            params = {}
+            for arg in item.split(":")[1:]:
+                key, eq, raw = arg.partition("=")
+                if not eq or not key.strip():
+                    problems.append(
+                        f"defense {item!r}: {arg!r} is not KEY=VALUE; expected e.g. "
+                        "'regularize:max_depth=8:min_samples_leaf=5' (the estimator's own parameters)"
+                    )
+                    continue
+                params[key.strip()] = _parse_value(raw, f"defense {item!r}")
+            if not params:
+                problems.append(f"defense {item!r}: name at least one estimator parameter, e.g. regularize:C=0.1")
+            out.append(DefenseSpec(name=item, kind="regularize", params=params))
+        elif head in TRAINING_DEFENSES:
             name, *args = item.split(":")
             option, default = TRAINING_DEFENSES[name]
             params: dict[str, Any] = {} if option is None else {option: default}
@@ -161,7 +184,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
                 continue
             out.append(DefenseSpec(name=item, kind="output", output=item.replace("+", ",")))
         else:
-            known = sorted(TRAINING_DEFENSES) + sorted(n for n in POSTPROCESSORS if n != "identity")
+            known = sorted([*TRAINING_DEFENSES, REGULARIZE]) + sorted(n for n in POSTPROCESSORS if n != "identity")
             problems.append(f"unknown defense {head!r} in {item!r}; expected one of: {', '.join(known)}")
     names = [d.name for d in out]
     for name in {n for n in names if names.count(n) > 1}:
@@ -169,6 +192,12 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     if problems:
         raise InvalidInputError("invalid --defenses:\n  - " + "\n  - ".join(problems))
     return out
+
+
+REGULARIZE = "regularize"
+"""The defense that sets a scikit-learn recipe's own regularization (``regularize:max_depth=8:min_samples_leaf=5``,
+``regularize:C=0.1``, ``regularize:n_estimators=50``): the estimator's parameters, set on the target and on every
+reference model, so the attacker's models are regularized alike."""
 
 
 def _only_minimize_options(spec: DefenseSpec) -> bool:
@@ -193,8 +222,12 @@ def parse_budget(spec: str | tuple[float, float] | None) -> tuple[float, float]:
 @dataclass
 class DefendConfig(RunConfig):
     """Everything that determines a defense evaluation's numbers: the shared run settings
-    (:class:`~memberscope.config.RunConfig`) plus the defenses, the leakage budget and the label-only attack's
-    queries per record (``label_only_queries``, its ``n_queries``)."""
+    (:class:`~memberscope.config.RunConfig`) plus the defenses, the leakage budget, the label-only attack's
+    queries per record (``label_only_queries``, its ``n_queries``), the attacker budgets of the adaptive views
+    (:mod:`memberscope.defenses.adaptive`: ``noise_repeats``, queries per record averaged against fresh-noise
+    defenses, up to the gateway's repeat threshold 20; ``label_only_budgets``, the label-only attack's queries
+    against label-only defenses) and ``draws``, how many independent training draws (games, models) every
+    defense is measured on (a defense passes the budget only if it passes on every draw)."""
 
     kind: ClassVar[str] = "defense evaluation"
     defenses: str = DEFAULT_DEFENSES
@@ -203,8 +236,12 @@ class DefendConfig(RunConfig):
     budget: tuple[float, float] = DEFAULT_BUDGET
     fprs: tuple[float, ...] = (0.1, 0.01, 0.001)
     label_only_queries: int = 16
+    noise_repeats: tuple[int, ...] = DEFAULT_REPEATS
+    label_only_budgets: tuple[int, ...] = (16, 64, 256)
+    draws: int = 1
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "draws": [Interval(int, 1)],
         "reference_models": [
             Satisfies(
                 lambda v: isinstance(v, int) and v >= 2, "an integer >= 2 (LiRA and calibration need IN and OUT models)"
@@ -217,6 +254,8 @@ class DefendConfig(RunConfig):
         super()._normalize()
         self.budget = parse_budget(self.budget if not isinstance(self.budget, list) else tuple(self.budget))
         self.fprs = tuple(sorted({float(f) for f in self.fprs} | {self.budget[0]}, reverse=True))
+        self.noise_repeats = _int_tuple(self.noise_repeats, "noise_repeats")
+        self.label_only_budgets = _int_tuple(self.label_only_budgets, "label_only_budgets")
         if "label-only" in self.attacks:
             self.attack_params = {
                 **self.attack_params,
@@ -226,7 +265,25 @@ class DefendConfig(RunConfig):
     def _check(self) -> list[str]:
         problems = super()._check()
         specs = parse_defenses(self.defenses)
-        needs_torch = [d.name for d in specs if d.kind != "output" and d.params and not _only_minimize_options(d)]
+        needs_torch = [
+            d.name
+            for d in specs
+            if d.kind not in ("output", "regularize") and d.params and not _only_minimize_options(d)
+        ]
+        regularizers = [d for d in specs if d.kind == "regularize"]
+        if regularizers and self.model != "sklearn":
+            problems.append(
+                f"defenses {[d.name for d in regularizers]} set a scikit-learn estimator's parameters; --model must "
+                f"be sklearn, got {self.model!r} (torch recipes have l2, dropout, early-stopping, ...)"
+            )
+        elif regularizers:
+            from memberscope.recipes import create as create_recipe
+
+            for d in regularizers:
+                try:
+                    create_recipe(self.model, **_regularized(self.model_params, d.params))
+                except InvalidInputError as exc:
+                    problems.append(f"defense {d.name!r}: {exc}")
         if needs_torch and self.model not in ("mlp", "cnn", "logreg"):
             problems.append(
                 f"defenses {needs_torch} are options of the torch recipes; --model must be mlp, cnn or logreg, "
@@ -246,10 +303,39 @@ class DefendConfig(RunConfig):
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["budget"] = list(self.budget)
+        out["noise_repeats"] = list(self.noise_repeats)
+        out["label_only_budgets"] = list(self.label_only_budgets)
         return out
 
 
+def _regularized(model_params: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The sklearn recipe's parameters with a ``regularize`` defense's estimator parameters set on top."""
+    return {**model_params, "params": {**(model_params.get("params") or {}), **params}}
+
+
+def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
+    """``"1,4,16"``, ``[1, 4, 16]`` or ``16`` -> ``(1, 4, 16)``; positive integers, or InvalidInputError."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else [value]
+    out = []
+    for item in items:
+        try:
+            number = int(str(item).strip())
+        except ValueError:
+            raise InvalidInputError(f"{name}: {item!r} is not an integer; expected e.g. '1,4,16'") from None
+        if number < 1:
+            raise InvalidInputError(f"{name}: every count must be >= 1; got {number}")
+        out.append(number)
+    if not out:
+        raise InvalidInputError(f"{name}: expected at least one count, e.g. '1,4,16'")
+    return tuple(sorted(set(out)))
+
+
 # --------------------------------------------------------------------------------------------- observation
+
+
+AVERAGING_REPEATS = tuple(m for m in DEFAULT_REPEATS if m > 1)
+"""Repeats of each query averaged by the attackers a noise defense is also measured against (besides one query):
+the default ``noise_repeats`` of :class:`DefendConfig` (:data:`memberscope.defenses.adaptive.DEFAULT_REPEATS`)."""
 
 
 def observe(logits: np.ndarray, postprocessor, *, rng: np.random.Generator) -> np.ndarray:
@@ -273,6 +359,61 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def run_defenses(config: DefendConfig, *, progress: bool | None = None):
+    """Evaluate every defense of ``config`` on ``config.draws`` training draws (membership games and models).
+
+    Draw 0 uses ``config.seed``, draw ``d`` the seed ``derive_seed(seed, "draw", d)``. The result is draw 0's (its
+    attacks, scores and files); every defense entry adds ``draws`` (per draw: seed, test accuracy, the strongest
+    attack's TPR and CI at the budget FPR, the upper CI end over all attacks), and the recommendation and the plan
+    (:func:`memberscope.defenses.plan.defense_plan`) judge each defense by its worst draw, so a lucky retrain
+    cannot pass a budget.
+    """
+    from dataclasses import replace as replace_config
+
+    from memberscope.defenses.plan import defense_plan
+    from memberscope.game import derive_seed
+    from memberscope.metrics import fpr_key
+
+    key = fpr_key(config.budget[0])
+    first = _run_draw(config, progress=progress)
+    sections = first.results.sections
+    defenses = sections["defenses"]
+    for entry in defenses.values():
+        entry["draws"] = [_draw_summary(entry, key, config.seed)]
+    for d in range(1, config.draws):
+        seed = derive_seed(config.seed, "draw", d)
+        other = _run_draw(replace_config(config, seed=seed), progress=progress).results
+        for name, entry in other.sections["defenses"].items():
+            defenses[name]["draws"].append(_draw_summary(entry, key, seed))
+        first.results.warnings.extend(w for w in other.warnings if w not in first.results.warnings)
+    sections["recommendation"] = recommend(defenses, config.budget)
+    sections["plan"] = defense_plan(defenses, config.budget, n_test=first.results.game.extra.get("test_records"))
+    if config.draws == 1:
+        first.results.warn(
+            "one training draw: a defense's leakage varies between retrains (seeds); use --draws 4 or more before "
+            "relying on a defense that passes the budget narrowly"
+        )
+    return first
+
+
+def _draw_summary(entry: dict[str, Any], key: str, seed: int) -> dict[str, Any]:
+    attack = entry["attacks"][entry["strongest_attack"]]
+    summary = {
+        "seed": int(seed),
+        "test_accuracy": float(entry["test_accuracy"]),
+        "strongest_attack": entry["strongest_attack"],
+        "tpr": float(attack["tpr_at_fpr"][key]),
+        "tpr_ci": [float(v) for v in attack["tpr_at_fpr_ci"][key]],
+        "auc": float(attack["auc"]),
+        "auc_ci": [float(v) for v in attack["auc_ci"]],
+        "upper_tpr": max(float(a["tpr_at_fpr_ci"][key][1]) for a in entry["attacks"].values()),
+    }
+    same = entry.get("minimization", {}).get("undefended_on_same_records")
+    if same is not None:
+        summary["undefended_on_same_records"] = same
+    return summary
+
+
+def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     """Evaluate every defense of ``config`` on one membership game.
 
     Returns an :class:`~memberscope.results.AuditResult` of kind ``defend``: its ``attacks`` are the undefended
@@ -282,6 +423,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     from memberscope import datasets
     from memberscope.api import pool_sizes
     from memberscope.cache import ArtifactCache, default_cache_dir
+    from memberscope.defenses.adaptive import attacker_views, break_ties, invertible_only
     from memberscope.engine.evaluation import check_needs, evaluate_attack, run_attacks
     from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs
     from memberscope.game import derive_seed, make_game, split_pool
@@ -342,9 +484,11 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         notes.extend(w for w in trained.warnings if w not in notes)
         return trained
 
-    def attack(trained, postprocessor=None, keep=None):
+    def attack(trained, postprocessor=None, keep=None, names=None, params=None):
         """``(AttackResult by attack, observed target logits (n_eval, q, C), scores by attack)`` on pool records
-        ``keep``, every model seen through ``postprocessor``."""
+        ``keep``, every model seen through ``postprocessor``; ``names`` and ``params`` override the run's attacks
+        and their parameters. Tied scores are ordered at random before the metrics are read (tie-aware TPR,
+        :func:`memberscope.defenses.adaptive.break_ties`); the scores returned are the attacks' own."""
         keep = np.ones(n_pool, dtype=bool) if keep is None else keep
         observed: dict[str, Any] = {}
         if postprocessor is not None:
@@ -361,7 +505,8 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                     for k in range(len(trained.references))
                 ]
             )
-            if trained.target.model is not None:
+            # Models are kept only when an attack queries them (label-only); then the references' are too.
+            if trained.target.model is not None and all(r.model is not None for r in trained.references):
                 observed["target_model"] = Postprocessed(trained.target.model, postprocessor, seed=config.seed)
                 observed["reference_models"] = [
                     Postprocessed(r.model, postprocessor, seed=config.seed + 1 + k)
@@ -369,11 +514,19 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 ]
         inputs = attack_inputs(plan, trained, keep=keep, **observed)
         runs = run_attacks(
-            config.attacks, inputs.target, inputs.references, attack_params=config.attack_params, seed=config.seed
+            config.attacks if names is None else list(names),
+            inputs.target,
+            inputs.references,
+            attack_params=config.attack_params if params is None else params,
+            seed=config.seed,
         )
-        results = {r.name: evaluate_attack(r, member[keep], settings) for r in runs}
+        results = {r.name: evaluate_attack(tie_broken(r), member[keep], settings) for r in runs}
         logits = observed.get("target_logits", trained.target.logits).astype(np.float64)
         return results, logits, {r.name: r.scores for r in runs}
+
+    def tie_broken(run):
+        rng = np.random.default_rng(derive_seed(config.seed, "ties", run.name))
+        return replace(run, scores=break_ties(run.scores, rng))
 
     def accuracies(logits, keep=None):
         train_rows = member if keep is None else member & keep
@@ -387,9 +540,12 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     base_attacks: dict[str, Any] = {}
     base_scores: dict[str, np.ndarray] = {}
     for spec in specs:
-        if spec.kind != "training":
+        if spec.kind not in ("training", "regularize"):
             continue
-        recipe = create_recipe(config.model, **{**base_params, **spec.params})
+        recipe_params = (
+            _regularized(base_params, spec.params) if spec.kind == "regularize" else {**base_params, **spec.params}
+        )
+        recipe = create_recipe(config.model, **recipe_params)
         trained = train(recipe)
         attacks, logits, scores = attack(trained)
         if spec.name == "none" or not spec.params:
@@ -398,6 +554,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         test_acc, train_acc = accuracies(logits)
         entries[spec.name] = {
             "kind": "training",
+            "regularizes": dict(spec.params) if spec.kind == "regularize" else None,
             "recipe": {"name": config.model, **recipe.config()},
             "test_accuracy": test_acc,
             "train_accuracy": train_acc,
@@ -408,7 +565,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
             "reference_train_seconds": _sum_seconds(trained.references),
             "attacks": attacks,
         }
-    if base is None and any(s.kind != "training" for s in specs):
+    if base is None and any(s.kind not in ("training", "regularize") for s in specs):
         base = train(plan.recipe)
         base_attacks, _, base_scores = attack(base)
     for spec in specs:
@@ -448,6 +605,14 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 if layer_name == "removed"
                 else mini.layer_metrics(member[keep], after[keep], layer[keep], **metric_kwargs),
             }
+        from memberscope.engine.evaluation import AttackRun
+
+        same = {
+            name: evaluate_attack(tie_broken(AttackRun(name, values[keep], {})), member[keep], settings)
+            for name, values in base_scores.items()
+        }
+        same_name = strongest_attack(same, budget_key)
+        same_metrics = same[same_name].metrics
         test_acc, train_acc = accuracies(logits, keep)
         entries[spec.name] = {
             "kind": "minimize",
@@ -465,6 +630,13 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 "attack": attack_name,
                 "removed_records": [int(r) for r in pool_idx[removed]],
                 "layers": layers,
+                "undefended_on_same_records": {
+                    "strongest_attack": same_name,
+                    "tpr": float(same_metrics.tpr_at_fpr[budget_key]),
+                    "tpr_ci": [float(v) for v in same_metrics.tpr_at_fpr_ci[budget_key]],
+                    "auc": float(same_metrics.auc),
+                    "records": "the members kept and every non-member: the records the defended model is measured on",
+                },
                 "note": "before: the undefended target's scores; after: the retrained target's, on the same "
                 "records; each layer's members against every (remaining) non-member. With by=vulnerability the "
                 "ranking used the same scores, so 'before' is biased low for the layers kept (selection on noise); "
@@ -475,18 +647,47 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
         if spec.kind != "output":
             continue
         postprocessor = parse_postprocessors(spec.output)
-        attacks, logits, _ = attack(base, postprocessor)
-        test_acc, train_acc = accuracies(logits)
+        attacks, by_view, shown = {}, [], None
+        for view in attacker_views(
+            postprocessor,
+            repeats=config.noise_repeats,
+            label_queries=config.label_only_budgets,
+            default_label_queries=config.label_only_queries,
+        ):
+            names = config.attacks if view.attacks is None else [a for a in view.attacks if a in config.attacks]
+            if not names:
+                continue
+            params = {**config.attack_params, **view.attack_params}
+            results, logits, _ = attack(base, view.postprocessor, names=names, params=params)
+            shown = logits if shown is None else shown  # the first view is the policy as shown
+            attacks.update({view.key(name): result for name, result in results.items()})
+            strongest = strongest_attack(results, budget_key)
+            metrics = results[strongest].metrics
+            by_view.append(
+                {
+                    "view": view.name,
+                    "assumes": view.assumes,
+                    **view.budget,
+                    "strongest_attack": strongest,
+                    "tpr": float(metrics.tpr_at_fpr[budget_key]),
+                    "tpr_ci": [float(v) for v in metrics.tpr_at_fpr_ci[budget_key]],
+                    "auc": float(metrics.auc),
+                }
+            )
+        test_acc, train_acc = accuracies(shown)
         entries[spec.name] = {
             "kind": "output",
             "postprocessor": postprocessor.spec,
             "granularity": postprocessor.granularity,
+            "stochastic": bool(postprocessor.stochastic),
+            "invertible": invertible_only(postprocessor),
             "test_accuracy": test_acc,
             "train_accuracy": train_acc,
             "epsilon": None,
             "delta": None,
             "train_seconds": base.target.train_seconds if not base.target.cached else None,
             "attacks": attacks,
+            "attacker_budgets": by_view,
         }
     # Keep the order the user gave.
     ordered = {s.name: entries[s.name] for s in specs}
@@ -538,6 +739,11 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 "defenses are applied to the reference models' outputs as well as the target's",
                 "label-only: the registered label-only attack (Choquette-Choo et al. 2021) calibrated by the OUT "
                 "reference models' shares, every model queried through the defense's output policy",
+                "output defenses are measured against the attacker adapted to them (attacker_budgets): invertible "
+                "steps undone, fresh noise averaged over noise_repeats queries per record, label-only policies "
+                "attacked with label_only_budgets queries; a defense's leakage is its strongest attack over all views",
+                "tie-aware TPR: every attack's tied scores are ordered at random before its metrics are read (the "
+                "interpolated ROC in expectation); scores.csv keeps the attacks' own scores",
             ],
         },
         timings={"total_seconds": round(time.perf_counter() - started, 3)},
@@ -553,16 +759,34 @@ def _sum_seconds(runs) -> float | None:
 
 def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str, Any]:
     """The defense with the highest test accuracy whose strongest attack's TPR CI upper bound at the budget FPR
-    is within the budget; ``defense`` is None when none is."""
+    is within the budget on every training draw (``entry["draws"]``); ``"none"`` (no defense needed) when the
+    undefended model already is; ``defense`` is None when none is."""
     from memberscope.metrics import fpr_key
 
     fpr, max_tpr = budget
     key = fpr_key(fpr)
-    budget_entry = {"fpr": fpr, "max_tpr": max_tpr, "basis": "upper end of the strongest attack's TPR CI"}
+    budget_entry = {
+        "fpr": fpr,
+        "max_tpr": max_tpr,
+        "basis": "upper end of the strongest attack's TPR CI, on the worst training draw",
+    }
     upper = {}
     for name, entry in defenses.items():
         upper[name] = max(_ci(a)[key][1] for a in entry["attacks"].values())
+        for draw in entry.get("draws") or []:
+            upper[name] = max(upper[name], draw["upper_tpr"])
     within = [n for n in defenses if upper[n] <= max_tpr]
+    if "none" in within:
+        return {
+            "budget": budget_entry,
+            "defense": "none",
+            "reason": (
+                f"no defense needed against the attacks tried: the undefended model's attacks stay within TPR "
+                f"{max_tpr:g} at FPR {fpr:g} up to their CI upper bound ({upper['none']:.4g}); not a guarantee "
+                "(only DP-SGD gives one)"
+            ),
+            "upper_tpr": upper,
+        }
     if not within:
         best = min(upper, key=upper.get)
         return {
@@ -631,6 +855,14 @@ def plot_frontier(results, path: Path) -> None:
         ax.errorbar(x, entry["test_accuracy"], xerr=[[x - max(lo, floor)], [max(hi, floor) - x]], fmt=marker, capsize=3)
         label = ":".join(name.split(":")[:2])  # "dp-sgd:eps=8:epochs=10:..." is labelled "dp-sgd:eps=8"
         ax.annotate(label, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        same = (entry.get("minimization") or {}).get("undefended_on_same_records")
+        undefended_acc = results.sections.get("undefended_test_accuracy")
+        if same is not None and undefended_acc is not None:
+            # minimize is measured on the members it kept: the undefended model on those same records, hollow.
+            sx = max(same["tpr"], floor)
+            ax.plot(sx, undefended_acc, marker="^", mfc="none", color="grey")
+            ax.annotate(f"none, {label}'s records", (sx, undefended_acc), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="grey")  # fmt: skip
     ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
     max_tpr = recommendation["budget"]["max_tpr"]
     ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")

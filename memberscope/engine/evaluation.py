@@ -159,7 +159,7 @@ def evaluate_attack(
     """Metrics of ``run``'s scores against ``member``, overall, per class (``labels`` codes named by
     ``class_names``), per group and per slice of each slicing in ``slices`` (a name to a slice label per record,
     e.g. :func:`record_slices`); warnings the metrics raise are added to ``warnings_out`` once each."""
-    from memberscope.metrics import evaluate, evaluate_by_group
+    from memberscope.metrics import MIN_MEMBERS, MIN_NONMEMBERS, evaluate, evaluate_by_group
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -188,8 +188,8 @@ def evaluate_attack(
         left_out = sorted({str(g) for g in np.unique(groups)} - set(per_group))
         if left_out:
             message = (
-                f"groups {left_out} are not reported: each needs at least {MIN_SLICE_RECORDS} records with members "
-                "and non-members among them"
+                f"groups {left_out} are not reported: each needs at least {MIN_SLICE_RECORDS} records with at least "
+                f"{MIN_MEMBERS} members and {MIN_NONMEMBERS} non-members among them"
             )
             if message not in warnings_out:
                 warnings_out.append(message)

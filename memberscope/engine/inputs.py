@@ -282,6 +282,22 @@ def _codes(target: Any, parts: list[_Part], n_classes: int | None) -> tuple[list
     return codes, [str(c) for c in range(count)]
 
 
+def _check_counts(n_members: int, n_nonmembers: int, *, set_aside: int | None) -> None:
+    """Refuse, before any model is trained, a game whose metrics :func:`memberscope.metrics.evaluate` would refuse;
+    ``set_aside``: non-members drawn as the population (None when the population was given)."""
+    from memberscope.metrics import MIN_NONMEMBERS, check_class_counts
+
+    try:
+        check_class_counts(n_members, n_nonmembers)
+    except InvalidInputError as exc:
+        if not set_aside or n_nonmembers >= MIN_NONMEMBERS:
+            raise
+        raise InvalidInputError(
+            f"{exc}; {set_aside} of the {n_nonmembers + set_aside} non-members given were set aside as the "
+            "population (a quarter), so give more non-members or a population of its own"
+        ) from None
+
+
 def prepare_inputs(
     target: Any,
     members: Any,
@@ -315,7 +331,9 @@ def prepare_inputs(
     ------
     InvalidInputError
         Naming the set and the column, label or shape at fault: a missing or extra column, a label the model does
-        not know, a single class, arrays where the model needs named columns, mixed tables and arrays.
+        not know, a single class, arrays where the model needs named columns, mixed tables and arrays; and fewer
+        than :data:`~memberscope.metrics.MIN_MEMBERS` (5) members or :data:`~memberscope.metrics.MIN_NONMEMBERS`
+        (5) non-members left after the population is drawn (:func:`memberscope.metrics.check_class_counts`).
     """
     from memberscope.datasets import Dataset
     from memberscope.game import derive_seed
@@ -367,6 +385,7 @@ def prepare_inputs(
         parts[2].name = "population"
         codes = [codes[0], codes[1][~pop_mask], codes[1][pop_mask]]
     n = [len(p.y) for p in parts]
+    _check_counts(n[0], n[1], set_aside=None if population is not None else n[2])
     if _is_frame(parts[0].X):
         import pandas as pd
 

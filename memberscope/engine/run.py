@@ -184,10 +184,13 @@ def metric_settings(config: Any) -> MetricSettings:
 def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     """Run the audit ``plan`` describes: models, outputs, attacks, metrics; the typed result with its scores."""
     from memberscope.cache import ArtifactCache, default_cache_dir
+    from memberscope.metrics import check_class_counts
 
     started = time.perf_counter()
     config, dataset = plan.config, plan.dataset
     n_pool = len(plan.pool_idx)
+    n_members = int(plan.game.target_mask.sum())
+    check_class_counts(n_members, n_pool - n_members)  # before any training: evaluate would refuse these metrics
     check_needs(
         config.attacks,
         config.attack_params,
@@ -344,6 +347,7 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     )
     if probability is not None:
         columns["membership_probability"] = probability
+    results.sections["ppv"] = ppv_section(attacks, getattr(config, "member_prior", None))
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores, columns=columns)
 
 
@@ -368,6 +372,21 @@ def _draws(plan: AuditPlan, inputs: Outputs, member: np.ndarray, scores, *, prog
             accuracy=accuracy,
             on_draw=lambda done: bars.update(task, completed=done),
         )
+
+
+def ppv_section(attacks: dict[str, Any], member_prior: float | None) -> dict[str, Any]:
+    """results.json ``ppv``: each attack's precision ``Pr(member | flagged)`` at each reported FPR, at the game's
+    member share and, when ``member_prior`` is given, re-weighted to it by Bayes' rule on the measured TPR and
+    operating FPR (:meth:`memberscope.metrics.AttackMetrics.ppv`). At a prior of 1% an attack with TPR 10% at
+    FPR 1% is right about one flagged record in eleven, however high its AUC."""
+    out: dict[str, Any] = {"member_prior": member_prior, "attacks": {}}
+    for name, result in attacks.items():
+        m = result.metrics
+        entry: dict[str, Any] = {"game_prior": float(m.ppv_prior), "at_game_prior": dict(m.ppv_at_fpr)}
+        if member_prior is not None:
+            entry["at_member_prior"] = m.ppv(float(member_prior))
+        out["attacks"][name] = entry
+    return out
 
 
 def _membership_probability(

@@ -110,6 +110,11 @@ class Gateway:
                     "the first %d distinct records served, and sees no perturbation evidence before",
                     policy.probing.bootstrap,
                 )
+        from memberscope.targets.postprocess import needs_record_keys, set_noise_secret
+
+        for tier in policy.tiers.values():  # consistent noise keyed by this deployment's own secret
+            set_noise_secret(tier.postprocessor, keys.secret("consistent-noise"))
+        self.keyed = {name: needs_record_keys(tier.postprocessor) for name, tier in policy.tiers.items()}
         self.randomized = {name: _is_randomized(tier) for name, tier in policy.tiers.items()}
         self.rng = np.random.default_rng(policy.seed)
         self.max_body = int(policy.http.max_body_bytes or 4096 + policy.max_batch * model.n_features * 40)
@@ -511,7 +516,9 @@ class _Predict:
             if limited is not None:
                 row.update(status=429, decision="throttled", detail="probing alert")
                 return 429, {"detail": limited[0]}, {"Retry-After": limited[1]}, row
-        observed = tier.postprocessor(job.probs, rng=gw.rng)
+        # Consistent noise is keyed by the record's keyed fingerprint: a repeated query gets the same answer.
+        keys = [bytes.fromhex(f) for f in job.fps] if gw.keyed[tier.name] else None
+        observed = tier.postprocessor(job.probs, rng=gw.rng, keys=keys)
         granularity = tier.postprocessor.granularity
         from memberscope.targets.wire import to_predictions
 

@@ -110,9 +110,11 @@ def canary_exposure(
     ``{"space_size", "max_exposure", "method", "n_candidates", "per_canary": [...],
     "by_repetitions": {"<r>": {"n_canaries", "exposure_mean", "exposure_ci", "exposures", "auc", "auc_ci",
     "tpr_at_fpr", "tpr_at_fpr_ci"}}}``. The TPR treats the canaries as members and the candidate secrets
-    (never inserted) as non-members, scored by log-likelihood.
+    (never inserted) as non-members, scored by log-likelihood. With fewer than 5 canaries (or candidates)
+    at a repetition count, which ``memberscope.metrics.evaluate`` refuses, its ``auc``/``auc_ci`` are None
+    and its ``tpr_at_fpr``/``tpr_at_fpr_ci`` empty.
     """
-    from memberscope.metrics import evaluate
+    from memberscope.metrics import MIN_MEMBERS, MIN_NONMEMBERS, evaluate
 
     if not canaries:
         raise InvalidInputError("no canaries to measure; expected at least one")
@@ -164,9 +166,12 @@ def canary_exposure(
         means = exp[boot.integers(0, len(exp), size=(n_bootstrap, len(exp)))].mean(axis=1) if n_bootstrap else exp
         lp = np.array([r["log_likelihood"] for r in rows])
         member = np.r_[np.ones(len(lp), bool), np.zeros(len(non_lp), bool)]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            metrics = evaluate(member, np.r_[lp, non_lp], fprs=fprs, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+        if len(lp) >= MIN_MEMBERS and len(non_lp) >= MIN_NONMEMBERS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                metrics = evaluate(member, np.r_[lp, non_lp], fprs=fprs, n_bootstrap=n_bootstrap, seed=seed).to_dict()
+        else:  # evaluate refuses so few canaries: no AUC or TPR for this repetition count
+            metrics = {"auc": None, "auc_ci": None, "tpr_at_fpr": {}, "tpr_at_fpr_ci": {}}
         by_reps[str(reps)] = {
             "n_canaries": len(rows),
             "exposure_mean": float(exp.mean()),

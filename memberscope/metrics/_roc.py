@@ -7,6 +7,7 @@ operating point at threshold ``t`` predicts "member" for every record with ``sco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -17,9 +18,12 @@ __all__ = [
     "RankedRecords",
     "balanced_accuracy",
     "membership_advantage",
+    "operating_point",
+    "positive_predictive_value",
     "rank_records",
     "roc_auc",
     "roc_curve",
+    "roc_from_ranked",
     "tpr_at_fpr",
 ]
 
@@ -57,6 +61,14 @@ def rank_records(member: np.ndarray, score: np.ndarray) -> RankedRecords:
     s = score[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     return RankedRecords(order=order, member=member[order], score=s, group_starts=starts)
+
+
+def roc_from_ranked(ranked: RankedRecords) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)`` of :func:`roc_curve` for unit weights, from records already ranked."""
+    last = np.r_[ranked.group_starts[1:] - 1, ranked.order.size - 1]
+    pos = np.cumsum(ranked.member)[last]
+    neg = (last + 1) - pos
+    return np.r_[0.0, neg / neg[-1]], np.r_[0.0, pos / pos[-1]]
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -168,6 +180,68 @@ def tpr_at_fpr(fpr, tpr, alpha: float) -> float:
     alpha = check_fpr(alpha)
     fpr, tpr = _check_curve(fpr, tpr)
     return float(np.max(np.where(fpr <= alpha, tpr, 0.0)))
+
+
+def operating_point(fpr, tpr, alpha: float) -> tuple[float, float]:
+    """The ROC point behind :func:`tpr_at_fpr`: ``(tpr, fpr)`` of the threshold an attacker would use.
+
+    Among the points with FPR <= ``alpha`` it has the largest TPR and, of the points with that TPR,
+    the smallest FPR (the most precise threshold reaching it).
+
+    Parameters
+    ----------
+    fpr, tpr : array-like of shape (m,)
+        A ROC curve, e.g. from :func:`roc_curve` (both non-decreasing).
+    alpha : float
+        Target false-positive rate, in (0, 1).
+
+    Returns
+    -------
+    (tpr, fpr) : tuple of float
+        ``(0.0, 0.0)`` when no point with FPR <= ``alpha`` flags a member.
+    """
+    alpha = check_fpr(alpha)
+    fpr, tpr = _check_curve(fpr, tpr)
+    best = float(np.max(np.where(fpr <= alpha, tpr, 0.0)))
+    if best == 0.0:
+        return (0.0, 0.0)
+    return (best, float(np.min(fpr[(tpr == best) & (fpr <= alpha)])))
+
+
+def positive_predictive_value(tpr: float, fpr: float, prior: float) -> float:
+    """Attack precision ``Pr(member | flagged)`` at an operating point, for a member prior.
+
+    ``PPV = prior TPR / (prior TPR + (1 - prior) FPR)`` (Bayes' rule). With ``prior`` the share
+    of members in the game it equals ``TP / (TP + FP)`` counted on the game; another prior answers
+    "how precise would the attack be if 1% of the population were members" (Jayaraman et al. 2021,
+    "Revisiting membership inference under realistic assumptions").
+
+    Parameters
+    ----------
+    tpr, fpr : float
+        The operating point, e.g. from :func:`operating_point`, each in [0, 1].
+    prior : float
+        Fraction of members among the records the attacker faces, in (0, 1).
+
+    Returns
+    -------
+    ppv : float
+        In [0, 1]; 0.0 when the point flags no member (``tpr = 0``).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``prior`` is not in (0, 1) or ``tpr``/``fpr`` not in [0, 1].
+    """
+    if isinstance(prior, bool) or not isinstance(prior, Real) or not 0.0 < float(prior) < 1.0:
+        raise InvalidInputError(f"prior {prior!r} is outside (0, 1); expected the fraction of members")
+    for name, value in (("tpr", tpr), ("fpr", fpr)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise InvalidInputError(f"{name} {value!r} is outside [0, 1]")
+    prior, tpr, fpr = float(prior), float(tpr), float(fpr)
+    if tpr == 0.0:
+        return 0.0
+    return prior * tpr / (prior * tpr + (1.0 - prior) * fpr)
 
 
 def membership_advantage(fpr, tpr) -> float:

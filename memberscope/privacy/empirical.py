@@ -44,32 +44,38 @@ __all__ = [
 def clopper_pearson(k, n, alpha: float, *, side: str) -> np.ndarray:
     """One-sided Clopper–Pearson bound on a binomial proportion at confidence ``1 − alpha``.
 
-    ``side="lower"``: ``p_lo`` with ``P(p < p_lo) ≤ alpha``; ``side="upper"``: ``p_hi``. ``k`` successes of ``n``.
-    """
-    from scipy.stats import beta
+    ``side="lower"``: ``p_lo`` with ``P(p < p_lo) ≤ alpha``; ``side="upper"``: ``p_hi``. ``k`` successes of ``n``
+    (arrays broadcast). The bounds are :func:`memberscope.metrics.clopper_pearson`'s, with the other tail at 0.
 
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    Raises
+    ------
+    InvalidInputError
+        If ``alpha`` is outside (0, 1), ``side`` is not ``"lower"`` or ``"upper"``, or a count is outside
+        ``0 <= k <= n``, ``n >= 1``.
+    """
+    from memberscope.metrics import clopper_pearson as two_sided
+
     if not 0 < alpha < 1:
         raise InvalidInputError(f"alpha {alpha!r} must be in (0, 1)")
-    if np.any(k < 0) or np.any(k > n) or np.any(n < 1):
-        raise InvalidInputError("counts must satisfy 0 <= k <= n and n >= 1")
-    with np.errstate(invalid="ignore"):
-        if side == "lower":
-            return np.where(k == 0, 0.0, beta.ppf(alpha, np.maximum(k, 1), n - k + 1))
-        if side == "upper":
-            return np.where(k == n, 1.0, beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1)))
+    if side == "lower":
+        return np.asarray(two_sided(k, n, alpha, 0.0)[0])
+    if side == "upper":
+        return np.asarray(two_sided(k, n, 0.0, alpha)[1])
     raise InvalidInputError(f"side {side!r} must be 'lower' or 'upper'")
 
 
 def clopper_pearson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided (Clopper–Pearson) ``confidence`` interval of a binomial proportion ``k / n``."""
+    """Exact two-sided (Clopper–Pearson) ``confidence`` interval of a binomial proportion ``k / n``
+    (:func:`memberscope.metrics.clopper_pearson` with ``(1 − confidence) / 2`` in each tail)."""
+    from memberscope.metrics import clopper_pearson as two_sided
+
     if n <= 0 or not 0 <= k <= n:
         raise InvalidInputError(f"clopper_pearson_interval needs 0 <= k <= n and n > 0; got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise InvalidInputError(f"confidence {confidence!r} must be in (0, 1)")
     alpha = (1 - confidence) / 2
-    return (
-        float(clopper_pearson(k, n, alpha, side="lower")),
-        float(clopper_pearson(k, n, alpha, side="upper")),
-    )
+    low, high = two_sided(k, n, alpha, alpha)
+    return (float(low), float(high))
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,28 @@ from typing import Any
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.redteam.families import SHADOW_FAMILIES, FamilyContext, candidate_families, resolve_shadow_model
 from memberscope.redteam.findings import build_results
-from memberscope.redteam.label_only import LabelOnlyAttack
-from memberscope.redteam.recon import Exposure, recon
-from memberscope.redteam.shadow import ShadowModelAttack
-from memberscope.redteam.verdicts import Calibration, calibrate_threshold, verdicts
+from memberscope.redteam.fit import GRID_SHARE, Agreement, agreement, fit_check, on_grid_share, select_family
+from memberscope.redteam.recon import Exposure, averaging_repeats, recon
+from memberscope.redteam.shadow import API_ATTACKS, ShadowModelAttack, View
+from memberscope.redteam.shadowset import MIN_ATTACKER_RECORDS, AttackerSplit, ShadowSet
+from memberscope.redteam.verdicts import (
+    VERDICTS,
+    Calibration,
+    Conclusion,
+    TargetCheck,
+    calibrate_threshold,
+    check_on_target,
+    conclude,
+    verdicts,
+)
 from memberscope.results import AttackResult, Results
-from memberscope.targets import Target, wrap
+from memberscope.targets import Target, as_probabilities
 
-__all__ = ["ATTACK_CHOICES", "RedteamResult", "read_records", "run_redteam", "save_answered"]
+__all__ = ["ATTACK_CHOICES", "RedteamResult", "read_records", "run_redteam", "save_answered", "select_shadows"]
 
-ATTACK_CHOICES = ("auto", "shadow", "label-only")
+ATTACK_CHOICES = ("auto", *API_ATTACKS)
 
 
 @dataclass
@@ -33,6 +44,8 @@ class RedteamResult:
     exposure: Exposure
     calibration: Calibration
     results: Results
+    check: TargetCheck | None = None
+    conclusion: Conclusion | None = None
 
     def write(self, out: str | Path) -> dict[str, str]:
         """Write ``verdicts.csv`` (record, score, verdict) and ``results.json`` into ``out``."""
@@ -106,12 +119,104 @@ def save_answered(target: Target, out: str | Path) -> Path | None:
     return out / "answered.npz"
 
 
-def _choose_attack(attack: str, exposure: Exposure) -> str:
+def _choose_attack(attack: str, exposure: Exposure) -> list[str]:
+    """The attacks to try, in order: the one asked for, or under ``auto`` every attack the exposure allows
+    (the label-only attack only on label-only APIs, where it is the one that applies: it costs many queries)."""
     if attack not in ATTACK_CHOICES:
         raise InvalidInputError(f"attack {attack!r} is not one of {ATTACK_CHOICES}")
-    if attack == "auto":
-        return exposure.attacks_possible[0]
-    return attack
+    if attack != "auto":
+        if attack != "label-only" and exposure.mode == "label-only":
+            raise InvalidInputError(
+                f"attack {attack!r} needs scores but the API answers labels only; use 'label-only' or 'auto'"
+            )
+        return [attack]
+    return [a for a in exposure.attacks_possible if a != "label-only"] or ["label-only"]
+
+
+def _power(attack: ShadowModelAttack, fpr: float) -> tuple[float, float]:
+    """(TPR at ``fpr``, AUC) of an attack on its calibration shadows (models like the target, members known)."""
+    from memberscope.metrics import roc_auc, roc_curve, tpr_at_fpr
+
+    member, scores = attack.calibration_member_, attack.calibration_scores_
+    fpr_, tpr_, _ = roc_curve(member, scores)
+    return float(tpr_at_fpr(fpr_, tpr_, fpr)), float(roc_auc(member, scores))
+
+
+def select_shadows(
+    target: Target,
+    X_shadow: np.ndarray,
+    y_shadow: np.ndarray,
+    *,
+    exposure: Exposure,
+    view: View,
+    recipe: Any,
+    recipe_params: dict[str, Any] | None,
+    n_shadow: int,
+    n_calibration: int,
+    n_classes: int,
+    seed: int,
+    cache: Any = None,
+    holdout: float = 0.2,
+) -> tuple[ShadowSet, list[Agreement], np.ndarray]:
+    """Train the shadow models of the family agreeing most with the target on the attacker's held-out records.
+
+    Under ``recipe="auto"`` every candidate family (:func:`~memberscope.redteam.families.candidate_families`, the
+    recon's family hint first) trains one shadow, which is compared with the target on the held-out records
+    (:func:`~memberscope.redteam.fit.agreement`); the best becomes reference shadow 0 of the set. When recon found
+    the target's answers on a natural ``1/n`` grid, only candidates answering on that grid (at least
+    :data:`~memberscope.redteam.fit.GRID_SHARE` of their values) are eligible: a logistic regression never answers
+    exact multiples of 1/100, whatever its agreement on held-out records (shadows train on far fewer records than
+    the target, which moves their confidences more than their family does). Any other
+    ``recipe`` is used as given (:func:`~memberscope.redteam.families.resolve_shadow_model`), its agreement
+    still measured. Returns ``(shadows, agreements, target logits on the held-out records (h, q, C))``: the
+    target is queried on the held-out records once, here.
+    """
+    from memberscope.game import derive_seed
+
+    split = AttackerSplit.draw(len(X_shadow), holdout=holdout, seed=seed)
+    context = FamilyContext(
+        grid=exposure.grid,
+        feature_shape=tuple(X_shadow.shape[1:]),
+        params=recipe_params,
+        n_classes=n_classes,
+        n_records=len(split.reference) // 2,
+    )
+    if recipe == "auto" and recipe_params:
+        raise InvalidInputError(
+            "shadow-model parameters need a named shadow family (--shadow-model mlp, random-forest, ...); "
+            "with 'auto' each family uses its own defaults"
+        )
+    if recipe == "auto":
+        candidates = [
+            (name, SHADOW_FAMILIES.get(name)(context)) for name in candidate_families(context, exposure.family_hint)
+        ]
+    else:
+        candidates = [resolve_shadow_model(recipe, context)]
+    X_hold = X_shadow[split.holdout]
+    target_hold = view.observe_target(target, X_hold)
+    labels_only = exposure.mode == "label-only"
+    tried = []
+    for name, family_recipe in candidates:
+        shadows = ShadowSet(
+            family_recipe,
+            n_reference=n_shadow,
+            n_calibration=n_calibration,
+            n_classes=n_classes,
+            seed=seed,
+            cache=cache,
+            name=name,
+        ).for_training(X_shadow, y_shadow, split)
+        first = shadows.train_one(split.reference[shadows.first_members(split)], seed=derive_seed(seed, "ref", 0))
+        seen = view.observe(first, X_hold, seed=derive_seed(seed, "view", 0))
+        found = agreement(name, target_hold, seen, labels_only=labels_only)
+        if exposure.grid is not None:
+            found.grid_share = on_grid_share(as_probabilities(first.query(X_hold), first.output_kind), exposure.grid)
+        tried.append((found, shadows, first))
+    # A target answering on a natural 1/n grid (a forest of n trees) is matched only by shadows answering on it.
+    eligible = [a for a, _, _ in tried if a.grid_share is None or a.grid_share >= GRID_SHARE]
+    best = select_family(eligible or [a for a, _, _ in tried])
+    _, shadows, first = next(t for t in tried if t[0] is best)
+    return shadows.train(X_shadow, y_shadow, split, first=first), [a for a, _, _ in tried], target_hold
 
 
 def run_redteam(
@@ -125,25 +230,52 @@ def run_redteam(
     fpr: float = 0.01,
     attack: str = "auto",
     n_shadow: int = 4,
-    recipe: str = "mlp",
+    n_calibration: int = 2,
+    recipe: Any = "auto",
     recipe_params: dict[str, Any] | None = None,
     attack_model: str = "logreg",
     n_queries: int = 16,
+    repeats: int | None = None,
     member: np.ndarray | None = None,
     record_ids: list[str] | None = None,
     seed: int = 0,
     config: dict[str, Any] | None = None,
     cache: Any = None,
 ) -> RedteamResult:
-    """Recon the target, train shadows on ``X_shadow``, calibrate at ``fpr``, score ``X`` and give verdicts.
+    """Recon the target, train shadows like it on ``X_shadow``, calibrate at ``fpr``, score ``X``, check the
+    threshold on the target and give verdicts that are never a false all-clear.
+
+    1. Recon (:func:`~memberscope.redteam.recon.recon`): what the API shows, its noise, a model-family hint.
+    2. Shadows (:func:`select_shadows`): the family agreeing most with the target (``recipe="auto"``) or the one
+       given; reference shadows (OUT for every record scored) and calibration shadows (which play the target), all
+       seen through the API's post-processing, noisy answers averaged over ``repeats`` queries (default: from the
+       measured noise, :func:`~memberscope.redteam.recon.averaging_repeats`).
+    3. The attack (``auto``: the strongest on the calibration shadows of ``lira-offline``, ``rmia-offline`` and
+       ``shadow``; ``label-only`` on label-only APIs), its threshold calibrated at ``fpr`` on the calibration
+       shadows (:func:`~memberscope.redteam.verdicts.calibrate_threshold`).
+    4. The target scored on ``X`` and on the attacker's held-out records, which are known non-members: the share of
+       them flagged is the target-side FPR (:func:`~memberscope.redteam.verdicts.check_on_target`).
+    5. Verdicts and the one conclusion (:func:`~memberscope.redteam.verdicts.conclude`): "inconclusive" whenever
+       the shadows fit the target poorly, the threshold is off on the target, or the attack has no power shown.
 
     ``n_classes`` defaults to what recon sees in the target's answers; ``cache`` (an
-    :class:`~memberscope.cache.ArtifactCache`) keeps the trained shadows for the next run.
+    :class:`~memberscope.cache.ArtifactCache`) keeps the trained shadows for the next run; ``member`` (ground
+    truth, when known) adds the usual metrics under ``attacks``.
 
-    ``member`` (ground truth, when known) adds the usual metrics under ``attacks``.
+    Raises
+    ------
+    InvalidInputError
+        Too few attacker records (:data:`~memberscope.redteam.shadowset.MIN_ATTACKER_RECORDS`), labels beyond the
+        API's classes, an unknown attack or shadow model, an attack the exposure does not allow.
     """
-    if len(X_shadow) < 20:
-        raise InvalidInputError(f"shadow data has {len(X_shadow)} records; at least 20 are needed")
+    X, y, X_shadow, y_shadow = np.asarray(X), np.asarray(y), np.asarray(X_shadow), np.asarray(y_shadow)
+    if len(X_shadow) < MIN_ATTACKER_RECORDS:
+        raise InvalidInputError(
+            f"shadow data has {len(X_shadow)} records; at least {MIN_ATTACKER_RECORDS} are needed (held-out "
+            "non-members, reference and calibration shadows' training records)"
+        )
+    if repeats is not None and (int(repeats) != repeats or repeats < 1):
+        raise InvalidInputError(f"repeats must be an integer >= 1; got {repeats!r}")
     # 1. Recon with a few shadow records (the attacker's own), asked twice.
     exposure = recon(target, X_shadow[: min(8, len(X_shadow))], repeats=2)
     n_classes = exposure.n_classes if n_classes is None else n_classes
@@ -152,37 +284,66 @@ def run_redteam(
             f"labels go up to {max(int(np.max(y)), int(np.max(y_shadow)))} but {target.description} has "
             f"{n_classes} classes; labels must be the API's class indices"
         )
-    name = _choose_attack(attack, exposure)
-    # 2. Shadows, seen through the same output post-processing as the target.
-    shadow = ShadowModelAttack(
-        n_shadow=n_shadow,
+    names = _choose_attack(attack, exposure)
+    n_repeats = (
+        int(repeats)
+        if repeats is not None
+        else (1 if exposure.deterministic else averaging_repeats(exposure.noise_std))
+    )
+    view = View(exposure.postprocess_spec(), n_repeats)
+    # 2. Shadows of the family that answers most like the target.
+    shadows, agreements, target_hold = select_shadows(
+        target,
+        X_shadow,
+        y_shadow,
+        exposure=exposure,
+        view=view,
         recipe=recipe,
         recipe_params=recipe_params,
-        attack_model=attack_model,
-        postprocess=exposure.postprocess_spec(),
+        n_shadow=n_shadow,
+        n_calibration=n_calibration,
+        n_classes=n_classes,
         seed=seed,
         cache=cache,
-    ).fit(X_shadow, y_shadow, n_classes=n_classes)
-    if name == "shadow":
-        cal_scores, cal_member = shadow.calibration_scores_, shadow.calibration_member_
-        params = shadow.params()
-        scorer = shadow
+    )
+    fit = fit_check(
+        shadows.name,
+        target_hold,
+        shadows.outputs("reference", "holdout", view),
+        labels_only=exposure.mode == "label-only",
+    )
+    # 3. The attack strongest on the calibration shadows.
+    candidates = {}
+    for name in names:
+        candidate = ShadowModelAttack(
+            attack=name,
+            n_shadow=n_shadow,
+            n_calibration=n_calibration,
+            postprocess=view.postprocess,
+            repeats=view.repeats,
+            attack_model=attack_model,
+            n_queries=n_queries,
+            fpr=fpr,
+            seed=seed,
+        ).fit(X_shadow, y_shadow, n_classes=n_classes, shadows=shadows)
+        candidates[name] = (candidate, _power(candidate, fpr))
+    name = max(candidates, key=lambda a: candidates[a][1])
+    scorer = candidates[name][0]
+    calibration = calibrate_threshold(
+        scorer.calibration_scores_, scorer.calibration_member_, fpr=fpr, n_models=n_calibration
+    )
+    # 4. The target's records, and the attacker's held-out records (known non-members of the target).
+    if name == "label-only":
+        scores = scorer.score(target, X, y)
+        hold_scores = scorer.holdout_scores_
     else:
-        # 3. Label-only: choose the noise on the shadows (local, no target queries), calibrate on them.
-        lo = LabelOnlyAttack(n_queries=n_queries, seed=seed).fit(X_shadow)
-        local = [
-            (wrap(m, n_classes=n_classes, postprocess="label-only"), X_shadow, y_shadow, mem)
-            for m, mem in zip(shadow.shadow_models_, shadow.shadow_members_, strict=True)
-        ]
-        lo.calibrate(local, fpr=fpr)
-        cal_scores = np.concatenate([lo.score(t, Xs, ys) for t, Xs, ys, _ in local])
-        cal_member = np.concatenate([mem for *_, mem in local])
-        params = lo.params() | {"calibration": lo.calibration_}
-        scorer = lo
-    calibration = calibrate_threshold(cal_scores, cal_member, fpr=fpr, n_models=n_shadow)
-    # 4. The target's records.
-    scores = scorer.score(target, X, y)
-    labels = verdicts(scores, calibration)
+        run = scorer.score_outputs(view.observe_target(target, X), y, target_hold, X=X)
+        scores, hold_scores = run.scores[: len(X)], run.scores[len(X) :]
+    check = check_on_target(hold_scores, calibration)
+    labels = verdicts(scores, calibration, check=check, fit_ok=not fit.poor)
+    counts = {v: int((labels == v).sum()) for v in VERDICTS}
+    conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
+    params = scorer.params()
     events = getattr(target, "rate_limit_events", [])
     if events and not exposure.rate_limited:  # first seen during the attack rather than recon
         waits = [e["retry_after"] for e in events if e.get("retry_after") is not None]
@@ -208,10 +369,15 @@ def run_redteam(
                 "verdict_fpr": float(flagged[~member].mean()),
                 "verdict_tpr": float(flagged[member].mean()),
                 "threshold_fpr": float((scores[~member] >= calibration.threshold).mean()),
+                "target_threshold_fpr": float((scores[~member] >= check.threshold).mean()),
             },
         )
-    if name == "label-only" and getattr(scorer, "n_queries_used_", n_queries) < n_queries:
-        notes.append(f"the query budget allowed {scorer.n_queries_used_} of {n_queries} perturbed queries per record")
+    if conclusion.status != "leakage" and conclusion.status != "no measurable leakage":
+        notes.append(conclusion.headline)
+    if name == "label-only" and scorer.run_params_.get("n_queries", n_queries) < n_queries:
+        notes.append(
+            f"the query budget allowed {scorer.run_params_['n_queries']} of {n_queries} perturbed queries per record"
+        )
     results = build_results(
         url=target.description,
         queries_spent=target.queries_spent,
@@ -224,6 +390,17 @@ def run_redteam(
         config=config or {},
         attacks=attacks,
         warnings=notes,
+        shadows={
+            **shadows.describe(),
+            "agreement": [a.to_dict() for a in agreements],
+            "fit": fit.to_dict(),
+            "repeats": view.repeats,
+        },
+        attack_candidates={
+            a: {"shadow_tpr_at_fpr": round(p[0], 4), "shadow_auc": round(p[1], 4)} for a, (_, p) in candidates.items()
+        },
+        check=check,
+        conclusion=conclusion,
     )
     ids = record_ids if record_ids is not None else [str(i) for i in range(len(X))]
-    return RedteamResult(scores, labels, ids, exposure, calibration, results)
+    return RedteamResult(scores, labels, ids, exposure, calibration, results, check, conclusion)

@@ -1,35 +1,53 @@
-"""Shokri et al. (2017) shadow-model attack, for a target seen only through its API.
+"""Shadow-model attacks on a target seen only through its answers: :class:`ShadowModelAttack`.
 
-1. Train ``K`` shadow models on the attacker's proxy data, each on a random half (its members), with
-   a training recipe from :mod:`memberscope.recipes`.
-2. Query each shadow through the same post-processor the target's API applies (top-k, rounding,
-   label only: see :meth:`memberscope.redteam.recon.Exposure.postprocess_spec`), so the attack
-   model learns from outputs shaped like the target's.
-3. Features per record: the probability vector sorted in descending order (top ``n_sorted``; withheld
-   entries share the unshown mass), the true class's probability and its log, and whether the
-   arg-max is the true class.
-4. One attack classifier per class (Shokri's design) when every class has enough shadow records,
-   else one classifier for all classes; logistic regression, gradient boosting or an MLP.
+The attacker trains shadow models on their own data (:class:`~memberscope.redteam.shadowset.ShadowSet`), sees
+them through the same output post-processing as the target's API (:class:`View`: top-k, rounding, labels, the
+noise recon measured, averaged over as many repeats as the target's answers are), and scores the target's records
+with the **same registered attacks as a local audit** (:mod:`memberscope.attacks`, run by
+:func:`memberscope.engine.run_attacks`):
 
-Out-of-fold scores (each shadow scored by an attack classifier trained on the *other* shadows) are
-kept in ``calibration_scores_`` / ``calibration_member_`` to set thresholds without ground truth.
+- ``lira-offline`` and ``rmia-offline``: per-record likelihood-ratio attacks (Carlini et al. 2022; Zarifzadeh et
+  al. 2024). The reference shadows never train on a candidate, so each candidate's OUT distribution comes from
+  their answers on it (``ReferenceOutputs`` with all-OUT masks); the target is queried once per candidate (per
+  view). RMIA's population records are the attacker's held-out records.
+- ``shadow``: Shokri et al.'s (2017) classifier of sorted output vectors, fitted on the reference shadows'
+  answers on their own training and held-out records (:class:`memberscope.attacks.shadow.ShadowClassifier`).
+- ``label-only``: Choquette-Choo et al.'s (2021) perturbation attack, calibrated by the reference shadows' shares.
+
+The calibration shadows play the target: scored the same way on records whose membership the attacker knows, they
+give the scores a threshold is calibrated on and the attack's power on models like the target
+(``calibration_scores_``, ``calibration_member_``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.targets import Target, as_probabilities, wrap
+from memberscope.targets import Target, as_probabilities
 
-__all__ = ["ATTACK_MODELS", "PerClassClassifier", "ShadowModelAttack", "shadow_features", "use_per_class"]
+if TYPE_CHECKING:
+    from memberscope.redteam.shadowset import ShadowSet
+
+__all__ = [
+    "API_ATTACKS",
+    "ATTACK_MODELS",
+    "PerClassClassifier",
+    "ShadowModelAttack",
+    "View",
+    "shadow_features",
+    "use_per_class",
+]
 
 ATTACK_MODELS = ("logreg", "gbdt", "mlp")
-DEFAULT_RECIPE_PARAMS: dict[str, Any] = {"hidden": (64,), "epochs": 40, "batch_size": 64, "standardize": True}
-"""Shadows by default: a torch MLP with one hidden layer of 64 units, trained to overfit like deployed models do."""
+API_ATTACKS = ("lira-offline", "rmia-offline", "shadow", "label-only")
+"""Registered attacks :class:`ShadowModelAttack` runs against a target seen through its API."""
+RMIA_A_GRID = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+"""RMIA's offline ``a`` is chosen from these on the calibration shadows."""
 
 
 def shadow_features(
@@ -108,186 +126,408 @@ def use_per_class(per_class: str | bool, labels: np.ndarray, member: np.ndarray,
     return True
 
 
+@dataclass(frozen=True)
+class View:
+    """What an attacker sees of a model: the API's post-processing, averaged over ``repeats`` queries of each
+    record (when the answers are noisy), on each record and, with ``augment``, its mirror image (images only).
+
+    ``postprocess`` is a :func:`~memberscope.targets.postprocess.parse_postprocessors` spec (recon's
+    :meth:`~memberscope.redteam.recon.Exposure.postprocess_spec`); shadows are shown it, and the target's own
+    answers are averaged the same way (:meth:`observe_target`).
+    """
+
+    postprocess: str = ""
+    repeats: int = 1
+    augment: bool = False
+
+    @property
+    def key(self) -> tuple:
+        return (self.postprocess, self.repeats, self.augment)
+
+    def postprocessor(self):
+        from memberscope.targets.postprocess import Averaged, parse_postprocessors
+
+        return Averaged(parse_postprocessors(self.postprocess), self.repeats)
+
+    @property
+    def kind(self) -> str:
+        """The output kind of what is seen (averaged noisy answers are probabilities)."""
+        return self.postprocessor().granularity
+
+    def views(self, X: np.ndarray) -> list[np.ndarray]:
+        """The records, then (with ``augment`` and images ``(n, c, h, w)``) their horizontal mirror images."""
+        X = np.asarray(X)
+        return [X, X[..., ::-1]] if self.augment and X.ndim == 4 else [X]
+
+    def n_views(self, X: np.ndarray) -> int:
+        return len(self.views(X[:1]))
+
+    def observe(self, model: Target, X: np.ndarray, *, seed: int) -> np.ndarray:
+        """A local model's logits ``(n, n_views, n_classes)`` as the attacker sees the target's (one query per
+        record and view: the repeats are simulated exactly on the model's one answer)."""
+        from memberscope.targets import Postprocessed
+        from memberscope.targets.outputs import as_logits
+
+        seen = Postprocessed(model, self.postprocessor(), seed=seed)
+        return np.stack([as_logits(seen.query(v), seen.output_kind) for v in self.views(X)], axis=1)
+
+    def observe_target(self, target: Target, X: np.ndarray) -> np.ndarray:
+        """The target's logits ``(n, n_views, n_classes)``: each record (and view) asked ``repeats`` times, the
+        answers averaged as probabilities; ``n · n_views · repeats`` queries."""
+        from memberscope.targets.outputs import as_logits, as_probabilities
+
+        out = []
+        for v in self.views(X):
+            if self.repeats == 1:
+                out.append(as_logits(target.query(v), target.output_kind))
+                continue
+            total = None
+            for _ in range(self.repeats):
+                seen = as_probabilities(target.query(v), target.output_kind)
+                total = seen if total is None else total + seen
+            out.append(as_logits(total / self.repeats, "probabilities"))
+        return np.stack(out, axis=1)
+
+    def queries(self, n: int, X: np.ndarray) -> int:
+        """Queries :meth:`observe_target` spends on ``n`` records like ``X``."""
+        return n * self.repeats * self.n_views(X)
+
+
 class ShadowModelAttack:
-    """Shadow-model membership inference against any :class:`~memberscope.targets.Target`.
+    """A registered attack against a target seen only through its answers, with shadow models on the attacker's data.
 
     Usage::
 
-        attack = ShadowModelAttack(n_shadow=4, postprocess="top-k:1").fit(X_public, y_public, n_classes=10)
-        scores = attack.score(target, X, y)     # (n,), higher = more likely member
+        attack = ShadowModelAttack(attack="lira-offline", n_shadow=8, postprocess="top-k:1", seed=0)
+        attack.fit(X_public, y_public, n_classes=10)   # shadows, calibration scores
+        scores = attack.score(target, X, y)             # (n,), higher = more likely member
 
     Parameters
     ----------
+    attack : {"lira-offline", "rmia-offline", "shadow", "label-only"}
+        The registered attack (see the module docstring).
     n_shadow : int
-        Shadow models ``K`` (at least 2, for out-of-fold calibration).
-    recipe : str or Recipe
-        Training recipe of the shadows (``memberscope.recipes.create(recipe, **recipe_params)``); the
-        default is the torch ``mlp`` recipe with :data:`DEFAULT_RECIPE_PARAMS`.
+        Reference shadows ``K`` (at least 2).
+    n_calibration : int
+        Calibration shadows ``M``, which play the target (at least 1).
+    recipe : str, Recipe or estimator
+        The shadows' model: a family of :data:`~memberscope.redteam.families.SHADOW_FAMILIES` (default ``mlp``), a
+        recipe, a scikit-learn class path, a saved estimator or Pipeline
+        (:func:`~memberscope.redteam.families.resolve_shadow_model`).
     recipe_params : dict, optional
-    attack_model : {"logreg", "gbdt", "mlp"}
-    per_class : {"auto", True, False}
-        ``auto``: per-class attack classifiers when every class has at least ``min_per_class``
-        shadow records of each kind, else one classifier over all classes.
     postprocess : str
-        What the target's API shows (a :func:`~memberscope.targets.postprocess.parse_postprocessors` spec),
-        applied to the shadows' outputs; empty for an API that shows full probabilities or logits.
-    n_sorted : int
-        Sorted probabilities used as features.
+        What the target's API shows (a :func:`~memberscope.targets.postprocess.parse_postprocessors` spec, noise
+        included), applied to the shadows' outputs; empty for full probabilities or logits.
+    repeats : int
+        Queries of each record averaged (noisy APIs; see :class:`View`).
+    augment : bool
+        Also query each image's mirror image (images only; offline LiRA fits one Gaussian per view).
+    holdout : float
+        Share of the attacker's records held out of every shadow
+        (:class:`~memberscope.redteam.shadowset.AttackerSplit`).
+    attack_params : dict, optional
+        Parameters of the registered attack (RMIA's ``a`` is otherwise chosen on the calibration shadows).
+    attack_model, per_class, min_per_class, n_sorted :
+        The ``shadow`` attack's classifier (:class:`memberscope.attacks.shadow.ShadowClassifier`).
+    n_queries : int
+        The ``label-only`` attack's perturbed queries per record (its noise scale is chosen on the calibration
+        shadows).
+    fpr : float
+        The false-positive rate calibration choices aim at (RMIA's ``a``, the label-only noise scale).
     seed : int
-    cache : memberscope.cache.ArtifactCache, optional
-        Where trained shadows are kept, keyed by recipe, data, split and seed: a re-run retrains nothing.
+    cache : ArtifactCache, optional
+        Where trained shadows are kept: a re-run retrains nothing.
     """
 
-    name = "shadow"
+    name = "shadow-model"
 
     def __init__(
         self,
         *,
-        n_shadow: int = 4,
+        attack: str = "lira-offline",
+        n_shadow: int = 8,
+        n_calibration: int = 2,
         recipe: Any = "mlp",
         recipe_params: dict[str, Any] | None = None,
+        postprocess: str | Sequence[str] | None = None,
+        repeats: int = 1,
+        augment: bool = False,
+        holdout: float = 0.2,
+        attack_params: dict[str, Any] | None = None,
         attack_model: str = "logreg",
         per_class: str | bool = "auto",
         min_per_class: int = 30,
-        postprocess: str | Sequence[str] | None = None,
         n_sorted: int = 10,
+        n_queries: int = 16,
+        fpr: float = 0.01,
         seed: int = 0,
         cache: Any = None,
     ):
         problems = []
+        if attack not in API_ATTACKS:
+            problems.append(f"attack {attack!r} is not one of {API_ATTACKS}")
         if int(n_shadow) != n_shadow or n_shadow < 2:
             problems.append(f"n_shadow must be an integer >= 2; got {n_shadow!r}")
+        if int(n_calibration) != n_calibration or n_calibration < 1:
+            problems.append(f"n_calibration must be an integer >= 1; got {n_calibration!r}")
         if attack_model not in ATTACK_MODELS:
             problems.append(f"attack_model {attack_model!r} is not one of {ATTACK_MODELS}")
         if per_class not in ("auto", True, False):
             problems.append(f"per_class must be 'auto', True or False; got {per_class!r}")
+        if int(repeats) != repeats or repeats < 1:
+            problems.append(f"repeats must be an integer >= 1; got {repeats!r}")
+        if not 0 < fpr < 1:
+            problems.append(f"fpr must be in (0, 1); got {fpr!r}")
         if problems:
-            raise InvalidInputError("invalid shadow attack: " + "; ".join(problems))
-        self.n_shadow, self.attack_model, self.per_class = int(n_shadow), attack_model, per_class
-        self.min_per_class, self.n_sorted, self.seed = int(min_per_class), int(n_sorted), int(seed)
-        self.postprocess = postprocess
-        self.recipe = self._recipe(recipe, recipe_params)
-        self.cache = cache
+            raise InvalidInputError("invalid shadow-model attack: " + "; ".join(problems))
+        self.attack, self.n_shadow, self.n_calibration = attack, int(n_shadow), int(n_calibration)
+        self.recipe_spec, self.recipe_params = recipe, dict(recipe_params or {})
+        post = postprocess if isinstance(postprocess, str) or postprocess is None else ",".join(postprocess)
+        self.view = View(post or "", int(repeats), bool(augment))
+        self.holdout, self.fpr, self.seed, self.cache = float(holdout), float(fpr), int(seed), cache
+        self.attack_params = dict(attack_params or {})
+        self.shadow_params = {
+            "attack_model": attack_model,
+            "per_class": per_class,
+            "min_per_class": int(min_per_class),
+            "n_sorted": int(n_sorted),
+        }
+        self.n_queries = int(n_queries)
 
-    @staticmethod
-    def _recipe(recipe: Any, params: dict[str, Any] | None):
-        from memberscope import recipes
+    @property
+    def postprocess(self) -> str:
+        return self.view.postprocess
 
-        if not isinstance(recipe, str):
-            return recipe
-        if recipe == "mlp" and params is None:
-            params = dict(DEFAULT_RECIPE_PARAMS)
-        return recipes.create(recipe, **(params or {}))
-
-    def shadow_target(self, model: Any, n_classes: int, *, postprocess: Any = None) -> Target:
-        """A local target showing what the real one shows (``postprocess`` overrides it)."""
-        post = self.postprocess if postprocess is None else postprocess
-        return wrap(model, n_classes=n_classes, postprocess=post or None)
+    # -- fitting ---------------------------------------------------------------------------------------------
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, *, n_classes: int, shadows: ShadowModelAttack | None = None
+        self, X: np.ndarray, y: np.ndarray, *, n_classes: int, shadows: ShadowSet | ShadowModelAttack | None = None
     ) -> ShadowModelAttack:
-        """Train the shadows on the proxy records ``X``, ``y`` and the attack classifiers on their outputs.
-
-        ``shadows``: another attack fit on the same ``X, y`` whose shadow models are reused (train once,
-        then attack endpoints that expose different outputs).
-        """
+        """Train the shadows on the attacker's records ``X`` ``(n, ...)``, ``y`` ``(n,)`` (or reuse ``shadows``, a
+        trained :class:`~memberscope.redteam.shadowset.ShadowSet` or another attack's), then score the calibration
+        shadows: ``calibration_scores_`` and ``calibration_member_`` ``(M · (|S_cal| + |H|),)``."""
+        from memberscope.redteam.families import FamilyContext, resolve_shadow_model
+        from memberscope.redteam.shadowset import AttackerSplit, ShadowSet
 
         X, y = np.asarray(X), np.asarray(y)
-        if len(X) < 4 or len(X) != len(y):
-            raise InvalidInputError(f"shadow data needs >= 4 records with one label each; got X {X.shape}, y {y.shape}")
-        rng = np.random.default_rng(self.seed)
+        if len(X) != len(y):
+            raise InvalidInputError(f"the attacker's data needs one label per record; got X {X.shape}, y {y.shape}")
         self.n_classes_ = int(n_classes)
-        self.shadow_models_, self.shadow_members_ = [], []
-        feats, members, owners = [], [], []
-        for k in range(self.n_shadow):
-            member = np.zeros(len(X), bool)
-            member[rng.permutation(len(X))[: len(X) // 2]] = True
-            if shadows is not None:
-                model, member = shadows.shadow_models_[k], shadows.shadow_members_[k]
-            else:
-                model = self._cached_train(X, y, member, seed=self.seed + k)
-            shadow = self.shadow_target(model, self.n_classes_)
-            observed = shadow.query(X)
-            self.shadow_models_.append(model)
-            self.shadow_members_.append(member)
-            feats.append(shadow_features(observed, y, n_sorted=self.n_sorted, kind=shadow.output_kind))
-            members.append(member)
-            owners.append(np.full(len(X), k))
-        F, member, owner, labels = (
-            np.concatenate(feats),
-            np.concatenate(members),
-            np.concatenate(owners),
-            np.tile(y, self.n_shadow),
-        )
-        self.per_class_ = self._use_per_class(labels, member)
-        # Out-of-fold scores: shadow k scored by classifiers that never saw shadow k.
-        self.calibration_scores_ = np.empty(len(F))
-        for k in range(self.n_shadow):
-            test = owner == k
-            clf = PerClassClassifier(self.attack_model, self.per_class_, self.seed).fit(
-                F[~test], labels[~test], member[~test]
+        if isinstance(shadows, ShadowModelAttack):
+            shadows = shadows.shadows_
+        if shadows is None:
+            split = AttackerSplit.draw(len(X), holdout=self.holdout, seed=self.seed)
+            context = FamilyContext(
+                feature_shape=tuple(X.shape[1:]),
+                params=self.recipe_params,
+                n_classes=self.n_classes_,
+                n_records=len(split.reference) // 2,
             )
-            self.calibration_scores_[test] = clf.score(F[test], labels[test])
-        self.calibration_member_ = member
-        self.classifier_ = PerClassClassifier(self.attack_model, self.per_class_, self.seed).fit(F, labels, member)
-        self.X_shadow_, self.y_shadow_ = X, y
+            name, recipe = resolve_shadow_model(self.recipe_spec, context)
+            shadows = ShadowSet(
+                recipe,
+                n_reference=self.n_shadow,
+                n_calibration=self.n_calibration,
+                n_classes=self.n_classes_,
+                seed=self.seed,
+                cache=self.cache,
+                name=name,
+            ).train(X, y, split)
+        self.shadows_ = shadows
+        self.n_shadow, self.n_calibration = shadows.n_reference, shadows.n_calibration
+        self.params_ = self._attack_params()
+        self.calibration_scores_, self.calibration_member_ = self._calibration_scores(self.params_)
         return self
 
-    def _cached_train(self, X: np.ndarray, y: np.ndarray, member: np.ndarray, *, seed: int) -> Any:
-        if self.cache is None:
-            return self._train(X[member], y[member], seed=seed)
-        from memberscope.cache import hash_array, make_key
+    def _labels(self, rows: str) -> np.ndarray:
+        return self.shadows_.y[self.shadows_.rows(rows)]
 
-        key = make_key(
-            artifact="redteam-shadow",
-            recipe=self.recipe.config(),
-            X=hash_array(X),
-            y=hash_array(y),
-            member=hash_array(member),
-            seed=seed,
-            n_classes=self.n_classes_,
+    def _attack_params(self) -> dict[str, Any]:
+        if self.attack == "shadow":
+            return {**self.shadow_params, "seed": self.seed, **self.attack_params}
+        if self.attack == "label-only":
+            return {"n_queries": self.n_queries, "seed": self.seed, **self._label_only_scale(), **self.attack_params}
+        if self.attack == "rmia-offline" and "a" not in self.attack_params:
+            return {**self.attack_params, "a": self._choose_rmia_a()}
+        return dict(self.attack_params)
+
+    def _label_only_scale(self) -> dict[str, Any]:
+        """The perturbation scale whose shares best separate the calibration shadows' members (at ``fpr``)."""
+        from memberscope.redteam.label_only import LabelOnlyAttack
+        from memberscope.targets import Postprocessed
+
+        if "noise_scale" in self.attack_params:
+            return {}
+        s = self.shadows_
+        rows = s.rows("calibration+holdout")
+        strategy = LabelOnlyAttack(n_queries=self.n_queries, seed=self.seed).fit(s.X[s.rows("holdout")])
+        local = [
+            (
+                Postprocessed(m, self.view.postprocessor(), seed=self.seed + j),
+                s.X[rows],
+                s.y[rows],
+                np.r_[s.calibration_members[j], np.zeros(len(s.split.holdout), bool)],
+            )
+            for j, m in enumerate(s.calibration_models)
+        ]
+        strategy.calibrate(local, fpr=self.fpr)
+        self.label_only_calibration_ = strategy.calibration_
+        return {"noise_scale": strategy.noise_scale}
+
+    def _choose_rmia_a(self) -> float:
+        """RMIA's ``a``: the grid value with the highest mean TPR at ``fpr`` (AUC breaking ties) on the calibration
+        shadows (the target's ground truth is never used)."""
+        from memberscope.metrics import roc_auc, roc_curve, tpr_at_fpr
+
+        best, self.rmia_a_grid_ = None, {}
+        for a in RMIA_A_GRID:
+            scores, member = self._calibration_scores({**self.attack_params, "a": a})
+            fpr_, tpr_, _ = roc_curve(member, scores)
+            value = (tpr_at_fpr(fpr_, tpr_, self.fpr), roc_auc(member, scores))
+            self.rmia_a_grid_[a] = [round(v, 4) for v in value]
+            if best is None or value > best[0]:
+                best = (value, a)
+        return float(best[1])
+
+    def _calibration_scores(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        s = self.shadows_
+        rows = "calibration+holdout"
+        seen = s.outputs("calibration", rows, self.view)
+        refs = s.outputs("reference", rows, self.view)
+        labels = self._labels(rows)
+        n_hold = len(s.split.holdout)
+        scores, members = [], []
+        for j, model in enumerate(s.calibration_models):
+            shown = self._seen_model(model, self.seed + 1000 + j)
+            run = self._run(seen[j], labels, refs, n_hold, params, model=shown, records=s.X[s.rows(rows)])
+            self.run_params_ = run.params
+            scores.append(run.scores)
+            members.append(np.r_[s.calibration_members[j], np.zeros(n_hold, bool)])
+        return np.concatenate(scores), np.concatenate(members)
+
+    def _seen_model(self, model: Target, seed: int) -> Target | None:
+        if self.attack != "label-only":
+            return None
+        from memberscope.targets import Postprocessed
+
+        return Postprocessed(model, self.view.postprocessor(), seed=seed)
+
+    # -- scoring ---------------------------------------------------------------------------------------------
+
+    def _run(
+        self,
+        logits: np.ndarray,
+        labels: np.ndarray,
+        reference_logits: np.ndarray,
+        n_population: int,
+        params: dict[str, Any],
+        *,
+        model: Target | None = None,
+        records: np.ndarray | None = None,
+    ):
+        """One engine run of the attack: ``logits`` ``(n, q, C)`` of the model scored on records whose last
+        ``n_population`` are the attacker's held-out records (RMIA's population), ``reference_logits``
+        ``(K, n, q, C)`` of the reference shadows on the same records, all OUT."""
+        from memberscope.attacks import ReferenceOutputs, TargetOutputs
+        from memberscope.engine import run_attacks
+
+        s = self.shadows_
+        pop = slice(len(labels) - n_population, len(labels))
+        target = TargetOutputs(
+            logits=logits,
+            labels=labels,
+            population_logits=logits[pop],
+            population_labels=labels[pop],
+            model=model,
+            records=records,
+            population_records=None if records is None else records[pop],
         )
-        return self.cache.model(
-            key,
-            self.recipe,
-            n_classes=self.n_classes_,
-            feature_shape=tuple(X.shape[1:]),
-            train=lambda: self._train(X[member], y[member], seed=seed),
+        if self.attack == "shadow":
+            # Shokri's classifier learns members from non-members on the reference shadows' own records.
+            references = ReferenceOutputs(
+                logits=s.outputs("reference", "reference", self.view),
+                masks=s.reference_members,
+                labels=self._labels("reference"),
+            )
+        else:
+            models = None
+            if self.attack == "label-only":
+                models = [self._seen_model(m, self.seed + 2000 + k) for k, m in enumerate(s.reference_models)]
+            references = ReferenceOutputs(
+                logits=reference_logits,
+                masks=np.zeros(reference_logits.shape[:2], dtype=bool),
+                labels=labels,
+                population_logits=reference_logits[:, pop],
+                population_labels=labels[pop],
+                models=models,
+            )
+        return run_attacks([self.attack], target, references, attack_params={self.attack: params}, seed=self.seed)[0]
+
+    def reference_logits(self, X: np.ndarray) -> np.ndarray:
+        """The reference shadows' logits ``(K, n, q, C)`` on records ``X`` as the attacker sees them."""
+        from memberscope.game import derive_seed
+
+        s = self.shadows_
+        return np.stack(
+            [self.view.observe(m, X, seed=derive_seed(self.seed, "view", k)) for k, m in enumerate(s.reference_models)]
         )
 
-    def _train(self, X: np.ndarray, y: np.ndarray, *, seed: int) -> Any:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
-        with warnings.catch_warnings():
-            # Small shadows on few records may not converge; the attack only needs them to fit their data.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return self.recipe.train(X, y, n_classes=self.n_classes_, seed=seed)
-
-    def _use_per_class(self, labels: np.ndarray, member: np.ndarray) -> bool:
-        return use_per_class(self.per_class, labels, member, self.min_per_class)
-
-    def score_observed(self, observed: np.ndarray, y: np.ndarray, *, kind: str = "probabilities") -> np.ndarray:
-        """Scores ``(n,)`` of already observed outputs ``(n, n_classes)`` of output kind ``kind``, with labels ``y``."""
-        if not hasattr(self, "classifier_"):
-            raise InvalidInputError("the shadow attack must be fit before it scores")
-        F = shadow_features(observed, np.asarray(y), n_sorted=self.n_sorted, kind=kind)
-        return self.classifier_.score(F, np.asarray(y))
+    def score_outputs(
+        self,
+        logits: np.ndarray,
+        y: np.ndarray,
+        holdout_logits: np.ndarray,
+        *,
+        X: np.ndarray,
+        target: Target | None = None,
+    ):
+        """Scores of records ``X`` from the target's logits on them ``(n, q, C)`` and on the attacker's held-out
+        records ``(h, q, C)`` (both from :meth:`View.observe_target`): an
+        :class:`~memberscope.engine.evaluation.AttackRun` whose ``scores`` ``(n + h,)`` are the records' then the
+        held-out records'. ``target`` is queried by the label-only attack."""
+        s = self.shadows_
+        X = np.asarray(X)
+        hold = s.rows("holdout")
+        records = np.concatenate([X, s.X[hold]])
+        labels = np.concatenate([np.asarray(y), s.y[hold]])
+        refs = np.concatenate([self.reference_logits(X), s.outputs("reference", "holdout", self.view)], axis=1)
+        observed = np.concatenate([logits, holdout_logits])
+        return self._run(observed, labels, refs, len(hold), self.params_, model=target, records=records)
 
     def score(self, target: Target, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Query ``target`` once per record and score; ``(n,)``, higher = more likely member."""
-        observed = target.query(np.asarray(X))
-        return self.score_observed(observed, y, kind=target.output_kind)
+        """Query ``target`` on ``X`` and the held-out records and score; ``(n,)``, higher = more likely member."""
+        if not hasattr(self, "shadows_"):
+            raise InvalidInputError("the shadow-model attack must be fit before it scores")
+        X = np.asarray(X)
+        hold = self.shadows_.X[self.shadows_.rows("holdout")]
+        if self.attack == "label-only":
+            # The label-only attack queries the target itself (each record and its perturbed copies); the outputs
+            # passed along are placeholders (uniform logits) it does not read.
+            logits, hold_logits = (np.zeros((len(rows), 1, self.n_classes_)) for rows in (X, hold))
+            run = self.score_outputs(logits, y, hold_logits, X=X, target=target)
+        else:
+            run = self.score_outputs(
+                self.view.observe_target(target, X), y, self.view.observe_target(target, hold), X=X
+            )
+        self.holdout_scores_ = run.scores[len(X) :]
+        self.run_params_ = run.params
+        return run.scores[: len(X)]
 
     def params(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
+            "attack": self.attack,
+            "attack_params": getattr(self, "params_", self.attack_params),
             "n_shadow": self.n_shadow,
-            "recipe": self.recipe.config(),
-            "attack_model": self.attack_model,
-            "per_class": getattr(self, "per_class_", self.per_class),
-            "postprocess": self.postprocess,
-            "n_sorted": self.n_sorted,
+            "n_calibration": self.n_calibration,
+            "postprocess": self.view.postprocess,
+            "repeats": self.view.repeats,
+            "augment": self.view.augment,
             "seed": self.seed,
         }
+        if hasattr(self, "shadows_"):
+            out["shadows"] = self.shadows_.describe()
+        if hasattr(self, "rmia_a_grid_"):
+            out["rmia_a_grid"] = {str(k): v for k, v in self.rmia_a_grid_.items()}
+        if hasattr(self, "label_only_calibration_"):
+            out["label_only_calibration"] = self.label_only_calibration_
+        return out

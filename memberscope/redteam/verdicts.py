@@ -10,11 +10,31 @@ is Binomial(n0, fpr), and its ``confidence`` interval ``[r_lo, r_hi]`` gives a b
 - **not-member** if its score is below ``t_low``;
 - **inconclusive** otherwise: whether it exceeds the FPR-``fpr`` threshold is not settled by the
   calibration sample (more shadow records would narrow the band).
+
+Shadows are not the target, so the threshold is also **checked on the target** (:func:`check_on_target`): the
+attacker's held-out records are known non-members of the target (it cannot have seen them), and the share of them
+the threshold flags estimates the target-side FPR, with its Clopper–Pearson interval. The verdicts then follow what
+has been shown (:func:`verdicts`):
+
+- a threshold that flags significantly *more* known non-members than ``fpr`` (the interval above it) is off: every
+  verdict is inconclusive;
+- *member* verdicts need a score above both the shadows' band and a threshold certified on the known non-members
+  themselves (:func:`certified_threshold`: its FPR on the target at most :data:`CERTIFIED_FACTOR` times ``fpr`` at
+  95% confidence, at most ``fpr`` on the known non-members), so a threshold the shadows set too low for the target
+  is raised to what the target's own non-members allow; with too few known non-members to certify any threshold,
+  no record is called a member;
+- *not-member* needs more: the shadows fit the target (:mod:`memberscope.redteam.fit`), the check agrees with
+  ``fpr`` (a threshold far too strict on the target says the scores are not distributed as on the shadows), and the
+  attack has power on the shadows (its TPR interval above ``fpr``). Otherwise a low score says nothing, and the
+  record is inconclusive: the attack's power on this target is unknown.
+
+:func:`conclude` turns the verdict counts into the one finding every output states: leakage, no measurable
+leakage (only with power shown on models like the target), or inconclusive.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,9 +42,22 @@ import numpy as np
 from memberscope.exceptions import InvalidInputError
 from memberscope.privacy import clopper_pearson_interval
 
-__all__ = ["VERDICTS", "Calibration", "calibrate_threshold", "verdicts"]
+__all__ = [
+    "CERTIFIED_FACTOR",
+    "CONCLUSIONS",
+    "VERDICTS",
+    "Calibration",
+    "Conclusion",
+    "TargetCheck",
+    "calibrate_threshold",
+    "certified_threshold",
+    "check_on_target",
+    "conclude",
+    "verdicts",
+]
 
 VERDICTS = ("member", "not-member", "inconclusive")
+CONCLUSIONS = ("leakage", "no measurable leakage", "inconclusive")
 
 
 @dataclass
@@ -44,10 +77,16 @@ class Calibration:
     confidence: float = 0.95
     resolvable: bool = True
 
+    @property
+    def power_shown(self) -> bool:
+        """Whether the attack beats guessing on the shadows: its TPR interval lies above the FPR."""
+        return bool(self.shadow_tpr_ci[0] > self.fpr_target)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for key in ("threshold_band", "shadow_tpr_ci", "shadow_fpr_ci"):
             out[key] = [float(v) for v in out[key]]
+        out["power_shown"] = self.power_shown
         return out
 
 
@@ -94,11 +133,204 @@ def calibrate_threshold(
     )
 
 
-def verdicts(scores: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """``member`` / ``not-member`` / ``inconclusive`` per score (see the module docstring)."""
+@dataclass
+class TargetCheck:
+    """The shadow-calibrated threshold applied to the target's answers on attacker-known non-members.
+
+    ``status``: ``ok`` when the requested FPR lies in the interval of the FPR observed, ``too-loose`` when the
+    interval lies above it (more false positives than asked for), ``too-strict`` when below.
+    """
+
+    fpr_target: float
+    n_nonmembers: int
+    flagged: int
+    fpr: float
+    fpr_ci: tuple[float, float]
+    status: str
+    confidence: float = 0.95
+    threshold: float = np.inf
+    """The certified threshold on the target itself (:func:`certified_threshold`): "member" verdicts need a score at
+    least this high too (:func:`verdicts`); ``inf`` when the known non-members are too few to certify any."""
+    fpr_bound: float | None = None
+    """Upper ``confidence`` bound of the FPR of ``threshold`` on the target's non-members (None: none certified)."""
+
+    @property
+    def certified(self) -> bool:
+        """Whether "member" verdicts can be given: their FPR is bounded by :data:`CERTIFIED_FACTOR` times the FPR."""
+        return self.fpr_bound is not None
+
+    @property
+    def resolvable(self) -> bool:
+        return self.n_nonmembers * self.fpr_target >= 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["fpr_ci"] = [float(v) for v in self.fpr_ci]
+        out["resolvable"] = self.resolvable
+        return out
+
+
+CERTIFIED_FACTOR = 2.0
+""""Member" verdicts are given only when their FPR on the target is at most this many times the FPR asked for, at
+95% confidence (:func:`certified_threshold`)."""
+
+
+def certified_threshold(nonmember_scores: np.ndarray, fpr: float, *, confidence: float = 0.95) -> tuple[float, float]:
+    """``(threshold, bound)``: a score threshold set on ``h`` known non-members' scores ``(h,)`` of the target, and
+    the upper ``confidence`` bound of its FPR on all the target's non-members.
+
+    The threshold flags ``k`` of the ``h`` records (ties aside): the largest ``k`` at most ``floor(fpr · h)`` whose
+    order-statistic bound holds. A threshold just above the ``(k+1)``-th largest of ``h`` exchangeable scores has an
+    FPR of law Beta(k + 1, h - k) (as in conformal prediction), so its FPR exceeds ``x`` with probability
+    ``P(Binomial(h, x) <= k)``; the bound is the ``confidence`` quantile of that Beta law, and ``k`` is kept only
+    while the bound is at most :data:`CERTIFIED_FACTOR` ``· fpr``. ``(inf, nan)`` when even ``k = 0`` does not hold
+    (fewer than about ``3 / (CERTIFIED_FACTOR · fpr)`` records: 150 at 1%).
+    """
+    from scipy.stats import beta
+
+    scores = -np.sort(-np.asarray(nonmember_scores, dtype=np.float64))
+    h = len(scores)
+    best = None
+    for k in range(int(np.floor(fpr * h)) + 1):
+        bound = float(beta.ppf(confidence, k + 1, h - k))
+        if bound > CERTIFIED_FACTOR * fpr:
+            break
+        best = (_threshold_allowing(scores, k), bound)
+    return best if best is not None else (np.inf, np.nan)
+
+
+def check_on_target(nonmember_scores: np.ndarray, calibration: Calibration) -> TargetCheck:
+    """The FPR the calibrated threshold gives on the target, from its scores ``(h,)`` of known non-members, and the
+    threshold certified on them (:func:`certified_threshold`)."""
+    scores = np.asarray(nonmember_scores, dtype=np.float64)
+    if scores.size == 0:
+        raise InvalidInputError("the target-side check needs scores of known non-members; got none")
+    k, n = int((scores >= calibration.threshold).sum()), int(scores.size)
+    lo, hi = clopper_pearson_interval(k, n, calibration.confidence)
+    fpr = calibration.fpr_target
+    status = "too-loose" if lo > fpr else "too-strict" if hi < fpr else "ok"
+    own, bound = certified_threshold(scores, fpr, confidence=calibration.confidence)
+    return TargetCheck(
+        fpr, n, k, k / n, (lo, hi), status, calibration.confidence, own, None if np.isnan(bound) else bound
+    )
+
+
+def verdicts(
+    scores: np.ndarray,
+    calibration: Calibration,
+    *,
+    check: TargetCheck | None = None,
+    fit_ok: bool = True,
+) -> np.ndarray:
+    """``member`` / ``not-member`` / ``inconclusive`` per score (see the module docstring).
+
+    Without ``check`` (and with ``fit_ok``) the shadow calibration alone decides, as when no known non-members of
+    the target are available; ``not-member`` always needs the attack's power shown on the shadows.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     low, high = calibration.threshold_band
     out = np.full(scores.shape, "inconclusive", dtype=object)
-    out[scores >= high] = "member"
-    out[scores < low] = "not-member"
+    # A member verdict needs a score above the shadows' band and above the threshold certified on the target's own
+    # known non-members: its FPR on the target is then bounded (at most CERTIFIED_FACTOR x fpr, 95% confidence).
+    out[scores >= max(high, check.threshold if check is not None else -np.inf)] = "member"
+    if check is not None and check.status == "too-loose":
+        return out
+    if fit_ok and calibration.power_shown and calibration.resolvable and (check is None or check.status == "ok"):
+        out[scores < low] = "not-member"
     return out
+
+
+@dataclass
+class Conclusion:
+    """What the verdicts show about the target, in one status and one sentence (the headline of every output)."""
+
+    status: str
+    headline: str
+    reasons: list[str] = field(default_factory=list)
+    power: str = "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def conclude(
+    counts: dict[str, int],
+    calibration: Calibration,
+    check: TargetCheck | None,
+    *,
+    attack: str,
+    fit_reasons: list[str] | None = None,
+) -> Conclusion:
+    """The finding the verdict ``counts`` support.
+
+    - ``leakage``: the share of records called members has a Clopper–Pearson lower bound above the highest FPR the
+      member verdicts can have (the certified bound of the target-side check): more members than false positives
+      can explain.
+    - ``no measurable leakage``: not that, with the shadows fitting the target, the check agreeing with the FPR and
+      the attack's power shown on the shadows.
+    - ``inconclusive``: otherwise, with the reasons; the attack's power on this target is unknown.
+    """
+    n = sum(counts.values())
+    m = counts.get("member", 0)
+    fpr = calibration.fpr_target
+    tpr, (tpr_lo, tpr_hi) = calibration.shadow_tpr, calibration.shadow_tpr_ci
+    power_text = f"TPR {tpr:.1%} (95% CI {tpr_lo:.1%}–{tpr_hi:.1%}) at FPR {fpr:g} on shadow models"
+    if check is not None and check.certified:
+        allowed = float(check.fpr_bound)  # the member verdicts' FPR, certified on the known non-members
+    else:
+        allowed = check.fpr_ci[1] if check is not None else calibration.shadow_fpr_ci[1]
+    lower = clopper_pearson_interval(m, n, calibration.confidence)[0] if n else 0.0
+    checked = (
+        f"{check.flagged} of {check.n_nonmembers} known non-members flagged ({check.fpr:.1%}, 95% CI "
+        f"{check.fpr_ci[0]:.1%}–{check.fpr_ci[1]:.1%})"
+        if check is not None
+        else "no known non-members of the target to check the threshold on"
+    )
+    reasons = list(fit_reasons or [])
+    if check is not None and check.status == "too-loose":
+        reasons.append(f"the threshold is too loose on the target: {checked}, against FPR {fpr:g} asked for")
+    elif check is not None and check.status == "too-strict":
+        reasons.append(f"the threshold is too strict on the target: {checked}, against FPR {fpr:g} asked for")
+    if check is not None and not check.certified:
+        reasons.append(
+            f"only {check.n_nonmembers} known non-members of the target: too few to certify a threshold at FPR "
+            f"{fpr:g} (at most {CERTIFIED_FACTOR:g}x at 95% confidence), so no record is called a member; give more "
+            "public data"
+        )
+    if not calibration.power_shown:
+        reasons.append(f"the {attack} attack does not beat guessing on shadow models ({power_text})")
+    if not calibration.resolvable:
+        reasons.append(f"only {calibration.n_shadow_nonmembers} shadow non-members: FPR {fpr:g} is not resolved")
+    power = (
+        "shown"
+        if calibration.power_shown and not reasons
+        else "not shown"
+        if not calibration.power_shown
+        else "unknown"
+    )
+    if m and lower > allowed:
+        return Conclusion(
+            "leakage",
+            f"Leakage: {m} of {n} records are called members at FPR {fpr:g} ({checked}); false positives explain at "
+            f"most {allowed:.1%} of records, the members called are at least {lower:.1%} (95% confidence).",
+            reasons,
+            power,
+        )
+    if not reasons:
+        return Conclusion(
+            "no measurable leakage",
+            f"No measurable leakage with the {attack} attack: {m} of {n} records called members at FPR {fpr:g}, no "
+            f"more than false positives explain ({checked}), although the attack has {power_text} like the target. "
+            "This bounds what this attack finds, not what a stronger attacker could.",
+            reasons,
+            power,
+        )
+    return Conclusion(
+        "inconclusive",
+        f"Inconclusive: the {attack} attack's power on this target is unknown ({'; '.join(reasons)}). {m} of {n} "
+        f"records are called members"
+        + (" (their FPR checked on the target)" if m else "")
+        + f"; {counts.get('inconclusive', 0)} are inconclusive and none is cleared by a low score.",
+        reasons,
+        power,
+    )

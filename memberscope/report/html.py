@@ -255,6 +255,8 @@ def render_html(model: ReportModel) -> str:
         vulnerable=model.vulnerable.get("records") or [],
         defense_table=defense_table,
         defense_rec=model.defense_recommendation,
+        defense_plan=model.defense_plan,
+        defense_details=[{**d, "tpr": f"{pct(d['tpr'])}{ci_pct(tuple(d['tpr_ci']))}"} for d in model.defense_details],
         frontier_png=_frontier_png(model) if model.defenses else None,
         red=model.redteam,
         llm=model.llm,
@@ -280,6 +282,7 @@ def render_html(model: ReportModel) -> str:
         draw_note=model.draw_note,
         draw_rows=[draw_cells(r) for r in model.draws],
         probability_note=membership_probability_note(model.membership_probability),
+        ppv_note=model.ppv_note,
     )
 
 

@@ -101,7 +101,7 @@ def render_markdown(model: ReportModel) -> str:
         header = ["attack", "AUC mean ± sd", "worst AUC", f"TPR @ {key} FPR mean ± sd", "worst TPR"]
         lines += ["", "**Spread over training draws**", "", "| " + " | ".join(header) + " |", "|" + "---|" * 5]
         lines += ["| " + " | ".join(draw_cells(r)) + " |" for r in model.draws]
-    for note in (model.draw_note, membership_probability_note(model.membership_probability)):
+    for note in (model.ppv_note, model.draw_note, membership_probability_note(model.membership_probability)):
         if note:
             lines += ["", note]
         one_run = model.one_run
@@ -191,13 +191,29 @@ def render_markdown(model: ReportModel) -> str:
             cells = [
                 f"`{r.name}`" + (" ⚠" if r.alarm else ""),
                 "–" if r.test_accuracy is None else pct(r.test_accuracy),
-                "–" if r.epsilon is None else f"{r.epsilon:g}",
+                "–" if r.epsilon is None else f"{r.epsilon:g}" + (f" (δ={r.delta:g})" if r.delta else ""),
                 "–" if r.empirical_epsilon is None else f"{r.empirical_epsilon:.2f}",
                 r.attack or "–",
                 "–" if r.tpr is None else f"{pct(r.tpr)}{ci_pct(r.tpr_ci)}",
                 "–" if r.auc is None else f"{r.auc:.3f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
+        plan = model.defense_plan
+        if plan:
+            lines += [
+                "",
+                f"**Plan: {plan['verdict']}** (TPR points removed per accuracy point lost; what it assumes)",
+                "",
+            ]
+            for row in plan.get("ranking", []):
+                if "removed_points" in row:
+                    lo, hi = row["removed_points_ci"]
+                    lines.append(
+                        f"- `{row['defense']}` ({row['group']}): {row['removed_points']:+.2f} points ({lo:+.2f}–"
+                        f"{hi:+.2f}) for {row['cost_points']:+.2f} accuracy points"
+                        + ("" if row["within_budget"] else "; over the budget")
+                    )
+            lines += [f"- next: {step}" for step in plan.get("next_steps", [])]
         rec = model.defense_recommendation
         if rec.get("defense") or rec.get("reason"):
             lines += [

@@ -170,12 +170,18 @@ class ReportModel:
     member: np.ndarray | None = None
     scores: dict[str, np.ndarray] | None = None
     dataset_inference: dict[str, Any] | None = None
+    #: A defend run's prioritized plan (``sections["plan"]``), and per defense its attacker views and, for
+    #: ``minimize``, the undefended model on the same records and the removed / neighbour / other members.
+    defense_plan: dict[str, Any] = field(default_factory=dict)
+    defense_details: list[dict[str, Any]] = field(default_factory=list)
     #: The spread over training draws (``audit --targets N``): :func:`draw_rows`; empty for one draw.
     draws: list[DrawRow] = field(default_factory=list)
     #: What the figures stand for: N training draws, or the one target (a sentence for every report).
     draw_note: str | None = None
     #: results.json ``membership_probability`` (the calibrated per-record column of scores.csv), if any.
     membership_probability: dict[str, Any] | None = None
+    #: The strongest attack's precision (PPV) at the headline FPR, at the game's prior and a user's (a sentence).
+    ppv_note: str | None = None
 
     @property
     def has_one_run(self) -> bool:
@@ -376,6 +382,28 @@ def membership_probability_note(block: dict[str, Any] | None) -> str | None:
     )
 
 
+def ppv_note(results: Results, attack: str | None, key: str | None) -> str | None:
+    """One sentence: the strongest attack's precision at the headline FPR, at the game's member share and at the
+    audit's ``member_prior`` when one was given (results.json ``ppv``)."""
+    if attack is None or key is None:
+        return None
+    entry = ((results.sections.get("ppv") or {}).get("attacks") or {}).get(attack)
+    if not entry:
+        return None
+    at_game = entry["at_game_prior"].get(key)
+    if not _is_num(at_game) or not math.isfinite(at_game):
+        return None
+    text = (
+        f"Precision (PPV) of {attack} at {pct(float(key))} FPR: {pct(at_game)} of the records it flags are members "
+        f"when {pct(entry['game_prior'])} of those scored are"
+    )
+    prior = (results.sections.get("ppv") or {}).get("member_prior")
+    at_prior = (entry.get("at_member_prior") or {}).get(key)
+    if prior is not None and _is_num(at_prior) and math.isfinite(at_prior):
+        text += f"; if {pct(prior)} of the people it could be asked about were members: {pct(at_prior)}"
+    return text + "."
+
+
 def recommendations(results: Results, *, hot_slices: list[str], headline_key: str) -> list[str]:
     """Prioritized advice that follows from the measured numbers (most urgent first)."""
     fpr = float(headline_key)
@@ -530,6 +558,37 @@ def defense_rows(defenses: Results, key: str = "0.01") -> list[DefenseRow]:
     return rows
 
 
+def _defense_details(defenses: Results | None) -> list[dict[str, Any]]:
+    """Rows under each defense of a defend run: its attacker views (what the attacker can undo, average or buy
+    with queries, and the leakage each gives) and, for ``minimize``, the undefended model on the same records and
+    the onion layers before and after."""
+    from memberscope.metrics import fpr_key
+
+    if defenses is None:
+        return []
+    budget = ((defenses.sections.get("recommendation") or {}).get("budget") or {}).get("fpr")
+    key = fpr_key(budget) if _is_num(budget) else "0.01"
+    rows: list[dict[str, Any]] = []
+    for name, entry in (defenses.sections.get("defenses") or {}).items():
+        for view in entry.get("attacker_budgets") or []:
+            rows.append({"defense": name, "row": f"{view['view']} ({view['queries_per_record']} queries/record)",
+                         "assumes": view.get("assumes", ""), "attack": view["strongest_attack"],
+                         "tpr": view["tpr"], "tpr_ci": view["tpr_ci"]})  # fmt: skip
+        mini = entry.get("minimization") or {}
+        same = mini.get("undefended_on_same_records")
+        if same:
+            rows.append({"defense": name, "row": "undefended model, same records", "assumes": same.get("records", ""),
+                         "attack": same["strongest_attack"], "tpr": same["tpr"], "tpr_ci": same["tpr_ci"]})  # fmt: skip
+        for layer, values in (mini.get("layers") or {}).items():
+            for when in ("before", "after"):
+                m = values.get(when)
+                if m:
+                    rows.append({"defense": name, "row": f"{layer} members ({values['n_records']}), {when}",
+                                 "assumes": "", "attack": mini.get("attack", ""), "tpr": m["tpr_at_fpr"][key],
+                                 "tpr_ci": m["tpr_at_fpr_ci"][key]})  # fmt: skip
+    return rows
+
+
 def _defense_alarms(rows: list[DefenseRow]) -> list[str]:
     return [
         f"defense {r.name}: empirical ε ≥ {r.empirical_epsilon:.2f} (from its attacks' TPR at the recorded "
@@ -557,6 +616,7 @@ def _redteam(results: Results) -> dict[str, Any] | None:
         "calibration": calibration,
         "verdicts": {k: verdicts.get(k, 0) for k in ("member", "not-member", "inconclusive")},
         "recommendations": [str(r) for r in red.get("recommendations") or []],
+        "conclusion": red.get("conclusion") or None,
     }
 
 
@@ -570,11 +630,13 @@ def _redteam_summary(red: dict[str, Any]) -> str:
             f" (shadow TPR {pct(tpr)}{ci_pct(cal.get('shadow_tpr_ci'))})"
         )
     v = red["verdicts"]
+    conclusion = red.get("conclusion") or {}
     return (
         f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
         f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} of "
         f"{red['query_budget'] if red['query_budget'] is not None else '?'} queries."
+        + (f" {conclusion['headline']}" if conclusion.get("headline") else "")
     )
 
 
@@ -793,6 +855,8 @@ def build_report(
         vulnerable=results.vulnerable_records or {},
         defenses=defense_table,
         defense_recommendation=defense_rec,
+        defense_plan=(defenses.sections.get("plan") or {}) if defenses is not None else {},
+        defense_details=_defense_details(defenses),
         redteam=red,
         llm=llm,
         alarms=alarms,
@@ -805,4 +869,5 @@ def build_report(
         draws=draw_table,
         draw_note=draw_note,
         membership_probability=probability if isinstance(probability, dict) else None,
+        ppv_note=ppv_note(results, best, key),
     )

@@ -245,8 +245,9 @@ class AttackResult:
 def _metrics_from_dict(entry: dict[str, Any]):
     """``(AttackMetrics, keys that are not its fields)`` from a metrics dictionary.
 
-    A field the dictionary lacks (a hand-edited or truncated file) reads as unknown: NaN for a number, a NaN
-    interval, an empty mapping, 0 records; every consumer treats those as "not recorded".
+    A field the dictionary lacks (a hand-edited or truncated file, or one written before intervals named their
+    method and PPV was recorded) reads as unknown: NaN for a number, a NaN interval, an empty mapping, 0 records,
+    ``"unrecorded"`` for an interval's method; every consumer treats those as "not recorded".
     """
     from memberscope.metrics import AttackMetrics
 
@@ -260,7 +261,15 @@ def _metrics_from_dict(entry: dict[str, Any]):
         else:
             extra[key] = value
     for name, f in fields_.items():
-        if name in values or f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+        if name in values:
+            continue
+        if name in ("auc_ci_method", "advantage_ci_method"):  # written before intervals named their method
+            values[name] = "unrecorded"
+            continue
+        if name == "ppv_prior":
+            values[name] = math.nan
+            continue
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
             continue
         if name.endswith("_ci") and name.startswith("tpr"):
             values[name] = {}
@@ -290,8 +299,10 @@ def _ci_tuples(key: str, value: Any) -> Any:
         return {k: _pair(v) for k, v in value.items()}
     if key.endswith("_ci"):
         return _pair(value)
-    if key in ("auc", "balanced_accuracy", "advantage"):
+    if key in ("auc", "balanced_accuracy", "advantage", "ppv_prior"):
         return _number(value)
+    if key in ("ppv_at_fpr", "operating_fpr") and isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
     return value
 
 
@@ -435,6 +446,7 @@ SECTION_KEYS = (
     "fidelity",
     "defenses",
     "recommendation",
+    "plan",
     "undefended_test_accuracy",
     "notes",
     "redteam",
@@ -442,6 +454,7 @@ SECTION_KEYS = (
     "dataset_inference",
     "draws",
     "membership_probability",
+    "ppv",
     "inputs",
 )
 """Top-level keys that belong to one kind of run (kept in :attr:`Results.sections`)."""

@@ -26,7 +26,8 @@ class Postprocessed(Target):
         E.g. ``"top-k:1"``, ``"round:2"``, ``"label-only"``, ``"gaussian:0.05"``
         (see :func:`~memberscope.targets.postprocess.parse_postprocessors`).
     seed : int
-        Seed of noise post-processors (each call draws fresh noise from one stream).
+        Seed of noise post-processors (each call draws fresh noise from one stream); consistent noise is keyed by
+        the record and this seed, so two targets with different seeds draw independent noise.
     query_budget : int, optional
     """
 
@@ -44,6 +45,7 @@ class Postprocessed(Target):
         self.output_kind = self.postprocess.granularity
         self.n_classes, self.classes = target.n_classes, target.classes
         self._rng = np.random.default_rng(seed)
+        self._salt = int(seed).to_bytes(8, "little", signed=True)
 
     @property
     def description(self) -> str:
@@ -55,11 +57,13 @@ class Postprocessed(Target):
 
     def _query(self, records: Any) -> np.ndarray:
         from memberscope.targets.outputs import as_probabilities
+        from memberscope.targets.postprocess import needs_record_keys, record_keys
 
         observed = self.target.query(records)
         self.n_classes, self.classes = self.target.n_classes, self.target.classes
         self.queries_spent += n_records(records)
-        return self.postprocess(as_probabilities(observed, self.target.output_kind), rng=self._rng)
+        keys = record_keys(records, salt=self._salt) if needs_record_keys(self.postprocess) else None
+        return self.postprocess(as_probabilities(observed, self.target.output_kind), rng=self._rng, keys=keys)
 
 
 def _is_torch_module(obj: Any) -> bool:

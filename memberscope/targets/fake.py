@@ -9,7 +9,7 @@ import numpy as np
 
 from memberscope.exceptions import TargetUnreachableError
 from memberscope.targets._base import Target
-from memberscope.targets.postprocess import OutputPostprocessor, as_postprocessor
+from memberscope.targets.postprocess import OutputPostprocessor, as_postprocessor, needs_record_keys, record_keys
 
 __all__ = ["FakeTarget"]
 
@@ -63,6 +63,7 @@ class FakeTarget(Target):
             if self.fail_after is not None and self.queries_spent + len(batch) > self.fail_after:
                 answered = np.concatenate(out) if out else None
                 raise TargetUnreachableError("fake target: failing as configured", answered=answered)
-            out.append(self.postprocess(np.asarray(self.fn(batch), dtype=np.float64), rng=self._rng))
+            keys = record_keys(batch) if needs_record_keys(self.postprocess) else None
+            out.append(self.postprocess(np.asarray(self.fn(batch), dtype=np.float64), rng=self._rng, keys=keys))
             self.queries_spent += len(batch)
         return np.concatenate(out)

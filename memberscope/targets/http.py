@@ -29,9 +29,31 @@ from memberscope.exceptions import (
     TargetUnreachableError,
 )
 from memberscope.targets._base import Target
-from memberscope.targets.wire import DEFAULT_TEMPLATE, extract_json_path, fill_template, from_predictions, parse_path
+from memberscope.targets.wire import (
+    API_PRESETS,
+    DEFAULT_TEMPLATE,
+    AnswerFields,
+    as_tensor,
+    check_template,
+    extract_json_path,
+    fill_template,
+    from_predictions,
+    parse_path,
+    prediction_kind,
+)
 
-__all__ = ["HttpTarget"]
+__all__ = ["ERROR_BODY_CHARS", "HttpTarget"]
+
+ERROR_BODY_CHARS = 2000
+"""Characters of an error answer's body shown in the error message (servers explain a refused request there)."""
+
+
+def _error_body(text: str) -> str:
+    """An error answer's body for a message: whole up to :data:`ERROR_BODY_CHARS` characters, else cut and marked."""
+    text = text.strip()
+    if len(text) <= ERROR_BODY_CHARS:
+        return text
+    return text[:ERROR_BODY_CHARS] + f" ... [{len(text) - ERROR_BODY_CHARS} more characters]"
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -59,6 +81,18 @@ class HttpTarget(Target):
         Needed to read top-k and label answers; inferred from the first list-of-probabilities answer otherwise.
     n_classes_hint : int, optional
         Used when ``n_classes`` is None and the answers do not show it (e.g. largest label seen + 1).
+    classes : sequence, optional
+        The model's class names in the order of its output columns, for APIs that answer with names (a label
+        ``"segment_05"``, an object ``{"cat": 0.1, "dog": 0.9}``); sets ``n_classes``. Without it labels are
+        column indices.
+    feature_names : sequence of str, optional
+        The records' column names, for the ``$record_object``, ``$records_objects`` and ``$columns`` placeholders.
+    api : {"kserve-v1", "kserve-v2", "mlflow", "tfserving"}, optional
+        A server's request template and answer path (:data:`~memberscope.targets.wire.API_PRESETS`);
+        ``request_template`` and a non-default ``output_path`` override it.
+    answer_fields : AnswerFields, optional
+        Where an answer object holds the label and its confidence (e.g. ``AnswerFields("label", "confidence")``);
+        default: an object with one of the usual label fields (and a confidence field) is read as such.
     output_kind : {"logits", "probabilities", "top-k", "label"}, optional
         What the endpoint answers; None reads it off the first answer (an int is a label, a
         ``{"classes", "probabilities"}`` object top-k, a list probabilities when every row lies in [0, 1]
@@ -66,11 +100,14 @@ class HttpTarget(Target):
     method : str
         HTTP method, default ``POST``.
     request_template : dict, optional
-        JSON body with the placeholder ``"$records"`` (the batch, as nested lists) or ``"$record"`` (one
-        record per request); default ``{"instances": "$records"}``.
-    output_path : str
-        JSON path to the predictions in the answer (``"predictions"``; ``"outputs[0].scores"`` ...). With a
-        ``"$record"`` template it points at the one prediction.
+        JSON body with one record placeholder (:func:`~memberscope.targets.wire.fill_template`): ``"$records"``
+        (the batch, as nested lists), ``"$record"`` (one record per request), ``"$records_objects"`` /
+        ``"$record_object"`` (objects named by ``feature_names``), ``"$records_flat"``; and optionally
+        ``"$columns"`` and ``"$shape"``. Default ``{"instances": "$records"}``.
+    output_path : str, optional
+        JSON path to the predictions in the answer (``"predictions"``; ``"outputs[0].scores"``; ``""`` for the
+        whole answer); default ``"predictions"`` or the ``api`` preset's. With a one-record template it points at
+        the one prediction. A KServe v2 tensor (``{"shape", "data"}``) found there is reshaped.
     headers : dict, optional
         Extra headers.
     api_key_env : str, optional
@@ -109,10 +146,14 @@ class HttpTarget(Target):
         *,
         n_classes: int | None = None,
         n_classes_hint: int | None = None,
+        classes: Any = None,
+        feature_names: Any = None,
+        api: str | None = None,
+        answer_fields: AnswerFields | None = None,
         output_kind: str | None = None,
         method: str = "POST",
         request_template: dict[str, Any] | None = None,
-        output_path: str = "predictions",
+        output_path: str | None = None,
         headers: dict[str, str] | None = None,
         api_key_env: str | None = None,
         api_key_header: str = "Authorization",
@@ -145,11 +186,26 @@ class HttpTarget(Target):
             problems.append(f"max_retries must be >= 0; got {max_retries}")
         if rate_limit is not None and rate_limit <= 0:
             problems.append(f"rate_limit must be > 0 requests per second; got {rate_limit}")
+        if api is not None and api not in API_PRESETS:
+            problems.append(f"api {api!r} is not one of {sorted(API_PRESETS)}")
         if problems:
             raise InvalidInputError(f"HTTP target {url}: " + "; ".join(problems))
         self.url, self.method = url, method.upper()
         self.n_classes = None if n_classes is None else int(n_classes)
+        if classes is not None:
+            self.classes = np.asarray(list(classes), dtype=object)
+            if n_classes is not None and int(n_classes) != len(self.classes):
+                raise InvalidInputError(f"HTTP target {url}: n_classes {n_classes} but {len(self.classes)} classes")
+            self.n_classes = len(self.classes)
         self.n_classes_hint = n_classes_hint
+        self.feature_names = None if feature_names is None else [str(c) for c in feature_names]
+        self.answer_fields = answer_fields
+        self.api = api
+        preset = API_PRESETS.get(api or "", {})
+        if request_template is None:
+            request_template = preset.get("request_template")
+        if output_path is None:
+            output_path = preset.get("output_path", "predictions")
         if output_kind is not None:
             from memberscope.targets._base import OUTPUT_KINDS
 
@@ -158,7 +214,7 @@ class HttpTarget(Target):
         self._declared_kind = output_kind
         self.output_kind = output_kind or "probabilities"
         self.request_template = DEFAULT_TEMPLATE if request_template is None else request_template
-        fill_template(self.request_template, [[0.0]])  # validates the placeholders now, not at the first query
+        check_template(self.request_template, columns=self.feature_names)  # now, not at the first query
         self.output_path = output_path
         parse_path(output_path)
         self.api_key_env = api_key_env
@@ -244,8 +300,10 @@ class HttpTarget(Target):
                 )
                 raise TargetAuthError(f"{self.url} answered {status} {response.reason_phrase}: {hint}")
             if status >= 400:
+                # The server's own explanation, whole (up to ERROR_BODY_CHARS): a refused request says there what
+                # it expected (MLflow's schema errors run to thousands of characters).
                 raise TargetResponseError(
-                    f"{self.url} answered {status} {response.reason_phrase}: {response.text[:200]!r}"
+                    f"{self.url} answered {status} {response.reason_phrase}: {_error_body(response.text)}"
                 )
             try:
                 self.last_response = response.json()
@@ -259,7 +317,9 @@ class HttpTarget(Target):
 
     def _extract(self, document: Any) -> Any:
         try:
-            return extract_json_path(document, self.output_path)
+            return as_tensor(extract_json_path(document, self.output_path))
+        except InvalidInputError as exc:
+            raise TargetResponseError(f"{self.url}: {exc}") from None
         except KeyError as exc:
             raise TargetResponseError(
                 f"{self.url}: JSON path {self.output_path!r} does not match the answer: {exc.args[0]}; "
@@ -279,10 +339,11 @@ class HttpTarget(Target):
         for start in range(0, len(X), self.batch_size):
             batch = X[start : start + self.batch_size]
             records = batch.tolist()
-            body, single = fill_template(self.request_template, records)
+            body, single = fill_template(self.request_template, records, columns=self.feature_names)
             if single:
                 for record in records:
-                    value = self._extract(self._send(fill_template(self.request_template, [record])[0]))
+                    one = fill_template(self.request_template, [record], columns=self.feature_names)[0]
+                    value = self._extract(self._send(one))
                     preds.append(value)
                     self.queries_spent += 1
                 continue
@@ -309,12 +370,13 @@ class HttpTarget(Target):
                     f"{self.url} answers {str(first)[:60]!r}, which does not show the number of classes; "
                     "pass n_classes (--n-classes)"
                 )
+        read = {"n_classes": self.n_classes, "classes": self.classes, "fields": self.answer_fields}
         try:
-            observed = from_predictions(preds, n_classes=self.n_classes)
+            observed = from_predictions(preds, **read)
         except InvalidInputError as exc:
             raise TargetResponseError(f"{self.url}: {exc}") from None
         if self._declared_kind is None and preds:
-            self._declared_kind = self.output_kind = _kind_of(preds, observed)
+            self._declared_kind = self.output_kind = prediction_kind(preds, observed, **read)
             self.notes.append(f"{self.url} answers {self.output_kind} (read off its first answer)")
         return observed
 
@@ -341,15 +403,3 @@ class HttpTarget(Target):
         if not self.answered:
             return None
         return np.concatenate(self.answered_X), np.concatenate(self.answered)
-
-
-def _kind_of(preds: list[Any], observed: np.ndarray) -> str:
-    """The output kind a first batch of predictions shows (see :class:`HttpTarget`'s ``output_kind``)."""
-    from memberscope.targets.outputs import detect_output_kind
-
-    first = preds[0]
-    if isinstance(first, int | np.integer) and not isinstance(first, bool):
-        return "label"
-    if isinstance(first, dict):
-        return "top-k"
-    return detect_output_kind(observed)

@@ -8,6 +8,14 @@ first scales, then rounds.
 They are what a deployment shows (the gateway applies them), what a red team simulates on its
 shadow models (:class:`~memberscope.targets.Postprocessed`), and the output-side defenses that
 ``memberscope defend`` evaluates.
+
+Noise comes in two kinds. ``gaussian`` and ``laplace`` draw fresh noise for every answer, so an attacker who asks
+the same record ``m`` times and averages shrinks it by ``sqrt(m)`` (:class:`Averaged` is that attacker's view).
+``consistent-gaussian`` and ``consistent-laplace`` draw the noise from a keyed hash of the record (HMAC-SHA256
+with a secret the deployment keeps): a repeated query gets the same answer, so averaging gains nothing, while
+different records still get independent noise. Callers name the record each row answers with ``keys`` (bytes per
+row); without them the row's probabilities stand for the record (a deterministic model answers a record the same
+way every time).
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from memberscope.registry import Registry
 
 __all__ = [
     "POSTPROCESSORS",
+    "Averaged",
     "Compose",
+    "ConsistentGaussianNoise",
+    "ConsistentLaplaceNoise",
     "GaussianNoise",
     "LabelOnly",
     "LaplaceNoise",
@@ -32,7 +43,10 @@ __all__ = [
     "Temperature",
     "TopK",
     "as_postprocessor",
+    "needs_record_keys",
     "parse_postprocessors",
+    "record_keys",
+    "set_noise_secret",
 ]
 
 #: Post-processor classes by name; a spec's argument (``"round:2"``) is passed to the class.
@@ -55,7 +69,11 @@ class OutputPostprocessor(ABC):
     stochastic = False
 
     @abstractmethod
-    def __call__(self, probs: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray: ...
+    def __call__(
+        self, probs: np.ndarray, *, rng: np.random.Generator | None = None, keys: Sequence[bytes] | None = None
+    ) -> np.ndarray:
+        """Observed outputs for ``probs`` ``(n, n_classes)``; ``rng`` draws per-call noise, ``keys`` (one bytes
+        value per row, naming its record) seeds consistent noise."""
 
     @property
     @abstractmethod
@@ -72,7 +90,7 @@ class Identity(OutputPostprocessor):
 
     spec = "identity"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         return _check_probabilities(probs).copy()
 
 
@@ -89,7 +107,7 @@ class Round(OutputPostprocessor):
     def spec(self) -> str:
         return f"round:{self.decimals}"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         return np.round(_check_probabilities(probs), self.decimals)
 
 
@@ -108,7 +126,7 @@ class TopK(OutputPostprocessor):
     def spec(self) -> str:
         return f"top-k:{self.k}"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         probs = _check_probabilities(probs)
         if self.k >= probs.shape[1]:
             return probs.copy()
@@ -127,11 +145,19 @@ class LabelOnly(OutputPostprocessor):
     granularity = "label"
     spec = "label-only"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         probs = _check_probabilities(probs)
         out = np.zeros_like(probs)
         out[np.arange(len(probs)), np.argmax(probs, axis=1)] = 1.0
         return out
+
+
+def _renormalized(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """``probs + noise`` clipped at 0 and renormalized; a row whose noise zeroed every entry becomes uniform."""
+    noisy = np.clip(probs + noise, 0.0, None)
+    total = noisy.sum(axis=1, keepdims=True)
+    uniform = np.full_like(probs, 1.0 / probs.shape[1])
+    return np.where(total > 0, noisy / np.where(total > 0, total, 1.0), uniform)
 
 
 class _Noise(OutputPostprocessor):
@@ -148,14 +174,10 @@ class _Noise(OutputPostprocessor):
     def spec(self) -> str:
         return f"{self.name}:{self.scale:g}"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         probs = _check_probabilities(probs)
         rng = rng if rng is not None else np.random.default_rng()
-        noisy = np.clip(probs + self._sample(rng, probs.shape), 0.0, None)
-        total = noisy.sum(axis=1, keepdims=True)
-        # A row whose noise zeroed every entry falls back to the uniform vector, not 0/0.
-        uniform = np.full_like(probs, 1.0 / probs.shape[1])
-        return np.where(total > 0, noisy / np.where(total > 0, total, 1.0), uniform)
+        return _renormalized(probs, self._sample(rng, probs.shape))
 
     @abstractmethod
     def _sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -182,6 +204,89 @@ class LaplaceNoise(_Noise):
         return rng.laplace(0.0, self.scale, size=shape)
 
 
+DEFAULT_NOISE_SECRET = b"memberscope consistent noise"
+"""The secret of consistent noise when none is set: fine for simulations, never for a deployment (anyone who
+knows it can recompute the noise); the gateway sets its own (:func:`set_noise_secret`)."""
+
+
+def record_keys(records: Any, *, salt: bytes = b"") -> list[bytes]:
+    """One bytes value per record of ``records`` (an array ``(n, ...)`` or a DataFrame), equal for equal records:
+    what consistent noise is keyed by. ``salt`` separates deployments (two simulated models draw independent
+    noise for the same record)."""
+    if hasattr(records, "iloc"):
+        import pandas as pd
+
+        hashes = pd.util.hash_pandas_object(records, index=False).to_numpy()
+        return [salt + int(h).to_bytes(8, "little") for h in hashes]
+    flat = np.ascontiguousarray(np.asarray(records, dtype=np.float64).reshape(len(records), -1))
+    return [salt + row.tobytes() for row in flat]
+
+
+class _ConsistentNoise(_Noise):
+    """Noise drawn from ``HMAC-SHA256(secret, key)`` of each row's record: a repeat gets the same answer."""
+
+    stochastic = False
+
+    def __init__(self, scale: float, *, secret: bytes = DEFAULT_NOISE_SECRET):
+        super().__init__(scale)
+        self.secret = bytes(secret)
+
+    def __call__(self, probs, *, rng=None, keys=None):
+        import hmac
+
+        probs = _check_probabilities(probs)
+        if keys is None:
+            # The model's answer stands for the record; rounded so float noise of the model does not change it.
+            keys = [row.tobytes() for row in np.ascontiguousarray(np.round(probs, 12))]
+        elif len(keys) != len(probs):
+            raise InvalidInputError(f"{self.name}: {len(keys)} record keys for {len(probs)} rows")
+        noise = np.empty_like(probs)
+        for i, key in enumerate(keys):
+            seed = int.from_bytes(hmac.digest(self.secret, bytes(key), "sha256")[:16], "little")
+            noise[i] = self._sample(np.random.default_rng(seed), probs.shape[1:])
+        return _renormalized(probs, noise)
+
+
+@POSTPROCESSORS.register("consistent-gaussian")
+class ConsistentGaussianNoise(_ConsistentNoise):
+    """Gaussian noise of standard deviation ``scale``, the same for every query of one record (keyed hash)."""
+
+    name = "consistent-gaussian"
+
+    def _sample(self, rng, shape):
+        return rng.normal(0.0, self.scale, size=shape)
+
+
+@POSTPROCESSORS.register("consistent-laplace")
+class ConsistentLaplaceNoise(_ConsistentNoise):
+    """Laplace noise of scale ``scale``, the same for every query of one record (keyed hash)."""
+
+    name = "consistent-laplace"
+
+    def _sample(self, rng, shape):
+        return rng.laplace(0.0, self.scale, size=shape)
+
+
+def _steps(post: OutputPostprocessor) -> list[OutputPostprocessor]:
+    inner = getattr(post, "inner", None)
+    if inner is not None:
+        return _steps(inner)
+    return [s for step in getattr(post, "steps", [post]) for s in (_steps(step) if step is not post else [step])]
+
+
+def needs_record_keys(post: OutputPostprocessor) -> bool:
+    """Whether ``post`` draws consistent noise, keyed by the record each row answers."""
+    return any(isinstance(step, _ConsistentNoise) for step in _steps(post))
+
+
+def set_noise_secret(post: OutputPostprocessor, secret: bytes) -> OutputPostprocessor:
+    """Give every consistent-noise step of ``post`` the deployment's ``secret``; returns ``post``."""
+    for step in _steps(post):
+        if isinstance(step, _ConsistentNoise):
+            step.secret = bytes(secret)
+    return post
+
+
 @POSTPROCESSORS.register("temperature")
 class Temperature(OutputPostprocessor):
     """``softmax(log p / T)``: the same as dividing the logits by ``T`` (T > 1 flattens)."""
@@ -195,7 +300,7 @@ class Temperature(OutputPostprocessor):
     def spec(self) -> str:
         return f"temperature:{self.temperature:g}"
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         from scipy.special import softmax
 
         probs = _check_probabilities(probs)
@@ -227,15 +332,62 @@ class Compose(OutputPostprocessor):
     def stochastic(self) -> bool:  # type: ignore[override]
         return any(s.stochastic for s in self.steps)
 
-    def __call__(self, probs, *, rng=None):
+    def __call__(self, probs, *, rng=None, keys=None):
         out = _check_probabilities(probs)
         for step in self.steps:
             # Withheld entries stay withheld: a later step works on the shown ones only.
             withheld = np.isnan(out)
-            out = step(np.where(withheld, 0.0, out), rng=rng)
+            out = step(np.where(withheld, 0.0, out), rng=rng, keys=keys)
             if step.granularity != "label":
                 out[withheld] = np.nan
         return out
+
+
+class Averaged(OutputPostprocessor):
+    """What an attacker sees who asks every record ``repeats`` times and averages the answers.
+
+    For a post-processor that draws fresh noise per answer (``stochastic``), the mean of ``repeats`` draws of
+    its answers read as probabilities (withheld entries sharing the unshown mass, labels as one-hot votes): the
+    granularity becomes ``probabilities`` (averaged labels are vote shares). A deterministic post-processor (no
+    noise, or consistent noise) answers every repeat the same, so averaging changes nothing and it is applied
+    once. Simulating the repeats on one model answer is exact for a deterministic model.
+
+    Not a policy a server applies, so :func:`parse_postprocessors` does not build it; its ``spec`` reads
+    ``"<inner spec> averaged over <repeats>"``.
+    """
+
+    def __init__(self, inner: OutputPostprocessor, repeats: int):
+        if int(repeats) != repeats or repeats < 1:
+            raise InvalidInputError(f"repeats must be an integer >= 1; got {repeats!r}")
+        self.inner, self.repeats = as_postprocessor(inner), int(repeats)
+
+    @property
+    def averages(self) -> bool:
+        """Whether averaging changes what is seen (a stochastic post-processor asked more than once)."""
+        return self.inner.stochastic and self.repeats > 1
+
+    @property
+    def spec(self) -> str:
+        return f"{self.inner.spec} averaged over {self.repeats}" if self.averages else self.inner.spec
+
+    @property
+    def granularity(self) -> str:  # type: ignore[override]
+        return "probabilities" if self.averages else self.inner.granularity
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.inner.stochastic
+
+    def __call__(self, probs, *, rng=None, keys=None):
+        from memberscope.targets.outputs import as_probabilities
+
+        if not self.averages:
+            return self.inner(probs, rng=rng, keys=keys)
+        rng = rng if rng is not None else np.random.default_rng()
+        total = np.zeros_like(_check_probabilities(probs))
+        for _ in range(self.repeats):
+            total += as_probabilities(self.inner(probs, rng=rng, keys=keys), self.inner.granularity)
+        return total / self.repeats
 
 
 def parse_postprocessors(spec: str | Sequence[str] | None) -> Compose:

@@ -1,9 +1,9 @@
 """DP-SGD (Abadi et al., CCS 2016) through Opacus: per-record gradient clipping, Gaussian noise, Poisson sampling.
 
 ``dp_epsilon=8`` switches it on. The noise multiplier is the one that spends ``dp_epsilon`` at ``dp_delta`` (None:
-the largest power of ten <= 1 / n_train) over ``epochs`` epochs of Poisson-sampled batches of expected size
-``batch_size`` under the PRV accountant (:func:`memberscope.privacy.accounting.noise_multiplier`: Opacus's search,
-as ``PrivacyEngine.make_private_with_epsilon`` runs it, cached across the models of an audit). Opacus's
+the largest power of ten <= 1 / (10 n_train), δ well below 1/n) over ``epochs`` epochs of Poisson-sampled batches of
+expected size ``batch_size`` under the PRV accountant (:func:`memberscope.privacy.accounting.noise_multiplier`:
+Opacus's search, as ``PrivacyEngine.make_private_with_epsilon`` runs it, cached across the models of an audit). Opacus's
 ``PrivacyEngine.make_private`` wraps the network, optimizer and data, and its ``BatchMemoryManager`` splits each
 logical batch into physical ones of at most ``dp_physical_batch`` records. Randomness is the model's own: the
 Poisson sampler draws from its ``batches`` stream, the noise from a spawned stream. The trained model records the
