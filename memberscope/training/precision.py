@@ -20,10 +20,12 @@ the bfloat16 copy of each weight made on the first step while the optimizer upda
 every later forward pass uses the initial weights (``tests/test_training_precision.py`` pins this).
 
 The oneDNN flag of ``bf16-matmul`` is process-wide in torch, not per thread. Steps of different precisions in one
-process therefore never overlap: :func:`precision_scope` (entered by every step) lets any number of threads in at once as long as they ask for the same setting of the flag.
+process therefore never overlap: :func:`precision_scope` (entered by every step, and by the engine around computing
+a model's outputs) lets any number of threads in at once as long as they ask for the same setting of the flag.
 Other torch work that a caller runs in its own threads during such a step would see bfloat16 products too.
 
-Reduced precision is meant for reference models only, trained in vectorized batches.
+Reduced precision is meant for reference models only, trained in vectorized batches; whether it is trusted on a run
+is decided by comparing a few models trained both ways (:mod:`memberscope.engine.precision`).
 """
 
 from __future__ import annotations
