@@ -143,7 +143,7 @@ def test_precision_scope_serializes_different_settings_and_restores_the_flag():
     release.set()
     thread.join(10)
     other.join(10)
-    assert seen == ["bf16", "bf16"] and waiter_got == ["ieee"]
+    assert seen == ["bf16", "bf16"] and waiter_got == ["none"]
     assert torch.backends.mkldnn.matmul.fp32_precision == before
 
 

@@ -14,7 +14,11 @@ figure (binomial for accuracy, Hanley & McNeil 1982 for the AUC), i.e. within th
 measurement. Otherwise the run falls back to float32 with a warning (never silently: a precision that changed the
 models could change the leakage measured). ``auto`` tries, fastest first, the reduced precisions this CPU runs
 natively (bf16, then bf16-matmul) and picks the first that passes; without native bfloat16 it is float32 without
-a check. The choice and the check's figures go into ``results.json`` (``training.precision``).
+a check. The choice and the check's figures go into ``results.json`` (``reference_models.precision``).
+
+bfloat16 kernels round differently for different batch sizes, so a model trained in reduced precision depends on
+how many models share its batch: reduced-precision references are always trained in chunks of
+:data:`CHECK_MODELS` in reference order (the first chunk is the check's), whatever the workers or memory budget.
 
 The target model is never trained in reduced precision: a user's own target is only queried, and a target that
 memberscope trains is the model the audit is about.

@@ -7,10 +7,11 @@ arrive, so reference outputs are never all held in memory as separate arrays. Wh
 job never changes a model: each one depends only on its seed, its training records and the
 recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run, and the precision).
 
-In vectorized mode the target (when memberscope trains it) is one more model of the first batch, so target and
-references come from one training loop; reference models may be trained in reduced precision once
-:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is: a batch
-holding it is float32).
+In vectorized mode the target (when memberscope trains it) is trained by the same vectorized loop as the
+references, with the same steps per epoch, in a batch of its own: the matrix-product kernels round differently
+for different batch sizes (to about 1e-8), so a target inside a reference batch, whose size follows the memory
+budget and the workers, would change with them. Reference models may be trained in reduced precision once
+:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from memberscope.cache import ArtifactCache
 from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
+from memberscope.engine.precision import CHECK_MODELS
 from memberscope.game import derive_seed
 
 __all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
@@ -83,10 +85,13 @@ def _run_job(
     progress: Callable[[], None] | None = None,
     keep_models: bool = False,
     precision: str = "fp32",
+    wanted: frozenset[tuple[str, int]] | None = None,
 ) -> list[tuple[str, int, ModelRun]]:
     """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``.
 
-    ``precision`` is the vectorized batch's arithmetic (float32 for a sequential job)."""
+    ``precision`` is the vectorized batch's arithmetic (float32 for a sequential job); ``wanted`` (role, index)
+    pairs, when given, are the only models whose outputs are computed and returned (the others only complete a
+    batch whose size the models' numbers depend on)."""
     if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
         import ray
 
@@ -137,6 +142,7 @@ def _run_job(
             ),
         )
         for i, s in enumerate(specs)
+        if wanted is None or (s.role, s.index) in wanted
     ]
 
 
@@ -321,21 +327,27 @@ def train_models(
         )
     todo = [s for s in todo if not (s.role == "reference" and s.index in checked)]
 
-    # 2. The rest as jobs: one per model, or vectorized batches. In vectorized mode the target is one more model of
-    # the first float32 batch (a batch of its own when the references are in reduced precision).
+    # 2. The rest as jobs: one per model, or vectorized batches (the target a float32 batch of its own).
     # (No cluster is started or joined when every model came from the cache.)
     context = backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address)
     with context if todo else contextlib.nullcontext():
         n_workers = max(1, min(joblib.effective_n_jobs(None), len(todo) or 1))
         targets = [s for s in todo if s.role == "target"]
         refs = [s for s in todo if s.role == "reference"]
-        jobs: list[tuple[list[ModelSpec], bool, str]] = []
-        if vectorized and steps_per_epoch is not None and (refs or targets):
-            if choice.used != "fp32" or not refs:
-                jobs += [([s], True, "fp32") for s in targets]
-                batched = refs
-            else:
-                batched = targets + refs
+        jobs: list[tuple[list[ModelSpec], bool, str, frozenset | None]] = []
+        if vectorized and steps_per_epoch is not None and choice.used != "fp32":
+            # bfloat16 kernels round differently for different batch sizes: reduced-precision references are always
+            # trained in the fixed chunks of CHECK_MODELS the check trained first, whatever the workers or memory.
+            jobs += [([s], True, "fp32", None) for s in targets]
+            wanted_refs = {s.index for s in refs}
+            for first in range(0, len(refs_all), CHECK_MODELS):
+                chunk = refs_all[first : first + CHECK_MODELS]
+                wanted = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
+                if wanted:
+                    jobs.append((chunk, True, choice.used, wanted if len(wanted) < len(chunk) else None))
+        elif vectorized and steps_per_epoch is not None and (refs or targets):
+            jobs += [([s], True, "fp32", None) for s in targets]
+            batched = refs
             budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
             per_model = vectorized_bytes_per_model(
                 recipe,
@@ -345,13 +357,13 @@ def train_models(
             )
             start = 0
             for size in plan_jobs(len(batched), per_model_bytes=per_model, budget=budget, n_workers=n_workers):
-                jobs.append((batched[start : start + size], True, choice.used if batched is refs else "fp32"))
+                jobs.append((batched[start : start + size], True, "fp32", None))
                 start += size
         else:
-            jobs += [([s], False, "fp32") for s in targets + refs]
-        n_batches = sum(1 for _, vec, _ in jobs if vec)
+            jobs += [([s], False, "fp32", None) for s in targets + refs]
+        n_batches = sum(1 for _, vec, _, _ in jobs if vec)
         if n_workers == 1:
-            for job, vec, precision in jobs:
+            for job, vec, precision, wanted in jobs:
                 what = f"{len(job)} models (vectorized, {precision})" if vec else _describe(job[0])
                 bars.update(models_task, description=what)
                 bars.reset(epoch_task, total=epochs, visible=True)
@@ -362,6 +374,7 @@ def train_models(
                     steps_per_epoch=steps_per_epoch,
                     progress=lambda: bars.advance(epoch_task),
                     precision=precision,
+                    wanted=wanted,
                     **job_kwargs,
                 ):
                     collect(*result)
@@ -377,9 +390,15 @@ def train_models(
                 data = ray.put(data)
             calls = [
                 joblib.delayed(_run_job)(
-                    job, data=data, vectorized=vec, steps_per_epoch=steps_per_epoch, precision=precision, **job_kwargs
+                    job,
+                    data=data,
+                    vectorized=vec,
+                    steps_per_epoch=steps_per_epoch,
+                    precision=precision,
+                    wanted=wanted,
+                    **job_kwargs,
                 )
-                for job, vec, precision in jobs
+                for job, vec, precision, wanted in jobs
             ]
             by_key = {(s.role, s.index): s for s in todo}
             for results in _as_completed(calls, n_workers):
@@ -427,7 +446,8 @@ def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps
             if PRECISIONS.get(name).available() or requested != "auto":
                 if all(is_cached(s, name) for s in refs):
                     return PrecisionChoice(requested=requested, used=name), []
-    pending = [s for s in refs if not is_cached(s)] if requested != "fp32" else []
+    # The check trains the first chunk of CHECK_MODELS references (the chunks reduced precision trains in).
+    pending = refs[:CHECK_MODELS] if requested != "fp32" and not all(is_cached(s) for s in refs) else []
     choice = choose_precision(
         requested,
         vectorized=vectorized,

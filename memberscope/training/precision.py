@@ -89,9 +89,10 @@ _FLAG = _FlagScope()
 
 
 def precision_scope(name: str = "fp32") -> contextlib.AbstractContextManager:
-    """Hold torch's fp32-matmul setting for precision ``name`` (``"bf16"`` products for ``bf16-matmul``, IEEE float32
-    for the others) while the block runs; waits while a step of another setting runs in another thread."""
-    return _FLAG.hold("bf16" if name == "bf16-matmul" else "ieee")
+    """Hold torch's oneDNN fp32-matmul setting for precision ``name``: ``"bf16"`` products for ``bf16-matmul``,
+    torch's default (``"none"``: the float32 kernels memberscope always used) for the others; waits while a step of
+    another setting runs in another thread."""
+    return _FLAG.hold("bf16" if name == "bf16-matmul" else "none")
 
 
 def native_bf16() -> bool:
