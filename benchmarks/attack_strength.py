@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--targets", type=int, default=1, help="training draws (audit --targets N)")
     args = parser.parse_args()
 
     config = AuditConfig(
@@ -50,6 +51,7 @@ def main() -> None:
         population_size=args.population_size,
         n_records=args.n_records,
         use_cache=not args.no_cache,
+        targets=args.targets,
     )
     start = time.perf_counter()
     result = run_audit(config, progress=False)
@@ -79,8 +81,24 @@ def main() -> None:
             f"{_fmt(e['tpr_at_fpr']['0.001'], e['tpr_at_fpr_ci']['0.001'], True)} | "
             f"{t['fit_seconds'] + t['score_seconds']:.2f} |"
         )
+    draws = r.get("draws")
+    if draws:
+        print()
+        print(f"over {draws['n_draws']} training draws ({draws['design']}):")
+        print()
+        print("| attack | AUC mean ± sd (min–max) | TPR@1%FPR mean ± sd (min–max) | TPR@0.1%FPR mean ± sd (min–max) |")
+        print("|---|---|---|---|")
+        for name, e in draws["attacks"].items():
+            cells = [_spread(e["auc"], False)]
+            cells += [_spread(e["tpr_at_fpr"][k], True) for k in ("0.01", "0.001")]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     for w in r["warnings"]:
         print(f"\nwarning: {w}")
+
+
+def _spread(s, percent):
+    f = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.3f}")
+    return f"{f(s['mean'])} ± {f(s['std'])} ({f(s['min'])}–{f(s['max'])})"
 
 
 if __name__ == "__main__":

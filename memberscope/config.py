@@ -295,11 +295,15 @@ class AuditConfig(RunConfig):
     so ``memberscope history --model NAME`` can flag regressions; ``one_run_canaries`` — one-run auditing
     (Steinke et al. 2023): this many pool records become canaries whose inclusion in the target is re-drawn
     independently with probability 1/2, and each attack's guesses on them bound ε; ``epsilon_delta`` — δ of the
-    empirical ε lower bounds (None: the target recipe's claimed δ when it declares one, else 0).
+    empirical ε lower bounds (None: the target recipe's claimed δ when it declares one, else 0); ``targets`` — how
+    many training draws the figures cover: besides the target, ``targets - 1`` reference models play the target in
+    turn, each attacked with the other reference models only (leave-one-out, as Carlini et al. 2022 evaluate LiRA),
+    so ``results.json`` records the mean and spread of every metric over draws (1: the target alone).
     """
 
     kind: ClassVar[str] = "audit"
     out: str | None = None
+    targets: int = 1
     model_name: str | None = None
     model_version: str | None = None
     one_run_canaries: int | None = None
@@ -316,11 +320,14 @@ class AuditConfig(RunConfig):
             ),
         ],
         "one_run_canaries": [NONE, Interval(int, 2)],
+        "targets": [Interval(int, 1)],
         "epsilon_delta": [NONE, Interval(float, 0, 1, "left")],
     }
 
     def _normalize(self) -> None:
         super()._normalize()
+        if isinstance(self.targets, float) and self.targets.is_integer():
+            self.targets = int(self.targets)
         if isinstance(self.model_version, int) and not isinstance(self.model_version, bool):
             self.model_version = str(self.model_version)
 
@@ -328,6 +335,28 @@ class AuditConfig(RunConfig):
         problems = super()._check()
         if self.model_version is not None and self.model_name is None:
             problems.append("model_version is set without model_name; name the model too (--model-name)")
+        problems += self._check_targets()
+        return problems
+
+    def _check_targets(self) -> list[str]:
+        from memberscope import attacks as registry
+
+        if not isinstance(self.targets, int) or self.targets <= 1 or not isinstance(self.reference_models, int):
+            return []
+        problems = []
+        if self.targets - 1 > self.reference_models:
+            problems.append(
+                f"targets={self.targets} needs at least {self.targets - 1} reference models to play the target; "
+                f"got reference_models={self.reference_models}"
+            )
+        for name in self.attacks:
+            if name in registry.names():
+                need = registry.ATTACKS.get(name).min_reference_models
+                if need and self.reference_models - 1 < need:
+                    problems.append(
+                        f"targets={self.targets}: attack {name!r} needs {need} reference models besides the one "
+                        f"playing the target; got reference_models={self.reference_models} (use at least {need + 1})"
+                    )
         return problems
 
 

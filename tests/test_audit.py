@@ -75,7 +75,7 @@ def test_audit_detects_an_overfit_target_and_writes_outputs(tmp_path):
 
     scores = pd.read_csv(paths["scores"])
     assert list(scores.columns[:3]) == ["record", "member", "label"]  # the class by name
-    assert set(scores.columns[3:]) == set(results["attacks"])
+    assert set(scores.columns[3:]) == set(results["attacks"]) | {"membership_probability"}
     assert scores["member"].sum() == results["game"]["n_members"]
     assert (tmp_path / "roc.png").stat().st_size > 10_000
     assert results["vulnerable_records"]["records"]

@@ -308,3 +308,38 @@ def test_memberscope_attacks_are_caught_and_real_records_are_not(tables, name):
     streams += [office, dashboard_stream(data["benign"][0], 300)]
     for stream in streams:
         assert run(stream, batch_size=16).first_alert is None, stream.name
+
+
+def test_an_alert_raised_by_one_process_applies_at_once_in_the_others(tmp_path):
+    """Two gateways (as two processes would) share one audit log: a block raised by one holds for the
+    other's very next request, however recently that one cached the key's state (a fault seen in CI: one
+    request allowed after the alert)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from memberscope.gateway import create_app
+    from memberscope.gateway.keys import KeyStore
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    policy = {
+        "keys_db": str(tmp_path / "keys.sqlite"),
+        "audit": {"path": str(tmp_path / "audit.sqlite")},
+        "probing": {"enabled": True},
+        "key_cache_seconds": 60.0,
+        "tiers": {"full": {"output": "identity", "probing_action": "block"}},
+    }
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    key_id, _ = keys.create("full")
+    a = create_app(model, policy, keys=keys).state.gateway
+    b = create_app(model, policy, keys=keys).state.gateway
+    now = 1_000_000.0
+    assert a.probing_action(key_id, now) is None and b.probing_action(key_id, now) is None  # both cached
+    b.audit.record(key_id=key_id, path="/v1/predict", status=200, decision="allowed", now=now)
+    assert a.probing_action(key_id, now + 0.1) is None  # another process's traffic, still no alert
+    a.audit.add_alert(key_id=key_id, detector="perturbation-burst", action="block", detail={}, now=now + 0.2)
+    assert b.probing_action(key_id, now + 0.3) == "block"
+    a._action_cache.pop(key_id, None)  # as the process raising an alert does
+    assert a.probing_action(key_id, now + 0.3) == "block"
+    # Without writes elsewhere, the cache answers (no query per request in a single process).
+    assert a.audit.version() == a.audit.version()

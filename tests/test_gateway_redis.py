@@ -78,10 +78,14 @@ def test_two_processes_share_one_limit_exactly(tmp_path):
     assert sorted(r["decision"] for r in rows) == sorted({200: "allowed", 429: "throttled"}[c] for c in codes)
     first_refusal = probe_codes.index(403)
     # The scan needs 10 evidence queries; the request that raises the alert is itself refused. (The address
-    # history also holds X[0] from the rate-limit run above, so even the first copy is evidence.)
-    assert 9 <= first_refusal <= 20 and set(probe_codes[first_refusal:]) == {403}
+    # history also holds X[0] when the rate-limit run above served it rather than throttled it: then the 9th
+    # copy completes the ten.) Once refused, every later copy is refused, whichever process it reaches.
+    served_x0 = responses[0].status_code == 200
+    assert (8 if served_x0 else 9) <= first_refusal <= 20 and set(probe_codes[first_refusal:]) == {403}
     alerts = log.alerts()
-    # One alert per scope (the key's and the address's histories each reach the threshold), each recorded
-    # by one of the two processes, all naming the prober.
+    # One alert per scope that reaches the threshold, each recorded by one of the two processes, all naming
+    # the prober. With X[0] served before, the address's history is one ahead and its alert blocks the key
+    # before the key's own history has ten; otherwise both reach ten at the same copy.
     assert {a["key_id"] for a in alerts} == {prober_id} and {a["detector"] for a in alerts} == {"perturbation-burst"}
-    assert sorted(a["scope"] for a in alerts) in (["key"], ["address", "key"])
+    scopes = sorted(a["scope"] for a in alerts)
+    assert scopes == ["address"] if served_x0 else scopes in (["key"], ["address", "key"])

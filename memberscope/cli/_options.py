@@ -43,6 +43,12 @@ MODEL = typer.Option(None, help=f"Recipe: {_recipes()}.")
 MODEL_PARAM = typer.Option([], "--model-param", help="Recipe hyperparameter KEY=VALUE (repeatable).")
 REFERENCE_MODELS = typer.Option(None, "--reference-models", "-k", help="Number of reference models K.")
 SEED = typer.Option(None, help="Seed for masks, training and bootstrap.")
+TARGETS = typer.Option(
+    None,
+    "--targets",
+    help="Training draws the figures cover: the target and N-1 reference models playing it in turn "
+    "(leave-one-out); results get each metric's mean and spread over draws. Default 1.",
+)
 # The attacks and metrics.
 ATTACKS = typer.Option(None, help=f"Comma-separated attacks, or 'all': {_attacks()}.")
 FPR = typer.Option(None, help="Comma-separated FPRs to report, each in (0, 1).")

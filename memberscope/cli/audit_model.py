@@ -53,6 +53,7 @@ def audit_model_command(
         None, "--n-classes", help="Outputs of a model that does not name its classes."
     ),
     reference_models: int | None = opt.REFERENCE_MODELS,
+    targets: int | None = opt.TARGETS,
     attacks: str | None = opt.ATTACKS,
     seed: int | None = opt.SEED,
     fpr: str | None = opt.FPR,
@@ -82,6 +83,7 @@ def audit_model_command(
         fpr=fpr,
         no_cache=no_cache,
         reference_models=reference_models,
+        targets=targets,
         attacks=attacks,
         seed=seed,
         n_bootstrap=n_bootstrap,

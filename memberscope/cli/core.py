@@ -49,6 +49,7 @@ def audit(
     model: str | None = opt.MODEL,
     model_param: list[str] = opt.MODEL_PARAM,
     reference_models: int | None = opt.REFERENCE_MODELS,
+    targets: int | None = opt.TARGETS,
     attacks: str | None = opt.ATTACKS,
     seed: int | None = opt.SEED,
     pool_size: int | None = opt.POOL_SIZE,
@@ -96,6 +97,7 @@ def audit(
         model=model,
         model_param=model_param,
         reference_models=reference_models,
+        targets=targets,
         attacks=attacks,
         seed=seed,
         pool_size=pool_size,
@@ -200,6 +202,11 @@ def gate(
         "--allow-low-fidelity",
         help="Let a run whose reference models failed the fidelity check pass (by default it fails).",
     ),
+    over_draws: str | None = typer.Option(
+        None,
+        "--over-draws",
+        help="Gate on the training draws of `audit --targets N`: mean (their average) or worst (the leakiest draw).",
+    ),
 ) -> None:
     """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
     from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
@@ -216,6 +223,7 @@ def gate(
         attacks=names,
         use_upper_ci=use_upper_ci,
         allow_low_fidelity=allow_low_fidelity,
+        over_draws=over_draws,
     )
     typer.echo(verdict.summary())
     if not verdict.passed:

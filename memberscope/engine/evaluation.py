@@ -31,6 +31,7 @@ __all__ = [
     "claimed_privacy",
     "epsilon_section",
     "evaluate_attack",
+    "record_slices",
     "run_attacks",
     "vulnerable_records",
 ]
@@ -152,10 +153,12 @@ def evaluate_attack(
     labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
     groups: np.ndarray | None = None,
+    slices: dict[str, np.ndarray] | None = None,
     warnings_out: list[str] | None = None,
 ) -> AttackResult:
     """Metrics of ``run``'s scores against ``member``, overall, per class (``labels`` codes named by
-    ``class_names``) and per group; warnings the metrics raise are added to ``warnings_out`` once each."""
+    ``class_names``), per group and per slice of each slicing in ``slices`` (a name to a slice label per record,
+    e.g. :func:`record_slices`); warnings the metrics raise are added to ``warnings_out`` once each."""
     from memberscope.metrics import evaluate, evaluate_by_group
 
     t0 = time.perf_counter()
@@ -190,8 +193,49 @@ def evaluate_attack(
             )
             if message not in warnings_out:
                 warnings_out.append(message)
+    per_slice = {
+        slicing: evaluate_by_group(member, run.scores, values, min_records=MIN_SLICE_RECORDS, **slice_kwargs)
+        for slicing, values in (slices or {}).items()
+    }
     timings = {**run.timings, "metrics_seconds": round(time.perf_counter() - t0, 4)}
-    return AttackResult(metrics=metrics, per_class=per_class, per_group=per_group, params=run.params, timings=timings)
+    return AttackResult(
+        metrics=metrics,
+        per_class=per_class,
+        per_group=per_group,
+        per_slice={k: v for k, v in per_slice.items() if v},
+        params=run.params,
+        timings=timings,
+    )
+
+
+LOSS_BINS = 10
+"""Loss-percentile slices (deciles, as TensorFlow Privacy's ``SlicingSpec(by_percentiles=True)``)."""
+
+
+def record_slices(logits: np.ndarray, labels: np.ndarray, *, with_loss: bool = True) -> dict[str, np.ndarray]:
+    """Slice labels of each record by the target's behaviour on it, as reviewers ask for them.
+
+    ``loss_percentile``: the decile of the record's cross-entropy loss among the records (``"0-10%"`` holds the
+    tenth with the lowest loss), left out when ``with_loss`` is false (a target that answers labels only has no
+    loss); ``prediction``: ``"correct"`` or ``"incorrect"`` (arg-max of the first query against the label).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n, q, c) or (n, c) — the target's outputs on the records.
+    labels : ndarray of int, shape (n,).
+    """
+    from memberscope.signals import loss as cross_entropy
+
+    first = logits[:, 0, :] if logits.ndim == 3 else logits
+    out: dict[str, np.ndarray] = {}
+    if with_loss and len(labels):
+        loss = cross_entropy(first, labels)
+        rank = np.argsort(np.argsort(loss, kind="stable"), kind="stable")
+        decile = np.minimum(rank * LOSS_BINS // len(labels), LOSS_BINS - 1)
+        names = np.array([f"{10 * b}-{10 * (b + 1)}%" for b in range(LOSS_BINS)], dtype=object)
+        out["loss_percentile"] = names[decile]
+    out["prediction"] = np.where(first.argmax(axis=1) == labels, "correct", "incorrect").astype(object)
+    return out
 
 
 def vulnerable_records(

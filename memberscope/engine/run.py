@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.attacks import ReferenceOutputs, TargetOutputs
+from memberscope.engine.draws import Draw, leave_one_out, membership_probability, run_draws, summarize_draws
 from memberscope.engine.evaluation import (
     MetricSettings,
     accuracy,
@@ -25,6 +26,7 @@ from memberscope.engine.evaluation import (
     claimed_privacy,
     epsilon_section,
     evaluate_attack,
+    record_slices,
     run_attacks,
     vulnerable_records,
 )
@@ -221,6 +223,9 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     member = plan.game.target_mask
     labels = inputs.target.labels
     groups = dataset.groups[plan.pool_idx] if dataset.groups is not None else None
+    slices = record_slices(
+        inputs.target.logits, labels, with_loss=getattr(plan.target, "output_kind", "logits") != "label"
+    )
     settings = metric_settings(config)
     with progress_bars(enabled=progress) as bars:
         task = bars.add_task("attacks", total=len(config.attacks))
@@ -245,11 +250,13 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
             labels=labels,
             class_names=dataset.class_names,
             groups=groups,
+            slices=slices,
             warnings_out=run_warnings,
         )
         for r in runs
     }
     scores = {r.name: r.scores for r in runs}
+    draws = _draws(plan, inputs, member, scores, progress=progress)
 
     # 3. Everything a reader needs to trust and reproduce the numbers.
     records = plan.record_ids
@@ -307,7 +314,11 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
             "vectorized_batches": trained.n_batches,
         },
         warnings=run_warnings,
-        sections={"fidelity": fidelity, **({"inputs": plan.inputs} if plan.inputs is not None else {})},
+        sections={
+            "fidelity": fidelity,
+            **({"draws": summarize_draws(draws)} if draws else {}),
+            **({"inputs": plan.inputs} if plan.inputs is not None else {}),
+        },
     )
     if dataset.features is not None:
         results.dataset.features = list(dataset.features)
@@ -328,7 +339,73 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     columns.setdefault("label", np.asarray(dataset.class_names, dtype=object)[labels])
     if groups is not None:
         columns.setdefault("group", groups)
+    probability, results.sections["membership_probability"] = _membership_probability(
+        plan, inputs, attacks, scores, draws, member
+    )
+    if probability is not None:
+        columns["membership_probability"] = probability
     return AuditResult(results=results, records=records, member=member, labels=labels, scores=scores, columns=columns)
+
+
+def _draws(plan: AuditPlan, inputs: Outputs, member: np.ndarray, scores, *, progress: bool | None) -> list[Draw]:
+    """The training draws of ``--targets N`` (the target and N - 1 reference models playing it); [] for N = 1."""
+    n_draws = int(getattr(plan.config, "targets", 1) or 1)
+    if n_draws <= 1 or inputs.references is None:
+        return []
+    config = plan.config
+    with progress_bars(enabled=progress) as bars:
+        task = bars.add_task("training draws (reference models as the target)", total=n_draws)
+        return run_draws(
+            inputs.target,
+            inputs.references,
+            target_member=member,
+            target_scores=scores,
+            n_draws=n_draws,
+            attacks=config.attacks,
+            attack_params=config.attack_params,
+            seed=config.seed,
+            fprs=config.fprs,
+            accuracy=accuracy,
+            on_draw=lambda done: bars.update(task, completed=done),
+        )
+
+
+def _membership_probability(
+    plan: AuditPlan, inputs: Outputs, attacks, scores, draws: list[Draw], member: np.ndarray
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The strongest attack's per-record membership probability, calibrated on reference models playing the
+    target (the draws of ``--targets``, else reference model 0 attacked leave-one-out); the target's own ground
+    truth is never used. Returns the column (None when it cannot be calibrated) and its results.json block."""
+    from memberscope.attacks import needs
+    from memberscope.results import strongest_attack
+
+    best = strongest_attack(attacks)
+    if best is None:
+        return None, {"attack": None, "reason": "no attack"}
+    refs = inputs.references
+    prior = float(getattr(plan.config, "member_prior", None) or member.mean())
+    block: dict[str, Any] = {"attack": best, "prior": round(prior, 6), "method": MEMBERSHIP_PROBABILITY_METHOD}
+    calibration = [(d.member, d.scores[best]) for d in draws[1:] if best in d.scores]
+    if not calibration:
+        need = needs(best, **plan.config.attack_params.get(best, {})).reference_models
+        if refs is None or refs.n_models < max(need + 1, 1):
+            block["reason"] = (
+                f"no membership probability: calibrating {best!r} needs a reference model to play the target and "
+                f"{need} others; the audit has {0 if refs is None else refs.n_models}"
+            )
+            return None, block
+        target, others, draw_member = leave_one_out(inputs.target, refs, 0)
+        (run,) = run_attacks([best], target, others, attack_params=plan.config.attack_params, seed=plan.config.seed)
+        calibration = [(draw_member, run.scores)]
+    block["calibration_draws"] = len(calibration)
+    block["calibration_records"] = int(sum(len(m) for m, _ in calibration))
+    return membership_probability(scores[best], calibration, prior=prior), block
+
+
+MEMBERSHIP_PROBABILITY_METHOD = (
+    "isotonic regression of membership on the strongest attack's score over reference models playing the target "
+    "(leave-one-out), moved to the game's member prior"
+)
 
 
 def _reference_summary(runs) -> dict[str, Any]:

@@ -113,7 +113,7 @@ class Gateway:
         self.randomized = {name: _is_randomized(tier) for name, tier in policy.tiers.items()}
         self.rng = np.random.default_rng(policy.seed)
         self.max_body = int(policy.http.max_body_bytes or 4096 + policy.max_batch * model.n_features * 40)
-        self._action_cache: dict[str, tuple[float, str | None]] = {}
+        self._action_cache: dict[str, tuple[float, str | None, int]] = {}
         self.metrics = GatewayMetrics()
         self._counters: dict[tuple[str, int], Any] = {}
         self.m_records, self.m_alerts, self.m_latency = self.metrics.records, self.metrics.alerts, self.metrics.latency
@@ -132,14 +132,19 @@ class Gateway:
         child.inc()
 
     def probing_action(self, key_id: str, now: float) -> str | None:
-        """block / throttle while an alert of that action is younger than the cooldown (cached 1 s)."""
+        """block / throttle while an alert of that action is younger than the cooldown.
+
+        The answer is cached for ``key_cache_seconds`` only while no other process has written to the
+        audit log (its ``data_version``), and this process drops a key's entry when it raises an alert
+        for it: an alert raised by any gateway process sharing the log applies to the very next request."""
+        version = self.audit.version()
         hit = self._action_cache.get(key_id)
-        if hit is not None and now - hit[0] < self.policy.key_cache_seconds:
+        if hit is not None and now - hit[0] < self.policy.key_cache_seconds and hit[2] == version:
             return hit[1]
         action = self.audit.active_action(key_id, since=now - self.policy.probing.cooldown_seconds)
         if len(self._action_cache) > 100_000:
             self._action_cache.clear()
-        self._action_cache[key_id] = (now, action)
+        self._action_cache[key_id] = (now, action, version)
         return action
 
 

@@ -314,6 +314,13 @@ class AuditLog:
             for r in rows
         ]
 
+    def version(self) -> int:
+        """SQLite's ``data_version``: changes whenever another connection (another gateway process) commits
+        to this log, never for this connection's own writes; a cheap check that a cached read is still
+        current."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def active_action(self, key_id: str, *, since: float) -> str | None:
         """The strictest action (block > throttle) of ``key_id``'s alerts raised after ``since``."""
         with self._lock:

@@ -52,5 +52,16 @@ def results_table(results: Results | ReportModel):
         notes.append(f"strongest: highest TPR at {pct(float(model.headline_fpr))} FPR, AUC breaking ties")
     if unresolved:
         notes.append("* too few non-members to resolve this FPR; the value is the TPR at FPR 0")
+    if model.draws:
+        spread = "; ".join(
+            f"{r.name} AUC {r.auc_mean:.3f}"
+            + (f" ± {r.auc_std:.3f}" if r.auc_std is not None else "")
+            + f" (worst {r.auc_worst:.3f})"
+            for r in model.draws
+            if r.name == model.strongest
+        )
+        notes.append(f"over {model.results.sections['draws']['n_draws']} training draws: {spread}")
+    elif model.draw_note:
+        notes.append("figures for one training draw; `--targets N` measures the spread")
     table.caption = "; ".join(notes) or None
     return table

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from memberscope.exceptions import InvalidInputError
 from memberscope.results import Results, read_results, strongest_attack
 
@@ -47,6 +49,8 @@ class GateResult:
     strongest: str | None = None  # memberscope.results.strongest_attack: the attack every report names
     #: Why the run cannot be trusted to pass (a failed fidelity check), even if every attack is within budget.
     refusals: list[str] = field(default_factory=list)
+    #: ``(how, n)`` when gated over the run's training draws (``--over-draws``), else None.
+    over_draws: tuple[str, int] | None = None
 
     @property
     def passed(self) -> bool:
@@ -55,6 +59,11 @@ class GateResult:
     def summary(self) -> str:
         """A human-readable verdict, one line per exceeded budget."""
         basis = "CI upper bound" if self.use_upper_ci else "point estimate"
+        if self.over_draws is not None:
+            how, n = self.over_draws
+            basis = f"{'mean' if how == 'mean' else 'worst'} of {n} training draws" + (
+                ", its 95% t-interval's upper bound" if self.use_upper_ci else ""
+            )
         strongest = f"; strongest attack: {self.strongest}" if self.strongest else ""
         if self.refusals:
             lines = [f"FAIL: the run cannot pass the gate{strongest}:"] + [f"  {r}" for r in self.refusals]
@@ -110,6 +119,44 @@ def _ci(entry: dict[str, Any], value: Any) -> tuple[float, float] | None:
     return None
 
 
+def _over_draws(results: Results, recorded: dict[str, Any], how: str) -> dict[str, Any]:
+    """Each attack's entry with its AUC and TPRs replaced by the mean (and its t-interval) or the worst over
+    the run's training draws."""
+    from scipy import stats
+
+    draws = results.sections.get("draws") or {}
+    n = int(draws.get("n_draws") or 0)
+    if n < 2:
+        raise InvalidInputError(
+            f"--over-draws {how} needs a run with several training draws (`audit --targets N`, N >= 2); "
+            f"these results have {max(n, 1)}"
+        )
+    t = float(stats.t.ppf(0.975, n - 1))
+
+    def pick(spread: dict[str, Any]) -> tuple[float, list[float] | None]:
+        values = [float(v) for v in spread["values"]]
+        if how == "worst":
+            return max(values), None
+        mean, half = float(np.mean(values)), t * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+        return mean, [max(0.0, mean - half), min(1.0, mean + half)]
+
+    out: dict[str, Any] = {}
+    for name, entry in recorded.items():
+        per = (draws.get("attacks") or {}).get(name)
+        if per is None:
+            continue
+        auc, auc_ci = pick(per["auc"])
+        tprs = {k: pick(v) for k, v in per["tpr_at_fpr"].items()}
+        out[name] = {
+            **entry,
+            "auc": auc,
+            "auc_ci": auc_ci,
+            "tpr_at_fpr": {k: v[0] for k, v in tprs.items()},
+            "tpr_at_fpr_ci": {k: v[1] for k, v in tprs.items()},
+        }
+    return out
+
+
 def check_budget(
     results: Results | dict[str, Any],
     *,
@@ -118,6 +165,7 @@ def check_budget(
     attacks: list[str] | None = None,
     use_upper_ci: bool = False,
     allow_low_fidelity: bool = False,
+    over_draws: str | None = None,
 ) -> GateResult:
     """Check every (selected) attack of ``results`` against the budgets.
 
@@ -130,6 +178,16 @@ def check_budget(
     use_upper_ci : bool — compare the upper end of the 95% CI instead of the point estimate.
     allow_low_fidelity : bool — let a run whose reference models failed the fidelity check pass (its reference-model
         attacks may understate leakage, so by default such a run fails).
+    over_draws : {"mean", "worst"} or None — gate on the training draws of ``audit --targets N`` (results.json
+        ``draws``) instead of the one target: ``mean`` compares their average (with ``use_upper_ci``, the upper
+        end of the 95% Student-t interval of that mean over draws), ``worst`` the leakiest draw.
+
+    Raises
+    ------
+    InvalidInputError
+        No budget, a rate outside (0, 1), an unknown attack or FPR, no interval where ``use_upper_ci`` needs one,
+        ``over_draws`` other than mean/worst, ``over_draws`` on results without several draws, or ``worst``
+        with ``use_upper_ci`` (the worst of N draws has no interval of its own).
     """
     max_tpr_at_fpr = dict(max_tpr_at_fpr or {})
     if not max_tpr_at_fpr and max_auc is None:
@@ -139,11 +197,20 @@ def check_budget(
         _check_rate(tpr, f"TPR budget at FPR {fpr}:")
     if max_auc is not None:
         _check_rate(max_auc, "AUC budget")
+    if over_draws is not None and over_draws not in ("mean", "worst"):
+        raise InvalidInputError(f"--over-draws {over_draws!r} is not known; expected 'mean' or 'worst'")
+    if over_draws == "worst" and use_upper_ci:
+        raise InvalidInputError(
+            "--over-draws worst already takes the leakiest training draw, which has no interval of its own; "
+            "drop --use-upper-ci or use --over-draws mean"
+        )
     if not isinstance(results, Results):
         results = Results.from_dict(results)
     if not results.attacks:
         raise InvalidInputError("results have no 'attacks' entries")
     recorded = {name: a.to_dict() for name, a in results.attacks.items()}
+    if over_draws is not None:
+        recorded = _over_draws(results, recorded, over_draws)
     names = list(recorded) if attacks is None else list(attacks)
     unknown = [a for a in names if a not in recorded]
     if not names:
@@ -154,6 +221,8 @@ def check_budget(
         )
 
     out = GateResult(checked=names, use_upper_ci=use_upper_ci, strongest=strongest_attack(results.attacks))
+    if over_draws is not None:
+        out.over_draws = (over_draws, int(results.sections["draws"]["n_draws"]))
     fidelity = results.sections.get("fidelity") or {}
     if fidelity.get("passed") is False and not allow_low_fidelity:
         out.refusals.append(

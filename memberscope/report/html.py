@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from memberscope.exceptions import MissingDependencyError
-from memberscope.report.model import ReportModel, build_report, ci_pct, load_run, pct
+from memberscope.report.model import (
+    ReportModel,
+    build_report,
+    ci_pct,
+    draw_cells,
+    load_run,
+    membership_probability_note,
+    pct,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -220,6 +228,9 @@ def render_html(model: ReportModel) -> str:
         test_acc=pct(target.test_accuracy) if target.test_accuracy is not None else "?",
         assumptions=model.assumptions,
         warnings=model.warnings,
+        draw_note=model.draw_note,
+        draw_rows=[draw_cells(r) for r in model.draws],
+        probability_note=membership_probability_note(model.membership_probability),
     )
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memberscope.report.model import ReportModel, build_report, ci_pct, executive_summary, load_run, pct
+from memberscope.report.model import (
+    ReportModel,
+    build_report,
+    ci_pct,
+    draw_cells,
+    executive_summary,
+    load_run,
+    membership_probability_note,
+    pct,
+)
 from memberscope.results import Results
 
 __all__ = ["executive_summary", "markdown_summary", "render_markdown", "write_markdown"]
@@ -87,6 +96,14 @@ def render_markdown(model: ReportModel) -> str:
             note += f". Claimed: (ε, δ) = ({claimed['epsilon']:g}, {claimed['delta']:g})"
         if has_cp:
             lines += ["", note + "."]
+    if model.draws:
+        key = pct(float(model.headline_fpr)) if model.headline_fpr is not None else "1%"
+        header = ["attack", "AUC mean ± sd", "worst AUC", f"TPR @ {key} FPR mean ± sd", "worst TPR"]
+        lines += ["", "**Spread over training draws**", "", "| " + " | ".join(header) + " |", "|" + "---|" * 5]
+        lines += ["| " + " | ".join(draw_cells(r)) + " |" for r in model.draws]
+    for note in (model.draw_note, membership_probability_note(model.membership_probability)):
+        if note:
+            lines += ["", note]
         one_run = model.one_run
         if model.has_one_run and one_run:
             lines += [

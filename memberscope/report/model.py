@@ -108,6 +108,20 @@ class SliceRow:
 
 
 @dataclass
+class DrawRow:
+    """One attack over the training draws of ``--targets N``: AUC and TPR at the headline FPR, mean ± sample
+    standard deviation and the worst (leakiest) draw."""
+
+    name: str
+    auc_mean: float
+    auc_std: float | None
+    auc_worst: float
+    tpr_mean: float | None
+    tpr_std: float | None
+    tpr_worst: float | None
+
+
+@dataclass
 class DefenseRow:
     """One defense: accuracy, claimed ε, the strongest attack's leakage and the empirical ε bound."""
 
@@ -155,6 +169,12 @@ class ReportModel:
     assumptions: list[tuple[str, str]]
     member: np.ndarray | None = None
     scores: dict[str, np.ndarray] | None = None
+    #: The spread over training draws (``audit --targets N``): :func:`draw_rows`; empty for one draw.
+    draws: list[DrawRow] = field(default_factory=list)
+    #: What the figures stand for: N training draws, or the one target (a sentence for every report).
+    draw_note: str | None = None
+    #: results.json ``membership_probability`` (the calibrated per-record column of scores.csv), if any.
+    membership_probability: dict[str, Any] | None = None
 
     @property
     def has_one_run(self) -> bool:
@@ -281,6 +301,78 @@ def slice_rows(slices: dict[str, Any], key: str, overall: float) -> list[SliceRo
             )
         )
     return rows
+
+
+SLICING_TITLES = {"loss_percentile": "target loss decile", "prediction": "target prediction"}
+"""Titles of :func:`memberscope.engine.evaluation.record_slices`'s slicings in the reports."""
+
+
+def draw_rows(results: Results, key: str | None) -> tuple[list[DrawRow], str | None]:
+    """Rows of the training-draw table and the sentence saying what the figures stand for.
+
+    A run of one draw (the target alone) gets no rows and a note that its figures are for one training draw:
+    a different training run of the same pipeline can leak more or less.
+    """
+    if results.kind != "audit":
+        return [], None
+    draws = results.sections.get("draws") or {}
+    n = int(draws.get("n_draws") or 1)
+    if n < 2:
+        return [], (
+            "These figures are for one training draw (the target as trained): another training run of the same "
+            "pipeline on the same data can leak more or less. Run `audit --targets N` to measure the spread."
+        )
+    rows = []
+    for name, per in (draws.get("attacks") or {}).items():
+        tpr = (per.get("tpr_at_fpr") or {}).get(key) if key is not None else None
+        rows.append(
+            DrawRow(
+                name=name,
+                auc_mean=float(per["auc"]["mean"]),
+                auc_std=per["auc"].get("std"),
+                auc_worst=float(per["auc"]["max"]),
+                tpr_mean=None if tpr is None else float(tpr["mean"]),
+                tpr_std=None if tpr is None else tpr.get("std"),
+                tpr_worst=None if tpr is None else float(tpr["max"]),
+            )
+        )
+    return rows, (
+        f"Spread over {n} training draws: the target and {n - 1} reference models each played the target, "
+        "attacked by the same attacks with the other models as references. Gate on it with "
+        "`gate --over-draws mean|worst`."
+    )
+
+
+def draw_cells(row: DrawRow) -> list[str]:
+    """A draw row as text cells (attack, AUC mean ± std, worst AUC, TPR mean ± std, worst TPR) for any renderer."""
+
+    def pm(mean: float | None, std: float | None, f) -> str:
+        if mean is None:
+            return "–"
+        return f(mean) + (f" ± {f(std)}" if std is not None else "")
+
+    num = lambda v: f"{v:.3f}"  # noqa: E731
+    return [
+        row.name,
+        pm(row.auc_mean, row.auc_std, num),
+        num(row.auc_worst),
+        pm(row.tpr_mean, row.tpr_std, pct),
+        "–" if row.tpr_worst is None else pct(row.tpr_worst),
+    ]
+
+
+def membership_probability_note(block: dict[str, Any] | None) -> str | None:
+    """One sentence on scores.csv's ``membership_probability`` column (or why there is none)."""
+    if not block or not block.get("attack"):
+        return None
+    if block.get("reason"):
+        return str(block["reason"])
+    return (
+        f"scores.csv's membership_probability column: each record's probability of being a member given its "
+        f"{block['attack']} score, calibrated on {block.get('calibration_draws', '?')} reference model(s) playing "
+        f"the target ({block.get('calibration_records', '?')} records), at a member prior of "
+        f"{float(block.get('prior', 0.5)):.3g}."
+    )
 
 
 def recommendations(results: Results, *, hot_slices: list[str], headline_key: str) -> list[str]:
@@ -551,7 +643,9 @@ def build_report(
     slices: list[tuple[str, list[SliceRow]]] = []
     hot: list[str] = []
     if best is not None and key is not None:
-        for title, part in (("class", attacks[best].per_class), ("group", attacks[best].per_group)):
+        parts = [("class", attacks[best].per_class), ("group", attacks[best].per_group)]
+        parts += [(SLICING_TITLES.get(k, k), v) for k, v in attacks[best].per_slice.items()]
+        for title, part in parts:
             if part:
                 table = slice_rows(part, key, overall)
                 slices.append((title, table))
@@ -588,6 +682,8 @@ def build_report(
     warnings = list(results.warnings)
     for name, a in attacks.items():
         warnings += [f"{name}: {w}" for w in a.metrics.warnings]
+    draw_table, draw_note = draw_rows(results, key)
+    probability = results.sections.get("membership_probability")
     subject = results.dataset.name
     if subject in (None, "?"):
         subject = (llm or {}).get("model") or (red or {}).get("url") or "?"
@@ -618,4 +714,7 @@ def build_report(
         assumptions=[(a, ASSUMPTIONS.get(a, "see the attack's documentation")) for a in attacks],
         member=None if scores is None else scores[0],
         scores=None if scores is None else scores[1],
+        draws=draw_table,
+        draw_note=draw_note,
+        membership_probability=probability if isinstance(probability, dict) else None,
     )

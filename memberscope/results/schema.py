@@ -185,7 +185,9 @@ class TargetInfo(_Record):
 class AttackResult:
     """One attack's metrics (:class:`~memberscope.metrics.AttackMetrics`), its slices, parameters and timings.
 
-    ``extra`` holds what a kind of run adds per attack (e.g. the red team's verdict FPR, the LLM passes used).
+    ``per_class`` and ``per_group`` map a class or group to its metrics; ``per_slice`` maps a slicing (e.g.
+    ``"loss_percentile"``, ``"prediction"``) to its slices' metrics. ``extra`` holds what a kind of run adds per
+    attack (e.g. the red team's verdict FPR, the LLM passes used).
     """
 
     metrics: Any  # memberscope.metrics.AttackMetrics
@@ -194,6 +196,7 @@ class AttackResult:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    per_slice: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     SLICES: ClassVar[tuple[str, ...]] = ("per_class", "per_group")
 
@@ -210,6 +213,10 @@ class AttackResult:
             slices = getattr(self, name)
             if slices:
                 out[name] = {k: m.to_dict() for k, m in slices.items()}
+        if self.per_slice:
+            out["per_slice"] = {
+                slicing: {k: m.to_dict() for k, m in slices.items()} for slicing, slices in self.per_slice.items()
+            }
         out["params"] = self.params
         out["timings"] = self.timings
         out.update(self.extra)
@@ -219,12 +226,16 @@ class AttackResult:
     def from_dict(cls, entry: dict[str, Any]) -> AttackResult:
         entry = dict(entry)
         slices = {name: entry.pop(name, None) or {} for name in cls.SLICES}
+        per_slice = entry.pop("per_slice", None) or {}
         params, timings = entry.pop("params", {}) or {}, entry.pop("timings", {}) or {}
         metrics, extra = _metrics_from_dict(entry)
         return cls(
             metrics=metrics,
             per_class={k: _metrics_from_dict(v)[0] for k, v in slices["per_class"].items()},
             per_group={k: _metrics_from_dict(v)[0] for k, v in slices["per_group"].items()},
+            per_slice={
+                slicing: {k: _metrics_from_dict(v)[0] for k, v in group.items()} for slicing, group in per_slice.items()
+            },
             params=params,
             timings=timings,
             extra=extra,
@@ -430,6 +441,7 @@ SECTION_KEYS = (
     "llm",
     "dataset_inference",
     "draws",
+    "membership_probability",
     "inputs",
 )
 """Top-level keys that belong to one kind of run (kept in :attr:`Results.sections`)."""
