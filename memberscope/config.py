@@ -326,8 +326,9 @@ class AuditConfig(RunConfig):
 
     def _normalize(self) -> None:
         super()._normalize()
-        if isinstance(self.targets, float) and self.targets.is_integer():
-            self.targets = int(self.targets)
+        targets: object = self.targets  # declared int, but YAML or a caller may give 3.0
+        if isinstance(targets, float) and targets.is_integer():
+            self.targets = int(targets)
         if isinstance(self.model_version, int) and not isinstance(self.model_version, bool):
             self.model_version = str(self.model_version)
 

@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
 
@@ -58,7 +59,7 @@ def _ray(ray_address: str | None) -> Iterator[None]:
     started = False
     if not ray.is_initialized():
         address = ray_address or os.environ.get("RAY_ADDRESS") or None
-        kwargs = {} if address else {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+        kwargs: dict[str, Any] = {} if address else {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
         ray.init(address=address, log_to_driver=False, **kwargs)
         started = True
     try:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["progress_bars"]
 
 
 @contextlib.contextmanager
-def progress_bars(*, enabled: bool | None = None) -> Iterator[object]:
+def progress_bars(*, enabled: bool | None = None) -> Iterator[Progress]:
     """A ``rich.progress.Progress``; ``enabled=None`` shows it only on an interactive terminal."""
     from rich.console import Console
     from rich.progress import (

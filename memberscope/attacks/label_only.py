@@ -84,6 +84,8 @@ class LabelOnly(Attack):
         refs = self._references
         if refs is None or not refs.n_models:
             return share
+        if refs.models is None:  # fit refuses reference outputs without their models
+            raise InvalidInputError("the label-only attack queries the reference models; they were not given")
         ref_share = np.stack([self._shares(m, target.records, target.labels) for m in refs.models])
         return calibrated_shares(share, ref_share, refs.masks)
 

@@ -61,6 +61,7 @@ class LiRA(Attack):
 
     def fit(self, references: ReferenceOutputs | None) -> LiRA:
         self.check_references(references)
+        assert references is not None  # check_references: at least min_reference_models (2)
         masks = references.masks
         n_in, n_out = masks.sum(axis=0), (~masks).sum(axis=0)
         sides = [("OUT", n_out)] + ([("IN", n_in)] if self.online else [])

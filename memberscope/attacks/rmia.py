@@ -85,8 +85,10 @@ class RMIA(Attack):
 
     def fit(self, references: ReferenceOutputs | None) -> RMIA:
         self.check_references(references)
+        assert references is not None  # check_references: at least min_reference_models
         if references.population_logits is None or references.population_logits.shape[1] == 0:
             raise InvalidInputError(f"attack {self.name!r} needs reference outputs on population records")
+        assert references.population_labels is not None  # ReferenceOutputs checks them with the logits
         masks = references.masks
         self.p_ref_ = true_label_probability(references.logits, references.labels)  # (K, n)
         self.p_ref_population_ = true_label_probability(references.population_logits, references.population_labels)
@@ -158,10 +160,10 @@ class RMIA(Attack):
                 f"target outputs cover {target.logits.shape[0]} records and {target.n_population} population "
                 f"records but the attack was fitted on {self.prior_x_.shape[0]} and {self.prior_z_.shape[0]}"
             )
+        pop_logits, pop_labels = target.population_logits, target.population_labels
+        assert pop_logits is not None and pop_labels is not None  # check_population (fit needs a population)
         log_ratio_x = _log(true_label_probability(target.logits, target.labels)) - _log(self.prior_x_)
-        log_ratio_z = _log(true_label_probability(target.population_logits, target.population_labels)) - _log(
-            self.prior_z_
-        )
+        log_ratio_z = _log(true_label_probability(pop_logits, pop_labels)) - _log(self.prior_z_)
         return pairwise_dominance(log_ratio_x, log_ratio_z, gamma=self.gamma, tie_break=self.tie_break)
 
     def params(self) -> dict[str, Any]:

@@ -60,8 +60,10 @@ class SignalThresholdAttack(Attack):
         self.check_population(target)
         values = self._signal(target.logits, target.labels)
         if self.calibration == "class":
-            pop = self._signal(target.population_logits, target.population_labels)
-            values = class_standardize(values, target.labels, pop, target.population_labels)
+            pop_logits, pop_labels = target.population_logits, target.population_labels
+            assert pop_logits is not None and pop_labels is not None  # check_population: class calibration needs them
+            pop = self._signal(pop_logits, pop_labels)
+            values = class_standardize(values, target.labels, pop, pop_labels)
         return values
 
     def params(self) -> dict[str, Any]:

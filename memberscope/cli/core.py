@@ -333,8 +333,8 @@ def _history_compare(db: Path, model: str, rule: str, as_json: bool, fail_on_reg
         out = console()
         out.print(table)
         out.print(f"regression rule ({rule}): {REGRESSION_RULES[rule]}")
-        for version, attack, change in comparison.regressions():
-            out.print(f"[bold red]REGRESSION[/] {model} {version}: {attack} {change.describe()}")
+        for regressed, attack, change in comparison.regressions():
+            out.print(f"[bold red]REGRESSION[/] {model} {regressed}: {attack} {change.describe()}")
     if fail_on_regression and comparison.latest_regressed:
         typer.echo(f"FAIL: the newest version of {model!r} leaks significantly more than the one before it", err=True)
         sys.exit(1)

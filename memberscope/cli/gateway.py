@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -61,14 +62,16 @@ def serve(
     )
     from memberscope.gateway.server import run_server, server_config
 
-    options = {"host": host, "port": port, "workers": workers, "log_level": log_level}
     if workers == 1:
         from memberscope.gateway import create_app
 
-        run_server(server_config(create_app(served, pol), pol, **options))
+        asgi_app: Any = create_app(served, pol)
     else:
         os.environ[ENV_MODEL], os.environ[ENV_POLICY] = str(Path(model).resolve()), str(Path(policy).resolve())
-        run_server(server_config("memberscope.cli.gateway:app_from_env", pol, factory=True, **options))
+        asgi_app = "memberscope.cli.gateway:app_from_env"  # each worker builds its own (a factory)
+    run_server(
+        server_config(asgi_app, pol, host=host, port=port, workers=workers, log_level=log_level, factory=workers > 1)
+    )
 
 
 def _store(db: Path | None, policy: Path | None):

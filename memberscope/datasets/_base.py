@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Dataset", "DatasetInfo", "random_subset"]
 
@@ -161,7 +165,7 @@ class Dataset:
         try:
             if self.is_frame:
                 rows = np.flatnonzero(indices) if indices.dtype == bool else indices
-                X = self.X.iloc[rows]
+                X = cast("pd.DataFrame", self.X).iloc[rows]
             else:
                 X = self.X[indices]
             y = self.y[indices]
@@ -171,7 +175,8 @@ class Dataset:
                 f"or a boolean mask of length {self.n_records}"
             ) from None
         groups = None if self.groups is None else self.groups[indices]
-        return replace(self, X=X, y=y, groups=groups, ids=self.ids[indices])
+        ids = np.arange(self.n_records) if self.ids is None else self.ids  # None only before __post_init__
+        return replace(self, X=X, y=y, groups=groups, ids=ids[indices])
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the name, records, labels and groups: the data part of cache keys.
@@ -185,13 +190,14 @@ class Dataset:
         if self.is_frame:
             import pandas as pd
 
-            h.update(json.dumps([str(c) for c in self.X.columns]).encode())
-            arrays.insert(0, pd.util.hash_pandas_object(self.X, index=False).to_numpy())
+            frame = cast("pd.DataFrame", self.X)
+            h.update(json.dumps([str(c) for c in frame.columns]).encode())
+            arrays.insert(0, pd.util.hash_pandas_object(frame, index=False).to_numpy())
         else:
             arrays.insert(0, self.X)
         for array in arrays:
             h.update(json.dumps([array.dtype.str, list(array.shape)]).encode())
-            h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+            h.update(np.ascontiguousarray(array).data.cast("B"))
         h.update(b"no-groups" if self.groups is None else json.dumps(self.groups.tolist()).encode())
         return h.hexdigest()
 

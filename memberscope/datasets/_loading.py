@@ -78,7 +78,7 @@ def load(
             id_column=id_column,
         )
         return random_subset(table, n_records=n_records, seed=int(seed))
-    DATASETS.get(name_or_path)  # raises UnknownNameError listing the registered names
+    DATASETS.get(str(name_or_path))  # raises UnknownNameError listing the registered names
     raise AssertionError("unreachable")  # pragma: no cover
 
 

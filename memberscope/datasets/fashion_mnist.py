@@ -76,7 +76,12 @@ class FashionMNIST(BuiltinDataset):
 
     def load_all(self, *, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
         folder = find_fashion_mnist_dir(data_dir)
-        stats = [(path, path.stat()) for path in (_locate(folder, stem) for stem in FILES)]
+        stats = []
+        for stem in FILES:
+            path = _locate(folder, stem)
+            if path is None:  # removed since find_fashion_mnist_dir looked
+                raise DataUnavailableError(f"Fashion-MNIST: {stem}[.gz] is no longer in {str(folder)!r}")
+            stats.append((path, path.stat()))
         images, labels = _parse(tuple((str(path), st.st_mtime_ns, st.st_size) for path, st in stats))
         X = images.astype(np.float32)[:, None]
         X /= 255.0

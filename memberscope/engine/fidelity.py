@@ -126,17 +126,18 @@ def fidelity_check(
             if len(pop_conf) > 1
         ]
         allowed = max(MIN_KS, 2 * max(among, default=0.0))
+        statistic, p_value = float(result.statistic), float(result.pvalue)
         ks = {
-            "statistic": float(result.statistic),
-            "p_value": float(result.pvalue),
+            "statistic": statistic,
+            "p_value": p_value,
             "n_population": len(pop_labels),
             "among_references_max": max(among, default=None),
             "allowed": allowed,
         }
-        if ks["statistic"] > allowed and ks["p_value"] < 0.01:
+        if statistic > allowed and p_value < 0.01:
             reasons.append(
                 f"true-class confidence on population records differs between the target and the reference "
-                f"models (KS distance {ks['statistic']:.3f}, p = {ks['p_value']:.2g}; more than {allowed:.3f}, twice "
+                f"models (KS distance {statistic:.3f}, p = {p_value:.2g}; more than {allowed:.3f}, twice "
                 "the largest distance between two reference models' and at least "
                 f"{MIN_KS})"
             )

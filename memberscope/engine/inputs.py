@@ -320,10 +320,12 @@ def prepare_inputs(
     from memberscope.datasets import Dataset
     from memberscope.game import derive_seed
 
-    columns = dict(label_column=label_column, id_column=id_column, group_column=group_column)
-    parts = [_read_part("members", members, **columns), _read_part("nonmembers", nonmembers, **columns)]
+    def read(name: str, value: Any) -> _Part:
+        return _read_part(name, value, label_column=label_column, id_column=id_column, group_column=group_column)
+
+    parts = [read("members", members), read("nonmembers", nonmembers)]
     if population is not None:
-        parts.append(_read_part("population", population, **columns))
+        parts.append(read("population", population))
     notes: list[str] = []
     names = _select_features(parts, target, feature_columns=feature_columns, drop_columns=drop_columns, notes=notes)
     warnings: list[str] = []

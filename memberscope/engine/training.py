@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -31,6 +31,12 @@ from memberscope.cache import ArtifactCache
 from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
 from memberscope.engine.precision import CHECK_MODELS
 from memberscope.game import derive_seed
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
+
+#: The training records and labels ``(X, y)``, or a Ray reference to them (put in the object store once).
+TrainingData: TypeAlias = "tuple[np.ndarray, np.ndarray] | ObjectRef[tuple[np.ndarray, np.ndarray]]"
 
 __all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
 
@@ -73,7 +79,7 @@ class TrainedRuns:
 def _run_job(
     specs: Sequence[ModelSpec],
     *,
-    data,
+    data: TrainingData,
     recipe,
     data_fingerprint: str,
     n_classes: int,
@@ -383,11 +389,12 @@ def train_models(
                 models_task,
                 description=f"models on {n_workers} {config.backend or 'joblib'} workers",
             )
-            data = (dataset.X, dataset.y)
+            records = (dataset.X, dataset.y)
+            data: TrainingData = records
             if config.backend == "ray":
                 import ray
 
-                data = ray.put(data)
+                data = ray.put(records)
             calls = [
                 joblib.delayed(_run_job)(
                     job,
@@ -497,6 +504,8 @@ def _store_outputs(
         queries=queries,
         precision=precision,
     )
+    if cache.root is None:  # caching is off: nothing to store
+        return
     path = cache.root / "outputs" / f"{output_key}.npy"
     if not path.exists():
         _atomic_write(path, lambda p: _save_npy(p, run.logits))

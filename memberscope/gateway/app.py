@@ -120,7 +120,7 @@ class Gateway:
         self.m_keyless = self.metrics.keyless
         self.m_records_by_tier = {name: self.m_records.labels(tier=name) for name in policy.tiers}
         #: The ``POST /v1/predict`` endpoint (set by :func:`create_app`); the front door calls it directly.
-        self.predict = None
+        self.predict: _Predict | None = None
         self.batch = _Batch(self)
 
     def count(self, path: str, status: int) -> None:
@@ -207,7 +207,8 @@ class _Job:
 
     def __init__(self, ctx: _Context, X: np.ndarray, probs: np.ndarray, fps: list[str], now: float, action):
         self.ctx, self.X, self.probs, self.fps, self.now, self.action = ctx, X, probs, fps, now, action
-        self.future = None
+        #: ``(status, payload, headers)`` once the request's turn is finished (made in the running event loop).
+        self.future: asyncio.Future[tuple[int, Any, dict[str, str] | None]] = asyncio.get_running_loop().create_future()
 
 
 class _Batch:
@@ -220,20 +221,21 @@ class _Batch:
         self.gw = gateway
         self.jobs: list[_Job] = []
 
-    def submit(self, job: _Job):
-        loop = asyncio.get_running_loop()
-        job.future = loop.create_future()
+    def submit(self, job: _Job) -> asyncio.Future[tuple[int, Any, dict[str, str] | None]]:
         self.jobs.append(job)
         if len(self.jobs) == 1:
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         return job.future
 
     def flush(self) -> None:
         jobs, self.jobs = self.jobs, []
         gw = self.gw
+        predict = gw.predict
         try:
-            acts = gw.predict.detect(jobs)
-            answers = [gw.predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
+            if predict is None:
+                raise RuntimeError("the predict endpoint is set by create_app before any request is batched")
+            acts = predict.detect(jobs)
+            answers = [predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
             gw.audit.record_many(
                 [
                     {"key_id": job.ctx.key.key_id, "path": PREDICT_PATH, **row}
@@ -532,6 +534,8 @@ class _Predict:
         if retry is None:
             return None
         window = gw.limiter.refused_by
+        if window is None:  # hit() names the refusing window whenever it refuses
+            raise RuntimeError("the rate limiter refused without naming the window")
         why = "throttled after probing alerts: " if by_probing else ""
         message = f"rate limit exceeded ({why}{window.amount} records per {window.get_expiry()} s)"
         return message, str(int(retry)), why or None
@@ -718,6 +722,6 @@ def create_app(
             )
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     app.add_middleware(_FrontDoor, gateway=gw)
     return app

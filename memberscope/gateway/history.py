@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import overload
 
 import numpy as np
 
@@ -35,6 +35,7 @@ __all__ = [
     "HISTORY_STORES",
     "Columns",
     "HistoryStore",
+    "HistoryView",
     "MemoryHistoryStore",
     "RedisHistoryStore",
     "SubjectHistory",
@@ -66,6 +67,13 @@ def entry_dtype(n_coords: int) -> np.dtype:
     )
 
 
+def _field_names(dtype: np.dtype) -> tuple[str, ...]:
+    """The fields of an entry dtype (:func:`entry_dtype`); a dtype without fields is a bug."""
+    if dtype.names is None:
+        raise TypeError(f"history entries need a structured dtype with named fields; got {dtype}")
+    return dtype.names
+
+
 class Columns:
     """Entries as one numpy array per field (a struct of arrays): masks and slices without the overhead of
     structured arrays. ``cols["fp"]`` is ``(n, 2)`` uint64 (the 128-bit keyed fingerprint), ``cols["coords"]``
@@ -78,9 +86,15 @@ class Columns:
 
     @classmethod
     def zeros(cls, n: int, dtype: np.dtype) -> Columns:
-        return cls({name: np.zeros((n, *dtype[name].shape), dtype=dtype[name].base) for name in dtype.names})
+        return cls({name: np.zeros((n, *dtype[name].shape), dtype=dtype[name].base) for name in _field_names(dtype)})
 
-    def __getitem__(self, key):
+    @overload
+    def __getitem__(self, key: str) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, key: slice | np.ndarray) -> Columns: ...
+
+    def __getitem__(self, key: str | slice | np.ndarray) -> np.ndarray | Columns:
         if isinstance(key, str):
             return self.cols[key]
         return Columns({name: col[key] for name, col in self.cols.items()})
@@ -90,22 +104,23 @@ class Columns:
 
     def to_records(self, dtype: np.dtype) -> np.ndarray:
         out = np.zeros(len(self), dtype=dtype)
-        for name in dtype.names:
+        for name in _field_names(dtype):
             out[name] = self.cols[name]
         return out
 
     @classmethod
     def from_records(cls, records: np.ndarray) -> Columns:
-        return cls({name: np.ascontiguousarray(records[name]) for name in records.dtype.names})
+        return cls({name: np.ascontiguousarray(records[name]) for name in _field_names(records.dtype)})
 
 
-class _View:
+class HistoryView:
     """Rows ``start:end`` of a history's buffers, each column sliced when first read."""
 
     __slots__ = ("_cols", "_end", "_got", "_start")
 
     def __init__(self, cols: dict[str, np.ndarray], start: int, end: int):
-        self._cols, self._start, self._end, self._got = cols, start, end, {}
+        self._cols, self._start, self._end = cols, start, end
+        self._got: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         got = self._got.get(name)
@@ -129,8 +144,8 @@ class SubjectHistory:
         self.name, self.dtype, self.capacity = name, dtype, int(capacity)
         self._buf = Columns.zeros(min(32, 2 * self.capacity), dtype)
         self._start = self._end = 0
-        self.last_id: Any = None  # the newest store entry seen (Redis stream id)
-        self.own_ids: set = set()  # entries this process appended and will read back
+        self.last_id: bytes | None = None  # the newest store entry seen (Redis stream id)
+        self.own_ids: set[bytes] = set()  # entries this process appended and will read back (Redis stream ids)
         self.touched = 0.0  # last time a request of this subject was seen
         #: A key's history that stands for this (tenant's or address's) one, and the reverse.
         self.twin_of: SubjectHistory | None = None
@@ -146,7 +161,7 @@ class SubjectHistory:
             return self.twin_of.entries()
         return self._buf[self._start : self._end]
 
-    def since(self, horizon: float) -> _View:
+    def since(self, horizon: float) -> HistoryView:
         """The entries at or after ``horizon`` (arrival order is time order, up to the small reordering of
         merging several workers' queries), as views made on first use of each column."""
         if self.twin_of is not None:
@@ -155,7 +170,7 @@ class SubjectHistory:
         times = self._buf.cols["time"]
         if end > start and times[start] < horizon:
             start += int(np.searchsorted(times[start:end], horizon))
-        return _View(self._buf.cols, start, end)
+        return HistoryView(self._buf.cols, start, end)
 
     def append(self, new: Columns) -> None:
         """Append entries (oldest first), dropping the oldest beyond ``capacity``."""
@@ -196,6 +211,12 @@ class HistoryStore(ABC):
 
     #: Whether other processes add to the histories (then no shortcut may assume this process saw everything).
     shared = False
+
+    @abstractmethod
+    def __init__(self, uri: str, *, namespace: str, window_seconds: float) -> None:
+        """Open the store at ``uri`` (its scheme chose the class, see :data:`HISTORY_STORES`); ``namespace``
+        keeps the histories of gateway deployments sharing it apart; entries older than ``window_seconds``
+        may be dropped."""
 
     @abstractmethod
     def sync(self, histories: list[SubjectHistory]) -> None:

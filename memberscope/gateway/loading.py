@@ -60,7 +60,7 @@ def as_served_model(model: Any, *, n_features: int | None = None, n_classes: int
         return model
     target = wrap(model, n_classes=n_classes)
     estimator = getattr(target, "estimator", None)
-    if n_features is None and hasattr(estimator, "n_features_in_"):
+    if n_features is None and estimator is not None and hasattr(estimator, "n_features_in_"):
         n_features = int(estimator.n_features_in_)
     net = getattr(target, "net", None)
     if n_features is None and hasattr(net, "modules"):
@@ -72,13 +72,16 @@ def as_served_model(model: Any, *, n_features: int | None = None, n_classes: int
     if target.n_classes is None:
         target.query(np.zeros((1, n_features)))  # the first answer shows the number of classes
         target.queries_spent = 0
+    n_classes = target.n_classes
+    if n_classes is None:
+        raise InvalidInputError(f"cannot tell how many classes {target.description} answers; give n_classes")
     mean = std = None
     m, s = getattr(target, "mean", None), getattr(target, "std", None)
     if m is not None and s is not None:
         m, s = np.asarray(m, dtype=np.float64), np.asarray(s, dtype=np.float64)
         if m.shape == (n_features,):
             mean, std = m, s
-    return ServedModel(target, n_features=int(n_features), n_classes=int(target.n_classes), mean=mean, std=std)
+    return ServedModel(target, n_features=int(n_features), n_classes=int(n_classes), mean=mean, std=std)
 
 
 def load_model(path: str | Path, *, n_features: int | None = None, n_classes: int | None = None) -> ServedModel:

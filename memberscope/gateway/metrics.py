@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Protocol
 
 __all__ = ["GatewayMetrics"]
 
@@ -14,6 +16,24 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class CounterChild(Protocol):
+    """One labelled series of a counter (``prometheus_client``'s or :class:`_Counter`'s)."""
+
+    def inc(self, amount: float = 1.0, /) -> None: ...
+
+
+class LabelledCounter(Protocol):
+    """A counter with labels: ``counter.labels(path=..., status=...).inc()``."""
+
+    def labels(self, **labels: str) -> CounterChild: ...
+
+
+class LatencyHistogram(Protocol):
+    """A histogram of seconds: ``histogram.observe(seconds)``."""
+
+    def observe(self, value: float, /) -> None: ...
 
 
 class _Counter:
@@ -78,17 +98,20 @@ class GatewayMetrics:
             "keyless": ("Requests without a valid key, by status", ("status",)),
         }
         hist = ("gateway_predict_seconds", "Time from a predict request's arrival to its answer")
+        self._all: dict[str, LabelledCounter]
+        self.latency: LatencyHistogram
+        self.expose: Callable[[], bytes]
         try:
             if not use_prometheus_client:
                 raise ImportError
             from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
         except ImportError:
             self.content_type = "text/plain; version=0.0.4; charset=utf-8"
-            self._all = {k: _Counter(f"gateway_{k}", d, ln) for k, (d, ln) in docs.items()}
-            self.latency = _Histogram(*hist, LATENCY_BUCKETS)
-            self.expose = lambda: (
-                "\n".join(line for m in (*self._all.values(), self.latency) for line in m.expose()) + "\n"
-            ).encode()
+            counters = {k: _Counter(f"gateway_{k}", d, ln) for k, (d, ln) in docs.items()}
+            latency = _Histogram(*hist, LATENCY_BUCKETS)
+            self._all, self.latency = dict(counters), latency
+            shown: list[_Counter | _Histogram] = [*counters.values(), latency]
+            self.expose = lambda: ("\n".join(line for m in shown for line in m.expose()) + "\n").encode()
         else:
             self.content_type = CONTENT_TYPE_LATEST
             registry = CollectorRegistry()

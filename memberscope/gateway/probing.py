@@ -88,6 +88,7 @@ from memberscope.gateway.history import (
     FLAG_WHITE,
     Columns,
     HistoryStore,
+    HistoryView,
     MemoryHistoryStore,
     SubjectHistory,
     entry_dtype,
@@ -110,12 +111,13 @@ CALIBRATION_SAMPLES = 4000
 MIN_WHITE_RECORDS = 150
 #: Candidate splits of the white test, as shares of the reference variance on the axes before the split.
 WHITE_SPLITS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+#: Flag of an entry stored before the profile existed (bootstrap): no coordinates.
 FLAG_UNEMBEDDED = 32
 #: Standardized values are clipped at ±CLIP: a rare feature's occasional huge z-score says nothing about probing.
 CLIP = 5.0
 #: Feature scales are at least this share of the median feature's standard deviation, so that nearly
 #: constant features (a digit's corner pixels) do not dominate distances.
-SCALE_FLOOR = 0.3  # stored before the profile existed (bootstrap): no coordinates
+SCALE_FLOOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,48 @@ def _sq_dists(A: np.ndarray, B: np.ndarray, b_norms: np.ndarray | None = None) -
     return D
 
 
+def _standardize(X: np.ndarray, keep: np.ndarray | None, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Records ``(n, d)`` in reference standard deviations, clipped at ±CLIP: the features ``keep`` selects
+    (all when None), less their ``mean``, over their ``scale`` (both of shape ``(n_kept,)``)."""
+    X = np.asarray(X, dtype=np.float64)
+    Z = (X if keep is None else X[:, keep]) - mean
+    Z /= scale
+    np.clip(Z, -CLIP, CLIP, out=Z)
+    return Z
+
+
+def _embed_standardized(Z: np.ndarray, axes: np.ndarray, n_near: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates ``(n, k)`` of standardized records ``Z (n, d)`` on ``axes (k, d)``, and their residuals
+    ``(n,)`` off the first ``n_near`` axes."""
+    C = Z @ axes.T
+    if len(Z) == 1:  # one record: two dot products beat two einsums
+        head = C[0, :n_near]
+        return C, np.array([max(float(Z[0] @ Z[0]) - float(head @ head), 0.0)])
+    residual = np.einsum("ij,ij->i", Z, Z) - np.einsum("ij,ij->i", C[:, :n_near], C[:, :n_near])
+    return C, np.maximum(residual, 0.0)
+
+
+def _local_scale(coords: np.ndarray, ref_coords: np.ndarray, ref_norms: np.ndarray, n_near: int) -> np.ndarray:
+    """Local scales ``(n, 2)`` of the reference around each embedded query ``coords (n, k)``: the distance to
+    its 3rd-nearest reference record, and the mean distance to its 2nd- to 4th-nearest, on the first
+    ``n_near`` axes (exact copies skipped; the nearest is skipped in case it is the very record probed).
+    ``ref_coords`` is ``(m, n_near)``, ``ref_norms`` their squared norms ``(m,)``."""
+    if len(coords) == 1:
+        z = np.asarray(coords)[0]
+        q = z[:n_near]
+        d2 = ref_norms - 2.0 * (ref_coords @ q) + float(q @ q)
+        if len(d2) >= 4:
+            four = np.sort(np.partition(d2, 3)[:4])
+            if four[0] > 1e-18:  # else an exact copy of a reference record: skip it, as the general path does
+                near4 = np.sqrt(np.maximum(four, 0.0))
+                return np.array([[near4[2], (near4[1] + near4[2] + near4[3]) / 3.0]])
+    D = _sq_dists(np.asarray(coords)[:, :n_near], ref_coords, ref_norms)
+    D[D <= 1e-18] = np.inf
+    near4 = np.sqrt(np.sort(np.partition(D, min(3, D.shape[1] - 1), axis=1)[:, :4], axis=1))
+    return np.column_stack([near4[:, 2], near4[:, 1:4].mean(axis=1)])
+
+
+@dataclass(eq=False)
 class ReferenceProfile:
     """What typical records look like: standardization, principal axes and the three tests' cut-offs.
 
@@ -168,21 +212,65 @@ class ReferenceProfile:
 
     Attributes
     ----------
+    mean, scale : ndarray of shape (d,)
+        Feature means and (floored) standard deviations of the reference.
+    keep : ndarray of shape (d,), bool
+        The features that are not constant in the reference (the others are dropped).
+    axes : ndarray of shape (n_coords, n_kept)
+        Principal axes of the standardized reference.
     n_coords : int
         Principal coordinates kept per query (``k``).
     n_near : int
         Leading axes for distances and the off-manifold residual (``near_variance`` of the variance).
+    alpha : float
+        False-evidence rate each test is calibrated to.
+    n_reference : int
+        Reference records used (at most :data:`MAX_REFERENCE`).
+    ref_coords : ndarray of shape (n_reference // 2, n_near)
+        Coordinates of the local-scale records (``A``); ``ref_norms`` ``(n_reference // 2,)`` their squared norms.
+    lookback : int
+        Calibrated look-back: the history length the near test's cut-offs hold for.
+    intrinsic_dim : float
+        The data's intrinsic dimension (Levina & Bickel 2005), in [1, 64]; scales the near cut-offs beyond
+        ``lookback``.
     white_split : int or None
         ``s`` of the white test; None when no split has power against white noise (few features).
-    near_cut, white_cut, residual_cut : float
-        The tests' thresholds; ``residual_cut`` is inf when the axes hold all the variance.
+    white_power : float
+        Power of the white test against white noise at ``white_split``; 0.0 when the test is off.
+    near_cut, near2_cut, white_cut, residual_cut : float
+        The tests' thresholds; ``white_cut`` is inf when the white test is off, ``residual_cut`` when the
+        axes hold all the variance.
     profile_id : int
         16-bit id of this fit; histories compare queries embedded by the same profile only.
     """
 
-    def __init__(self, **attrs: Any):
-        self._all_kept = None
-        self.__dict__.update(attrs)
+    mean: np.ndarray
+    scale: np.ndarray
+    keep: np.ndarray
+    axes: np.ndarray
+    n_coords: int
+    n_near: int
+    alpha: float
+    n_reference: int
+    ref_coords: np.ndarray
+    ref_norms: np.ndarray
+    lookback: int
+    intrinsic_dim: float
+    near_cut: float
+    near2_cut: float
+    white_split: int | None
+    white_cut: float
+    white_power: float
+    residual_cut: float
+    profile_id: int
+    # Standardization of the kept features, prepared once (the per-request path).
+    _keep_cols: np.ndarray | None = field(init=False, repr=False)
+    _kept_mean: np.ndarray = field(init=False, repr=False)
+    _kept_scale: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keep_cols = None if bool(self.keep.all()) else self.keep
+        self._kept_mean, self._kept_scale = self.mean[self.keep], self.scale[self.keep]
 
     @classmethod
     def fit(
@@ -217,38 +305,28 @@ class ReferenceProfile:
         scale = np.where(keep, np.maximum(std, floor), 1.0)
         order = rng.permutation(len(X))
         half = len(X) // 2
-        std_of = cls(mean=mean, scale=scale, keep=keep).standardize
-        A, B = std_of(X[order[:half]]), std_of(X[order[half:]])
+        keep_cols = None if bool(keep.all()) else keep
+        A = _standardize(X[order[:half]], keep_cols, mean[keep], scale[keep])
+        B = _standardize(X[order[half:]], keep_cols, mean[keep], scale[keep])
         _, S, Vt = np.linalg.svd(A - A.mean(axis=0), full_matrices=False)
         var = S**2
-        k = int(min(n_coords, int((var > 1e-12 * var[0]).sum()), A.shape[1]))
+        k = min(int(n_coords), int((var > 1e-12 * var[0]).sum()), int(A.shape[1]))
         axes = Vt[:k]
         cum = np.cumsum(var) / var.sum()
-        n_near = int(min(k, np.searchsorted(cum, near_variance) + 1))
-        profile = cls(
-            mean=mean,
-            scale=scale,
-            keep=keep,
-            axes=axes,
-            n_coords=k,
-            n_near=n_near,
-            alpha=float(alpha),
-            n_reference=len(X),
-        )
-        profile.ref_coords = np.ascontiguousarray((A @ axes.T)[:, :n_near])
-        profile.ref_norms = np.einsum("ij,ij->i", profile.ref_coords, profile.ref_coords)
-        cB, rB = profile._embed_standardized(B)
+        n_near = min(k, int(np.searchsorted(cum, near_variance)) + 1)
+        ref_coords = np.ascontiguousarray((A @ axes.T)[:, :n_near])
+        ref_norms = np.einsum("ij,ij->i", ref_coords, ref_coords)
+        cB, rB = _embed_standardized(B, axes, n_near)
         full_residual = n_near < A.shape[1] and float(np.quantile(rB, 0.5)) > 1e-9
-        profile.residual_cut = float(np.quantile(rB, 1 - alpha)) if full_residual else np.inf
+        residual_cut = float(np.quantile(rB, 1 - alpha)) if full_residual else np.inf
         # B as benign histories of the calibrated look-back's size: each record against the `lookback`
         # records that follow it in a random circular order of B (several orders), as a query against a
         # history; and against half as many, to see how neighbour distances shrink as histories grow.
         lookback = int(max(2, min(history, (len(B) - 1) // 2)))
-        profile.lookback = lookback
-        scale_b = profile.local_scale(cB)
+        scale_b = _local_scale(cB, ref_coords, ref_norms, n_near)
         DB = _sq_dists(cB[:, :n_near], cB[:, :n_near])
         DB[DB <= 1e-18] = np.inf  # itself, and exact duplicates in the reference: repeats, not neighbours
-        ratios, deltas, halves = [], [], []
+        ratios, delta_parts, halves = [], [], []
         for _ in range(max(1, int(np.ceil(CALIBRATION_SAMPLES / len(B))))):
             perm = rng.permutation(len(B))
             window = perm[(np.arange(len(B))[:, None] + 1 + np.arange(lookback)[None, :]) % len(B)]
@@ -257,22 +335,22 @@ class ReferenceProfile:
             two = np.sqrt(np.partition(d2, 1, axis=1)[:, :2])
             ok = np.isfinite(two[:, 0])
             ratios.append(np.column_stack([two[:, 0] / scale_b[perm, 0], two.mean(axis=1) / scale_b[perm, 1]])[ok])
-            deltas.append((cB[perm] - cB[window[np.arange(len(B)), j]])[ok])
+            delta_parts.append((cB[perm] - cB[window[np.arange(len(B)), j]])[ok])
             halves.append(np.sqrt(d2[:, : max(1, lookback // 2)].min(axis=1))[ok] / scale_b[perm[ok], 0])
         r = np.concatenate(ratios)
         r[~np.isfinite(r)] = np.inf
-        deltas = np.concatenate(deltas)
-        profile.near_cut = float(np.quantile(r[:, 0], alpha / 2)) if len(r) else 0.0
-        profile.near2_cut = float(np.quantile(r[:, 1], alpha / 2)) if len(r) else 0.0
+        deltas = np.concatenate(delta_parts)
+        near_cut = float(np.quantile(r[:, 0], alpha / 2)) if len(r) else 0.0
+        near2_cut = float(np.quantile(r[:, 1], alpha / 2)) if len(r) else 0.0
         # Nearest-neighbour distances among L points shrink like L^(-1/m), m the data's intrinsic dimension
         # (Levina & Bickel 2005): m from the medians at L and L/2, so that histories longer than the
         # reference can calibrate (up to `history`) get cut-offs scaled by (lookback / L)^(1/m).
-        half = np.concatenate(halves)
-        half = half[np.isfinite(half)]
+        at_half = np.concatenate(halves)
+        at_half = at_half[np.isfinite(at_half)]
         full = r[np.isfinite(r[:, 0]), 0]
-        m = np.log(2.0) / np.log(np.median(half) / np.median(full)) if len(half) and len(full) else np.inf
-        profile.intrinsic_dim = float(np.clip(m, 1.0, 64.0)) if np.isfinite(m) and m > 0 else 64.0
-        profile.white_split, profile.white_cut = None, np.inf
+        m = np.log(2.0) / np.log(np.median(at_half) / np.median(full)) if len(at_half) and len(full) else np.inf
+        intrinsic_dim = float(np.clip(m, 1.0, 64.0)) if np.isfinite(m) and m > 0 else 64.0
+        white_power, white_split, white_cut = 0.0, None, np.inf
         if len(deltas) and k >= 3:
             E = deltas**2
             total = E.sum(axis=1)
@@ -280,66 +358,50 @@ class ReferenceProfile:
             tails = np.cumsum(E[ok][:, ::-1], axis=1)[:, ::-1] / total[ok][:, None]  # tails[:, s] = share beyond s
             # A few candidate splits (where the axes reach 50% ... 99% of the variance): with few candidates,
             # choosing the one with the most power on the same records biases its threshold little.
-            candidates = sorted({int(min(k - 1, max(1, np.searchsorted(cum, v) + 1))) for v in WHITE_SPLITS})
-            best = (0.0, None, np.inf)
+            candidates = sorted({min(k - 1, max(1, int(np.searchsorted(cum, v)) + 1)) for v in WHITE_SPLITS})
+            best: tuple[float, int | None, float] = (0.0, None, np.inf)
             for s in candidates:
                 cut = float(np.quantile(tails[:, s], 1 - alpha))
                 power = white_share_power(k, s, cut)
                 if power > best[0]:
                     best = (power, s, cut)
             if best[0] >= 0.2 and len(B) >= MIN_WHITE_RECORDS:
-                profile.white_power, profile.white_split, profile.white_cut = best
+                white_power, white_split, white_cut = best
         digest = hashlib.blake2b(np.ascontiguousarray(axes, dtype=np.float32).tobytes(), digest_size=2)
-        profile.profile_id = int.from_bytes(digest.digest(), "little")
-        return profile
-
-    def _embed_standardized(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        C = Z @ self.axes.T
-        if len(Z) == 1:  # one record: two dot products beat two einsums
-            head = C[0, : self.n_near]
-            return C, np.array([max(float(Z[0] @ Z[0]) - float(head @ head), 0.0)])
-        residual = np.einsum("ij,ij->i", Z, Z) - np.einsum("ij,ij->i", C[:, : self.n_near], C[:, : self.n_near])
-        return C, np.maximum(residual, 0.0)
+        return cls(
+            mean=mean,
+            scale=scale,
+            keep=keep,
+            axes=axes,
+            n_coords=k,
+            n_near=n_near,
+            alpha=float(alpha),
+            n_reference=len(X),
+            ref_coords=ref_coords,
+            ref_norms=ref_norms,
+            lookback=lookback,
+            intrinsic_dim=intrinsic_dim,
+            near_cut=near_cut,
+            near2_cut=near2_cut,
+            white_split=white_split,
+            white_cut=white_cut,
+            white_power=white_power,
+            residual_cut=residual_cut,
+            profile_id=int.from_bytes(digest.digest(), "little"),
+        )
 
     def standardize(self, X: np.ndarray) -> np.ndarray:
         """Records ``(n, d)`` in reference standard deviations, non-constant features only, clipped at ±CLIP."""
-        if self._all_kept is None:
-            self._all_kept = bool(self.keep.all())
-            self._kept_mean, self._kept_scale = self.mean[self.keep], self.scale[self.keep]
-        X = np.asarray(X, dtype=np.float64)
-        Z = (X if self._all_kept else X[:, self.keep]) - self._kept_mean
-        Z /= self._kept_scale
-        np.clip(Z, -CLIP, CLIP, out=Z)
-        return Z
+        return _standardize(X, self._keep_cols, self._kept_mean, self._kept_scale)
 
     def embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Principal coordinates ``(n, n_coords)`` and off-manifold residuals ``(n,)`` of records ``(n, d)``."""
-        return self._embed_standardized(self.standardize(X))
+        return _embed_standardized(self.standardize(X), self.axes, self.n_near)
 
     def local_scale(self, coords: np.ndarray) -> np.ndarray:
-        if len(coords) == 1:
-            return self._local_scale_one(np.asarray(coords)[0])
-        return self._local_scale_many(coords)
-
-    def _local_scale_one(self, z: np.ndarray) -> np.ndarray:
-        q = z[: self.n_near]
-        d2 = self.ref_norms - 2.0 * (self.ref_coords @ q) + float(q @ q)
-        if len(d2) < 4:
-            return self._local_scale_many(z[None])
-        four = np.sort(np.partition(d2, 3)[:4])
-        if four[0] <= 1e-18:  # an exact copy of a reference record: skip it, as the general path does
-            return self._local_scale_many(z[None])
-        near4 = np.sqrt(np.maximum(four, 0.0))
-        return np.array([[near4[2], (near4[1] + near4[2] + near4[3]) / 3.0]])
-
-    def _local_scale_many(self, coords: np.ndarray) -> np.ndarray:
-        """Local scales ``(n, 2)`` of the reference around each embedded query: the distance to its 3rd-nearest
-        reference record, and the mean distance to its 2nd- to 4th-nearest (exact copies skipped; the nearest
-        is skipped in case it is the very record probed)."""
-        D = _sq_dists(np.asarray(coords)[:, : self.n_near], self.ref_coords, self.ref_norms)
-        D[D <= 1e-18] = np.inf
-        near4 = np.sqrt(np.sort(np.partition(D, min(3, D.shape[1] - 1), axis=1)[:, :4], axis=1))
-        return np.column_stack([near4[:, 2], near4[:, 1:4].mean(axis=1)])
+        """Local scales ``(n, 2)`` of the reference around embedded queries ``coords (n, n_coords)``: the
+        distance to the 3rd-nearest reference record and the mean distance to the 2nd- to 4th-nearest."""
+        return _local_scale(coords, self.ref_coords, self.ref_norms, self.n_near)
 
     def white_share(self, delta: np.ndarray) -> np.ndarray:
         """Share ``(n,)`` of each difference's energy beyond the first ``white_split`` axes (0 when undefined)."""
@@ -548,7 +610,7 @@ class ProbeDetector:
         fresh = own.size == 0
         base_flags = flags.copy()
         found: list[Alert] = []
-        published = []
+        published: list[tuple[SubjectHistory, Columns]] = []
         for subject, h in zip(subjects, histories, strict=True):
             if h is not own:
                 if h.twin_of is not None and h.twin_of is not own:
@@ -572,7 +634,7 @@ class ProbeDetector:
         alerts = []
         for alert in sorted(found, key=lambda a: a.subject.scope != "key"):
             keys = [key] if alert.subject.scope == "key" else alert.keys
-            fresh = [
+            unclaimed = [
                 k
                 for k in keys
                 if self.store.claim_alert(
@@ -584,17 +646,17 @@ class ProbeDetector:
                     self.store.claim_alert(
                         f"{other.label}:{alert.detector}:{key}", cooldown=cfg.cooldown_seconds, now=now
                     )
-            if not fresh:
+            if not unclaimed:
                 continue
-            alert.keys = fresh
+            alert.keys = unclaimed
             alert.detail["scope"] = alert.subject.scope
             if alert.subject.scope != "key":
-                alert.detail["keys"] = fresh
+                alert.detail["keys"] = unclaimed
             alerts.append(alert)
         return alerts
 
     def _flag(
-        self, rows: Columns, old: Columns, coords: np.ndarray | None, scale: np.ndarray | None
+        self, rows: Columns, old: HistoryView, coords: np.ndarray | None, scale: np.ndarray | None
     ) -> np.ndarray | None:
         """Set the repeat/near/white flags of new ``rows`` against a subject's live ``old`` entries; the
         fingerprints ``(n, 2)`` of each row's nearest earlier query (zeros when it has none)."""
@@ -615,7 +677,7 @@ class ProbeDetector:
         if profile is None or coords is None or scale is None:
             return None
         if n == 1:
-            return None if repeat[0] else self._flag_one(rows, old, coords[0], scale[0])
+            return None if repeat[0] else self._flag_one(profile, rows, old, coords[0], scale[0])
         usable = ((old["flags"] & (FLAG_REPEAT | FLAG_UNEMBEDDED)) == 0) & (old["profile"] == profile.profile_id)
         lookback = self.config.history  # the near test's; its cut-offs are scaled beyond the calibrated look-back
         idx = np.flatnonzero(usable)[-lookback:]
@@ -663,9 +725,10 @@ class ProbeDetector:
         j_any = np.argmin(D, axis=1)
         return np.where(has[:, None], pool_fp[j_any], 0)
 
-    def _flag_one(self, rows: Columns, old: Columns, z: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    def _flag_one(
+        self, profile: ReferenceProfile, rows: Columns, old: HistoryView, z: np.ndarray, scale: np.ndarray
+    ) -> np.ndarray | None:
         """:meth:`_flag` for one distinct record (the common request), in few whole-array operations."""
-        profile = self.profile
         coords, norms, fps = old["coords"], old["norm2"], old["fp"]
         present = int(np.bitwise_or.reduce(old["flags"])) if len(coords) else 0
         if present & (FLAG_REPEAT | FLAG_UNEMBEDDED) or (len(coords) and (old["profile"] != profile.profile_id).any()):

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 __all__ = ["RateLimiter"]
 
@@ -50,7 +54,8 @@ def _memory_storage():
                 now = time.monotonic()
                 if now - self._last_expiry >= 1.0:
                     self._last_expiry = now
-                    self._MemoryStorage__expire_events()
+                    # MemoryStorage's private ``__expire_events``, by its mangled name (which mypy does not resolve)
+                    self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
                     self._expire_windows()
 
             def _expire_windows(self) -> None:
@@ -126,9 +131,9 @@ class RateLimiter:
         except Exception as exc:  # the limits library raises ConfigurationError and friends
             raise InvalidInputError(f"rate-limit storage {storage_uri!r}: {exc}") from None
         self.limiter = STRATEGIES[strategy](self.storage)
-        self.refused_by = None
+        self.refused_by: RateLimitItem | None = None
 
-    def hit(self, limits: list, *identifiers: str, cost: int = 1) -> float | None:
+    def hit(self, limits: list[RateLimitItem], *identifiers: str, cost: int = 1) -> float | None:
         """Spend ``cost`` in every window; None if allowed, else the seconds to wait (Retry-After).
 
         ``self.refused_by`` is then the window that refused (for the error message).

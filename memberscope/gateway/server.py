@@ -25,6 +25,8 @@ __all__ = ["GatewayH11Protocol", "QueryStringFilter", "log_config", "run_server"
 
 #: Longest path the access log shows.
 ACCESS_LOG_PATH = 256
+#: Attribute of the ``uvicorn.Config`` (set by :func:`server_config`) holding the request-head deadline (s).
+REQUEST_TIMEOUT_ATTR = "memberscope_request_timeout"
 
 
 class QueryStringFilter(logging.Filter):
@@ -100,7 +102,7 @@ class GatewayH11Protocol(_h11_protocol_base()):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._head_deadline = float(getattr(self.config, "memberscope_request_timeout", 10.0))
+        self._head_deadline = float(getattr(self.config, REQUEST_TIMEOUT_ATTR, 10.0))
         self._head_timer: Any = None
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -175,7 +177,7 @@ def server_config(
     }
     options.update(overrides)
     config = uvicorn.Config(app, **options)
-    config.memberscope_request_timeout = float(limits.request_timeout_seconds)
+    setattr(config, REQUEST_TIMEOUT_ATTR, float(limits.request_timeout_seconds))  # uvicorn has no slot for it
     return config
 
 

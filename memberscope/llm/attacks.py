@@ -185,7 +185,7 @@ def compute_signals(
         texts=list(texts), target=score_texts(lm, texts, max_length=max_length, vocab_stats="vocab" in needs)
     )
     timings["target"] = time.perf_counter() - t0
-    scored = signals.target.scored_texts
+    scored = signals.target.scored_texts if signals.target.scored_texts is not None else signals.texts
     if "lowercase" in needs:
         t0 = time.perf_counter()
         signals.lowercase = score_texts(lm, [t.lower() for t in scored], max_length=max_length, vocab_stats=False)

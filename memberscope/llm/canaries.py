@@ -124,7 +124,7 @@ def canary_exposure(
     inserted = {_secret_index(c.secret) for c in canaries}
     exact = n_candidates is None or n_candidates >= space
     rng = np.random.default_rng(seed)
-    if exact:
+    if exact or n_candidates is None:  # (the second test tells the type checker)
         cand_idx = np.arange(space)
     else:
         pool = rng.choice(space, size=min(space, n_candidates + len(inserted)), replace=False)
@@ -148,6 +148,7 @@ def canary_exposure(
             rank = 1 + (space - 1) * above / len(cand_lp)
             exposure, method = log2_space - math.log2(rank), "sampled"
         else:
+            assert tail is not None  # fitted above whenever a canary scores above every candidate
             p = max(float(tail.cdf(-lp)), 1.0 / space)
             rank = 1 + (space - 1) * p
             exposure, method = min(log2_space, -math.log2(p)), "extrapolated"

@@ -256,7 +256,7 @@ def _score_masked(lm, enc: Encoded, *, batch_tokens: int, vocab_stats: bool):
             for r, (i, _) in enumerate(batch):
                 parts = done.setdefault(i, [[], [], []])
                 parts[0].append(token_lp[r])
-                if vocab_stats:
+                if m is not None and sd is not None:  # vocab_stats
                     parts[1].append(m[r])
                     parts[2].append(sd[r])
                 if len(parts[0]) == len(enc.scored[i]):  # rows of a text are consecutive, in position order
@@ -300,7 +300,7 @@ def score_texts(
     for i, lp, m, sd in scorer(lm, enc, batch_tokens=batch_tokens, vocab_stats=vocab_stats):
         span = slice(int(offsets[i]), int(offsets[i + 1]))
         logprobs[span] = lp.double().numpy()
-        if vocab_stats:
+        if mu is not None and sigma is not None:  # vocab_stats
             mu[span] = m.double().numpy()
             sigma[span] = sd.double().numpy()
     if not np.all(np.isfinite(logprobs)):

@@ -196,16 +196,15 @@ def epsilon_from_metrics(entry: dict, *, alpha: float = 0.05, delta: float = 0.0
     if not keys:
         return None
     each = alpha / (2 * len(keys))
-    best = None
+    bounds: list[tuple[float, float, float]] = []  # (epsilon, TPR lower bound, FPR upper bound) per key
     for key in keys:
         fp = int(math.floor(float(key) * n_out + 1e-9)) if resolvable.get(key, True) else 0
         tp = int(round(float(tprs[key]) * n_in))
         tpr_lo = float(clopper_pearson(tp, n_in, each, side="lower"))
         fpr_hi = float(clopper_pearson(min(fp, n_out), n_out, each, side="upper"))
         eps = math.log((tpr_lo - delta) / fpr_hi) if tpr_lo > delta else -math.inf
-        if best is None or eps > best[0]:
-            best = (eps, tpr_lo, fpr_hi)
-    eps, tpr_lo, fpr_hi = best
+        bounds.append((eps, tpr_lo, fpr_hi))
+    eps, tpr_lo, fpr_hi = max(bounds, key=lambda b: b[0])  # the first of equals, as the keys come
     return EpsilonBound(max(eps, 0.0), None, tpr_lo, fpr_hi, alpha, delta, len(keys))
 
 

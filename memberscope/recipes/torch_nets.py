@@ -150,6 +150,8 @@ class TorchRecipe(Recipe):
 class TorchModel(TorchTarget):
     """A network trained by :class:`TorchRecipe` (in eval mode) plus its input preprocessing; answers logits."""
 
+    n_classes: int  # always known: the recipe built the network's output layer
+
     def __init__(self, net, *, n_classes: int, mean, std, privacy: dict[str, Any] | None = None, coarsen: float = 0.0):
         super().__init__(net, n_classes=n_classes, output_kind="logits")
         self.mean, self.std = mean, std

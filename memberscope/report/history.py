@@ -170,7 +170,11 @@ class VersionComparison:
         return bool(self.versions) and bool(self.regressions(self.versions[-1]["version"]))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"model_name": self.model_name, "rule": self.rule, "rule_text": REGRESSION_RULES[self.rule]}
+        out: dict[str, Any] = {
+            "model_name": self.model_name,
+            "rule": self.rule,
+            "rule_text": REGRESSION_RULES[self.rule],
+        }
         out["versions"] = [
             {
                 **{k: v for k, v in version.items() if k != "attacks"},

@@ -6,11 +6,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    from memberscope.results.schema import Results
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -134,7 +137,7 @@ def plot_roc(
     scores: dict[str, np.ndarray],
     path: Path,
     *,
-    results: dict[str, Any] | None = None,
+    results: Results | None = None,
     title: str | None = None,
 ) -> None:
     """Log-log ROC of every attack with the chance diagonal (as recommended by Carlini et al. 2022)."""

@@ -16,7 +16,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from memberscope.exceptions import InvalidInputError
 
@@ -43,7 +43,7 @@ HEADLINE_FPR = "0.01"
 # --------------------------------------------------------------------------------------------- the rule
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError, QueryBudgetExceededError
+
+if TYPE_CHECKING:
+    from memberscope.recipes import Recipe
 
 __all__ = ["OUTPUT_KINDS", "Target", "n_records"]
 
@@ -71,6 +74,9 @@ class Target(abc.ABC):
     classes: np.ndarray | None = None
     #: Whether repeated queries of one record can get different answers (noise drawn per query).
     stochastic: ClassVar[bool] = False
+    #: The recipe that trained the model, when known (a memberscope torch model read by
+    #: :func:`~memberscope.targets.load_target`): reference models like it come from the same recipe.
+    recipe: Recipe | None = None
 
     def __init__(self, *, query_budget: int | None = None):
         if query_budget is not None and (int(query_budget) != query_budget or query_budget < 0):

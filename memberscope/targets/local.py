@@ -76,6 +76,9 @@ class SklearnTarget(Target):
     """
 
     output_kind = "probabilities"
+    #: Known from the estimator (or ``classes``) from the start.
+    n_classes: int
+    classes: np.ndarray
 
     def __init__(self, estimator: Any, *, classes: Any = None, query_budget: int | None = None):
         super().__init__(query_budget=query_budget)

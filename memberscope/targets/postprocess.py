@@ -13,7 +13,7 @@ shadow models (:class:`~memberscope.targets.Postprocessed`), and the output-side
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,8 @@ __all__ = [
     "parse_postprocessors",
 ]
 
-POSTPROCESSORS: Registry[type[OutputPostprocessor]] = Registry("output post-processor")
+#: Post-processor classes by name; a spec's argument (``"round:2"``) is passed to the class.
+POSTPROCESSORS: Registry[Callable[..., OutputPostprocessor]] = Registry("output post-processor")
 
 
 def _check_probabilities(probs: np.ndarray) -> np.ndarray:
@@ -134,6 +135,8 @@ class LabelOnly(OutputPostprocessor):
 
 
 class _Noise(OutputPostprocessor):
+    #: The registered name, in the spec and in error messages (set by each kind of noise).
+    name: str
     stochastic = True
 
     def __init__(self, scale: float):
@@ -153,6 +156,10 @@ class _Noise(OutputPostprocessor):
         # A row whose noise zeroed every entry falls back to the uniform vector, not 0/0.
         uniform = np.full_like(probs, 1.0 / probs.shape[1])
         return np.where(total > 0, noisy / np.where(total > 0, total, 1.0), uniform)
+
+    @abstractmethod
+    def _sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Noise of shape ``shape`` at ``self.scale``, drawn from ``rng``."""
 
 
 @POSTPROCESSORS.register("gaussian")
