@@ -348,9 +348,9 @@ def train_models(
             wanted_refs = {s.index for s in refs}
             for first in range(0, len(refs_all), CHECK_MODELS):
                 chunk = refs_all[first : first + CHECK_MODELS]
-                wanted = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
-                if wanted:
-                    jobs.append((chunk, True, choice.used, wanted if len(wanted) < len(chunk) else None))
+                kept = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
+                if kept:
+                    jobs.append((chunk, True, choice.used, kept if len(kept) < len(chunk) else None))
         elif vectorized and steps_per_epoch is not None and (refs or targets):
             jobs += [([s], True, "fp32", None) for s in targets]
             batched = refs

@@ -69,9 +69,10 @@ class _FlagScope:
                 self._cond.wait()
             if not self._holders:
                 self._value = value
-                self._previous = torch.backends.mkldnn.matmul.fp32_precision
+                matmul = torch.backends.mkldnn.matmul  # type: ignore[attr-defined]  # not in torch's stubs
+                self._previous = matmul.fp32_precision
                 if self._previous != value:
-                    torch.backends.mkldnn.matmul.fp32_precision = value
+                    matmul.fp32_precision = value
             self._holders += 1
         try:
             yield
@@ -80,7 +81,7 @@ class _FlagScope:
                 self._holders -= 1
                 if not self._holders:
                     if self._previous != self._value:
-                        torch.backends.mkldnn.matmul.fp32_precision = self._previous
+                        torch.backends.mkldnn.matmul.fp32_precision = self._previous  # type: ignore[attr-defined]
                     self._value = None
                     self._cond.notify_all()
 
