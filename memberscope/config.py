@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from memberscope.exceptions import InvalidInputError
+from memberscope.training.precision import PRECISION_CHOICES
 
 __all__ = [
     "DEFAULT_FPRS",
@@ -144,6 +145,10 @@ class RunConfig:
     ``joblib.parallel_config`` decides, else one job at a time); ``ray_address`` is the Ray cluster
     for ``backend="ray"``; ``memory_budget`` (e.g. ``"2GiB"``) sizes vectorized training batches.
     None of these four changes a number in the results, only how fast and in how much memory.
+    ``precision`` is the arithmetic of vectorized reference models (default ``fp32``, the same numbers on
+    every machine; ``auto``: the fastest reduced precision that passes a check against float32 on the run's
+    first few models, else ``fp32``, so the numbers then depend on the CPU; see
+    :mod:`memberscope.engine.precision`); the target is always float32.
     """
 
     kind: ClassVar[str] = "run"
@@ -172,6 +177,7 @@ class RunConfig:
     backend: str | None = None
     ray_address: str | None = None
     memory_budget: str | None = None
+    precision: str = "fp32"
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "dataset": [STRING],
@@ -203,6 +209,7 @@ class RunConfig:
         "backend": [NONE, Options(lambda: _backends())],
         "ray_address": [NONE, STRING],
         "memory_budget": [NONE, Satisfies(lambda v: _parse_bytes(v) > 0, "a size such as '2GiB' or 1000000")],
+        "precision": [Options(PRECISION_CHOICES)],
     }
 
     def __post_init__(self) -> None:

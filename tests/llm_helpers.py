@@ -44,14 +44,17 @@ def bert_tokenizer():
     )
 
 
-def make_tiny_bert(path: Path, *, head: str = "BertForMaskedLM", seed: int = 0, tokenizer: bool = True) -> Path:
-    """Save a random-init 2-layer BERT (d=32, 64 positions) with the given head class, and its tokenizer."""
+def make_tiny_bert(
+    path: Path, *, head: str = "BertForMaskedLM", seed: int = 0, tokenizer: bool = True, **config: object
+) -> Path:
+    """Save a random-init 2-layer BERT (d=32, 64 positions) with the given head class, and its tokenizer;
+    ``config`` adds to the ``BertConfig`` (e.g. ``id2label`` for a classifier)."""
     import torch
     import transformers
 
     fast = bert_tokenizer()
     torch.manual_seed(seed)
-    config = transformers.BertConfig(
+    bert_config = transformers.BertConfig(
         vocab_size=len(fast),
         hidden_size=32,
         num_hidden_layers=2,
@@ -59,8 +62,9 @@ def make_tiny_bert(path: Path, *, head: str = "BertForMaskedLM", seed: int = 0, 
         intermediate_size=64,
         max_position_embeddings=64,
         pad_token_id=fast.pad_token_id,
+        **config,
     )
-    model = getattr(transformers, head)(config)
+    model = getattr(transformers, head)(bert_config)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))
     if tokenizer:
@@ -141,3 +145,14 @@ def small_setting(tmp_path_factory, architecture: str = "gpt2"):
         cache = tmp_path_factory.getbasetemp() / "llm-small-settings"
         _SETTINGS[architecture] = build_demo_setting(small_config(architecture), cache_dir=cache)
     return _SETTINGS[architecture]
+
+
+def small_classifier_setting(tmp_path_factory):
+    """The small BERT demo base fine-tuned as a text classifier on labelled fortunes, built once per test session."""
+    from memberscope.llm.classifier_demo import ClassifierDemoConfig, build_classifier_setting
+
+    if "classifier" not in _SETTINGS:
+        cache = tmp_path_factory.getbasetemp() / "llm-small-settings"
+        config = ClassifierDemoConfig(base=small_config("bert"), epochs=30, learning_rate=1e-3, max_length=48)
+        _SETTINGS["classifier"] = build_classifier_setting(config, cache_dir=cache)
+    return _SETTINGS["classifier"]

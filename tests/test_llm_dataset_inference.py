@@ -155,7 +155,7 @@ def test_cli_writes_results_and_refuses_too_few_texts(demo, tmp_path, capsys):
     assert r["counts"]["test"]["suspect"] + r["counts"]["fit"]["suspect"] == n // 2
     assert [w for w in r["warnings"] if w.startswith(f"only {n // 2} suspect texts")]
     assert "p = " in stdout and (out / "features.csv").is_file()
-    assert "Dataset inference: " in (out / "report.html").read_text()  # written by default, like every command's
+    assert r["verdict"][1:] in (out / "report.html").read_text()  # written by default, like every command's
     (tmp_path / "few.txt").write_text("\n".join(demo.members[: MIN_TEXTS - 1]) + "\n")
     code, _, stderr = run_cli(
         "dataset-inference", "--model", str(demo.target_dir), "--suspect", str(tmp_path / "few.txt"),
@@ -184,3 +184,40 @@ def test_sets_that_differ_without_the_model_are_flagged(demo):
     ).results  # fmt: skip
     assert r["validity"]["baseline_auc_ci"][0] > 0.5
     assert [w for w in r["warnings"] if "separates suspect from validation texts" in w and "not training" in w]
+
+
+@fortunes
+def test_report_renders_a_dataset_inference_run(demo, tmp_path, capsys):
+    """`memberscope report DIR` (HTML and Markdown) shows the verdict, p-value, statistic, counts, the recommended
+    number of texts and the warnings; an inconclusive run says so, and a validity failure is an alarm."""
+    from memberscope.llm.dataset_inference import WEAK_LEAK_SUSPECT_TEXTS, _verdict
+
+    n = RECOMMENDED_SUSPECT_TEXTS
+    result = dataset_inference(
+        model=demo.target_dir, suspect=demo.members[: n // 2], validation=demo.nonmembers[:n],
+        features=["loss", "zlib", "min-k@0.2"], max_length=demo.config.context, n_bootstrap=100,
+    )  # fmt: skip
+    out = tmp_path / "di"
+    result.write(out)
+    r = result.results
+    assert run_cli("report", str(out), capsys=capsys)[0] == 0
+    assert run_cli("report", str(out), "--format", "md", capsys=capsys)[0] == 0
+    html, md = (out / "report.html").read_text(), (out / "summary.md").read_text()
+    assert md.startswith("## memberscope dataset inference\n\n" + r["verdict"][:1].upper() + r["verdict"][1:])
+    for text in (md, html):
+        assert f"{r['p_value']:.3g}" in text and f"t = {r['statistic']:.3f}" in text
+        assert f"{n // 2} suspect, {n} validation" in text and f"needed {WEAK_LEAK_SUSPECT_TEXTS}" in text
+        assert f"at least {n} suspect texts" in text
+        assert f"only {n // 2} suspect texts" in text  # the run's power warning
+    assert "Aggregation weights" in html and "<td>min-k@0.2</td>" in html and "holds no attack metrics" not in html
+    # An inconclusive result reads as inconclusive, with the advice to gather more texts.
+    calm = {**r, "p_value": 0.41, "test": {**r["test"], "p_value": 0.41, "significant": False}}
+    calm["verdict"] = _verdict(calm["test"], n // 2, shifted=False)
+    calm["validity"] = {**r["validity"], "warning": "a bag-of-words classifier separates them"}
+    (out / "results.json").write_text(json.dumps(calm))
+    assert run_cli("report", str(out), "--format", "md", capsys=capsys)[0] == 0
+    assert run_cli("report", str(out), capsys=capsys)[0] == 0
+    md, html = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    assert "Inconclusive: p = 0.41" in md and "Inconclusive is not evidence that the set was unused" in md
+    assert "**⚠ WARNING:** Dataset inference validity: a bag-of-words classifier separates them" in md
+    assert "not training</h2>" in html and "not significant" in md

@@ -66,19 +66,32 @@ def test_loky_workers_train_and_cache_the_same_models(in_process, tmp_path):
 
 
 def test_vectorized_batches_under_a_memory_budget_equal_one_batch():
-    common = dict(ARGS, train_mode="vectorized", use_cache=False)
+    common = dict(ARGS, train_mode="vectorized", use_cache=False, precision="fp32")
     recipe = create_recipe("mlp", **ARGS["model_params"])
     # digits: a 1,348-record pool, 674 records per reference model, ceil(674 / 128) = 6 steps per epoch.
     per_model = vectorized_bytes_per_model(recipe, feature_shape=(1, 8, 8), n_classes=10, n_steps=6 * 8)
     one = run_audit(AuditConfig(**common), progress=False)
     split = run_audit(AuditConfig(**common, memory_budget=str(2 * per_model + 1)), progress=False)
-    assert one.results["timings"]["vectorized_batches"] == 1
-    assert split.results["timings"]["vectorized_batches"] == 2
+    assert one.results["timings"]["vectorized_batches"] == 2  # the target's own batch and the 4 references
+    assert split.results["timings"]["vectorized_batches"] == 3  # the target's, and references 2 per batch
     for name, score in one.scores.items():
         np.testing.assert_array_equal(split.scores[name], score)
     threads = run_audit(AuditConfig(**common, n_jobs=2, backend="threading"), progress=False)
-    assert threads.results["timings"]["vectorized_batches"] == 2  # one batch per worker
+    assert threads.results["timings"]["vectorized_batches"] == 3  # the target's, and one batch per worker
     np.testing.assert_array_equal(threads.scores["lira-online"], one.scores["lira-online"])
+
+
+def test_reduced_precision_references_do_not_depend_on_workers_or_memory():
+    """bfloat16 kernels round differently for different batch sizes, so reduced-precision references are trained in
+    fixed chunks of four (the check's): the same numbers whatever the memory budget or the workers."""
+    common = dict(ARGS, reference_models=6, train_mode="vectorized", use_cache=False, precision="bf16")
+    one = run_audit(AuditConfig(**common), progress=False)
+    assert one.results["reference_models"]["precision"]["used"] == "bf16"
+    assert one.results["timings"]["vectorized_batches"] == 2  # the target alone, references 5-6 (1-4: the check)
+    with one_torch_thread():
+        threads = run_audit(AuditConfig(**common, n_jobs=2, backend="threading", memory_budget="1MiB"), progress=False)
+    for name, score in one.scores.items():
+        np.testing.assert_array_equal(threads.scores[name], score)
 
 
 def test_plan_jobs_and_memory_sizes():

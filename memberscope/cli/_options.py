@@ -73,6 +73,12 @@ RAY_ADDRESS = typer.Option(
 MEMORY_BUDGET = typer.Option(
     None, help="Memory for vectorized training batches, e.g. 2GiB; reference models are split to fit."
 )
+PRECISION = typer.Option(
+    None,
+    help="Arithmetic of vectorized reference models: fp32 (default: the same numbers on every machine), auto "
+    "(the fastest that passes a check against fp32 on the first models; numbers then depend on the CPU), "
+    "bf16-matmul or bf16. The target is always fp32.",
+)
 CACHE_DIR = typer.Option(None, help="Where trained models and outputs are cached.")
 NO_CACHE = typer.Option(False, "--no-cache", help="Do not read or write the model cache.")
 PROGRESS = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal).")

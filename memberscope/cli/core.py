@@ -68,6 +68,7 @@ def audit(
     backend: str | None = opt.BACKEND,
     ray_address: str | None = opt.RAY_ADDRESS,
     memory_budget: str | None = opt.MEMORY_BUDGET,
+    precision: str | None = opt.PRECISION,
     out: Path | None = typer.Option(
         None, help="Output directory for results.json, scores.csv, roc.png and report.html."
     ),
@@ -116,6 +117,7 @@ def audit(
         backend=backend,
         ray_address=ray_address,
         memory_budget=memory_budget,
+        precision=precision,
         model_name=model_name,
         model_version=model_version,
         one_run_canaries=one_run_canaries,

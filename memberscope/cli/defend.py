@@ -156,6 +156,7 @@ def defend(
     backend: str | None = opt.BACKEND,
     ray_address: str | None = opt.RAY_ADDRESS,
     memory_budget: str | None = opt.MEMORY_BUDGET,
+    precision: str | None = opt.PRECISION,
     cache_dir: str | None = opt.CACHE_DIR,
     no_cache: bool = opt.NO_CACHE,
     out: Path = typer.Option(Path("runs/defend"), help="Output directory (results.json, frontier.png, report.html)."),
@@ -194,6 +195,7 @@ def defend(
         backend=backend,
         ray_address=ray_address,
         memory_budget=memory_budget,
+        precision=precision,
         cache_dir=cache_dir,
         no_cache=no_cache,
     )

@@ -1,5 +1,6 @@
-"""Language-model commands: llm-audit (a user's local HF model), llm-demo (the self-contained setting) and
-dataset-inference (was this set of texts in the training data?)."""
+"""Language-model commands: llm-audit (a user's local HF model or an LLM endpoint), llm-demo (the self-contained
+setting), dataset-inference (was this set of texts in the training data?) and text-audit (a fine-tuned text
+classifier, audited like any classifier)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import typer
 
+from memberscope.cli import _options as opt
 from memberscope.cli._app import app, console, parse_params
+from memberscope.cli.redteam import _API_KEY, _RATE, _RETRIES  # the red team's key, retry and rate options
 from memberscope.exceptions import InvalidInputError
 
 
@@ -93,16 +96,60 @@ def _attack_list(attacks: str | None) -> list[str] | None:
     return names
 
 
+_ENDPOINT = typer.Option(
+    None,
+    "--endpoint",
+    help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
+    "logprobs; other servers with --request-template and --logprobs-path).",
+)
+_ENDPOINT_MODEL = typer.Option(
+    None, "--endpoint-model", help="The 'model' field of OpenAI requests (the served model's name)."
+)
+_MAX_TOKENS = typer.Option(
+    0, "--max-tokens", help="max_tokens of OpenAI requests: 0, or 1 for servers that refuse 0 (cut off again)."
+)
+_REQUEST_TEMPLATE = typer.Option(
+    None, "--request-template", help='Another server\'s JSON request body with "$records" (or "$record").'
+)
+_ANSWERS_PATH = typer.Option(
+    None, "--output-path", help="With --request-template: JSON path to the per-text answers (default: choices)."
+)
+_LOGPROBS_PATH = typer.Option(
+    None, "--logprobs-path", help="With --request-template: JSON path, in one answer, to its token log-probs."
+)
+_TOKENS_PATH = typer.Option(
+    None, "--tokens-path", help="With --request-template: JSON path, in one answer, to its tokens (recorded)."
+)
+_TIMEOUT = typer.Option(60.0, "--timeout", help="Seconds per request.")
+_QUERY_BUDGET = typer.Option(
+    None, "--query-budget", help="Most texts to send to the endpoint (the lowercase attack sends each twice)."
+)
+_BATCH_SIZE = typer.Option(8, "--batch-size", help="Texts per request to the endpoint.")
+
+
 @app.command("llm-audit")
 def llm_audit(
-    model: Path = typer.Option(
-        ..., "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
-    ),
     members: Path = typer.Option(
         ..., "--members", help="Texts the model trained on: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
     ),
     nonmembers: Path = typer.Option(..., "--nonmembers", help="Texts it did not train on, from the same distribution."),
     out: Path = typer.Option(..., "--out", help="Output directory for results.json, scores.csv, roc.png."),
+    model: str | None = typer.Option(
+        None, "--model", help="Local directory of a Hugging Face causal or masked LM (its config says which)."
+    ),
+    endpoint: str | None = _ENDPOINT,
+    endpoint_model: str | None = _ENDPOINT_MODEL,
+    max_tokens: int = _MAX_TOKENS,
+    request_template: str | None = _REQUEST_TEMPLATE,
+    output_path: str | None = _ANSWERS_PATH,
+    logprobs_path: str | None = _LOGPROBS_PATH,
+    tokens_path: str | None = _TOKENS_PATH,
+    api_key_env: str | None = _API_KEY,
+    timeout: float = _TIMEOUT,
+    max_retries: int = _RETRIES,
+    query_budget: int | None = _QUERY_BUDGET,
+    rate: float | None = _RATE,
+    batch_size: int = _BATCH_SIZE,
     reference_model: Path | None = typer.Option(
         None, "--reference-model", help="Local directory of a reference LM (e.g. the base model before fine-tuning)."
     ),
@@ -125,11 +172,28 @@ def llm_audit(
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
 ) -> None:
-    """Audit a local causal or masked language model with token-level membership attacks."""
+    """Audit a causal or masked language model (a local folder or an LLM API) with token-level membership attacks."""
     from memberscope.llm.audit import audit_llm, read_texts
 
     _set_threads(threads)
-    _check_model_dir(model)
+    target = _lm_target(
+        model,
+        endpoint,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        request_template=request_template,
+        model_name=endpoint_model,
+        max_tokens=max_tokens,
+        output_path=output_path,
+        logprobs_path=logprobs_path,
+        tokens_path=tokens_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate_limit=rate,
+        batch_size=batch_size,
+    )
     if reference_model is not None and not reference_model.is_dir():
         raise InvalidInputError(
             f"--reference-model {str(reference_model)!r} is not a directory; expected a save_pretrained folder"
@@ -141,20 +205,88 @@ def llm_audit(
         if not sep or not dot or not attack or not name:
             raise InvalidInputError(f"--attack-param {item!r} must be ATTACK.KEY=VALUE, e.g. min-k.k=0.1")
         params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
-    result = audit_llm(
-        model=model,
-        members=read_texts(members, what="members", text_column=text_column),
-        nonmembers=read_texts(nonmembers, what="non-members", text_column=text_column),
-        reference_model=reference_model,
-        attacks=_attack_list(attacks),
-        attack_params=params,
-        seed=seed,
-        max_length=max_length,
-        n_bootstrap=n_bootstrap,
-        tokenizer=tokenizer,
-        reference_tokenizer=reference_tokenizer,
-    )
+    member_texts = read_texts(members, what="members", text_column=text_column)
+    nonmember_texts = read_texts(nonmembers, what="non-members", text_column=text_column)
+    with _saving_server_tokens(target, out):
+        result = audit_llm(
+            model=target,
+            members=member_texts,
+            nonmembers=nonmember_texts,
+            reference_model=reference_model,
+            attacks=_attack_list(attacks),
+            attack_params=params,
+            seed=seed,
+            max_length=max_length,
+            n_bootstrap=n_bootstrap,
+            tokenizer=tokenizer,
+            reference_tokenizer=reference_tokenizer,
+        )
+    if endpoint is not None:
+        result.results.sections["llm"]["endpoint"]["tokens_file"] = "tokens.jsonl"
     _finish(result, out, report=not no_report)
+
+
+def _lm_target(
+    model: str | None, endpoint: str | None, *, max_length: int, tokenizer: Path | None, **endpoint_options: Any
+) -> Any:
+    """The model a command scores with: the ``--model`` folder (checked) or the ``--endpoint`` API.
+
+    Raises InvalidInputError for neither or both, a URL given as ``--model``, a missing folder, and ``--max-length``
+    or ``--tokenizer`` given with an endpoint (its server tokenizes whole texts).
+    """
+    if (model is None) == (endpoint is None):
+        raise InvalidInputError("give the model: --model DIR (a local folder) or --endpoint URL (an API)")
+    if model is not None:
+        if model.startswith(("http://", "https://")):
+            raise InvalidInputError(f"--model {model!r} is a URL; audit an LLM API with --endpoint {model}")
+        _check_model_dir(Path(model))
+        return Path(model)
+    if max_length != 128 or tokenizer is not None:
+        raise InvalidInputError(
+            "--max-length and --tokenizer apply to a local model; an endpoint's server tokenizes whole texts itself"
+        )
+    return _endpoint(str(endpoint), **endpoint_options)
+
+
+def _endpoint(url: str, *, request_template: str | None, **options: Any):
+    """The :class:`~memberscope.llm.endpoint.EndpointLanguageModel` the endpoint options describe."""
+    import json
+
+    from memberscope.llm.endpoint import EndpointLanguageModel
+
+    template = None
+    if request_template is not None:
+        try:
+            template = json.loads(request_template)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--request-template {request_template!r} is not JSON: {exc}") from None
+    return EndpointLanguageModel(url, request_template=template, **options)
+
+
+def _saving_server_tokens(target: Any, out: Path):
+    """Context: an endpoint's returned tokens go to ``out/tokens.jsonl`` on success and on a target error (the
+    error message then says how many texts were answered and where they are)."""
+    from contextlib import contextmanager
+
+    from memberscope.exceptions import TargetError
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except TargetError as exc:
+            if getattr(target, "returned", None):
+                path = target.write_returned(out / "tokens.jsonl")
+                exc.args = (f"{exc.args[0]} (what the server returned for {len(target.returned)} texts is in {path})",)
+            raise
+        else:
+            if hasattr(target, "write_returned"):
+                target.write_returned(out / "tokens.jsonl")
+        finally:
+            if hasattr(target, "close"):
+                target.close()
+
+    return guard()
 
 
 def _check_model_dir(model: Path) -> None:
@@ -204,7 +336,9 @@ def llm_demo(
 
 @app.command("dataset-inference")
 def dataset_inference_command(
-    model: Path = typer.Option(..., "--model", help="Local directory of a Hugging Face causal or masked LM."),
+    model: str | None = typer.Option(
+        None, "--model", help="Local directory of a Hugging Face causal or masked LM (or --endpoint)."
+    ),
     suspect: Path = typer.Option(
         ..., "--suspect", help="The texts asked about: .txt (one per line), .jsonl, .csv, .tsv or .parquet."
     ),
@@ -225,25 +359,63 @@ def dataset_inference_command(
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the validity guard's CI."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    endpoint: str | None = _ENDPOINT,
+    endpoint_model: str | None = _ENDPOINT_MODEL,
+    max_tokens: int = _MAX_TOKENS,
+    request_template: str | None = _REQUEST_TEMPLATE,
+    output_path: str | None = _ANSWERS_PATH,
+    logprobs_path: str | None = _LOGPROBS_PATH,
+    tokens_path: str | None = _TOKENS_PATH,
+    api_key_env: str | None = _API_KEY,
+    timeout: float = _TIMEOUT,
+    max_retries: int = _RETRIES,
+    query_budget: int | None = _QUERY_BUDGET,
+    rate: float | None = _RATE,
+    batch_size: int = _BATCH_SIZE,
 ) -> None:
-    """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value."""
+    """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value.
+
+    With --endpoint, the features come from an LLM API (Min-K%++ is left out: an API does not return the whole
+    vocabulary's log-probabilities); what the server returned is kept in tokens.jsonl."""
     from memberscope.llm.dataset_inference import dataset_inference
     from memberscope.llm.texts import read_texts
 
     _set_threads(threads)
-    _check_model_dir(model)
-    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
-    result = dataset_inference(
-        model=model,
-        suspect=read_texts(suspect, what="suspect", text_column=text_column),
-        validation=read_texts(validation, what="validation", text_column=text_column),
-        features=names,
-        alpha=alpha,
-        seed=seed,
+    target = _lm_target(
+        model,
+        endpoint,
         max_length=max_length,
         tokenizer=tokenizer,
-        n_bootstrap=n_bootstrap,
+        request_template=request_template,
+        model_name=endpoint_model,
+        max_tokens=max_tokens,
+        output_path=output_path,
+        logprobs_path=logprobs_path,
+        tokens_path=tokens_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_retries=max_retries,
+        query_budget=query_budget,
+        rate_limit=rate,
+        batch_size=batch_size,
     )
+    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    suspect_texts = read_texts(suspect, what="suspect", text_column=text_column)
+    validation_texts = read_texts(validation, what="validation", text_column=text_column)
+    with _saving_server_tokens(target, out):
+        result = dataset_inference(
+            model=target,
+            suspect=suspect_texts,
+            validation=validation_texts,
+            features=names,
+            alpha=alpha,
+            seed=seed,
+            max_length=max_length,
+            tokenizer=tokenizer,
+            n_bootstrap=n_bootstrap,
+        )
+    if endpoint is not None:
+        result.results["model"]["endpoint"]["tokens_file"] = "tokens.jsonl"
     r = result.results
     out_console = console()
     c = r["counts"]
@@ -266,3 +438,105 @@ def dataset_inference_command(
 
         paths["report"] = str(write_html(out))
     out_console.print(f"wrote {', '.join(paths.values())}")
+
+
+@app.command("text-audit")
+def text_audit(
+    model: Path = typer.Option(
+        ..., "--model", help="Local directory of a Hugging Face text classifier (…ForSequenceClassification)."
+    ),
+    members: Path = typer.Option(
+        ..., "--members", help="Texts the model trained on, with their labels: .csv, .tsv, .parquet or .jsonl."
+    ),
+    nonmembers: Path = typer.Option(..., "--nonmembers", help="Labelled texts it did not train on, same distribution."),
+    population: Path | None = typer.Option(
+        None,
+        "--population",
+        help="More labelled texts no model trained on (default: a quarter of the non-members when RMIA runs).",
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column (JSONL field) of the text (default: text)."
+    ),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="Column (JSONL field) of the label, a class name or index (default: label)."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column of record ids for the outputs (default: FILE:ROW)."
+    ),
+    base_model: Path | None = typer.Option(
+        None, "--base-model", help="The pre-trained folder the classifier was fine-tuned from (for -k > 0)."
+    ),
+    reference_models: int | None = typer.Option(
+        None, "--reference-models", "-k", help="Reference fine-tunes of --base-model (LiRA, RMIA, shadow); default 0."
+    ),
+    model_param: list[str] = typer.Option(
+        [], "--model-param", help="Reference fine-tuning KEY=VALUE: epochs, learning_rate, batch_size, weight_decay."
+    ),
+    targets: int | None = opt.TARGETS,
+    attacks: str | None = opt.ATTACKS,
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per text (longer texts are cut)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
+    seed: int | None = opt.SEED,
+    fpr: str | None = opt.FPR,
+    n_bootstrap: int | None = opt.N_BOOTSTRAP,
+    cache_dir: str | None = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
+    n_jobs: int | None = opt.N_JOBS,
+    out: Path | None = typer.Option(
+        None, help="Output directory for results.json, scores.csv, roc.png and report.html."
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    db: Path | None = typer.Option(None, "--db", help="Run-history SQLite file (default: user data dir)."),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Name of the audited model, to compare its versions in `memberscope history`."
+    ),
+    model_version: str | None = typer.Option(None, "--model-version", help="Version of the audited model."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    progress: bool | None = opt.PROGRESS,
+) -> None:
+    """Audit a fine-tuned text classifier like any classifier: loss, confidence, ...; LiRA/RMIA with -k > 0."""
+    from memberscope.cli.core import finish as finish_audit
+    from memberscope.llm.text_audit import audit_text_classifier
+    from memberscope.llm.texts import read_labelled_texts
+
+    _set_threads(threads)
+    _check_model_dir(model)
+    if base_model is not None and not base_model.is_dir():
+        raise InvalidInputError(
+            f"--base-model {str(base_model)!r} is not a directory; expected a save_pretrained folder"
+        )
+    columns = {"text_column": text_column, "label_column": label_column, "id_column": id_column}
+    parts = {
+        what: read_labelled_texts(path, what=what, **columns)
+        for what, path in (("members", members), ("non-members", nonmembers), ("population", population))
+        if path is not None
+    }
+    values = opt.run_values(
+        model_param=[],
+        fpr=fpr,
+        no_cache=no_cache,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        targets=targets,
+        model_name=model_name,
+        model_version=model_version,
+    )
+    result = audit_text_classifier(
+        model,
+        members=parts["members"],
+        nonmembers=parts["non-members"],
+        population=parts.get("population"),
+        base_model=base_model,
+        reference_models=reference_models or 0,
+        finetune=parse_params(model_param, "--model-param"),
+        max_length=max_length,
+        tokenizer=tokenizer,
+        attacks=attacks,
+        dataset_name=members.stem,
+        progress=progress,
+        out=None if out is None else str(out),
+        **values,
+    )
+    finish_audit(result, out, report=not no_report, db=db)

@@ -32,6 +32,8 @@ def _http_target(
     answer_confidence: str | None = None,
     feature_names: list[str] | None = None,
 ):
+    from urllib.parse import urlsplit
+
     from memberscope.targets import HttpTarget
     from memberscope.targets.wire import AnswerFields
 
@@ -40,6 +42,12 @@ def _http_target(
     fields = AnswerFields(answer_label, answer_confidence) if answer_label is not None else None
     names = [c.strip() for c in classes.split(",")] if classes else None
 
+    if request_template is None and urlsplit(url).path.rstrip("/").endswith("/completions"):
+        raise InvalidInputError(
+            f"{url} looks like an LLM completions API, and recon/attack send numeric records to a classifier's "
+            f"prediction endpoint; audit the language model behind it with: memberscope llm-audit --endpoint {url} "
+            "(or give --request-template if this really is a classifier)"
+        )
     template = None
     if request_template is not None:
         try:

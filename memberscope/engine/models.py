@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from dataclasses import dataclass
 
@@ -11,6 +13,7 @@ from memberscope.cache import ArtifactCache, hash_array, make_key
 from memberscope.queries import model_outputs
 from memberscope.recipes import Recipe
 from memberscope.targets import Target
+from memberscope.training.precision import precision_scope
 
 __all__ = ["ModelRun", "cache_keys", "feature_shape", "outputs_for_model", "take"]
 
@@ -48,8 +51,14 @@ def cache_keys(
     eval_indices: np.ndarray,
     seed: int,
     queries: str,
+    precision: str = "fp32",
 ) -> tuple[str, str]:
-    """``(model_key, output_key)``: what identifies a trained model and its outputs in the cache."""
+    """``(model_key, output_key)``: what identifies a trained model and its outputs in the cache.
+
+    A model trained in reduced ``precision`` (:mod:`memberscope.training.precision`) has its own keys; float32
+    models keep the keys they had before precisions existed.
+    """
+    extra = {} if precision == "fp32" else {"precision": precision}
     model_key = make_key(
         role="model",
         recipe=recipe.config(),
@@ -57,6 +66,7 @@ def cache_keys(
         data=data_fingerprint,
         train=hash_array(np.asarray(train_indices, dtype=np.int64)),
         seed=seed,
+        **extra,
     )
     output_key = make_key(
         role="outputs", model=model_key, eval=hash_array(np.asarray(eval_indices, dtype=np.int64)), queries=queries
@@ -80,13 +90,15 @@ def outputs_for_model(
     model: Target | None = None,
     pretrained: tuple[Target, float] | None = None,
     keep_model: bool = False,
+    precision: str = "fp32",
 ) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
 
     Outputs come from the cache when present; otherwise the model comes from the cache or is
     trained, and both are stored. A given ``model`` (a user's own target) is used as is.
     ``pretrained`` is ``(model, seconds)`` for a model just trained elsewhere (in a vectorized
-    batch): it is stored and counted as trained instead of training again.
+    batch): it is stored and counted as trained instead of training again. ``precision`` is the arithmetic it
+    was trained in (part of the cache keys; a model trained here is always float32).
     """
     model_key, output_key = cache_keys(
         recipe=recipe,
@@ -95,6 +107,7 @@ def outputs_for_model(
         eval_indices=eval_indices,
         seed=seed,
         queries=queries,
+        precision=precision,
     )
     timing = {"train": 0.0, "trained": False}
     kept: list[Target] = []
@@ -118,7 +131,9 @@ def outputs_for_model(
         return kept[0]
 
     def compute() -> np.ndarray:
-        return model_outputs(fitted(), take(X, eval_indices), queries).astype(np.float32)
+        # Float32 products even while another thread trains with bfloat16 ones (a process-wide torch flag).
+        with precision_scope("fp32") if "torch" in sys.modules else contextlib.nullcontext():
+            return model_outputs(fitted(), take(X, eval_indices), queries).astype(np.float32)
 
     if model is not None:
         logits = model_outputs(model, take(X, eval_indices), queries).astype(np.float32)

@@ -309,7 +309,7 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
         ),
         game=game,
         target=target_info,
-        reference_models=_reference_summary(refs),
+        reference_models={**_reference_summary(refs), "precision": trained.precision},
         attacks=attacks,
         timings={
             "training_seconds": round(train_seconds, 3),

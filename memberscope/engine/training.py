@@ -5,7 +5,13 @@ Each job trains its models, writes each model and its outputs to the cache atomi
 returns the outputs; the driver copies each model's outputs into one on-disk array as they
 arrive, so reference outputs are never all held in memory as separate arrays. Which worker ran a
 job never changes a model: each one depends only on its seed, its training records and the
-recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run).
+recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run, and the precision).
+
+In vectorized mode the target (when memberscope trains it) is trained by the same vectorized loop as the
+references, with the same steps per epoch, in a batch of its own: the matrix-product kernels round differently
+for different batch sizes (to about 1e-8), so a target inside a reference batch, whose size follows the memory
+budget and the workers, would change with them. Reference models may be trained in reduced precision once
+:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from memberscope.cache import ArtifactCache
 from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
+from memberscope.engine.precision import CHECK_MODELS
 from memberscope.game import derive_seed
 
 if TYPE_CHECKING:
@@ -66,6 +73,7 @@ class TrainedRuns:
     warnings: list[str] = field(default_factory=list)
     n_jobs: int = 1
     n_batches: int = 0
+    precision: dict[str, Any] = field(default_factory=lambda: {"requested": "fp32", "used": "fp32", "checks": []})
 
 
 def _run_job(
@@ -82,8 +90,14 @@ def _run_job(
     steps_per_epoch: int | None,
     progress: Callable[[], None] | None = None,
     keep_models: bool = False,
+    precision: str = "fp32",
+    wanted: frozenset[tuple[str, int]] | None = None,
 ) -> list[tuple[str, int, ModelRun]]:
-    """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``."""
+    """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``.
+
+    ``precision`` is the vectorized batch's arithmetic (float32 for a sequential job); ``wanted`` (role, index)
+    pairs, when given, are the only models whose outputs are computed and returned (the others only complete a
+    batch whose size the models' numbers depend on)."""
     if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
         import ray
 
@@ -114,6 +128,7 @@ def _run_job(
             n_classes=n_classes,
             steps_per_epoch=steps_per_epoch,
             progress=progress,
+            precision=precision,
         )
         models = [recipe.model(t, n_classes=n_classes) for t in trained]
         share = (time.perf_counter() - start) / max(len(specs), 1)
@@ -129,9 +144,11 @@ def _run_job(
                 progress=progress,
                 pretrained=pretrained.get(i),
                 keep_model=keep_models or s.role == "target",  # the target's privacy accounting is reported
+                precision=precision,
             ),
         )
         for i, s in enumerate(specs)
+        if wanted is None or (s.role, s.index) in wanted
     ]
 
 
@@ -206,7 +223,7 @@ def train_models(
         for k in range(game.n_reference)
     ]
 
-    def is_cached(spec: ModelSpec) -> bool:
+    def is_cached(spec: ModelSpec, precision: str = "fp32") -> bool:
         model_key, output_key = cache_keys(
             recipe=recipe,
             data_fingerprint=fingerprint,
@@ -214,6 +231,7 @@ def train_models(
             eval_indices=eval_idx,
             seed=spec.seed,
             queries=config.queries,
+            precision=precision,
         )
         return cache.has("outputs", output_key) or cache.has("models", model_key)
 
@@ -270,23 +288,72 @@ def train_models(
             ),
         )
         specs = specs[1:]
-    todo = [s for s in specs if not is_cached(s)]
-    for spec in (s for s in specs if is_cached(s)):
+    steps_per_epoch = None
+    if vectorized and game.n_reference:
+        steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
+    refs_all = [s for s in specs if s.role == "reference"]
+    choice, checked_specs = _choose_precision(
+        config, recipe, dataset, refs_all, eval_idx, vectorized, steps_per_epoch, is_cached
+    )
+    run_warnings += choice.warnings
+
+    def precision_of(spec: ModelSpec) -> str:
+        return choice.used if spec.role == "reference" else "fp32"
+
+    todo = [s for s in specs if not is_cached(s, precision_of(s))]
+    for spec in (s for s in specs if is_cached(s, precision_of(s))):
         for role, index, run in _run_job(
-            [spec], data=(dataset.X, dataset.y), vectorized=False, steps_per_epoch=None, **job_kwargs
+            [spec],
+            data=(dataset.X, dataset.y),
+            vectorized=False,
+            steps_per_epoch=None,
+            precision=precision_of(spec),
+            **job_kwargs,
         ):
             collect(role, index, run)
+    # The models the precision check trained in the chosen precision are the run's first reference models.
+    checked = {s.index: m for s, m in zip(checked_specs, choice.trained, strict=False)}
+    checked = {i: m for i, m in checked.items() if any(s.role == "reference" and s.index == i for s in todo)}
+    seconds = sum(c.seconds for c in choice.checks) / max(len(checked), 1)
+    for spec in [s for s in todo if s.role == "reference" and s.index in checked]:
+        collect(
+            "reference",
+            spec.index,
+            outputs_for_model(
+                **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
+                X=dataset.X,
+                y=dataset.y,
+                cache=cache,
+                train_indices=spec.train_indices,
+                seed=spec.seed,
+                pretrained=(checked[spec.index], seconds),
+                keep_model=keep_models,
+                precision=choice.used,
+            ),
+        )
+    todo = [s for s in todo if not (s.role == "reference" and s.index in checked)]
 
-    # 2. The rest as jobs: one per model, or vectorized batches (the target always trains alone, like sequentially).
+    # 2. The rest as jobs: one per model, or vectorized batches (the target a float32 batch of its own).
     # (No cluster is started or joined when every model came from the cache.)
     context = backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address)
     with context if todo else contextlib.nullcontext():
         n_workers = max(1, min(joblib.effective_n_jobs(None), len(todo) or 1))
-        jobs: list[tuple[list[ModelSpec], bool]] = [([s], False) for s in todo if s.role == "target"]
+        targets = [s for s in todo if s.role == "target"]
         refs = [s for s in todo if s.role == "reference"]
-        steps_per_epoch = None
-        if vectorized and refs:
-            steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
+        jobs: list[tuple[list[ModelSpec], bool, str, frozenset | None]] = []
+        if vectorized and steps_per_epoch is not None and choice.used != "fp32":
+            # bfloat16 kernels round differently for different batch sizes: reduced-precision references are always
+            # trained in the fixed chunks of CHECK_MODELS the check trained first, whatever the workers or memory.
+            jobs += [([s], True, "fp32", None) for s in targets]
+            wanted_refs = {s.index for s in refs}
+            for first in range(0, len(refs_all), CHECK_MODELS):
+                chunk = refs_all[first : first + CHECK_MODELS]
+                kept = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
+                if kept:
+                    jobs.append((chunk, True, choice.used, kept if len(kept) < len(chunk) else None))
+        elif vectorized and steps_per_epoch is not None and (refs or targets):
+            jobs += [([s], True, "fp32", None) for s in targets]
+            batched = refs
             budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
             per_model = vectorized_bytes_per_model(
                 recipe,
@@ -295,15 +362,15 @@ def train_models(
                 n_steps=steps_per_epoch * recipe.epochs,
             )
             start = 0
-            for size in plan_jobs(len(refs), per_model_bytes=per_model, budget=budget, n_workers=n_workers):
-                jobs.append((refs[start : start + size], True))
+            for size in plan_jobs(len(batched), per_model_bytes=per_model, budget=budget, n_workers=n_workers):
+                jobs.append((batched[start : start + size], True, "fp32", None))
                 start += size
         else:
-            jobs += [([s], False) for s in refs]
-        n_batches = sum(1 for _, vec in jobs if vec)
+            jobs += [([s], False, "fp32", None) for s in targets + refs]
+        n_batches = sum(1 for _, vec, _, _ in jobs if vec)
         if n_workers == 1:
-            for job, vec in jobs:
-                what = f"{len(job)} reference models (vectorized)" if vec else _describe(job[0])
+            for job, vec, precision, wanted in jobs:
+                what = f"{len(job)} models (vectorized, {precision})" if vec else _describe(job[0])
                 bars.update(models_task, description=what)
                 bars.reset(epoch_task, total=epochs, visible=True)
                 for result in _run_job(
@@ -312,6 +379,8 @@ def train_models(
                     vectorized=vec,
                     steps_per_epoch=steps_per_epoch,
                     progress=lambda: bars.advance(epoch_task),
+                    precision=precision,
+                    wanted=wanted,
                     **job_kwargs,
                 ):
                     collect(*result)
@@ -327,8 +396,16 @@ def train_models(
 
                 data = ray.put(records)
             calls = [
-                joblib.delayed(_run_job)(job, data=data, vectorized=vec, steps_per_epoch=steps_per_epoch, **job_kwargs)
-                for job, vec in jobs
+                joblib.delayed(_run_job)(
+                    job,
+                    data=data,
+                    vectorized=vec,
+                    steps_per_epoch=steps_per_epoch,
+                    precision=precision,
+                    wanted=wanted,
+                    **job_kwargs,
+                )
+                for job, vec, precision, wanted in jobs
             ]
             by_key = {(s.role, s.index): s for s in todo}
             for results in _as_completed(calls, n_workers):
@@ -342,6 +419,7 @@ def train_models(
                             fingerprint=fingerprint,
                             eval_idx=eval_idx,
                             queries=config.queries,
+                            precision=precision_of(by_key[role, index]),
                         )
                     collect(role, index, run)
     bars.update(epoch_task, visible=False)
@@ -356,7 +434,40 @@ def train_models(
         warnings=run_warnings,
         n_jobs=n_workers,
         n_batches=n_batches,
+        precision=choice.to_dict(),
     )
+
+
+def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps_per_epoch, is_cached):
+    """The precision of the reference models (:func:`memberscope.engine.precision.choose_precision`); a reduced
+    precision all of whose models are cached (so it passed its check before) is reused without a new check.
+
+    Returns the choice and the specs of the models its check trained (in the order of ``choice.trained``)."""
+    from memberscope.engine.precision import PrecisionChoice, choose_precision
+    from memberscope.training.precision import PRECISIONS
+
+    requested = getattr(config, "precision", "fp32")
+    if vectorized and refs and requested != "fp32":
+        candidates = ("bf16", "bf16-matmul") if requested == "auto" else (requested,)
+        for name in candidates:
+            if PRECISIONS.get(name).available() or requested != "auto":
+                if all(is_cached(s, name) for s in refs):
+                    return PrecisionChoice(requested=requested, used=name), []
+    # The check trains the first chunk of CHECK_MODELS references (the chunks reduced precision trains in).
+    pending = refs[:CHECK_MODELS] if requested != "fp32" and not all(is_cached(s) for s in refs) else []
+    choice = choose_precision(
+        requested,
+        vectorized=vectorized,
+        recipe=recipe,
+        X=dataset.X,
+        y=dataset.y,
+        subsets=[s.train_indices for s in pending],
+        seeds=[s.seed for s in pending],
+        eval_indices=eval_idx,
+        n_classes=dataset.n_classes,
+        steps_per_epoch=steps_per_epoch,
+    )
+    return choice, pending[: len(choice.trained)]
 
 
 def _describe(spec: ModelSpec) -> str:
@@ -378,7 +489,9 @@ def _as_completed(calls: list, n_workers: int):
             yield from parallel(calls[start : start + n_workers])
 
 
-def _store_outputs(cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries):
+def _store_outputs(
+    cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries, precision
+):
     """Write a job's outputs into this machine's cache if its worker could not (a node of a remote cluster)."""
     from memberscope.cache import _atomic_write, _save_npy
 
@@ -389,6 +502,7 @@ def _store_outputs(cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, reci
         eval_indices=eval_idx,
         seed=spec.seed,
         queries=queries,
+        precision=precision,
     )
     if cache.root is None:  # caching is off: nothing to store
         return

@@ -17,16 +17,22 @@ from memberscope import __version__
 from memberscope.exceptions import InvalidInputError
 from memberscope.llm import attacks as llm_attacks
 from memberscope.llm.canaries import Canary, canary_exposure
-from memberscope.llm.loading import LanguageModel, load_language_model
+from memberscope.llm.loading import LM_KINDS, LanguageModel, load_language_model
 from memberscope.llm.texts import read_texts
 
 __all__ = ["DEFAULT_ATTACKS", "audit_llm", "model_block", "read_texts", "truncation_warning"]
 
 DEFAULT_ATTACKS = ("loss", "zlib", "lowercase", "min-k", "min-k++", "reference")
+#: How each kind of model's tokens are scored, in results.json's words.
+SCORING = {
+    "causal": "next-token",
+    "masked": "pseudo-log-likelihood (Salazar et al. 2020)",
+    "endpoint": "next-token log-probabilities computed by the server (echo + logprobs), on its own tokenization",
+}
 
 
 def _as_lm(model, what: str, tokenizer=None) -> LanguageModel:
-    if isinstance(model, LanguageModel):
+    if isinstance(model, LanguageModel) or hasattr(model, "token_stats"):  # a local model, or an endpoint
         return model
     return load_language_model(model, what=what, tokenizer=tokenizer)
 
@@ -78,8 +84,11 @@ def audit_llm(
 
     Parameters
     ----------
-    model, reference_model : a local ``save_pretrained`` directory or a loaded
-        :class:`~memberscope.llm.loading.LanguageModel`; the reference is optional (the ``reference`` attack).
+    model, reference_model : a local ``save_pretrained`` directory, a loaded
+        :class:`~memberscope.llm.loading.LanguageModel`, or an
+        :class:`~memberscope.llm.endpoint.EndpointLanguageModel` (an LLM API: its server tokenizes and scores whole
+        texts, ``llm.max_length`` is null, and attacks it cannot serve, Min-K%++, are left out with a warning or
+        refused when asked for); the reference is optional (the ``reference`` attack).
     attacks : names from :data:`~memberscope.llm.attacks.LLM_ATTACKS`; default: all, ``reference``
         only when a reference model is given.
     canaries : inserted secrets to measure exposure on (``None``: ``llm.canaries`` is null).
@@ -103,7 +112,15 @@ def audit_llm(
     fprs = tuple(fprs or DEFAULT_FPRS)
     target = _as_lm(model, "model", tokenizer)
     reference = _as_lm(reference_model, "reference model", reference_tokenizer) if reference_model is not None else None
+    unavailable = dict(getattr(target, "unavailable_attacks", {}))
+    asked = [a for a in (attacks or []) if a in unavailable]
+    if asked:
+        raise InvalidInputError(f"llm attack {asked[0]!r} cannot run on {target.path}: {unavailable[asked[0]]}")
     names = list(attacks) if attacks else [a for a in DEFAULT_ATTACKS if a != "reference" or reference is not None]
+    skipped = [a for a in names if a in unavailable]
+    names = [a for a in names if a not in unavailable]
+    if canaries and target.kind not in LM_KINDS:
+        raise InvalidInputError(f"canary exposure needs a local model's tokenizer; {target.path} is {target.kind}")
     params = attack_params or {}
     unknown = [p for p in params if p not in names]
     if unknown:
@@ -122,6 +139,7 @@ def audit_llm(
     run_warnings: list[str] = [
         f"while loading {lm.path}: {m}" for lm in (target, reference) if lm for m in lm.load_warnings
     ]
+    run_warnings += [unavailable[a] + " (left out of the default attacks)" for a in skipped]
     if (cut := truncation_warning(signals.target, max_length)) is not None:
         run_warnings.append(cut)
     if signals.reference is not None and (n_ref := int(signals.reference.truncated.sum())):
@@ -129,7 +147,7 @@ def audit_llm(
             f"{n_ref} texts were cut further by the reference model's limit of {signals.reference.max_length} "
             "tokens: for them the reference attack compares the target's loss with the reference's on a shorter text"
         )
-    used_length = int(signals.target.max_length)
+    used_length = None if signals.target.max_length is None else int(signals.target.max_length)
     scores: dict[str, np.ndarray] = {}
     results_attacks: dict[str, Any] = {}
     for attack in instances:
@@ -204,7 +222,8 @@ def audit_llm(
             "model_kind": target.kind,
             "architecture": target.architecture,
             "tokenizer": target.tokenizer_path,
-            "scoring": "pseudo-log-likelihood (Salazar et al. 2020)" if target.kind == "masked" else "next-token",
+            "scoring": SCORING[target.kind],
+            "endpoint": target.describe() if hasattr(target, "describe") else None,
             "n_members": len(members),
             "n_nonmembers": len(nonmembers),
             "max_length": used_length,

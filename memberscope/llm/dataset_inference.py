@@ -108,6 +108,23 @@ def text_features(
     return X, names, signals
 
 
+def _servable(lm, features) -> tuple[list[str], list[str]]:
+    """The features to compute, and warnings for default ones ``lm`` cannot serve (an endpoint has no Min-K%++).
+
+    Raises InvalidInputError for an asked-for feature that ``lm`` cannot serve, naming why.
+    """
+    unavailable = dict(getattr(lm, "unavailable_attacks", {}))
+    if features:
+        for spec in features:
+            name = spec.strip().partition("@")[0]
+            if name in unavailable:
+                raise InvalidInputError(f"feature {spec!r} cannot be computed on {lm.path}: {unavailable[name]}")
+        return list(features), []
+    kept = [f for f in DEFAULT_FEATURES if f.partition("@")[0] not in unavailable]
+    dropped = sorted({f.partition("@")[0] for f in DEFAULT_FEATURES} & set(unavailable))
+    return kept, [f"{unavailable[name]} (its features were left out of the default set)" for name in dropped]
+
+
 def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     order = rng.permutation(n)
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
@@ -281,11 +298,14 @@ def dataset_inference(
 
     Parameters
     ----------
-    model : a local ``save_pretrained`` directory (causal or masked LM) or a loaded
-        :class:`~memberscope.llm.loading.LanguageModel`.
+    model : a local ``save_pretrained`` directory (causal or masked LM), a loaded
+        :class:`~memberscope.llm.loading.LanguageModel`, or an
+        :class:`~memberscope.llm.endpoint.EndpointLanguageModel` (an LLM API: features it cannot serve, Min-K%++,
+        are left out of the default set with a warning, and refused when asked for).
     suspect : the texts asked about, shape (n_suspect,).
     validation : texts from the same distribution that the model did not train on, shape (n_validation,).
-    features : attack names (``NAME@K`` sets Min-K%'s k); default :data:`DEFAULT_FEATURES`.
+    features : attack names (``NAME@K`` sets Min-K%'s k); default :data:`DEFAULT_FEATURES` (those the model
+        can serve).
     alpha : the level of the test.
     seed : draws the halves; same seed, same p-value.
     max_length : tokens per text (the model's limit applies when lower).
@@ -300,7 +320,8 @@ def dataset_inference(
     Raises
     ------
     InvalidInputError
-        Fewer than :data:`MIN_TEXTS` texts in a set; an unknown feature; anything the model loader refuses.
+        Fewer than :data:`MIN_TEXTS` texts in a set; an unknown feature; a feature an endpoint cannot serve;
+        anything the model loader refuses.
     """
     from memberscope.llm.audit import _as_lm, model_block, truncation_warning
 
@@ -312,13 +333,14 @@ def dataset_inference(
                 f"{RECOMMENDED_SUSPECT_TEXTS} suspect texts for power on the demo model"
             )
     lm = _as_lm(model, "model", tokenizer)
+    features, left_out = _servable(lm, features)
     texts = list(suspect) + list(validation)
     n_s = len(suspect)
-    X, names, signals = text_features(lm, texts, features=features or DEFAULT_FEATURES, max_length=max_length)
+    X, names, signals = text_features(lm, texts, features=features, max_length=max_length)
     scoring_seconds = time.perf_counter() - started
     test = aggregate_and_test(X[:n_s], X[n_s:], seed=seed, alpha=alpha)
 
-    run_warnings = [f"while loading {lm.path}: {m}" for m in lm.load_warnings]
+    run_warnings = [f"while loading {lm.path}: {m}" for m in lm.load_warnings] + left_out
     if (cut := truncation_warning(signals.target, max_length)) is not None:
         run_warnings.append(cut + " (records count suspect texts first, then validation texts, from 0)")
     if n_s < RECOMMENDED_SUSPECT_TEXTS:
@@ -352,7 +374,7 @@ def dataset_inference(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kind": "dataset-inference",
         "method": "Maini et al. 2024, LLM Dataset Inference: attack features, learned linear aggregation, t-test",
-        "model": model_block(lm),
+        "model": {**model_block(lm), **({"endpoint": lm.describe()} if hasattr(lm, "describe") else {})},
         "p_value": test["p_value"],
         "statistic": test["statistic"],
         "test": {k: test[k] for k in ("test", "statistic", "df", "p_value", "alpha", "significant")},
@@ -383,7 +405,7 @@ def dataset_inference(
         "config": {
             "alpha": alpha,
             "seed": seed,
-            "max_length": int(signals.target.max_length),
+            "max_length": None if signals.target.max_length is None else int(signals.target.max_length),
             "max_length_requested": max_length,
             "features": names,
         },

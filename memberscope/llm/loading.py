@@ -27,6 +27,7 @@ __all__ = [
     "LanguageModel",
     "describe_architecture",
     "load_language_model",
+    "load_text_classifier",
     "require_transformers",
 ]
 
@@ -46,7 +47,8 @@ _OTHER_HEADS: tuple[tuple[str, str], ...] = (
     ("MODEL_MAPPING_NAMES", "a bare encoder or decoder with no language-modelling head"),
 )
 _HINTS = {
-    "a text classifier": "audit it as a classifier on texts and their labels, not with token-level LM attacks",
+    "a text classifier": "audit it as a classifier on texts and their labels with `memberscope text-audit` "
+    "(memberscope.llm.text_audit.audit_text_classifier), not with token-level LM attacks",
     "an encoder-decoder (sequence-to-sequence) model": "memberscope scores causal and masked LMs only",
 }
 _SUFFIX_KINDS = (("ForCausalLM", "causal"), ("LMHeadModel", "causal"), ("ForMaskedLM", "masked"))
@@ -322,3 +324,89 @@ def load_language_model(
         tokenizer_path=str(tok_dir),
         load_warnings=[_condense(m) for m in logged],
     )
+
+
+def _check_folder(directory: Path, what: str) -> None:
+    if not directory.is_dir():
+        raise InvalidInputError(
+            f"{what} directory {str(directory)!r} does not exist; expected a save_pretrained folder"
+        )
+    if not (directory / "config.json").is_file():
+        raise InvalidInputError(
+            f"{what} directory {str(directory)!r} has no config.json; expected a Hugging Face save_pretrained folder"
+        )
+
+
+def load_text_classifier(
+    path: str | os.PathLike,
+    *,
+    what: str = "model",
+    tokenizer: str | os.PathLike | None = None,
+    max_length: int = 128,
+    batch_size: int = 32,
+):
+    """The text classifier (``…ForSequenceClassification``) in ``path`` as a
+    :class:`~memberscope.targets.language.TextClassifierTarget`.
+
+    Parameters
+    ----------
+    path : directory holding ``config.json`` and the weights (what ``save_pretrained`` writes).
+    what : how the directory is named in error messages.
+    tokenizer : directory of the tokenizer, when it is not saved beside the model.
+    max_length : tokens per text (longer texts are cut; the model's limit applies when lower).
+    batch_size : texts per forward pass.
+
+    Raises
+    ------
+    InvalidInputError
+        No such directory or no ``config.json``; a folder holding something other than a sequence classifier
+        (a language model is pointed to ``llm-audit``); weights the loader would initialise afresh (a
+        classification head that is not in the checkpoint: its answers would be noise); no tokenizer files.
+    MissingDependencyError
+        transformers is not installed.
+    """
+    from memberscope.targets.language import TextClassifierTarget
+
+    directory = Path(path)
+    _check_folder(directory, what)
+    transformers = require_transformers()
+    kind, architecture, description = describe_architecture(_read_config(directory, what))
+    if description != "a text classifier":
+        hint = (
+            "audit it with `memberscope llm-audit` (token-level attacks)"
+            if kind is not None
+            else "a text audit needs a …ForSequenceClassification folder (fine-tuned with its classification head)"
+        )
+        raise InvalidInputError(
+            f"{what} directory {str(directory)!r} holds a {architecture} ({description}), not a text classifier; {hint}"
+        )
+    tok = _load_tokenizer(transformers, Path(tokenizer) if tokenizer is not None else directory, what,
+                          given=tokenizer is not None)  # fmt: skip
+    with _captured_transformers_logs(transformers) as logged:
+        try:
+            model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                str(directory), local_files_only=True, output_loading_info=True
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise InvalidInputError(
+                f"cannot load {what} directory {str(directory)!r} ({architecture}) as a text classifier: {exc}"
+            ) from None
+    fresh = sorted(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
+    weight_logs = [m for m in logged if _FRESH_WEIGHTS.search(m)]
+    if fresh or weight_logs:
+        shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
+        detail = f"would initialise {len(fresh)} weights at random ({shown})" if fresh else _condense(weight_logs[0])
+        raise InvalidInputError(
+            f"loading {what} directory {str(directory)!r} ({architecture}) as a text classifier: {detail}; the "
+            "checkpoint lacks its classification head, so every answer would be noise. Expected the fine-tuned "
+            "classifier itself (to fine-tune reference models from a pre-trained model, pass it as the base model)"
+        )
+    n_model = getattr(model.config, "vocab_size", None) or model.get_input_embeddings().num_embeddings
+    if len(tok) > n_model:
+        raise InvalidInputError(
+            f"the tokenizer of {what} directory {str(directory)!r} has {len(tok)} tokens but the model's "
+            f"vocabulary has {n_model}; expected the tokenizer the model was trained with"
+        )
+    target = TextClassifierTarget(model, tok, max_length=max_length, batch_size=batch_size, path=str(directory))
+    target.notes += [f"while loading {directory}: {_condense(m)}" for m in logged]
+    return target

@@ -276,7 +276,9 @@ def score_texts(
 
     Parameters
     ----------
-    lm : :class:`~memberscope.llm.loading.LanguageModel`.
+    lm : :class:`~memberscope.llm.loading.LanguageModel`, or an
+        :class:`~memberscope.llm.endpoint.EndpointLanguageModel` (whose server tokenizes and scores whole texts:
+        ``max_length`` and ``batch_tokens`` do not apply, ``TokenStats.max_length`` is None).
     texts : the records, shape (n,).
     max_length : tokens per text, special tokens included; longer texts are cut, and the model's own limit
         applies when lower (``TokenStats.max_length`` records the one used).
@@ -290,6 +292,9 @@ def score_texts(
     ModelOutputError
         NaN or infinite log-probabilities.
     """
+    remote = getattr(lm, "token_stats", None)
+    if remote is not None:  # an endpoint: its server tokenizes and scores (memberscope.llm.endpoint)
+        return remote(list(texts), vocab_stats=vocab_stats)
     scorer = TOKEN_SCORERS.get(getattr(lm, "kind", "causal"))
     enc = encode_texts(lm, texts, max_length=max_length)
     lengths = np.array([len(s) for s in enc.scored], dtype=np.int64)

@@ -98,6 +98,53 @@ def _ci(ci: Any, fmt: str = "{:.3f}") -> str:
     return f" ({fmt.format(ci[0])}–{fmt.format(ci[1])})" if ci else ""
 
 
+ALARM_TITLES = {
+    "audit": "Warning: leakage beyond the claimed guarantee",
+    "dataset-inference": "Warning: the test may measure a difference between the sets, not training",
+}
+
+
+def _dataset_inference_facts(di: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The dataset-inference block of the report model, with its facts as the sentences the page shows."""
+    if di is None:
+        return None
+
+    def q(value: Any) -> str:
+        return "?" if value is None else str(value)
+
+    recommended = "–"
+    if di["recommended_suspect"] is not None:
+        recommended = (
+            f"at least {di['recommended_suspect']} suspect texts (with as many validation texts) caught the strongly "
+            "memorising demo model reliably"
+        )
+        if di["needed_for_a_weak_leak"] is not None:
+            recommended += f"; a weakly memorising one needed {di['needed_for_a_weak_leak']}"
+        if di["minimum_per_set"] is not None:
+            recommended += f"; the test refuses fewer than {di['minimum_per_set']} per set"
+    effect = "–"
+    if di["auc_held_out"] is not None:
+        effect = f"held-out AUC {di['auc_held_out']:.3f} of the aggregated score (0.5: no separation)"
+    validity = "–"
+    if di["baseline_auc"] is not None:
+        validity = _num(di["baseline_auc"]) + _ci(di["baseline_auc_ci"])
+    statistic = "–" if di["statistic"] is None else f"t = {di['statistic']:.3f}"
+    if di["statistic"] is not None and di["df"] is not None:
+        statistic += f", {di['df']:.1f} degrees of freedom"
+    return {
+        **di,
+        "p_value_text": "–" if di["p_value"] is None else f"{di['p_value']:.3g}",
+        "statistic_text": statistic,
+        "counts_text": f"{q(di['n_suspect'])} suspect, {q(di['n_validation'])} validation",
+        "fit_text": f"{q(di['fit']['suspect'])} suspect + {q(di['fit']['validation'])} validation texts",
+        "held_text": f"{q(di['held_out']['suspect'])} suspect + {q(di['held_out']['validation'])} validation texts",
+        "recommended_text": recommended,
+        "effect_text": effect,
+        "validity_text": validity,
+        "weights": sorted(di["weights"].items(), key=lambda kv: -abs(kv[1])),
+    }
+
+
 def render_html(model: ReportModel) -> str:
     """The report page of ``model`` as one self-contained HTML string."""
     try:
@@ -218,6 +265,8 @@ def render_html(model: ReportModel) -> str:
         frontier_png=_frontier_png(model) if model.defenses else None,
         red=model.redteam,
         llm=model.llm,
+        di=_dataset_inference_facts(model.dataset_inference),
+        alarm_title=ALARM_TITLES.get(model.kind, ALARM_TITLES["audit"]),
         recommendations=model.recommendations,
         frameworks=model.frameworks,
         frameworks_disclaimer=DISCLAIMER,

@@ -174,6 +174,10 @@ def render_markdown(model: ReportModel) -> str:
                 if c["exposure_ci"]:
                     exposure += f" ({c['exposure_ci'][0]:.2f}–{c['exposure_ci'][1]:.2f})"
                 lines.append(f"| {c['repetitions']} | {exposure} | {c['tpr']} |")
+    if model.dataset_inference is not None:
+        lines += _dataset_inference_lines(model.dataset_inference)
+        if model.recommendations:
+            lines += ["", "**Recommendations**", ""] + [f"{i}. {r}" for i, r in enumerate(model.recommendations, 1)]
     if model.defenses:
         key = model.defenses[0].fpr_key or "0.01"
         lines += [
@@ -237,6 +241,44 @@ def _frameworks(model: ReportModel) -> list[str]:
         lines += [f"  - {x}" for x in f.not_measured]
         lines += ["- **Next steps:**"] + [f"  - {x}" for x in f.next_steps] + [""]
     return [*lines, "</details>"]
+
+
+def _dataset_inference_lines(di: dict[str, Any]) -> list[str]:
+    """The dataset-inference facts: the test, the counts, the recommended number of texts, the effect, validity."""
+
+    def num(value: float | None, fmt: str) -> str:
+        return "–" if value is None else format(value, fmt)
+
+    test = f"{di['test'] or 'test'}: t = {num(di['statistic'], '.3f')}, p = {num(di['p_value'], '.3g')}"
+    if di["alpha"] is not None:
+        test += f" (level {di['alpha']:g}; {'significant' if di['significant'] else 'not significant'})"
+    lines = [
+        "",
+        "### Dataset inference",
+        "",
+        f"- Model: `{di['model'] or '–'}`" + (f" ({di['model_kind']} LM)" if di["model_kind"] else "") + ".",
+        f"- {test}.",
+        f"- Texts: {_q(di['n_suspect'])} suspect, {_q(di['n_validation'])} validation; aggregation fitted on "
+        f"{_q(di['fit']['suspect'])} + {_q(di['fit']['validation'])}, tested on {_q(di['held_out']['suspect'])} + "
+        f"{_q(di['held_out']['validation'])} held out.",
+    ]
+    if di["recommended_suspect"] is not None:
+        needed = (
+            f"- Recommended: at least {di['recommended_suspect']} suspect texts (the demo model was caught reliably)"
+        )
+        if di["needed_for_a_weak_leak"] is not None:
+            needed += f"; a weakly memorising model needed {di['needed_for_a_weak_leak']}"
+        lines.append(needed + ".")
+    if di["auc_held_out"] is not None:
+        lines.append(f"- Effect: held-out AUC {di['auc_held_out']:.3f} of the aggregated score.")
+    if di["baseline_auc"] is not None:
+        ci = di["baseline_auc_ci"]
+        lines.append(
+            f"- Validity baseline AUC {di['baseline_auc']:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "") + "."
+        )
+    if di["features"]:
+        lines.append(f"- Features: {', '.join(f'`{f}`' for f in di['features'])}.")
+    return lines
 
 
 def _q(value: Any) -> str:

@@ -170,6 +170,7 @@ class ReportModel:
     assumptions: list[tuple[str, str]]
     member: np.ndarray | None = None
     scores: dict[str, np.ndarray] | None = None
+    dataset_inference: dict[str, Any] | None = None
     #: A defend run's prioritized plan (``sections["plan"]``), and per defense its attacker views and, for
     #: ``minimize``, the undefended model on the same records and the removed / neighbour / other members.
     defense_plan: dict[str, Any] = field(default_factory=dict)
@@ -626,8 +627,9 @@ def headline_sentence(results: Results | dict[str, Any]) -> str:
     TPR with its CI, and for a red team its verdicts too (a headline of 0.0% beside 47 "member" verdicts read as
     a contradiction when the verdicts were left out)."""
     results = _typed(results)
-    if results.kind == "dataset-inference" and results.extra.get("verdict"):
-        return f"Dataset inference: {results.extra['verdict']}."
+    di = _dataset_inference(results)
+    if di is not None:
+        return _dataset_inference_summary(di)
     red = _redteam(results)
     if results.headline_fpr() is not None and results.strongest_attack() is not None:
         sentence = executive_summary(results)
@@ -690,6 +692,86 @@ def _llm(results: Results) -> dict[str, Any] | None:
     }
 
 
+def _dataset_inference(results: Results) -> dict[str, Any] | None:
+    """The dataset-inference block of a dataset-inference result (its top-level keys), with missing fields as None."""
+    if results.kind != "dataset-inference":
+        return None
+    block = {**results.extra, **(results.sections.get("dataset_inference") or {})}
+    test, counts = block.get("test") or {}, block.get("counts") or {}
+    effect, validity = block.get("effect") or {}, block.get("validity") or {}
+    model, aggregator = block.get("model") or {}, block.get("aggregator") or {}
+
+    def num(mapping: dict[str, Any], key: str) -> float | None:
+        value = mapping.get(key)
+        return float(value) if _is_num(value) else None
+
+    def count(mapping: dict[str, Any], key: str) -> int | None:
+        value = mapping.get(key)
+        return int(value) if _is_num(value) else None
+
+    fit, held = counts.get("fit") or {}, counts.get("test") or {}
+    weights = aggregator.get("weights") or {}
+    p_value, statistic, alpha = num(block, "p_value"), num(block, "statistic"), num(test, "alpha")
+    return {
+        "verdict": block.get("verdict"),
+        "significant": test.get("significant") if isinstance(test.get("significant"), bool) else None,
+        "p_value": num(test, "p_value") if p_value is None else p_value,
+        "statistic": num(test, "statistic") if statistic is None else statistic,
+        "df": num(test, "df"),
+        "alpha": num(results.config, "alpha") if alpha is None else alpha,
+        "test": test.get("test"),
+        "method": block.get("method"),
+        "model": model.get("path"),
+        "model_kind": model.get("kind"),
+        "architecture": model.get("architecture"),
+        "n_suspect": count(counts, "n_suspect"),
+        "n_validation": count(counts, "n_validation"),
+        "fit": {"suspect": count(fit, "suspect"), "validation": count(fit, "validation")},
+        "held_out": {"suspect": count(held, "suspect"), "validation": count(held, "validation")},
+        "recommended_suspect": count(counts, "recommended_suspect"),
+        "needed_for_a_weak_leak": count(counts, "needed_for_a_weak_leak"),
+        "minimum_per_set": count(counts, "minimum_per_set"),
+        "n_truncated": count(counts, "n_truncated"),
+        "features": [str(f) for f in block.get("features") or []],
+        "weights": {str(k): float(v) for k, v in weights.items() if _is_num(v)},
+        "aggregator": aggregator.get("model"),
+        "auc_held_out": num(effect, "auc_held_out"),
+        "mean_score_suspect": num(effect, "mean_score_suspect"),
+        "mean_score_validation": num(effect, "mean_score_validation"),
+        "baseline_auc": num(validity, "baseline_auc"),
+        "baseline_auc_ci": validity.get("baseline_auc_ci") if _is_pair(validity.get("baseline_auc_ci")) else None,
+        "validity_warning": validity.get("warning"),
+    }
+
+
+def _dataset_inference_summary(di: dict[str, Any]) -> str:
+    verdict = di["verdict"] or "no verdict recorded"
+    return verdict[:1].upper() + verdict[1:] + "."
+
+
+def _dataset_inference_recommendations(di: dict[str, Any]) -> list[str]:
+    """Advice that follows from a dataset-inference result: power when inconclusive, caution when significant."""
+    n, recommended, weak = di["n_suspect"], di["recommended_suspect"], di["needed_for_a_weak_leak"]
+    if di["significant"]:
+        return [
+            "The suspect set behaves like training data. Before acting on it, check that the suspect and validation "
+            "texts come from one distribution (same source, period and length), since the test detects any difference "
+            "between the two sets; the validity baseline above is a first check."
+        ]
+    if di["significant"] is False:
+        more = (
+            f" This run had {n} suspect texts; the demo model was caught reliably with {recommended} and a weakly "
+            f"memorising one needed {weak}."
+            if n is not None and recommended is not None and weak is not None
+            else ""
+        )
+        return [
+            "Inconclusive is not evidence that the set was unused: the test's power grows with the number of texts. "
+            "Gather more suspect texts and as many validation texts from the same distribution, then re-run." + more
+        ]
+    return []
+
+
 def _number_or_inf(s: Any) -> float:
     try:
         value = float(s)
@@ -734,9 +816,11 @@ def build_report(
     defense_table = defense_rows(defenses) if defenses is not None else []
     alarms += _defense_alarms(defense_table)
     defense_rec = (defenses.sections.get("recommendation") or {}) if defenses is not None else {}
-    red, llm = _redteam(results), _llm(results)
+    red, llm, di = _redteam(results), _llm(results), _dataset_inference(results)
     if llm is not None and llm["validity_warning"]:
         alarms.append(f"LLM audit validity: {llm['validity_warning']}")
+    if di is not None and di["validity_warning"]:
+        alarms.append(f"Dataset inference validity: {di['validity_warning']}")
 
     summary = headline_sentence(results)
     recs: list[str] = []
@@ -753,6 +837,8 @@ def build_report(
         recs += red["recommendations"]
     if best is not None and key is not None and results.kind == "audit":
         recs += recommendations(results, hot_slices=hot, headline_key=key)
+    if di is not None:
+        recs += _dataset_inference_recommendations(di)
 
     warnings = list(results.warnings)
     for name, a in attacks.items():
@@ -761,7 +847,7 @@ def build_report(
     probability = results.sections.get("membership_probability")
     subject = results.dataset.name
     if subject in (None, "?"):
-        subject = (llm or {}).get("model") or (red or {}).get("url") or "?"
+        subject = (llm or {}).get("model") or (red or {}).get("url") or (di or {}).get("model") or "?"
     model = ReportModel(
         results=results,
         kind=results.kind,
@@ -791,6 +877,7 @@ def build_report(
         assumptions=[(a, ASSUMPTIONS.get(a, "see the attack's documentation")) for a in attacks],
         member=None if scores is None else scores[0],
         scores=None if scores is None else scores[1],
+        dataset_inference=di,
         draws=draw_table,
         draw_note=draw_note,
         membership_probability=probability if isinstance(probability, dict) else None,

@@ -5,7 +5,9 @@ Accepted files:
 - a joblib/pickle file holding a fitted scikit-learn classifier or Pipeline;
 - a TorchScript archive (``torch.jit.save``) or a ``torch.save``'d ``nn.Module``;
 - a memberscope torch model: the state dict its recipe saves, with a JSON sidecar ``PATH.json`` naming the
-  recipe (written by :func:`save_target`; a state dict alone does not say which network it belongs to).
+  recipe (written by :func:`save_target`; a state dict alone does not say which network it belongs to);
+- a Hugging Face text classifier: a ``save_pretrained`` folder of a ``…ForSequenceClassification`` model and its
+  tokenizer (records are then texts; see :mod:`memberscope.targets.language`).
 
 Pickle-based formats run code when loaded: load only files you trust.
 """
@@ -66,6 +68,10 @@ def load_target(path: str | Path, *, n_classes: int | None = None) -> Target:
     from memberscope.targets._wrap import wrap
 
     path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        from memberscope.llm.loading import load_text_classifier
+
+        return load_text_classifier(path)
     if not path.is_file():
         raise InvalidInputError(f"model file {str(path)!r} does not exist")
     sidecar = Path(str(path) + ".json")

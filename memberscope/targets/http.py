@@ -132,6 +132,8 @@ class HttpTarget(Target):
     Attributes
     ----------
     requests_sent : int
+    last_response : JSON value or None
+        The whole answer to the latest request (what callers read beside the predictions: a model name, usage).
     rate_limit_events : list of dict
         One ``{"status", "retry_after"}`` per 429/503 answer seen.
     answered_X, answered : lists of ndarray
@@ -234,6 +236,7 @@ class HttpTarget(Target):
         self._httpx = httpx
         self._last_request = -np.inf
         self.requests_sent = 0
+        self.last_response: Any = None
         self.rate_limit_events: list[dict[str, Any]] = []
         self.answered_X: list[np.ndarray] = []
         self.answered: list[np.ndarray] = []
@@ -305,7 +308,8 @@ class HttpTarget(Target):
                     f"{self.url} answered {status} {response.reason_phrase}: {_error_body(response.text)}"
                 )
             try:
-                return response.json()
+                self.last_response = response.json()
+                return self.last_response
             except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
                 kind = response.headers.get("Content-Type", "no content type")
                 raise TargetResponseError(

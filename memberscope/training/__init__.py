@@ -2,6 +2,8 @@
 
 - :mod:`.loop`: :func:`train`, the one training loop (plain, DP-SGD and every other defense go through it);
 - :mod:`.vectorized`: K models at once as one batched computation, from the loop's pieces;
+- :mod:`.fused`: the stacked optimizer of vectorized training (torch's fused Adam/SGD kernels, no ``torch.optim``);
+- :mod:`.precision`: the arithmetic reference models are trained in (fp32, bf16-matmul, bf16), in a registry;
 - :mod:`.randomness`: the streams (``torch.Generator`` objects) of one model, derived from its seed;
 - :mod:`.networks`: the architectures, initialized from a given generator;
 - :mod:`.options`: the recipes' options, declared once with their constraints;

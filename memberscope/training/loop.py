@@ -16,8 +16,8 @@ points, in registry order::
     finish            early stopping restores the best weights; DP-SGD records its accounting
 
 :mod:`memberscope.training.vectorized` trains K models at once from the same pieces (:class:`Streams`,
-:func:`~memberscope.training.networks.build_network`, :func:`epoch_orders`, :func:`make_optimizer`,
-:func:`fit_standardization`).
+:func:`~memberscope.training.networks.build_network`, :func:`epoch_orders`, :func:`fit_standardization`), with the
+same optimizers as stacked fused kernels (:mod:`memberscope.training.fused`).
 """
 
 from __future__ import annotations

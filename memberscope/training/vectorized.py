@@ -8,6 +8,11 @@ SGD act elementwise, so a stacked optimizer is exactly K independent optimizers.
 full-size: each model draws ``batch_size`` records per step from its own stream of shuffled
 epochs, and an "epoch" is ``ceil(mean subset size / batch_size)`` steps, so subsets of slightly
 different sizes stay in step.
+
+The optimizer is :func:`~memberscope.training.fused.stacked_optimizer` (torch's fused Adam/SGD kernels without
+``torch.optim``'s per-process start-up cost), and ``precision`` (:mod:`memberscope.training.precision`) chooses
+the arithmetic: float32 (the default and the reference), bfloat16 matrix products, or bfloat16 autocast entered
+per step with its cache off.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 from memberscope.training.defenses import active_defenses
-from memberscope.training.loop import TrainedNetwork, epoch_orders, fit_standardization, make_optimizer
+from memberscope.training.fused import stacked_optimizer
+from memberscope.training.loop import TrainedNetwork, epoch_orders, fit_standardization
 from memberscope.training.options import ARCHITECTURES
+from memberscope.training.precision import get_precision
 from memberscope.training.randomness import Streams
 
 __all__ = ["supports_vectorized", "train_vectorized", "vectorized_bytes_per_model"]
@@ -97,15 +104,6 @@ def _index_streams(subsets: Sequence[np.ndarray], seeds: Sequence[int], n_steps:
     return torch.stack(streams)  # (K, n_steps * batch_size)
 
 
-def _fused() -> dict:
-    """``fused=True`` where this torch has a fused CPU Adam (2.4 and later)."""
-    import inspect
-
-    import torch
-
-    return {"fused": True} if "fused" in inspect.signature(torch.optim.Adam).parameters else {}
-
-
 def _linear_layers(net):
     from torch import nn
 
@@ -122,10 +120,13 @@ def train_vectorized(
     n_classes: int,
     steps_per_epoch: int | None = None,
     progress: Callable[[], None] | None = None,
+    precision: str = "fp32",
 ) -> list[TrainedNetwork]:
     """Train ``len(subsets)`` models, model ``k`` on ``X[subsets[k]]`` with seed ``seeds[k]``.
 
     ``X`` has shape (n, ...), ``y`` (n,). Returns the trained networks in order; ``progress`` is called once per epoch.
+    ``precision`` is a name of :data:`~memberscope.training.precision.PRECISIONS` (``"fp32"``, ``"bf16-matmul"``,
+    ``"bf16"``); the returned networks are float32 whichever it is.
     ``steps_per_epoch`` defaults to ``ceil(mean subset size / batch_size)``; pass the value for the
     whole run when its models are trained in several batches, so a model never depends on its batch.
     Layer ``l`` of all K models is one weight tensor of shape (K, d_in, d_out), applied with a
@@ -135,11 +136,14 @@ def train_vectorized(
     ------
     InvalidInputError
         When :func:`supports_vectorized` is False for ``recipe``.
+    UnknownNameError
+        When ``precision`` is not a registered precision.
     """
     import torch
 
     from memberscope.training.networks import build_network
 
+    arithmetic = get_precision(precision)
     if not supports_vectorized(recipe):
         raise InvalidInputError(
             "vectorized training supports torch mlp, cnn and logreg recipes without dropout or training-time "
@@ -157,6 +161,7 @@ def train_vectorized(
             n_classes=n_classes,
             steps_per_epoch=steps_per_epoch,
             progress=progress,
+            arithmetic=arithmetic,
         )
     k_models = len(subsets)
     feature_shape = tuple(X.shape[1:])
@@ -178,7 +183,8 @@ def train_vectorized(
         for i in range(n_layers)
     ]  # (K, 1, d_out)
     # Adam: one fused kernel per tensor instead of six elementwise passes (the update rule is Adam's).
-    opt = make_optimizer(recipe, weights + biases, **_fused())
+    opt = stacked_optimizer(recipe, weights + biases)
+    pool = inputs.to(arithmetic.pool_dtype)  # the records, once, in the dtype the products take
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(float(np.mean([len(s) for s in subsets])) / recipe.batch_size)
     n_steps, batch = steps_per_epoch * recipe.epochs, recipe.batch_size
@@ -189,18 +195,21 @@ def train_vectorized(
     for epoch in range(recipe.epochs):
         for step in range(steps_per_epoch):
             t = epoch * steps_per_epoch + step
-            h = inputs.index_select(0, steps[t]).view(k_models, batch, -1)  # (K, B, d)
-            if recipe.standardize:
-                h = (h - mean) / std
-            for i in range(n_layers):
-                h = torch.baddbmm(biases[i], h, weights[i])
-                if i < n_layers - 1:
-                    h = torch.relu_(h)
-            # Sum over models of each model's mean loss: every model gets exactly its own gradient.
-            loss = torch.nn.functional.cross_entropy(h.view(-1, n_classes), step_targets[t], reduction="sum") / batch
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with arithmetic.step():
+                with arithmetic.forward():
+                    h = pool.index_select(0, steps[t]).view(k_models, batch, -1)  # (K, B, d)
+                    if recipe.standardize:
+                        h = (h - mean) / std
+                    for i in range(n_layers):
+                        h = torch.baddbmm(biases[i], h, weights[i])
+                        if i < n_layers - 1:
+                            h = torch.relu_(h)
+                    # Sum over models of each model's mean loss: every model gets exactly its own gradient.
+                    logits = h.view(-1, n_classes)
+                    loss = torch.nn.functional.cross_entropy(logits, step_targets[t], reduction="sum") / batch
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
         if progress is not None:
             progress()
     models = []
@@ -221,7 +230,9 @@ def train_vectorized(
     return models
 
 
-def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, progress) -> list[TrainedNetwork]:
+def _train_vmap(
+    recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, progress, arithmetic
+) -> list[TrainedNetwork]:
     """Any network (the CNN): K copies' parameters stacked with ``torch.func.stack_module_state`` and one
     ``vmap`` of ``functional_call`` over them per step; the same batches and optimizer as the MLP path."""
     import copy
@@ -244,7 +255,8 @@ def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, pro
     if recipe.standardize:
         mean = torch.stack([m.expand(feature_shape) for m, _ in stats])[:, None]  # (K, 1, *feature_shape)
         std = torch.stack([s.expand(feature_shape) for _, s in stats])[:, None]
-    opt = make_optimizer(recipe, list(params.values()), **_fused())
+    opt = stacked_optimizer(recipe, list(params.values()))
+    pool = inputs.to(arithmetic.pool_dtype)
 
     def forward(p, b, x):
         return functional_call(base, (p, b), (x,))
@@ -259,14 +271,18 @@ def _train_vmap(recipe, X, y, *, subsets, seeds, n_classes, steps_per_epoch, pro
     for epoch in range(recipe.epochs):
         for step in range(steps_per_epoch):
             t = epoch * steps_per_epoch + step
-            h = inputs.index_select(0, steps[t]).view(k_models, batch, *feature_shape)
-            if recipe.standardize:
-                h = (h - mean) / std
-            logits = batched(params, buffers, h)  # (K, B, n_classes)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), step_targets[t], reduction="sum")
-            opt.zero_grad(set_to_none=True)
-            (loss / batch).backward()
-            opt.step()
+            with arithmetic.step():
+                with arithmetic.forward():
+                    h = pool.index_select(0, steps[t]).view(k_models, batch, *feature_shape)
+                    if recipe.standardize:
+                        h = (h - mean) / std
+                    logits = batched(params, buffers, h)  # (K, B, n_classes)
+                    loss = torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, n_classes), step_targets[t], reduction="sum"
+                    )
+                opt.zero_grad()
+                (loss / batch).backward()
+                opt.step()
         if progress is not None:
             progress()
     models = []

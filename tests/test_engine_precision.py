@@ -1,0 +1,141 @@
+"""The run's precision choice: checked against float32, falling back loudly, cached apart; the target in the batch."""
+
+import numpy as np
+import pytest
+
+from memberscope import datasets, recipes
+from memberscope.api import run_audit
+from memberscope.config import AuditConfig
+from memberscope.engine import precision as engine_precision
+from memberscope.exceptions import InvalidInputError
+from memberscope.training.precision import native_bf16
+from memberscope.training.vectorized import train_vectorized
+
+COMMON = dict(
+    dataset="digits",
+    model_params={"hidden": [64], "epochs": 40},
+    reference_models=4,
+    attacks=["lira-online", "rmia-online"],
+    n_bootstrap=200,
+    train_mode="vectorized",
+)
+
+
+def _audit(tmp_path=None, **changes):
+    settings = {**COMMON, "use_cache": tmp_path is not None, "cache_dir": None if tmp_path is None else str(tmp_path)}
+    return run_audit(AuditConfig(**{**settings, **changes}), progress=False).results
+
+
+@pytest.fixture(scope="module")
+def fp32_results():
+    return _audit(precision="fp32")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "bf16-matmul"])
+def test_reduced_precision_references_give_overlapping_attack_results(fp32_results, precision):
+    reduced = _audit(precision=precision)
+    choice = reduced["reference_models"]["precision"]
+    assert choice["requested"] == precision and choice["used"] == precision
+    (check,) = choice["checks"]
+    assert check["passed"] and check["n_models"] == 4
+    assert abs(check["accuracy_candidate"] - check["accuracy_fp32"]) <= check["accuracy_tolerance"]
+    for name in ("lira-online", "rmia-online"):
+        (a_lo, a_hi), (b_lo, b_hi) = fp32_results["attacks"][name]["auc_ci"], reduced["attacks"][name]["auc_ci"]
+        assert a_lo <= b_hi and b_lo <= a_hi, (name, (a_lo, a_hi), (b_lo, b_hi))
+    # the target is float32 whatever the references: the same model in both runs
+    assert reduced["target"]["train_accuracy"] == fp32_results["target"]["train_accuracy"]
+    assert reduced["target"]["test_accuracy"] == fp32_results["target"]["test_accuracy"]
+
+
+def test_fp32_results_record_the_choice_without_a_check(fp32_results):
+    assert fp32_results["reference_models"]["precision"] == {
+        "requested": "fp32",
+        "used": "fp32",
+        "summary": "float32 throughout (the reference)",
+        "checks": [],
+    }
+    assert fp32_results["config"]["precision"] == "fp32"
+
+
+def test_auto_picks_the_fastest_precision_that_passes_on_this_machine():
+    results = _audit(precision="auto")
+    choice = results["reference_models"]["precision"]
+    if native_bf16():
+        assert choice["used"] == "bf16" and [c["candidate"] for c in choice["checks"]] == ["bf16"]
+    else:
+        assert choice["used"] == "fp32" and choice["checks"] == []
+
+
+def test_a_failed_check_falls_back_to_fp32_with_a_warning(monkeypatch, fp32_results):
+    """A precision that moved accuracy or the attack's AUC beyond noise is not trusted: float32, said loudly."""
+    real = engine_precision._figures
+
+    # Lower the candidate's accuracy: its figures are computed after fp32's, in check_precision's second pass.
+    calls = {"n": 0}
+
+    def figures(model, X_eval, y_eval, member):
+        calls["n"] += 1
+        accuracy, auc = real(model, X_eval, y_eval, member)
+        return (accuracy - 0.2, auc) if calls["n"] > 4 else (accuracy, auc)
+
+    monkeypatch.setattr(engine_precision, "_figures", figures)
+    results = _audit(precision="bf16")
+    choice = results["reference_models"]["precision"]
+    assert choice["used"] == "fp32" and not choice["checks"][0]["passed"]
+    assert any("failed its check against float32" in w and "trained in float32" in w for w in results["warnings"])
+    for name in ("lira-online", "rmia-online"):  # the fallback references are the float32 ones
+        assert results["attacks"][name]["auc"] == fp32_results["attacks"][name]["auc"]
+
+
+def test_reduced_precision_models_are_cached_apart_and_reused_without_a_new_check(tmp_path, fp32_results):
+    first = _audit(tmp_path, precision="bf16")
+    assert first["timings"]["models_trained"] == 5
+    again = _audit(tmp_path, precision="bf16")
+    assert again["timings"]["models_from_cache"] == 5
+    assert again["reference_models"]["precision"]["used"] == "bf16"
+    assert again["reference_models"]["precision"]["checks"] == []  # its models passed a check when first trained
+    assert again["attacks"]["lira-online"]["auc"] == first["attacks"]["lira-online"]["auc"]
+    as_fp32 = _audit(tmp_path, precision="fp32")  # float32 references are other models: trained, not read back
+    assert as_fp32["timings"]["models_trained"] == 4 and as_fp32["timings"]["models_from_cache"] == 1
+    assert as_fp32["attacks"]["lira-online"]["auc"] == fp32_results["attacks"]["lira-online"]["auc"]
+
+
+def test_precision_in_sequential_mode_warns_and_trains_fp32():
+    results = _audit(precision="bf16", train_mode="sequential", reference_models=2, attacks=["lira-offline"])
+    assert results["reference_models"]["precision"]["used"] == "fp32"
+    assert any("applies to vectorized training only" in w for w in results["warnings"])
+
+
+def test_unknown_precision_is_refused_by_the_config():
+    with pytest.raises(InvalidInputError, match="precision must be one of 'auto', 'fp32', 'bf16-matmul', 'bf16'"):
+        AuditConfig(precision="fp16")
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "cnn"])
+def test_the_target_trained_in_the_batch_equals_the_target_trained_alone(architecture):
+    """Float32: model k of a vectorized batch depends only on its records, seed and the steps per epoch."""
+    ds = datasets.load("digits")
+    rng = np.random.default_rng(4)
+    masks = rng.random((4, ds.n_records)) < 0.5
+    subsets = [np.flatnonzero(m) for m in masks]
+    recipe = recipes.create(architecture, hidden=[16], channels=[2, 4], epochs=2, batch_size=64)
+    steps = 12
+    batch = train_vectorized(
+        recipe, ds.X, ds.y, subsets=subsets, seeds=[9, 1, 2, 3], n_classes=10, steps_per_epoch=steps
+    )
+    alone = train_vectorized(recipe, ds.X, ds.y, subsets=subsets[:1], seeds=[9], n_classes=10, steps_per_epoch=steps)
+    for a, b in zip(batch[0].net.state_dict().values(), alone[0].net.state_dict().values(), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_audit_trains_its_target_in_a_float32_batch_of_its_own(fp32_results):
+    """One training loop, and a target that depends neither on the references' precision nor on their batches."""
+    assert fp32_results["timings"]["vectorized_batches"] == 2  # the target's batch and the 4 references'
+    with_bf16 = _audit(precision="bf16")
+    assert with_bf16["timings"]["vectorized_batches"] == 1  # the target's (the references came from the check)
+    with_budget = _audit(precision="fp32", memory_budget="1MiB")
+    for other in (with_bf16, with_budget):
+        assert other["target"]["train_accuracy"] == fp32_results["target"]["train_accuracy"]
+        assert other["target"]["test_accuracy"] == fp32_results["target"]["test_accuracy"]
+    for name in ("lira-online", "rmia-online"):
+        assert with_budget["attacks"][name]["auc"] == fp32_results["attacks"][name]["auc"]
