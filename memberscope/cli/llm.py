@@ -443,7 +443,7 @@ def dataset_inference_command(
 @app.command("text-audit")
 def text_audit(
     model: Path = typer.Option(
-        ..., "--model", help="Local directory of a Hugging Face text classifier (…ForSequenceClassification)."
+        ..., "--model", help="Local directory of a Hugging Face text classifier (a sequence-classification model)."
     ),
     members: Path = typer.Option(
         ..., "--members", help="Texts the model trained on, with their labels: .csv, .tsv, .parquet or .jsonl."
