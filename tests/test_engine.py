@@ -121,6 +121,7 @@ def test_console_json_html_markdown_and_gate_name_the_same_strongest_attack(tmp_
     import pandas as pd
 
     from memberscope.report.console import results_table
+    from memberscope.report.model import executive_summary
     from memberscope.results import Results, write_results_json
 
     attacks = {
@@ -137,7 +138,12 @@ def test_console_json_html_markdown_and_gate_name_the_same_strongest_attack(tmp_
         tmp_path / "scores.csv", index=False
     )
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["headline"] == {"fpr": "0.01", "strongest_attack": "rmia-online"}
+    assert {k: saved["headline"][k] for k in ("fpr", "strongest_attack")} == {
+        "fpr": "0.01",
+        "strongest_attack": "rmia-online",
+    }
+    assert saved["headline"]["finding"] == executive_summary(results)
+    assert saved["headline"]["risk"] == results.risk().to_dict()
 
     from rich.console import Console
 

@@ -56,12 +56,22 @@ def test_bad_history_input(tmp_path):
         list_runs(tmp_path / "junk.sqlite")
 
 
-def test_history_command(tmp_path, capsys):
+def test_history_command(tmp_path, capsys, monkeypatch):
     db = tmp_path / "h.sqlite"
     record_run(db, _results(3, 0.05), out_dir="runs/x")
     code, out, err = run_cli("history", "--db", str(db), capsys=capsys)
     assert code == 0, err
     assert "memberscope history" in out and "digits" in out
+    code, out, err = run_cli("history", "--db", str(db), "--json", "--limit", "1", capsys=capsys)
+    created = json.loads(out)[0]["created"]
+    # At 80 columns every cell is folded, never cut: the whole timestamp and attack name survive.
+    monkeypatch.setenv("COLUMNS", "80")
+    code, narrow, err = run_cli("history", "--db", str(db), capsys=capsys)
+    assert code == 0, err
+    lines = narrow.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in narrow
+    cells = "".join(line.split("│")[1].strip() for line in lines if line.count("│") > 2)
+    assert created in cells
     code, out, err = run_cli("history", "--db", str(db), "--json", "--limit", "1", capsys=capsys)
     assert code == 0, err
     [row] = json.loads(out)

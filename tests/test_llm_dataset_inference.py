@@ -155,6 +155,11 @@ def test_cli_writes_results_and_refuses_too_few_texts(demo, tmp_path, capsys):
     assert r["counts"]["test"]["suspect"] + r["counts"]["fit"]["suspect"] == n // 2
     assert [w for w in r["warnings"] if w.startswith(f"only {n // 2} suspect texts")]
     assert "p = " in stdout and (out / "features.csv").is_file()
+    import html
+
+    assert r["verdict"][1:] in html.unescape(
+        (out / "report.html").read_text()
+    )  # written by default, like every command's
     (tmp_path / "few.txt").write_text("\n".join(demo.members[: MIN_TEXTS - 1]) + "\n")
     code, _, stderr = run_cli(
         "dataset-inference", "--model", str(demo.target_dir), "--suspect", str(tmp_path / "few.txt"),
@@ -202,7 +207,9 @@ def test_report_renders_a_dataset_inference_run(demo, tmp_path, capsys):
     assert run_cli("report", str(out), capsys=capsys)[0] == 0
     assert run_cli("report", str(out), "--format", "md", capsys=capsys)[0] == 0
     html, md = (out / "report.html").read_text(), (out / "summary.md").read_text()
-    assert md.startswith("## memberscope dataset inference\n\n" + r["verdict"][:1].upper() + r["verdict"][1:])
+    # The headline: the risk level, then the verdict (issue 18: one headline in every rendering).
+    assert md.startswith("## memberscope dataset inference\n\n**Risk: ")
+    assert f"{r['verdict'][:1].upper()}{r['verdict'][1:]}" in md.split("\n")[2]
     for text in (md, html):
         assert f"{r['p_value']:.3g}" in text and f"t = {r['statistic']:.3f}" in text
         assert f"{n // 2} suspect, {n} validation" in text and f"needed {WEAK_LEAK_SUSPECT_TEXTS}" in text

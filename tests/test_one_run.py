@@ -136,11 +136,13 @@ def test_audit_reports_one_run_bounds_that_match_its_scores(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["audit", "--dataset", "digits", "--model-param", "epochs=5", "--model-param", "hidden=[16]", "-k", "0"]
     args += ["--attacks", "loss,confidence", "--n-bootstrap", "20", "--one-run-canaries", "700", "--no-progress"]
-    code, _, err = run_cli(*args, "--no-report", "--out", str(out), capsys=capsys)
+    code, printed, err = run_cli(*args, "--no-report", "--out", str(out), capsys=capsys)
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     section = results["epsilon"]
     one_run = section["one_run"]
+    best = max(one_run["attacks"], key=lambda a: one_run["attacks"][a]["epsilon"])
+    assert f"ε ≥ {one_run['attacks'][best]['epsilon']:.2f} at 95% confidence ({best}:" in " ".join(printed.split())
     assert results["game"]["one_run_canaries"] == one_run["canaries"] == len(one_run["records"]) == 700
     assert section["claimed"] is None and section["delta"] == 0.0
     scores = pd.read_csv(out / "scores.csv")

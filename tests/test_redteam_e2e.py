@@ -131,6 +131,13 @@ def test_shadow_attack_over_http_with_calibrated_verdicts(setup, mode, capsys, t
     assert rt["verdicts"]["member"] == (verdicts["verdict"] == "member").sum() > share * N_MEMBERS
     assert any("memorises" in r for r in rt["recommendations"])
     assert "verdicts:" in out
+    # The same headline in the console and the report the command writes by default.
+    from memberscope.results import read_results
+
+    risk = read_results(tmp_path).risk()
+    assert f"Risk: {risk.level.upper()}" in out and results["headline"]["risk"]["level"] == risk.level
+    page = (tmp_path / "report.html").read_text()
+    assert f"Risk: {risk.level.upper()}" in page
 
 
 def test_label_only_attack_over_http(setup, capsys, tmp_path):

@@ -199,3 +199,11 @@ def test_bad_settings_are_named():
         HttpTarget(URL, batch_size=0, timeout=0)
     with pytest.raises(InvalidInputError, match="JSON path"):
         HttpTarget(URL, output_path="a..[x]")
+
+
+def test_http_target_reports_each_answered_batch():
+    target, _ = _target(_Server(), batch_size=3)
+    seen = []
+    target.on_answer = seen.append
+    target.query(np.zeros((7, 2)))
+    assert seen == [3, 3, 1]

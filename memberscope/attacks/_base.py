@@ -152,6 +152,8 @@ class Attack(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: The paper the attack follows, as cited in listings (``memberscope attacks``).
+    paper: ClassVar[str] = ""
     min_reference_models: ClassVar[int] = 0
     needs_population: ClassVar[bool] = False
     needs_queries: ClassVar[bool] = False

@@ -41,6 +41,7 @@ class LabelOnly(Attack):
     """Label-only attack: share of perturbed queries keeping the true label, calibrated by OUT reference models."""
 
     name = "label-only"
+    paper = 'Choquette-Choo et al., "Label-Only Membership Inference Attacks", ICML 2021'
     needs_queries = True
     needs_outputs = "label"
 

@@ -106,11 +106,15 @@ class LiRA(Attack):
         return {"variance": self.variance, "variance_used": getattr(self, "variance_", None)}
 
 
+PAPER = 'Carlini et al., "Membership Inference Attacks From First Principles", IEEE S&P 2022'
+
+
 @ATTACKS.register("lira-online")
 class LiRAOnline(LiRA):
     """LiRA with IN and OUT reference models."""
 
     name = "lira-online"
+    paper = PAPER
     online = True
 
 
@@ -119,4 +123,5 @@ class LiRAOffline(LiRA):
     """LiRA with OUT reference models only."""
 
     name = "lira-offline"
+    paper = PAPER
     online = False

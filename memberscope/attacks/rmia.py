@@ -274,11 +274,15 @@ class RMIA(Attack):
         return out
 
 
+PAPER = 'Zarifzadeh, Liu, Shokri & Shokri, "Low-Cost High-Power Membership Inference Attacks", ICML 2024'
+
+
 @ATTACKS.register("rmia-online")
 class RMIAOnline(RMIA):
     """RMIA with all reference models (IN and OUT)."""
 
     name = "rmia-online"
+    paper = PAPER
     online = True
     min_reference_models = 1
 
@@ -288,5 +292,6 @@ class RMIAOffline(RMIA):
     """RMIA with OUT reference models and the offline ``a`` approximation; runs from one reference model."""
 
     name = "rmia-offline"
+    paper = PAPER
     online = False
     min_reference_models = 1

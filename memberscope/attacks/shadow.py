@@ -27,6 +27,7 @@ class ShadowClassifier(Attack):
     """Shokri shadow-model attack: a classifier trained on the reference models' outputs, members vs non-members."""
 
     name = "shadow"
+    paper = 'Shokri et al., "Membership Inference Attacks Against Machine Learning Models", IEEE S&P 2017'
     min_reference_models = 2
 
     def __init__(

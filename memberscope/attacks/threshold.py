@@ -70,16 +70,20 @@ class SignalThresholdAttack(Attack):
         return {"signal": self.signal, "calibration": self.calibration}
 
 
-def _threshold_attack(name: str, signal: str) -> type[SignalThresholdAttack]:
+YEOM = 'Yeom et al., "Privacy Risk in Machine Learning: Analyzing the Connection to Overfitting", CSF 2018'
+SONG_MITTAL = 'Song & Mittal, "Systematic Evaluation of Privacy Risks of Machine Learning Models", USENIX Security 2021'
+
+
+def _threshold_attack(name: str, signal: str, paper: str) -> type[SignalThresholdAttack]:
     cls = type(
         f"{signal.title().replace('-', '')}Attack",
         (SignalThresholdAttack,),
-        {"name": name, "signal": signal, "__doc__": f"Population threshold on the target's {signal}."},
+        {"name": name, "signal": signal, "paper": paper, "__doc__": f"Population threshold on the target's {signal}."},
     )
     return ATTACKS.register(name)(cls)
 
 
-LossAttack = _threshold_attack("loss", "loss")
-ConfidenceAttack = _threshold_attack("confidence", "confidence")
-EntropyAttack = _threshold_attack("entropy", "entropy")
-ModifiedEntropyAttack = _threshold_attack("modified-entropy", "modified-entropy")
+LossAttack = _threshold_attack("loss", "loss", YEOM)
+ConfidenceAttack = _threshold_attack("confidence", "confidence", SONG_MITTAL)
+EntropyAttack = _threshold_attack("entropy", "entropy", SONG_MITTAL)
+ModifiedEntropyAttack = _threshold_attack("modified-entropy", "modified-entropy", SONG_MITTAL)

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from memberscope.cli._help import HelpGroup, version_callback
 from memberscope.exceptions import InvalidInputError
 
 app = typer.Typer(
@@ -14,7 +15,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Measure, attack and defend membership-inference leakage of machine-learning models."""
 
 
 def console():

@@ -16,10 +16,13 @@ from memberscope.exceptions import InvalidInputError
 
 def finish(result, out: Path | None, *, report: bool = True, db: Path | None = None, console_=None) -> None:
     """Print a run's table and warnings (a failed fidelity check loudest), write its files, record it in history."""
-    from memberscope.report.console import results_table
+    from memberscope.report.console import headline_text, one_run_text, results_table
 
     out_console = console_ or console()
     out_console.print(results_table(result.results))
+    out_console.print(headline_text(result.results))
+    if (one_run := one_run_text(result.results)) is not None:
+        out_console.print(one_run, highlight=False)
     for message in result.results.warnings:
         style = "bold red" if message.startswith("LOW FIDELITY") else "yellow"
         out_console.print(f"[{style}]warning:[/] {message}", highlight=False)
@@ -179,13 +182,11 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 
 
 @app.command()
-def attacks() -> None:
-    """List the attacks and what access each needs (reference models, population, queries, outputs)."""
-    from memberscope.attacks import ATTACKS, needs
+def attacks(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")) -> None:
+    """List every attack (classifier and language model): the access it needs, what else, its paper."""
+    from memberscope.cli._attacks_listing import print_attacks
 
-    for name in ATTACKS.names():
-        doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{name:18s} {doc}\n{'':18s} needs: {needs(name).describe()}")
+    print_attacks(as_json=as_json, width=min(console().width, 100))
 
 
 @app.command()
@@ -319,11 +320,11 @@ def history(
         return
     table = Table(title="memberscope history")
     for col in ("created", "dataset", "model", "name@version", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # at 80 columns fold long cells, never cut them ("2026-1…")
     for r in rows:
-        tpr = "–" if r["tpr_at_1pct"] is None else f"{r['tpr_at_1pct']:.4f}"
+        tpr = "–" if r["tpr_at_1pct"] is None else f"{100 * r['tpr_at_1pct']:.1f}%"
         if r["tpr_at_1pct_low"] is not None:
-            tpr += f" ({r['tpr_at_1pct_low']:.4f}–{r['tpr_at_1pct_high']:.4f})"
+            tpr += f"\n({100 * r['tpr_at_1pct_low']:.1f}–{100 * r['tpr_at_1pct_high']:.1f}%)"
         table.add_row(
             str(r["created"]),
             str(r["dataset"]),

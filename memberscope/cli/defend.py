@@ -33,10 +33,11 @@ def defenses_table(results):
         "AUC",
         "worst draw (CI upper)",
     ):
-        table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right")
+        # Fold what does not fit (80 columns): a cut "stronge…" loses the attack's name.
+        table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right", overflow="fold")
 
-    def pct(value, ci):
-        return f"{100 * value:.2f}% ({100 * ci[0]:.2f}–{100 * ci[1]:.2f})"
+    def pct(value, ci):  # the CI on its own line, so a narrow column wraps between value and interval
+        return f"{100 * value:.2f}%\n({100 * ci[0]:.2f}–{100 * ci[1]:.2f}%)"
 
     for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
@@ -49,7 +50,7 @@ def defenses_table(results):
             "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} (δ={entry['delta']:.0e})",
             entry["strongest_attack"],
             pct(attack["tpr_at_fpr"][key], attack["tpr_at_fpr_ci"][key]),
-            f"{attack['auc']:.3f} ({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
+            f"{attack['auc']:.3f}\n({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
             "–" if not draws else f"{100 * max(d['upper_tpr'] for d in draws):.2f}% of {len(draws)}",
         )
         for view in entry.get("attacker_budgets") or []:
@@ -111,9 +112,9 @@ def _defenses_help() -> str:
     output = ", ".join(sorted(n for n in POSTPROCESSORS if n != "identity"))
     return (
         f"Comma-separated defenses. Training-time: {training} (a bare value sets the main option, e.g. l2:1e-3, "
-        f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction][:by=vulnerability|"
+        f"or KEY=VALUE pairs, e.g. dp-sgd:eps=8:delta=1e-5:clip=1; minimize[:fraction] [:by=vulnerability | "
         f"uniqueness]; with --model sklearn, regularize:KEY=VALUE[:...] sets the estimator's own regularization, "
-        f"e.g. regularize:max_depth=8:min_samples_leaf=5 or regularize:C=0.1). Output post-processors: {output} "
+        f"e.g. regularize:max_depth=8 or regularize:C=0.1). Output post-processors: {output} "
         f"(e.g. round:2, top-k:1; '+' composes them)."
     )
 

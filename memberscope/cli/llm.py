@@ -19,16 +19,18 @@ def _llm_table(results: dict[str, Any]):
     from rich.table import Table
 
     llm = results["llm"]
-    table = Table(title=f"{llm['model']}: {llm['n_members']} members, {llm['n_nonmembers']} non-members (95% CIs)")
+    # A model built in memory (llm-demo) has no path: name it rather than print a blank title.
+    name = llm.get("model") or "in-memory language model"
+    table = Table(title=f"{name}: {llm['n_members']} members, {llm['n_nonmembers']} non-members (95% CIs)")
     for col in ("attack", "AUC", "TPR @ 1% FPR", "TPR @ 0.1% FPR"):
         table.add_column(col, justify="left" if col == "attack" else "right")
     for name, m in results["attacks"].items():
-        cells = [f"{m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"]
+        cells = [f"{m['auc']:.3f}\n[{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"]
         for key in ("0.01", "0.001"):
             if key in m["tpr_at_fpr"]:
                 lo, hi = m["tpr_at_fpr_ci"][key]
                 mark = "" if m["fpr_resolvable"].get(key, True) else " *"
-                cells.append(f"{100 * m['tpr_at_fpr'][key]:.1f}% [{100 * lo:.1f}%, {100 * hi:.1f}%]{mark}")
+                cells.append(f"{100 * m['tpr_at_fpr'][key]:.1f}%\n[{100 * lo:.1f}%, {100 * hi:.1f}%]{mark}")
             else:
                 cells.append("–")
         table.add_row(name, *cells)
@@ -312,7 +314,10 @@ def llm_demo(
     DEMO_ARCHITECTURES.get(architecture)  # UnknownNameError names gpt2 and bert
     out_console = console()
     config = DemoConfig(seed=seed) if architecture == "gpt2" else DemoConfig(seed=seed, architecture=architecture)
-    setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print)
+    from memberscope.progress import progress_bars
+
+    with progress_bars() as bars:  # pre-training and fine-tuning take minutes on a CPU
+        setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print, bars=bars)
     out_console.print(f"target {setting.target_dir}\nbase (reference) {setting.base_dir}")
     result = audit_llm(
         model=setting.target_dir,
@@ -353,6 +358,7 @@ def dataset_inference_command(
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer folder, if not beside the model."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap replicates for the validity guard's CI."),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
     endpoint: str | None = _ENDPOINT,
     endpoint_model: str | None = _ENDPOINT_MODEL,
     max_tokens: int = _MAX_TOKENS,
@@ -427,13 +433,17 @@ def dataset_inference_command(
     for message in r["warnings"]:
         out_console.print(f"[yellow]warning:[/] {message}")
     paths = result.write(out)
+    if not no_report:
+        from memberscope.report.html import write_html
+
+        paths["report"] = str(write_html(out))
     out_console.print(f"wrote {', '.join(paths.values())}")
 
 
 @app.command("text-audit")
 def text_audit(
     model: Path = typer.Option(
-        ..., "--model", help="Local directory of a Hugging Face text classifier (…ForSequenceClassification)."
+        ..., "--model", help="Local directory of a Hugging Face text classifier (a sequence-classification model)."
     ),
     members: Path = typer.Option(
         ..., "--members", help="Texts the model trained on, with their labels: .csv, .tsv, .parquet or .jsonl."

@@ -248,7 +248,7 @@ def attack(
         "auto",
         "--shadow-model",
         help="auto (the family answering most like the target), mlp, logreg, random-forest, gradient-boosting, cnn, "
-        "a recipe, a scikit-learn class path (sklearn.ensemble.ExtraTreesClassifier) or a saved estimator/Pipeline "
+        "a recipe, a scikit-learn class path (module.Class, e.g. sklearn.svm.SVC) or a saved estimator/Pipeline "
         "(.joblib) to clone.",
     ),
     repeats: int | None = typer.Option(
@@ -274,6 +274,8 @@ def attack(
     seed: int = typer.Option(0, help="Seed of shadows, perturbations and bootstrap."),
     cache_dir: str | None = typer.Option(None, help="Where trained shadow models are cached."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the shadow-model cache."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress (default: on a terminal)."),
 ) -> None:
     """Attack an endpoint: which of these records were in its training set, at a calibrated FPR."""
     from memberscope.cache import ArtifactCache, default_cache_dir
@@ -326,7 +328,13 @@ def attack(
         "query_budget": query_budget,
         "seed": seed,
     }
-    with target, _exit_on_target_error(target, out):
+    from memberscope.progress import announced_sleep, progress_bars
+
+    with target, _exit_on_target_error(target, out), progress_bars(enabled=progress) as bars:
+        # Records answered so far, and every rate-limit wait as a countdown (a 27 s Retry-After looked like a hang).
+        answered = bars.add_task("records answered", total=None)
+        target.on_answer = lambda n: bars.advance(answered, n)
+        target._sleep = announced_sleep(bars, sleep=target._sleep)
         result = run_redteam(
             target,
             X,
@@ -352,6 +360,10 @@ def attack(
     from rich.markup import escape
 
     paths = result.write(out)
+    if not no_report:
+        from memberscope.report.html import write_html
+
+        paths["report"] = str(write_html(out))
     rt = result.results.sections["redteam"]
     c = console()
     cal = rt["calibration"]
@@ -385,6 +397,9 @@ def attack(
         c.print(
             f"ground truth ({name}): AUC {m.auc:.3f}, observed FPR of 'member' verdicts {m.extra['verdict_fpr']:.2%}"
         )
+    from memberscope.report.console import headline_text
+
+    c.print(headline_text(result.results))
     for rec in rt["recommendations"]:
         c.print(f"- {rec}")
-    c.print(f"wrote {paths['verdicts']}, {paths['results']}")
+    c.print(f"wrote {', '.join(str(p) for p in paths.values())}")

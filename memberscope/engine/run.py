@@ -245,19 +245,21 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
             on_attack=on_attack,
         )
         bars.update(task, completed=len(config.attacks))
-    attacks = {
-        r.name: evaluate_attack(
-            r,
-            member,
-            settings,
-            labels=labels,
-            class_names=dataset.class_names,
-            groups=groups,
-            slices=slices,
-            warnings_out=run_warnings,
-        )
-        for r in runs
-    }
+    attacks = {}
+    with progress_bars(enabled=progress) as bars:  # the bootstrap CIs take seconds per attack
+        task = bars.add_task(f"metrics ({settings.n_bootstrap} bootstrap replicates)", total=len(runs))
+        for r in runs:
+            attacks[r.name] = evaluate_attack(
+                r,
+                member,
+                settings,
+                labels=labels,
+                class_names=dataset.class_names,
+                groups=groups,
+                slices=slices,
+                warnings_out=run_warnings,
+            )
+            bars.advance(task)
     scores = {r.name: r.scores for r in runs}
     draws = _draws(plan, inputs, member, scores, progress=progress)
 

@@ -53,6 +53,9 @@ class TokenAttack(ABC):
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: A one-line description and the paper followed, for listings (``memberscope attacks``).
+    summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -98,6 +101,8 @@ def _need(signals: LLMSignals, attr: str, attack: str) -> TokenStats:
 @LLM_ATTACKS.register("loss")
 class LossAttack(TokenAttack):
     name = "loss"
+    summary = "Mean token log-probability (minus the loss)."
+    paper = 'Yeom et al., "Privacy Risk in Machine Learning", CSF 2018'
 
     def score(self, signals: LLMSignals) -> np.ndarray:
         return signals.target.mean_logprob()
@@ -106,6 +111,8 @@ class LossAttack(TokenAttack):
 @LLM_ATTACKS.register("zlib")
 class ZlibAttack(TokenAttack):
     name = "zlib"
+    summary = "Loss over the text's zlib-compressed length."
+    paper = 'Carlini et al., "Extracting Training Data from Large Language Models", USENIX Security 2021'
 
     def score(self, signals: LLMSignals) -> np.ndarray:
         texts = signals.target.scored_texts if signals.target.scored_texts is not None else signals.texts
@@ -116,6 +123,8 @@ class ZlibAttack(TokenAttack):
 @LLM_ATTACKS.register("lowercase")
 class LowercaseAttack(TokenAttack):
     name = "lowercase"
+    summary = "Loss of the lowercased text minus the text's."
+    paper = 'Carlini et al., "Extracting Training Data from Large Language Models", USENIX Security 2021'
     needs = frozenset({"lowercase"})
 
     def score(self, signals: LLMSignals) -> np.ndarray:
@@ -126,6 +135,8 @@ class LowercaseAttack(TokenAttack):
 @LLM_ATTACKS.register("min-k")
 class MinKAttack(TokenAttack):
     name = "min-k"
+    summary = "Mean of the lowest k% token log-probabilities."
+    paper = 'Shi et al., "Detecting Pretraining Data from Large Language Models", ICLR 2024'
 
     def __init__(self, k: float = 0.2):
         self.k = _check_k(k)
@@ -140,6 +151,8 @@ class MinKAttack(TokenAttack):
 @LLM_ATTACKS.register("min-k++")
 class MinKPlusPlusAttack(TokenAttack):
     name = "min-k++"
+    summary = "Min-k% of token log-probabilities standardized over the vocabulary."
+    paper = 'Zhang et al., "Min-K%++: Improved Baseline for Detecting Pre-Training Data from LLMs", 2024'
     needs = frozenset({"vocab"})
 
     def __init__(self, k: float = 0.2):
@@ -159,6 +172,8 @@ class MinKPlusPlusAttack(TokenAttack):
 @LLM_ATTACKS.register("reference")
 class ReferenceAttack(TokenAttack):
     name = "reference"
+    summary = "Loss of a reference LM minus the target's."
+    paper = 'Carlini et al., "Extracting Training Data from Large Language Models", USENIX Security 2021'
     needs = frozenset({"reference"})
 
     def score(self, signals: LLMSignals) -> np.ndarray:

@@ -254,9 +254,21 @@ DEMO_ARCHITECTURES.register("bert")(DemoArchitecture(_bert_tokenizer, _bert_mode
 
 
 def _train(
-    model, tokenizer, texts: list[str], *, arch: DemoArchitecture, config: DemoConfig, epochs: int, lr: float, seed: int
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    arch: DemoArchitecture,
+    config: DemoConfig,
+    epochs: int,
+    lr: float,
+    seed: int,
+    bars: Any = None,
+    description: str = "training",
 ):
-    """Train on each text's sequence (cut at ``config.context``) with the architecture's loss; AdamW, cosine decay."""
+    """Train on each text's sequence (cut at ``config.context``) with the architecture's loss; AdamW, cosine decay.
+
+    ``bars`` (a ``rich.progress.Progress``) gets a task of ``description`` advanced once per optimizer step."""
     import torch
 
     batch_size = config.batch_size
@@ -268,6 +280,7 @@ def _train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps)))
     model.train()
     losses = []
+    task = None if bars is None else bars.add_task(description, total=steps)
     for _ in range(epochs):
         order = torch.randperm(len(seqs), generator=gen).tolist()
         for b in range(0, len(order), batch_size):
@@ -285,6 +298,8 @@ def _train(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            if task is not None:
+                bars.advance(task)
     model.eval()
     return losses
 
@@ -301,6 +316,7 @@ def build_demo_setting(
     fortunes_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
     threads: int | None = 1,
+    bars: Any = None,
 ) -> DemoSetting:
     """Build (or reuse from the cache) the base and fine-tuned demo models; seeded: same config, same models."""
     from memberscope.cache import default_cache_dir
@@ -346,12 +362,16 @@ def build_demo_setting(
     if threads is not None:  # one thread: ops this small gain little from two, and lose a lot on a busy machine
         torch.set_num_threads(threads)
     try:
-        return _build(config, transformers, torch, pretrain, members, nonmembers, canaries, fingerprint, root, say)
+        return _build(
+            config, transformers, torch, pretrain, members, nonmembers, canaries, fingerprint, root, say, bars=bars
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _build(config, transformers, torch, pretrain, members, nonmembers, canaries, fingerprint, root, say) -> DemoSetting:
+def _build(
+    config, transformers, torch, pretrain, members, nonmembers, canaries, fingerprint, root, say, *, bars=None
+) -> DemoSetting:
     arch = DEMO_ARCHITECTURES.get(config.architecture)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
@@ -359,9 +379,16 @@ def _build(config, transformers, torch, pretrain, members, nonmembers, canaries,
     model = arch.model(transformers, config, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"pre-training a {n_params:,}-parameter {config.architecture} on {len(pretrain)} fortunes")
-    kw = dict(arch=arch, config=config)
+    kw = dict(arch=arch, config=config, bars=bars)
     pre_losses = _train(
-        model, tokenizer, pretrain, epochs=config.pretrain_epochs, lr=config.pretrain_lr, seed=config.seed, **kw
+        model,
+        tokenizer,
+        pretrain,
+        epochs=config.pretrain_epochs,
+        lr=config.pretrain_lr,
+        seed=config.seed,
+        description="pre-training (steps)",
+        **kw,
     )
     pretrain_seconds = time.perf_counter() - started
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
@@ -374,7 +401,14 @@ def _build(config, transformers, torch, pretrain, members, nonmembers, canaries,
     say(f"fine-tuning on {len(members)} members and {len(finetune) - len(members)} canary copies")
     t0 = time.perf_counter()
     ft_losses = _train(
-        model, tokenizer, finetune, epochs=config.finetune_epochs, lr=config.finetune_lr, seed=config.seed + 2, **kw
+        model,
+        tokenizer,
+        finetune,
+        epochs=config.finetune_epochs,
+        lr=config.finetune_lr,
+        seed=config.seed + 2,
+        description="fine-tuning (steps)",
+        **kw,
     )
     finetune_seconds = time.perf_counter() - t0
     _save(model, tokenizer, tmp / "target")

@@ -8,7 +8,9 @@ from typing import Any
 from memberscope.report.model import ReportModel, build_report, pct
 from memberscope.results import Results
 
-__all__ = ["results_table"]
+__all__ = ["headline_text", "one_run_text", "results_table"]
+
+RISK_STYLES = {"high": "bold red", "elevated": "bold yellow", "inconclusive": "bold", "low": "bold green"}
 
 CONSOLE_FPRS = ("0.01", "0.001")
 """The FPRs the console table shows (results.json and the reports have every recorded FPR)."""
@@ -18,7 +20,8 @@ def _cell(value: float | None, ci: Any, *, percent: bool) -> str:
     if value is None:
         return "–"
     f = pct if percent else (lambda v: f"{v:.3f}")
-    return f"{f(value)} [{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
+    # The CI on a line of its own: at 80 columns a cell then wraps between value and interval, never inside it.
+    return f"{f(value)}\n[{f(ci[0])}, {f(ci[1])}]" if ci else f(value)
 
 
 def results_table(results: Results | ReportModel):
@@ -65,3 +68,31 @@ def results_table(results: Results | ReportModel):
         notes.append("figures for one training draw; `--targets N` measures the spread")
     table.caption = "; ".join(notes) or None
     return table
+
+
+def headline_text(results: Results | ReportModel):
+    """The headline every rendering shows: the risk level and the one-sentence finding (a ``rich`` Text)."""
+    from rich.text import Text
+
+    model = results if isinstance(results, ReportModel) else build_report(results)
+    risk = model.results.risk()
+    text = Text()
+    text.append(f"Risk: {risk.level.upper()}", style=RISK_STYLES.get(risk.level, "bold"))
+    text.append(f" ({risk.reason}). ")
+    text.append(model.summary)
+    return text
+
+
+def one_run_text(results: Results) -> str | None:
+    """The one-run ε audit's result in a line (``--one-run-canaries``), or None for a run without canaries."""
+    section = (results.epsilon or {}).get("one_run") or {}
+    attacks = section.get("attacks") or {}
+    if not attacks:
+        return None
+    name, best = max(attacks.items(), key=lambda item: item[1]["epsilon"])
+    confidence = 100 * (1 - float(section.get("beta", 0.05)))
+    return (
+        f"One-run ε audit ({section.get('canaries', '?')} canaries, δ = {section.get('delta', 0):g}): "
+        f"ε ≥ {best['epsilon']:.2f} at {confidence:g}% confidence ({name}: {best['correct']} of "
+        f"{best.get('guesses', best['k_plus'] + best['k_minus'])} guesses right; Steinke et al. 2023)"
+    )

@@ -232,13 +232,17 @@ def render_html(model: ReportModel) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pct"] = lambda x: pct(float(x))
-    return env.get_template("report.html.j2").render(
+    from memberscope.report.glossary import code_spans
+
+    env.filters["code_spans"] = code_spans
+    page = env.get_template("report.html.j2").render(
         title=model.title,
         dataset=model.subject,
         version=model.results.memberscope_version,
         created=model.results.created,
         schema_version=model.results.schema_version,
         summary=model.summary,
+        risk=model.results.risk(),
         alarms=model.alarms,
         fpr_keys=model.fpr_keys,
         attack_rows=attack_rows,
@@ -287,6 +291,9 @@ def render_html(model: ReportModel) -> str:
         probability_note=membership_probability_note(model.membership_probability),
         ppv_note=model.ppv_note,
     )
+    from memberscope.report.glossary import add_column_help
+
+    return add_column_help(page)
 
 
 def write_html(run_dir: str | Path) -> Path:

@@ -44,7 +44,8 @@ def markdown_summary(
 def render_markdown(model: ReportModel) -> str:
     """Executive sentence, ε warnings, target, one row per attack, the one-run ε audit, red-team / LLM findings and
     the defense matrix when present, warnings."""
-    lines = [f"## {HEADINGS[model.kind]}", "", model.summary, ""]
+    risk = model.results.risk()
+    lines = [f"## {HEADINGS[model.kind]}", "", f"**Risk: {risk.level.upper()}** ({risk.reason}). {model.summary}", ""]
     for alarm in model.alarms:
         lines += [f"> **⚠ WARNING:** {alarm}", ""]
     target, game = model.target, model.game

@@ -26,6 +26,7 @@ __all__ = [
     "build_report",
     "ci_pct",
     "executive_summary",
+    "headline_sentence",
     "load_run",
     "pct",
     "recommendations",
@@ -621,6 +622,23 @@ def _redteam(results: Results) -> dict[str, Any] | None:
     }
 
 
+def headline_sentence(results: Results | dict[str, Any]) -> str:
+    """The finding every rendering (console, ``results.json``, HTML, Markdown) opens with: the strongest attack's
+    TPR with its CI, and for a red team its verdicts too (a headline of 0.0% beside 47 "member" verdicts read as
+    a contradiction when the verdicts were left out)."""
+    results = _typed(results)
+    di = _dataset_inference(results)
+    if di is not None:
+        return _dataset_inference_summary(di)
+    red = _redteam(results)
+    if results.headline_fpr() is not None and results.strongest_attack() is not None:
+        sentence = executive_summary(results)
+        return sentence if red is None else f"{sentence} {_redteam_summary(red)}"
+    if red is not None:
+        return _redteam_summary(red)
+    return "This results file holds no attack metrics with ground truth to summarize."
+
+
 def _redteam_summary(red: dict[str, Any]) -> str:
     cal = red["calibration"]
     tpr = cal.get("shadow_tpr")
@@ -635,8 +653,8 @@ def _redteam_summary(red: dict[str, Any]) -> str:
     return (
         f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
-        f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} of "
-        f"{red['query_budget'] if red['query_budget'] is not None else '?'} queries."
+        f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} "
+        + (f"of {red['query_budget']} queries." if red["query_budget"] is not None else "queries (no budget set).")
         + (f" {conclusion['headline']}" if conclusion.get("headline") else "")
     )
 
@@ -804,14 +822,7 @@ def build_report(
     if di is not None and di["validity_warning"]:
         alarms.append(f"Dataset inference validity: {di['validity_warning']}")
 
-    if best is not None and key is not None:
-        summary = executive_summary(results)
-    elif red is not None:
-        summary = _redteam_summary(red)
-    elif di is not None:
-        summary = _dataset_inference_summary(di)
-    else:
-        summary = "This results file holds no attack metrics with ground truth to summarize."
+    summary = headline_sentence(results)
     recs: list[str] = []
     if alarms:
         recs.append(

@@ -363,6 +363,31 @@ class Results:
     def strongest_attack(self, fpr: str | float | None = None) -> str | None:
         return strongest_attack(self.attacks, fpr)
 
+    def risk(self):
+        """The run's :class:`~memberscope.results.risk.Risk` (:func:`memberscope.results.risk.assess`: every attack
+        and recorded FPR against the documented thresholds; ``inconclusive`` without metrics)."""
+        from memberscope.results.risk import assess, dataset_inference_risk
+
+        if self.kind == "dataset-inference":
+            shifted = bool((self.extra.get("validity") or {}).get("warning"))
+            return dataset_inference_risk(self.extra.get("test") or {}, shifted=shifted)
+        key = self.headline_fpr()
+        return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
+
+    def _headline(self, key: str | None) -> dict[str, Any] | None:
+        """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
+        that the console and the reports show (the same functions make them)."""
+        if key is None:
+            return None
+        from memberscope.report.model import headline_sentence
+
+        return {
+            "fpr": key,
+            "strongest_attack": self.strongest_attack(),
+            "finding": headline_sentence(self),
+            "risk": self.risk().to_dict(),
+        }
+
     def warn(self, message: str) -> None:
         """Add ``message`` to the warnings once."""
         if message not in self.warnings:
@@ -394,7 +419,7 @@ class Results:
             "target": self.target.to_dict(),
             "reference_models": self.reference_models,
             "attacks": {name: a.to_dict() for name, a in self.attacks.items()},
-            "headline": {"fpr": key, "strongest_attack": self.strongest_attack()} if key is not None else None,
+            "headline": self._headline(key),
             "vulnerable_records": self.vulnerable_records,
             "epsilon": self.epsilon,
             **self.sections,

@@ -230,6 +230,8 @@ class HttpTarget(Target):
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self.rate_limit, self.batch_size = rate_limit, int(batch_size)
         self._sleep = sleep
+        #: Called with the number of records of each batch answered (a progress display's hook).
+        self.on_answer: Callable[[int], None] | None = None
         self._client = httpx.Client(timeout=self.timeout, headers=request_headers, transport=transport)
         self._httpx = httpx
         self._last_request = -np.inf
@@ -396,6 +398,8 @@ class HttpTarget(Target):
             self.answered_X.append(batch)
             self.answered.append(observed)
             out.append(observed)
+            if self.on_answer is not None:
+                self.on_answer(len(batch))
         return np.concatenate(out)
 
     def answered_records(self) -> tuple[np.ndarray, np.ndarray] | None:
