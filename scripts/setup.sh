@@ -30,6 +30,7 @@ apt_install() {
 # Debian packages the data sets, tests and benchmarks use.
 apt_install dataset-fashion-mnist /usr/share/datasets/fashion-mnist "the fashion-mnist dataset"
 apt_install chromium /usr/bin/chromium "the HTML report browser test"
+apt_install tmux /usr/bin/tmux "the 80-column progress test"
 apt_install redis-server /usr/bin/redis-server "the multi-worker gateway test"
 apt_install wrk /usr/bin/wrk "the gateway latency benchmark"
 apt_install fortunes /usr/share/games/fortunes "the language-model demo corpus"
