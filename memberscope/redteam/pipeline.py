@@ -343,6 +343,11 @@ def run_redteam(
     labels = verdicts(scores, calibration, check=check, fit_ok=not fit.poor)
     counts = {v: int((labels == v).sum()) for v in VERDICTS}
     conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
+    if conclusion.status == "inconclusive" and counts["not-member"]:
+        # A run that cannot show the target safe clears no record either: low scores become inconclusive.
+        labels[labels == "not-member"] = "inconclusive"
+        counts = {v: int((labels == v).sum()) for v in VERDICTS}
+        conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
     params = scorer.params()
     events = getattr(target, "rate_limit_events", [])
     if events and not exposure.rate_limited:  # first seen during the attack rather than recon
