@@ -1,21 +1,25 @@
-"""memberscope's shadow-model and label-only attacks vs IBM ART's MembershipInferenceBlackBox, same target.
+"""memberscope's API attacks vs IBM ART's MembershipInferenceBlackBox, same target.
 
 Setting (purchase-synthetic, seed 0): a torch MLP (one hidden layer of 64 units, 40 epochs) trained on
 2,500 records is the target, seen through three APIs: full probabilities, top-1 probability, label only.
 Every attack is scored on the same 1,250 members and 5,000 non-members (enough to resolve 0.1% FPR:
 5 false positives allowed). The attacker owns 5,000 disjoint "public" records for shadow models.
 
-- memberscope shadow: 4 shadows (same recipe as the target) seen through the API's post-processing,
-  logistic-regression attack on sorted probabilities; 1 query per record.
+- memberscope shadow / lira-offline / rmia-offline: one :class:`~memberscope.redteam.shadowset.ShadowSet` of
+  4 reference + 2 calibration shadows (same recipe as the target) seen through the API's post-processing; the
+  2017 shadow classifier (logistic regression on sorted probabilities) and the per-record offline attacks;
+  1 query per record.
 - memberscope label-only: 16 bit-flip perturbations per record, flip probability chosen on the shadows;
   17 queries per record.
-- ART BB (shadow): ``MembershipInferenceBlackBox`` (attack model "nn", ART's default) fit on the same 4
-  shadows' *full* probability vectors (what ART's ``ShadowModels`` returns), applied to the API's answers.
-- ART BB (supervised): the same attack fit on 1,250 known target members and 1,250 known non-members (ART's
+- ART BB (shadow, ``nn`` / ``rf`` / ``gb``): ``MembershipInferenceBlackBox`` fit on the same 6 shadows' answers
+  *seen through the same post-processing* as the target's (withheld top-k entries filled as for memberscope),
+  applied to the API's answers: each tool gets the same information.
+- ART BB (supervised): the ``nn`` attack fit on 1,250 known target members and 1,250 known non-members (ART's
   documented use; a stronger attacker, who needs ground truth about the target); their queries count too.
 
-Needs ``pip install -c constraints.txt adversarial-robustness-toolbox`` (not part of setup.sh).
-Run: ``.venv/bin/python benchmarks/redteam_vs_art.py [--out benchmarks/results/redteam_vs_art.json]``.
+ART rows need ``pip install -c constraints.txt adversarial-robustness-toolbox`` (not part of setup.sh); without it
+the script says so and runs memberscope's side only. ART's label-only attacks are not run here.
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/redteam_vs_art.py [--out benchmarks/results/redteam_vs_art.json]``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,33 @@ def _metrics(member, scores, seed):
     }
 
 
-def _art_attack(n_classes, n_features):
+def _art_available() -> bool:
+    try:
+        import art.attacks.inference.membership_inference  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _shadow_answers(shadows, post, seed):
+    """Every shadow's answers on the attacker's records, seen through ``post``, and which records it trained on:
+    ``(pred (n_models · n, n_classes), member (n_models · n,), labels (n_models · n,))``."""
+    split = shadows.split
+    preds, members = [], []
+    groups = [
+        (shadows.reference_models, split.reference, shadows.reference_members),
+        (shadows.calibration_models, split.calibration, shadows.calibration_members),
+    ]
+    for models, rows, trained in groups:
+        for model, mask in zip(models, trained, strict=True):
+            member = np.zeros(len(shadows.X), bool)
+            member[rows[mask]] = True
+            preds.append(fill_withheld(wrap(model, n_classes=100, postprocess=post, seed=seed).query(shadows.X)))
+            members.append(member)
+    return np.concatenate(preds), np.concatenate(members), np.tile(shadows.y, len(preds))
+
+
+def _art_attack(n_classes, n_features, attack_model_type="nn"):
     from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
     from art.estimators.classification import BlackBoxClassifier
 
@@ -60,7 +90,7 @@ def _art_attack(n_classes, n_features):
     dummy = BlackBoxClassifier(
         lambda x: np.full((len(x), n_classes), 1.0 / n_classes), (n_features,), n_classes, clip_values=(0.0, 1.0)
     )
-    return MembershipInferenceBlackBox(dummy, input_type="prediction", attack_model_type="nn")
+    return MembershipInferenceBlackBox(dummy, input_type="prediction", attack_model_type=attack_model_type)
 
 
 def main() -> None:
@@ -95,74 +125,74 @@ def main() -> None:
         "n_public": N_PUBLIC,
     }
     print(json.dumps(info), flush=True)
-    base = ShadowModelAttack(n_shadow=4, recipe="mlp", recipe_params=RECIPE, seed=seed).fit(
+    art_ok = _art_available()
+    if not art_ok:
+        print(
+            "IBM ART is not installed (pip install -c constraints.txt adversarial-robustness-toolbox): "
+            "running memberscope's attacks only",
+            flush=True,
+        )
+    base = ShadowModelAttack(attack="shadow", n_shadow=4, recipe="mlp", recipe_params=RECIPE, seed=seed).fit(
         X[public], y[public], n_classes=100
     )
-    # full-probability shadow predictions, as ART's ShadowModels would produce
-    shadow_pred = [wrap(m, n_classes=100).query(X[public]) for m in base.shadow_models_]
-    shadow_mem = np.concatenate(base.shadow_members_)
-    shadow_pred_all = np.concatenate(shadow_pred)
-    y_pub = np.tile(y[public], len(shadow_pred))
+    shadows = base.shadows_
     rows = []
+
+    def record(mode, attack, tgt, t, scores, **extra):
+        rows.append({"mode": mode, "attack": attack, "queries": tgt.queries_spent, "seconds": time.time() - t,
+                     **_metrics(member, np.asarray(scores, float), seed), **extra})  # fmt: skip
+        print(rows[-1], flush=True)
+
     for mode, post in MODES.items():
         print(f"== {mode}", flush=True)
 
         def target(post=post):
             return wrap(model, n_classes=100, postprocess=post, seed=seed)
 
-        # memberscope shadow
-        t = time.time()
-        tgt = target()
-        atk = ShadowModelAttack(n_shadow=4, recipe="mlp", recipe_params=RECIPE, postprocess=post, seed=seed)
-        atk.fit(X[public], y[public], n_classes=100, shadows=base)
-        s = atk.score(tgt, Xe, ye)
-        rows.append({"mode": mode, "attack": "memberscope shadow", "queries": tgt.queries_spent,
-                     "seconds": time.time() - t, **_metrics(member, s, seed)})  # fmt: skip
-        print(rows[-1], flush=True)
-        # memberscope label-only
-        t = time.time()
-        tgt = target()
+        # memberscope: the shadow classifier and the per-record offline attacks, on the same shadows
+        for attack in ("shadow", "lira-offline", "rmia-offline"):
+            t, tgt = time.time(), target()
+            atk = ShadowModelAttack(attack=attack, recipe="mlp", recipe_params=RECIPE, postprocess=post, seed=seed)
+            atk.fit(X[public], y[public], n_classes=100, shadows=shadows)
+            record(mode, f"memberscope {attack}", tgt, t, atk.score(tgt, Xe, ye))
+        # memberscope label-only (uses the arg-max only: the same on every API)
+        t, tgt = time.time(), target()
         lo = LabelOnlyAttack(n_queries=16, seed=seed).fit(X[public])
+        pred, shadow_mem, _ = _shadow_answers(shadows, "label-only", seed)
         local = [
-            (wrap(m, n_classes=100, postprocess="label-only"), X[public][:2000], y[public][:2000], mem[:2000])
-            for m, mem in zip(base.shadow_models_, base.shadow_members_, strict=True)
+            (wrap(m, n_classes=100, postprocess="label-only"), shadows.X[:2000], shadows.y[:2000], mem[:2000])
+            for m, mem in zip(shadows.models, shadow_mem.reshape(len(shadows.models), -1), strict=True)
         ]
         lo.calibrate(local, fpr=0.01)
-        s = lo.score(tgt, Xe, ye)
-        rows.append({"mode": mode, "attack": "memberscope label-only", "queries": tgt.queries_spent,
-                     "seconds": time.time() - t, **_metrics(member, s, seed)})  # fmt: skip
-        rows[-1]["noise_scale"] = lo.noise_scale
-        print(rows[-1], flush=True)
-        # ART black box, fit on shadows' full probabilities
-        t = time.time()
-        tgt = target()
-        observed = np.nan_to_num(tgt.query(Xe), nan=0.0)
-        art = _art_attack(100, X.shape[1])
-        art.fit(
-            x=None,
-            y=y_pub[shadow_mem],
-            pred=shadow_pred_all[shadow_mem],
-            test_x=None,
-            test_y=y_pub[~shadow_mem],
-            test_pred=shadow_pred_all[~shadow_mem],
-        )
-        s = art.infer(None, ye, pred=observed, probabilities=True)[:, -1]
-        rows.append({"mode": mode, "attack": "ART BB (shadow)", "queries": tgt.queries_spent,
-                     "seconds": time.time() - t, **_metrics(member, np.asarray(s, float), seed)})  # fmt: skip
-        print(rows[-1], flush=True)
+        record(mode, "memberscope label-only", tgt, t, lo.score(tgt, Xe, ye), noise_scale=lo.noise_scale)
+        if not art_ok:
+            continue
+        # ART black box, fit on the shadows' answers seen through the API's post-processing
+        pred, shadow_mem, y_pub = _shadow_answers(shadows, post, seed)
+        for kind in ("nn", "rf", "gb"):
+            t, tgt = time.time(), target()
+            observed = fill_withheld(tgt.query(Xe))
+            art = _art_attack(100, X.shape[1], kind)
+            art.fit(
+                x=None,
+                y=y_pub[shadow_mem],
+                pred=pred[shadow_mem],
+                test_x=None,
+                test_y=y_pub[~shadow_mem],
+                test_pred=pred[~shadow_mem],
+            )
+            record(
+                mode, f"ART BB {kind} (shadow)", tgt, t, art.infer(None, ye, pred=observed, probabilities=True)[:, -1]
+            )
         # ART black box, supervised on known target members / non-members
-        t = time.time()
-        tgt = target()
+        t, tgt = time.time(), target()
         known_in = fill_withheld(tgt.query(X[known_mem]))
         known_out = fill_withheld(tgt.query(X[known_non]))
         observed = fill_withheld(tgt.query(Xe))
         art = _art_attack(100, X.shape[1])
         art.fit(x=None, y=y[known_mem], pred=known_in, test_x=None, test_y=y[known_non], test_pred=known_out)
-        s = art.infer(None, ye, pred=observed, probabilities=True)[:, -1]
-        rows.append({"mode": mode, "attack": "ART BB (supervised)", "queries": tgt.queries_spent,
-                     "seconds": time.time() - t, **_metrics(member, np.asarray(s, float), seed)})  # fmt: skip
-        print(rows[-1], flush=True)
-    out = {"setting": info, "rows": rows, "seconds": time.time() - t0}
+        record(mode, "ART BB nn (supervised)", tgt, t, art.infer(None, ye, pred=observed, probabilities=True)[:, -1])
+    out = {"setting": info, "art_installed": art_ok, "rows": rows, "seconds": time.time() - t0}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=float))
     print("| API | attack | queries | AUC | TPR @ 1% FPR [95% CI] | TPR @ 0.1% FPR [95% CI] |")

@@ -3,6 +3,11 @@
 Network shadows given 40 epochs of a few hundred records answer unseen digits far less confidently than a network
 trained to convergence, so gradient-boosting shadows looked more like the target; ``mlp`` shadows now train for at
 least 2,000 steps, agree most, and find members at the FPR asked for.
+
+They find 16 of the 1,000 records at a true FPR of 0.25% (ground truth TPR at 1% FPR: 0.063): too few to separate
+from the 1.9% false positives the member verdicts are certified for, and too many to rule leakage out. That used to
+be headlined "no measurable leakage"; it is inconclusive, with the minimum leakage the run could detect, and clears
+no record.
 """
 
 import warnings
@@ -14,7 +19,7 @@ from memberscope.redteam import run_redteam
 from memberscope.targets import wrap
 
 
-def test_an_overfit_mlp_on_digits_gets_network_shadows_and_member_verdicts():
+def test_an_overfit_mlp_on_digits_gets_network_shadows_member_verdicts_and_no_all_clear():
     from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -33,3 +38,9 @@ def test_an_overfit_mlp_on_digits_gets_network_shadows_and_member_verdicts():
     flagged = result.verdicts == "member"
     assert flagged[member].sum() >= 5  # members found (none before)
     assert clopper_pearson_interval(int(flagged[~member].sum()), 400)[0] <= 0.02
+    conclusion = rt["conclusion"]
+    assert conclusion["status"] == "inconclusive"  # never "no measurable leakage" for a model that leaks
+    assert conclusion["member_share_upper"] > conclusion["false_positive_bound"]
+    assert 0 < conclusion["min_detectable"] < 0.05 and "minimum leakage this run could detect" in conclusion["headline"]
+    assert rt["verdicts"]["not-member"] == 0  # no record is cleared by a run that cannot show the target safe
+    assert conclusion["headline"] in result.results.warnings

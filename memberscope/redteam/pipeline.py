@@ -256,7 +256,9 @@ def run_redteam(
     4. The target scored on ``X`` and on the attacker's held-out records, which are known non-members: the share of
        them flagged is the target-side FPR (:func:`~memberscope.redteam.verdicts.check_on_target`).
     5. Verdicts and the one conclusion (:func:`~memberscope.redteam.verdicts.conclude`): "inconclusive" whenever
-       the shadows fit the target poorly, the threshold is off on the target, or the attack has no power shown.
+       the shadows fit the target poorly, the threshold is off on the target, the attack has no power shown, or
+       the target's answers do not bound the leakage below what the run could detect; an inconclusive run clears no
+       record (its low scores are inconclusive, not "not-member").
 
     ``n_classes`` defaults to what recon sees in the target's answers; ``cache`` (an
     :class:`~memberscope.cache.ArtifactCache`) keeps the trained shadows for the next run; ``member`` (ground
@@ -343,6 +345,11 @@ def run_redteam(
     labels = verdicts(scores, calibration, check=check, fit_ok=not fit.poor)
     counts = {v: int((labels == v).sum()) for v in VERDICTS}
     conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
+    if conclusion.status == "inconclusive" and counts["not-member"]:
+        # A run that cannot show the target safe clears no record either: low scores become inconclusive.
+        labels[labels == "not-member"] = "inconclusive"
+        counts = {v: int((labels == v).sum()) for v in VERDICTS}
+        conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
     params = scorer.params()
     events = getattr(target, "rate_limit_events", [])
     if events and not exposure.rate_limited:  # first seen during the attack rather than recon

@@ -29,7 +29,12 @@ has been shown (:func:`verdicts`):
   record is inconclusive: the attack's power on this target is unknown.
 
 :func:`conclude` turns the verdict counts into the one finding every output states: leakage, no measurable
-leakage (only with power shown on models like the target), or inconclusive.
+leakage, or inconclusive. An all-clear needs more than "not leakage": the run must have been able to see leakage of
+the size that matters (:func:`min_detectable_share`: the smallest share of records called members that it would call
+leakage; the attack's TPR on models like the target clearly above it), and the target's own answers must bound the
+leakage below it (the upper confidence bound of the share of records called members at most what false positives
+explain). A target that leaks a little, with a few members called at a low true FPR but too few to separate from
+false positives, is therefore inconclusive, never "no measurable leakage".
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ __all__ = [
     "certified_threshold",
     "check_on_target",
     "conclude",
+    "min_detectable_share",
     "verdicts",
 ]
 
@@ -240,14 +246,40 @@ def verdicts(
     return out
 
 
+def min_detectable_share(n: int, allowed: float, confidence: float = 0.95) -> float | None:
+    """The smallest share ``m / n`` of ``n`` records called members that :func:`conclude` calls leakage: the
+    Clopper–Pearson lower bound of ``m / n`` above ``allowed`` (the highest FPR the member verdicts can have).
+
+    This is the minimum leakage the run could detect: were every record a member, a TPR of this share at the
+    verdicts' threshold. ``None`` when no ``m <= n`` is enough (too few records, or ``allowed`` near 1).
+    """
+    from scipy.stats import beta
+
+    if n <= 0 or not np.isfinite(allowed):
+        return None
+    m = np.arange(1, n + 1)
+    lower = beta.ppf((1 - confidence) / 2, m, n - m + 1)  # the Clopper–Pearson lower bound of m / n
+    above = np.flatnonzero(lower > allowed)
+    return float(m[above[0]] / n) if above.size else None
+
+
 @dataclass
 class Conclusion:
-    """What the verdicts show about the target, in one status and one sentence (the headline of every output)."""
+    """What the verdicts show about the target, in one status and one sentence (the headline of every output).
+
+    ``min_detectable``: the smallest share of records called members the run would call leakage
+    (:func:`min_detectable_share`; None: none); ``member_share_upper``: the upper confidence bound of the share of
+    records called members; ``false_positive_bound``: the most false positives can explain (the member verdicts'
+    certified FPR bound).
+    """
 
     status: str
     headline: str
     reasons: list[str] = field(default_factory=list)
     power: str = "unknown"
+    min_detectable: float | None = None
+    member_share_upper: float | None = None
+    false_positive_bound: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -266,9 +298,13 @@ def conclude(
     - ``leakage``: the share of records called members has a Clopper–Pearson lower bound above the highest FPR the
       member verdicts can have (the certified bound of the target-side check): more members than false positives
       can explain.
-    - ``no measurable leakage``: not that, with the shadows fitting the target, the check agreeing with the FPR and
-      the attack's power shown on the shadows.
-    - ``inconclusive``: otherwise, with the reasons; the attack's power on this target is unknown.
+    - ``no measurable leakage``: not that, and the run shown able to detect the leakage that matters, with the
+      target's answers bounding it below that: the shadows fit the target, the check agrees with the FPR, the
+      attack's TPR on the shadows has its lower bound above :func:`min_detectable_share` (had the target leaked as
+      its shadows do, the run would have called leakage), and the upper bound of the share of records called
+      members is at most the false positives' bound (every member verdict compatible with a false positive, so at
+      most that share of records are members the attack identifies).
+    - ``inconclusive``: otherwise, with the reasons and the minimum leakage the run could have detected.
     """
     n = sum(counts.values())
     m = counts.get("member", 0)
@@ -279,7 +315,8 @@ def conclude(
         allowed = float(check.fpr_bound)  # the member verdicts' FPR, certified on the known non-members
     else:
         allowed = check.fpr_ci[1] if check is not None else calibration.shadow_fpr_ci[1]
-    lower = clopper_pearson_interval(m, n, calibration.confidence)[0] if n else 0.0
+    lower, upper = clopper_pearson_interval(m, n, calibration.confidence) if n else (0.0, 1.0)
+    detectable = min_detectable_share(n, allowed, calibration.confidence)
     checked = (
         f"{check.flagged} of {check.n_nonmembers} known non-members flagged ({check.fpr:.1%}, 95% CI "
         f"{check.fpr_ci[0]:.1%}–{check.fpr_ci[1]:.1%})"
@@ -308,6 +345,7 @@ def conclude(
         if not calibration.power_shown
         else "unknown"
     )
+    numbers = {"min_detectable": detectable, "member_share_upper": float(upper), "false_positive_bound": allowed}
     if m and lower > allowed:
         return Conclusion(
             "leakage",
@@ -315,22 +353,46 @@ def conclude(
             f"most {allowed:.1%} of records, the members called are at least {lower:.1%} (95% confidence).",
             reasons,
             power,
+            **numbers,
         )
+    # An all-clear needs the power to see the leakage that matters, and the target's answers bounding it below that.
+    detect_text = (
+        f"the minimum leakage this run could detect: {detectable:.1%} of the {n} records called members (a member "
+        f"TPR of {detectable:.1%} at the verdicts' threshold, were every record a member)"
+        if detectable is not None
+        else f"with {n} records no share of member verdicts separates from the {allowed:.1%} false positives explain, "
+        "so this run could not detect leakage of any size"
+    )
+    if not reasons and calibration.power_shown:
+        if detectable is None or tpr_lo <= detectable:
+            reasons.append(
+                f"the attack's power on shadow models ({power_text}) is not clearly above the minimum detectable "
+                f"leakage ({'none' if detectable is None else f'{detectable:.1%}'})"
+            )
+        if upper > allowed:
+            reasons.append(
+                f"the target's answers do not rule out leakage: {m} of {n} records called members, up to "
+                f"{upper:.1%} at 95% confidence, more than the {allowed:.1%} false positives explain"
+            )
+        power = "unknown" if reasons else power
     if not reasons:
         return Conclusion(
             "no measurable leakage",
-            f"No measurable leakage with the {attack} attack: {m} of {n} records called members at FPR {fpr:g}, no "
-            f"more than false positives explain ({checked}), although the attack has {power_text} like the target. "
-            "This bounds what this attack finds, not what a stronger attacker could.",
+            f"No measurable leakage with the {attack} attack: {m} of {n} records called members at FPR {fpr:g} (at "
+            f"most {upper:.1%} at 95% confidence), no more than the {allowed:.1%} false positives explain "
+            f"({checked}); {detect_text}, and the attack has {power_text} like the target. This bounds what this "
+            "attack finds, not what a stronger attacker could.",
             reasons,
             power,
+            **numbers,
         )
     return Conclusion(
         "inconclusive",
-        f"Inconclusive: the {attack} attack's power on this target is unknown ({'; '.join(reasons)}). {m} of {n} "
+        f"Inconclusive: the {attack} attack cannot show this target safe ({'; '.join(reasons)}). {m} of {n} "
         f"records are called members"
         + (" (their FPR checked on the target)" if m else "")
-        + f"; {counts.get('inconclusive', 0)} are inconclusive and none is cleared by a low score.",
+        + f"; {counts.get('inconclusive', 0)} are inconclusive and none is cleared by a low score; {detect_text}.",
         reasons,
         power,
+        **numbers,
     )
