@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up memberscope on a fresh machine, then run the demo or the tests.
 #   bash scripts/setup.sh demo    # .venv + install + `memberscope demo`
-#   bash scripts/setup.sh test    # .venv + install + the test suite
+#   bash scripts/setup.sh test    # .venv + install + mypy (pyproject's [tool.mypy]) + the test suite
 # Idempotent: re-running reuses the .venv and skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ fi
 
 case "$what" in
   demo) exec .venv/bin/memberscope demo --out runs/demo ;;
-  test) shift || true; exec .venv/bin/python -m pytest -q "$@" ;;
+  test) shift || true; .venv/bin/mypy; exec .venv/bin/python -m pytest -q "$@" ;;
   install) ;;
   *) echo "usage: bash scripts/setup.sh [demo|test|install]" >&2; exit 2 ;;
 esac

@@ -148,7 +148,7 @@ class RMIA(Attack):
             self.prior_x_ = self.p_ref_.mean(axis=0)
             self.prior_z_ = self.p_ref_population_.mean(axis=0)
         else:
-            self.a_auc_ = None
+            self.a_auc_: dict[float, float] | None = None
             self.a_ = self.a if self.a is not None else self._choose_a()
             self.p_out_ = self._out_probability(self.p_ref_, masks, self.a_)
             self.prior_x_ = _offline_prior(self.p_out_, self.a_)
@@ -240,7 +240,7 @@ class RMIA(Attack):
         ).sum(axis=1)  # (grid, 2): summed lower and upper bounds
         candidates = np.flatnonzero(bounds[:, 1] >= bounds[:, 0].max())
         exact = {
-            int(i): sum(_mann_whitney_auc(games[g][0], scores[i, g]) for g in range(len(games))) for i in candidates
+            i: sum(_mann_whitney_auc(games[g][0], scores[i, g]) for g in range(len(games))) for i in candidates.tolist()
         }
         best = max(exact, key=lambda i: (exact[i], -i))  # ties go to the first grid value, as np.argmax
         self.a_auc_ = {grid[i]: round(v / len(games), 4) for i, v in sorted(exact.items())}

@@ -143,6 +143,7 @@ def audit_model_command(
     result.results.sections["inputs"]["file_digests"] = digests
     finish(result, out, report=not no_report, db=db, console_=console())
     if evidence is not None:
+        assert out is not None  # --evidence without --out was refused above
         from memberscope.cli.evidence import print_bundle
         from memberscope.report.evidence import write_evidence
 

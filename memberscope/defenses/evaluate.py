@@ -143,7 +143,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
     for item in items:
         head = item.split(":", 1)[0].split("+", 1)[0]
         if head == REGULARIZE:
-            params = {}
+            params: dict[str, Any] = {}
             for arg in item.split(":")[1:]:
                 key, eq, raw = arg.partition("=")
                 if not eq or not key.strip():
@@ -159,7 +159,7 @@ def parse_defenses(spec: str | list[str]) -> list[DefenseSpec]:
         elif head in TRAINING_DEFENSES:
             name, *args = item.split(":")
             option, default = TRAINING_DEFENSES[name]
-            params: dict[str, Any] = {} if option is None else {option: default}
+            params = {} if option is None else {option: default}
             for arg in args:
                 if "=" in arg:
                     key, _, raw = arg.partition("=")
@@ -587,7 +587,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
         from memberscope.defenses import minimization as mini
 
         opts, recipe_params = mini.split_params(spec.params)
-        attack_name = strongest_attack(base_attacks, budget_key)
+        attack_name = _strongest(base_attacks, budget_key)
         order = mini.rank_members(
             opts["by"], member=member, scores=base_scores[attack_name], X=dataset.X[pool_idx], y=labels
         )
@@ -624,7 +624,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
             name: evaluate_attack(tie_broken(AttackRun(name, values[keep], {})), member[keep], settings)
             for name, values in base_scores.items()
         }
-        same_name = strongest_attack(same, budget_key)
+        same_name = _strongest(same, budget_key)
         same_metrics = same[same_name].metrics
         test_acc, train_acc = accuracies(logits, keep)
         entries[spec.name] = {
@@ -659,6 +659,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     for spec in specs:
         if spec.kind != "output":
             continue
+        assert base is not None  # trained above whenever an output or minimize defense is asked for
         postprocessor = parse_postprocessors(spec.output)
         attacks, by_view, shown = {}, [], None
         for view in attacker_views(
@@ -766,8 +767,20 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
 
 
 def _sum_seconds(runs) -> float | None:
+    """Total training seconds of ``runs``; None when any came from the cache (its time is unknown)."""
     values = [None if r.cached else r.train_seconds for r in runs]
-    return None if any(v is None for v in values) else float(sum(values))
+    seconds = [v for v in values if v is not None]
+    return None if len(seconds) < len(values) else float(sum(seconds))
+
+
+def _strongest(attacks: dict[str, Any], fpr_key: str) -> str:
+    """:func:`~memberscope.results.strongest_attack` of ``attacks``, which a defense always has."""
+    from memberscope.results import strongest_attack
+
+    name = strongest_attack(attacks, fpr_key)
+    if name is None:
+        raise ValueError(f"no attack results to choose the strongest from at FPR {fpr_key}")
+    return name
 
 
 def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str, Any]:
@@ -783,7 +796,7 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
         "max_tpr": max_tpr,
         "basis": "upper end of the strongest attack's TPR CI, on the worst training draw",
     }
-    upper = {}
+    upper: dict[str, float] = {}
     for name, entry in defenses.items():
         upper[name] = max(_ci(a)[key][1] for a in entry["attacks"].values())
         for draw in entry.get("draws") or []:
@@ -801,7 +814,7 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
             "upper_tpr": upper,
         }
     if not within:
-        best = min(upper, key=upper.get)
+        best = min(upper, key=lambda n: upper[n])
         return {
             "budget": budget_entry,
             "defense": None,

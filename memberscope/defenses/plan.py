@@ -190,7 +190,7 @@ def defense_plan(
             "rows whose removed interval includes 0 rank after the others",
         ],
     }
-    if base is None:
+    if base is None or base_draws is None:
         out["verdict"] = "no undefended baseline"
         out["next_steps"] = ["add 'none' to --defenses to compare every defense with the undefended model"]
         return out

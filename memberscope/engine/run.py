@@ -31,8 +31,8 @@ from memberscope.engine.evaluation import (
     vulnerable_records,
 )
 from memberscope.engine.fidelity import fidelity_check, fidelity_warning
-from memberscope.engine.models import take
-from memberscope.engine.training import TrainedRuns, train_models
+from memberscope.engine.models import ModelRun, take
+from memberscope.engine.training import RunInfo, TrainedRuns, train_models
 from memberscope.exceptions import LowFidelityWarning
 from memberscope.game import MembershipGame
 from memberscope.progress import progress_bars
@@ -163,6 +163,8 @@ def attack_inputs(
     references = None
     if trained.references:
         r_logits = trained.reference_logits if reference_logits is None else reference_logits
+        if r_logits is None:
+            raise ValueError("reference models were trained but their outputs (reference_logits) are missing")
         models = [r.model for r in trained.references] if reference_models is None else reference_models
         references = ReferenceOutputs(
             logits=r_logits[:, :n_pool][:, keep],
@@ -267,22 +269,25 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     records = plan.record_ids
     target_logits = trained.target.logits
     pop_labels = dataset.y[plan.population_idx]
+    train_accuracy = accuracy(target_logits[:n_pool][member], labels[member])
+    test_accuracy = accuracy(
+        np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
+        np.concatenate([labels[~member], pop_labels]),
+    )
     target_info = TargetInfo(
         recipe=plan.target_description.get("recipe", {"name": plan.recipe.name, **plan.recipe.config()}),
         description=plan.target_description.get("description"),
         extra={k: v for k, v in plan.target_description.items() if k not in ("recipe", "description")},
-        train_accuracy=accuracy(target_logits[:n_pool][member], labels[member]),
-        test_accuracy=accuracy(
-            np.concatenate([target_logits[:n_pool][~member], target_logits[n_pool:]]),
-            np.concatenate([labels[~member], pop_labels]),
-        ),
+        train_accuracy=train_accuracy,
+        test_accuracy=test_accuracy,
         user_supplied=plan.target is not None,
     )
-    target_info.generalization_gap = target_info.train_accuracy - target_info.test_accuracy
+    target_info.generalization_gap = train_accuracy - test_accuracy
+    n_members = int(member.sum())
     game = GameInfo(
         pool_size=n_pool,
         population_size=len(plan.population_idx),
-        n_members=int(member.sum()),
+        n_members=n_members,
         n_nonmembers=int((~member).sum()),
         n_reference_models=plan.game.n_reference,
         reference_design="paired: every pool record is IN for half of the reference models",
@@ -291,9 +296,8 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
         game.extra["one_run_canaries"] = int(plan.canaries.size)
         game.extra["canary_design"] = "canaries' inclusion re-drawn independently with probability 1/2"
     refs = trained.references
-    claimed = claimed_privacy(
-        target_info.recipe if isinstance(target_info.recipe, dict) else {}, n_train=game.n_members
-    )
+    claimed = claimed_privacy(target_info.recipe if isinstance(target_info.recipe, dict) else {}, n_train=n_members)
+    model_runs: list[ModelRun | RunInfo] = [trained.target, *refs]
     results = Results(
         kind=plan.kind,
         config=config.to_dict(),
@@ -313,8 +317,8 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
         attacks=attacks,
         timings={
             "training_seconds": round(train_seconds, 3),
-            "models_trained": int(sum(not r.cached for r in [trained.target, *refs])),
-            "models_from_cache": int(sum(r.cached for r in [trained.target, *refs])),
+            "models_trained": int(sum(not r.cached for r in model_runs)),
+            "models_from_cache": int(sum(r.cached for r in model_runs)),
             "training_workers": trained.n_jobs,
             "vectorized_batches": trained.n_batches,
         },

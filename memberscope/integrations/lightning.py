@@ -29,7 +29,8 @@ try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # pragma: no cover - depends on the environment
     try:
-        from pytorch_lightning.callbacks import Callback
+        # The standalone package's Callback is a different class with the same role: mypy sees two types.
+        from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]
     except ImportError:
         raise MissingDependencyError(
             "the Lightning privacy callback needs PyTorch Lightning: pip install 'memberscope[lightning]'"

@@ -166,7 +166,7 @@ def _evaluation_artifacts(root: str, names: list[str]) -> dict[str, Any]:
         TextEvaluationArtifact,
     )
 
-    kinds = {
+    kinds: dict[str, type[JsonEvaluationArtifact | TextEvaluationArtifact | ImageEvaluationArtifact]] = {
         "results.json": JsonEvaluationArtifact,
         "report.html": TextEvaluationArtifact,
         "roc.png": ImageEvaluationArtifact,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from memberscope.llm import attacks as llm_attacks
 from memberscope.llm.canaries import Canary, canary_exposure
 from memberscope.llm.loading import LM_KINDS, LanguageModel, load_language_model
 from memberscope.llm.texts import read_texts
+
+if TYPE_CHECKING:
+    from memberscope.llm.scoring import TokenStats
 
 __all__ = ["DEFAULT_ATTACKS", "audit_llm", "model_block", "read_texts", "truncation_warning"]
 
@@ -49,6 +52,11 @@ def truncation_warning(stats, requested: int) -> str | None:
         f"{len(cut)} of {len(stats)} texts are longer than max_length {limit} tokens{why} and were cut: every "
         f"attack scores only their first tokens (records {shown}); raise --max-length if the model allows it"
     )
+
+
+def _n_truncated(stats: TokenStats) -> int:
+    """How many texts ``stats`` records as cut at its ``max_length`` (0 when it records no truncation)."""
+    return 0 if stats.truncated is None else int(stats.truncated.sum())
 
 
 def model_block(lm: LanguageModel) -> dict[str, Any]:
@@ -142,7 +150,7 @@ def audit_llm(
     run_warnings += [unavailable[a] + " (left out of the default attacks)" for a in skipped]
     if (cut := truncation_warning(signals.target, max_length)) is not None:
         run_warnings.append(cut)
-    if signals.reference is not None and (n_ref := int(signals.reference.truncated.sum())):
+    if signals.reference is not None and (n_ref := _n_truncated(signals.reference)):
         run_warnings.append(
             f"{n_ref} texts were cut further by the reference model's limit of {signals.reference.max_length} "
             "tokens: for them the reference attack compares the target's loss with the reference's on a shorter text"
@@ -174,7 +182,8 @@ def audit_llm(
             n_digits=canary_digits,
             n_candidates=canary_candidates,
             seed=seed,
-            max_length=used_length,
+            # used_length is None for an endpoint, which tokenizes itself and ignores max_length
+            max_length=max_length if used_length is None else used_length,
             n_bootstrap=n_bootstrap,
         )
     validity_block = None
@@ -185,7 +194,7 @@ def audit_llm(
 
     records = np.arange(len(texts))
     scoring_seconds = sum(pass_seconds.values())
-    results = {
+    document: dict[str, Any] = {
         "schema_version": "2.0",
         "memberscope_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -228,7 +237,7 @@ def audit_llm(
             "n_nonmembers": len(nonmembers),
             "max_length": used_length,
             "max_length_requested": max_length,
-            "n_truncated": int(signals.target.truncated.sum()),
+            "n_truncated": _n_truncated(signals.target),
             "n_tokens_scored": n_tokens,
             "pass_seconds": {k: round(v, 4) for k, v in pass_seconds.items()},
             "tokens_per_second": round(n_tokens / pass_seconds["target"], 1) if pass_seconds["target"] > 0 else None,
@@ -241,7 +250,7 @@ def audit_llm(
         "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": 0.0},
         "warnings": run_warnings,
     }
-    results = Results.from_dict(results)
+    results = Results.from_dict(document)
     results.vulnerable_records = vulnerable_records(results.attacks, scores, records, member, None, [])
     results.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return AuditResult(

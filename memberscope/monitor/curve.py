@@ -60,7 +60,9 @@ class EpochRecord:
         if not attacks:
             raise InvalidInputError("an epoch record needs at least one attack's metrics")
         as_dicts = {label: m if isinstance(m, dict) else m.to_dict() for label, m in attacks.items()}
-        return cls(attacks=as_dicts, headline=headline, strongest=strongest_attack(as_dicts, headline), **fields)
+        strongest = strongest_attack(as_dicts, headline)
+        assert strongest is not None  # attacks is not empty
+        return cls(attacks=as_dicts, headline=headline, strongest=strongest, **fields)
 
     @property
     def tpr(self) -> float:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -98,6 +98,13 @@ def model_logits(model, records: RecordSet, *, batch_size: int = 1024) -> np.nda
     return np.concatenate(out).astype(np.float64)
 
 
+class _StopRule(TypedDict):
+    """:meth:`PrivacyCurve.suggest_stop`'s options, as the monitor was given them."""
+
+    max_tpr_rise: float
+    min_accuracy_gain: float | None
+
+
 class TrainingMonitor:
     """Audits a torch model every ``every_n_epochs`` epochs and keeps the :class:`~memberscope.monitor.PrivacyCurve`.
 
@@ -159,9 +166,9 @@ class TrainingMonitor:
         )
         self.every_n_epochs = int(every_n_epochs)
         self.stop_training = bool(stop_training)
-        gain = None if min_accuracy_gain is None else float(min_accuracy_gain)
-        self.rule = {"max_tpr_rise": float(max_tpr_rise), "min_accuracy_gain": gain}
-        for name, value in self.rule.items():
+        rise, gain = float(max_tpr_rise), None if min_accuracy_gain is None else float(min_accuracy_gain)
+        self.rule: _StopRule = {"max_tpr_rise": rise, "min_accuracy_gain": gain}
+        for name, value in (("max_tpr_rise", rise), ("min_accuracy_gain", gain)):
             if value is not None and not 0 <= value < 1:
                 raise InvalidInputError(f"{name} must be in [0, 1); got {value}")
         self.curve = PrivacyCurve()

@@ -64,7 +64,7 @@ def recommendations(
     elif exposure.mode == "top-k" and exposure.decimals is None:
         shown = "top-1 probability" if exposure.top_k == 1 else f"top-{exposure.top_k} probabilities"
         out.append(f"The API returns the {shown} at full precision; round to 1 decimal or return the label only.")
-    if status == "inconclusive":
+    if status == "inconclusive" and conclusion is not None:  # status is None without a conclusion
         out.append(
             f"{conclusion.headline} Do not read the absence of member verdicts as safety: give the red team "
             "public data closer to the training data, or a shadow model of the target's family (--shadow-model)."

@@ -181,10 +181,11 @@ class View:
             if self.repeats == 1:
                 out.append(as_logits(target.query(v), target.output_kind))
                 continue
-            total = None
+            total: np.ndarray | None = None
             for _ in range(self.repeats):
                 seen = as_probabilities(target.query(v), target.output_kind)
                 total = seen if total is None else total + seen
+            assert total is not None  # the loop ran: repeats > 1 here (1 is handled above)
             out.append(as_logits(total / self.repeats, "probabilities"))
         return np.stack(out, axis=1)
 
@@ -333,7 +334,7 @@ class ShadowModelAttack:
                 cache=self.cache,
                 name=name,
             ).train(X, y, split)
-        self.shadows_ = shadows
+        self.shadows_: ShadowSet = shadows
         self.n_shadow, self.n_calibration = shadows.n_reference, shadows.n_calibration
         self.params_ = self._attack_params()
         self.calibration_scores_, self.calibration_member_ = self._calibration_scores(self.params_)
@@ -379,7 +380,8 @@ class ShadowModelAttack:
         shadows (the target's ground truth is never used)."""
         from memberscope.metrics import roc_auc, roc_curve, tpr_at_fpr
 
-        best, self.rmia_a_grid_ = None, {}
+        best: tuple[tuple[float, float], float] | None = None
+        self.rmia_a_grid_: dict[float, list[float]] = {}
         for a in RMIA_A_GRID:
             scores, member = self._calibration_scores({**self.attack_params, "a": a})
             fpr_, tpr_, _ = roc_curve(member, scores)
@@ -387,6 +389,7 @@ class ShadowModelAttack:
             self.rmia_a_grid_[a] = [round(v, 4) for v in value]
             if best is None or value > best[0]:
                 best = (value, a)
+        assert best is not None  # RMIA_A_GRID is not empty
         return float(best[1])
 
     def _calibration_scores(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

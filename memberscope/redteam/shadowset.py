@@ -125,7 +125,8 @@ class ShadowSet:
             raise InvalidInputError("invalid shadow models: " + "; ".join(problems))
         self.recipe, self.n_reference, self.n_calibration = recipe, int(n_reference), int(n_calibration)
         self.n_classes, self.seed, self.cache = int(n_classes), int(seed), cache
-        self.name = name or getattr(recipe, "name", type(recipe).__name__)
+        recipe_name: str = getattr(recipe, "name", type(recipe).__name__)
+        self.name = name or recipe_name
         self._outputs: dict[tuple, np.ndarray] = {}
 
     # -- training ------------------------------------------------------------------------------------------

@@ -312,6 +312,7 @@ def conclude(
     tpr, (tpr_lo, tpr_hi) = calibration.shadow_tpr, calibration.shadow_tpr_ci
     power_text = f"TPR {tpr:.1%} (95% CI {tpr_lo:.1%}–{tpr_hi:.1%}) at FPR {fpr:g} on shadow models"
     if check is not None and check.certified:
+        assert check.fpr_bound is not None  # certified means a bound was found
         allowed = float(check.fpr_bound)  # the member verdicts' FPR, certified on the known non-members
     else:
         allowed = check.fpr_ci[1] if check is not None else calibration.shadow_fpr_ci[1]

@@ -35,6 +35,8 @@ def _png(fig) -> str:
 def _roc_png(model: ReportModel, tmp: Path) -> str:
     from memberscope.results import plot_roc
 
+    if model.member is None or model.scores is None:
+        raise ValueError("the ROC figure needs the report model's membership labels and per-record scores")
     path = tmp / "roc.png"
     plot_roc(model.member, model.scores, path, results=model.results)
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -48,7 +50,7 @@ def _hist_png(member, score, name: str) -> str:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(6.2, 5.4), dpi=110)
-    bins = np.histogram_bin_edges(score[np.isfinite(score)], bins=60)
+    bins = np.histogram_bin_edges(score[np.isfinite(score)], bins=60).tolist()
     ax.hist(score[~member], bins=bins, alpha=0.6, label="non-members", color="tab:blue", density=True)
     ax.hist(score[member], bins=bins, alpha=0.6, label="members", color="tab:red", density=True)
     ax.set_xlabel(f"{name} score (higher = more likely member)")
@@ -73,11 +75,13 @@ def _frontier_png(model: ReportModel) -> str | None:
 
     fig, ax = plt.subplots(figsize=(6.2, 4.6), dpi=110)
     for r in points:
-        yerr = [[r.tpr - r.tpr_ci[0]], [r.tpr_ci[1] - r.tpr]] if r.tpr_ci else None
+        accuracy, tpr = r.test_accuracy, r.tpr
+        assert accuracy is not None and tpr is not None  # points keeps only rows with both
+        yerr = [[tpr - r.tpr_ci[0]], [r.tpr_ci[1] - tpr]] if r.tpr_ci else None
         color = "tab:red" if r.alarm else ("tab:green" if r.epsilon is not None else "tab:blue")
-        ax.errorbar(r.test_accuracy, r.tpr, yerr=yerr, fmt="o", color=color, capsize=3)
+        ax.errorbar(accuracy, tpr, yerr=yerr, fmt="o", color=color, capsize=3)
         label = r.name + (f" (ε={r.epsilon:g})" if r.epsilon is not None else "")
-        ax.annotate(label, (r.test_accuracy, r.tpr), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.annotate(label, (accuracy, tpr), textcoords="offset points", xytext=(5, 5), fontsize=8)
     key = points[0].fpr_key or "0.01"
     ax.axhline(float(key), color="gray", linestyle="--", linewidth=1, label=f"chance ({pct(float(key))})")
     ax.set_xlabel("test accuracy (utility)")

@@ -102,9 +102,9 @@ def render_markdown(model: ReportModel) -> str:
         header = ["attack", "AUC mean ± sd", "worst AUC", f"TPR @ {key} FPR mean ± sd", "worst TPR"]
         lines += ["", "**Spread over training draws**", "", "| " + " | ".join(header) + " |", "|" + "---|" * 5]
         lines += ["| " + " | ".join(draw_cells(r)) + " |" for r in model.draws]
-    for note in (model.ppv_note, model.draw_note, membership_probability_note(model.membership_probability)):
-        if note:
-            lines += ["", note]
+    for paragraph in (model.ppv_note, model.draw_note, membership_probability_note(model.membership_probability)):
+        if paragraph:
+            lines += ["", paragraph]
         one_run = model.one_run
         if model.has_one_run and one_run:
             lines += [
@@ -188,15 +188,15 @@ def render_markdown(model: ReportModel) -> str:
             f"TPR @ {pct(float(key))} FPR (95% CI) | AUC |",
             "|---|---|---|---|---|---|---|",
         ]
-        for r in model.defenses:
+        for d in model.defenses:
             cells = [
-                f"`{r.name}`" + (" ⚠" if r.alarm else ""),
-                "–" if r.test_accuracy is None else pct(r.test_accuracy),
-                "–" if r.epsilon is None else f"{r.epsilon:g}" + (f" (δ={r.delta:g})" if r.delta else ""),
-                "–" if r.empirical_epsilon is None else f"{r.empirical_epsilon:.2f}",
-                r.attack or "–",
-                "–" if r.tpr is None else f"{pct(r.tpr)}{ci_pct(r.tpr_ci)}",
-                "–" if r.auc is None else f"{r.auc:.3f}",
+                f"`{d.name}`" + (" ⚠" if d.alarm else ""),
+                "–" if d.test_accuracy is None else pct(d.test_accuracy),
+                "–" if d.epsilon is None else f"{d.epsilon:g}" + (f" (δ={d.delta:g})" if d.delta else ""),
+                "–" if d.empirical_epsilon is None else f"{d.empirical_epsilon:.2f}",
+                d.attack or "–",
+                "–" if d.tpr is None else f"{pct(d.tpr)}{ci_pct(d.tpr_ci)}",
+                "–" if d.auc is None else f"{d.auc:.3f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
         plan = model.defense_plan

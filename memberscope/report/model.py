@@ -9,9 +9,10 @@ None (or empty) when the run has no such part, so every kind of run renders.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -63,17 +64,29 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%" if x >= 0.001 or x == 0 else f"{100 * x:.2g}%"
 
 
+def _pct_or_dash(x: float | None) -> str:
+    """:func:`pct` of ``x``, or ``"–"`` when it was not recorded."""
+    return "–" if x is None else pct(x)
+
+
 def ci_pct(ci: Any) -> str:
     """``" (1.0%–2.0%)"`` for an interval, else ``""``."""
     return f" ({pct(ci[0])}–{pct(ci[1])})" if _is_pair(ci) else ""
 
 
-def _is_num(x: Any) -> bool:
+def _is_num(x: Any) -> TypeGuard[float]:
+    """Whether ``x`` is a finite real number (int, float or numpy scalar; not bool), which ``float()`` accepts."""
     return isinstance(x, int | float | np.number) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
-def _is_pair(ci: Any) -> bool:
+def _is_pair(ci: Any) -> TypeGuard[Sequence[float]]:
+    """Whether ``ci`` is a list or tuple of two finite numbers (an interval)."""
     return isinstance(ci, list | tuple) and len(ci) == 2 and all(_is_num(v) for v in ci)
+
+
+def _as_pair(ci: Any) -> tuple[float, float] | None:
+    """``ci`` as a ``(low, high)`` tuple when it is an interval (:func:`_is_pair`), else None."""
+    return (ci[0], ci[1]) if _is_pair(ci) else None
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -410,6 +423,8 @@ def recommendations(results: Results, *, hot_slices: list[str], headline_key: st
     """Prioritized advice that follows from the measured numbers (most urgent first)."""
     fpr = float(headline_key)
     best = strongest_attack(results.attacks, headline_key)
+    if best is None:
+        raise InvalidInputError("recommendations need at least one attack in results.attacks; got none")
     metrics = results.attacks[best].metrics
     tpr = metrics.tpr_at_fpr[headline_key]
     ci = metrics.tpr_at_fpr_ci.get(headline_key) or (tpr, tpr)
@@ -421,13 +436,14 @@ def recommendations(results: Results, *, hot_slices: list[str], headline_key: st
             "so a model exceeding the accepted budget cannot ship."
         )
     target = results.target
+    train, test = target.train_accuracy, target.test_accuracy
     gap = target.generalization_gap
-    if gap is None and _is_num(target.train_accuracy) and _is_num(target.test_accuracy):
-        gap = target.train_accuracy - target.test_accuracy
+    if gap is None and _is_num(train) and _is_num(test):
+        gap = train - test
     if gap is not None and gap > 0.05:
         out.append(
-            f"The generalization gap is large ({pct(gap)}: train {pct(target.train_accuracy)} vs test "
-            f"{pct(target.test_accuracy)}). Regularize (weight decay, early stopping, augmentation) or train "
+            f"The generalization gap is large ({pct(gap)}: train {_pct_or_dash(train)} vs test "
+            f"{_pct_or_dash(test)}). Regularize (weight decay, early stopping, augmentation) or train "
             "with DP-SGD for a formal guarantee."
         )
     if hot_slices:
@@ -479,9 +495,9 @@ def _attack_rows(results: Results, scores, claimed) -> list[AttackRow]:
             AttackRow(
                 name=name,
                 auc=float(m.auc),
-                auc_ci=tuple(m.auc_ci) if _is_pair(m.auc_ci) else None,
+                auc_ci=_as_pair(m.auc_ci),
                 tprs=dict(m.tpr_at_fpr),
-                tpr_cis={k: tuple(v) for k, v in m.tpr_at_fpr_ci.items() if _is_pair(v)},
+                tpr_cis={k: (v[0], v[1]) for k, v in m.tpr_at_fpr_ci.items() if _is_pair(v)},
                 resolvable=dict(m.fpr_resolvable),
                 epsilon=eps,
                 epsilon_source=source,
@@ -548,9 +564,9 @@ def defense_rows(defenses: Results, key: str = "0.01") -> list[DefenseRow]:
             ci = m.tpr_at_fpr_ci.get(k) if k is not None else None
             row.attack, row.fpr_key = best, k
             row.tpr = float(tpr) if _is_num(tpr) else None
-            row.tpr_ci = tuple(ci) if _is_pair(ci) else None
+            row.tpr_ci = _as_pair(ci)
             row.auc = float(m.auc) if _is_num(m.auc) else None
-            row.auc_ci = tuple(m.auc_ci) if _is_pair(m.auc_ci) else None
+            row.auc_ci = _as_pair(m.auc_ci)
             bounds = [epsilon_from_metrics(a.to_dict(), delta=row.delta or 0.0) for a in attacks.values()]
             found = [b.epsilon for b in bounds if b is not None]
             if found:

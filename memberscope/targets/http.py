@@ -13,8 +13,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -46,6 +46,14 @@ __all__ = ["ERROR_BODY_CHARS", "HttpTarget"]
 
 ERROR_BODY_CHARS = 2000
 """Characters of an error answer's body shown in the error message (servers explain a refused request there)."""
+
+
+class _AnswerReading(TypedDict):
+    """How an answer's predictions are read (:func:`~memberscope.targets.wire.from_predictions`'s options)."""
+
+    n_classes: int
+    classes: Sequence[Any] | np.ndarray | None
+    fields: AnswerFields | None
 
 
 def _error_body(text: str) -> str:
@@ -372,7 +380,7 @@ class HttpTarget(Target):
                     f"{self.url} answers {str(first)[:60]!r}, which does not show the number of classes; "
                     "pass n_classes (--n-classes)"
                 )
-        read = {"n_classes": self.n_classes, "classes": self.classes, "fields": self.answer_fields}
+        read: _AnswerReading = {"n_classes": self.n_classes, "classes": self.classes, "fields": self.answer_fields}
         try:
             observed = from_predictions(preds, **read)
         except InvalidInputError as exc:

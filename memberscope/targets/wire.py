@@ -306,7 +306,7 @@ class AnswerFields:
     confidence: str | None = None
 
 
-def _column(value: Any, n_classes: int, classes: Sequence[Any] | None) -> int | None:
+def _column(value: Any, n_classes: int, classes: Sequence[Any] | np.ndarray | None) -> int | None:
     """The output column of a label in an answer: its position among ``classes`` (compared as text), or the
     label itself when it is an integer in ``[0, n_classes)`` and the classes are not named."""
     if isinstance(value, bool):
@@ -342,7 +342,7 @@ def read_prediction(
     pred: Any,
     *,
     n_classes: int,
-    classes: Sequence[Any] | None = None,
+    classes: Sequence[Any] | np.ndarray | None = None,
     fields: AnswerFields | None = None,
 ) -> tuple[np.ndarray, str] | None:
     """One answer as an observed row ``(n_classes,)`` (NaN = withheld) and the output kind it shows; None when it
@@ -391,8 +391,9 @@ def read_prediction(
                 return row, "probabilities"
             return row, "top-k"
         if pred and classes is not None and all(_is_number(v) for v in pred.values()):
-            cols = [_column(k, n_classes, classes) for k in pred]
-            if any(c is None for c in cols) or len(set(cols)) != len(cols):
+            found = [_column(k, n_classes, classes) for k in pred]
+            cols = [c for c in found if c is not None]
+            if len(cols) != len(found) or len(set(cols)) != len(cols):
                 return None
             row[cols] = np.asarray(list(pred.values()), dtype=np.float64)
             return row, ("scores" if len(cols) == n_classes else "top-k")
@@ -411,7 +412,7 @@ def from_predictions(
     predictions: Sequence[Any],
     *,
     n_classes: int,
-    classes: Sequence[Any] | None = None,
+    classes: Sequence[Any] | np.ndarray | None = None,
     fields: AnswerFields | None = None,
 ) -> np.ndarray:
     """The JSON ``predictions`` list → observed outputs ``(n, n_classes)`` (one-hot for labels, NaN = withheld).
@@ -457,11 +458,14 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
 
 
-def _top_k(pred: dict, n_classes: int, classes: Sequence[Any] | None) -> tuple[list[int], np.ndarray] | None:
+def _top_k(
+    pred: dict, n_classes: int, classes: Sequence[Any] | np.ndarray | None
+) -> tuple[list[int], np.ndarray] | None:
     labels, probs = pred.get("classes"), pred.get("probabilities")
     if not (isinstance(labels, list) and isinstance(probs, list) and 0 < len(labels) == len(probs) <= n_classes):
         return None
-    cols = [_column(c, n_classes, classes) for c in labels]
-    if any(c is None for c in cols) or not all(_is_number(p) for p in probs):
+    found = [_column(c, n_classes, classes) for c in labels]
+    cols = [c for c in found if c is not None]
+    if len(cols) != len(found) or not all(_is_number(p) for p in probs):
         return None
-    return [int(c) for c in cols], np.asarray(probs, dtype=np.float64)
+    return cols, np.asarray(probs, dtype=np.float64)
