@@ -380,6 +380,17 @@ def _draws(plan: AuditPlan, inputs: Outputs, member: np.ndarray, scores, *, prog
         )
 
 
+def _defined_ppv(metrics: Any, values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` (PPV per FPR key) with None where the FPR cannot be resolved with the game's non-members or
+    nothing is flagged: a precision of 1.0 from one true positive and no possible false positive is no figure."""
+    resolvable = getattr(metrics, "fpr_resolvable", {}) or {}
+    out: dict[str, float | None] = {}
+    for k, v in values.items():
+        flagged = metrics.tpr_at_fpr[k] + metrics.operating_fpr[k] > 0
+        out[k] = float(v) if resolvable.get(k, True) and flagged and np.isfinite(v) else None
+    return out
+
+
 def ppv_section(attacks: dict[str, Any], member_prior: float | None) -> dict[str, Any]:
     """results.json ``ppv``: each attack's precision ``Pr(member | flagged)`` at each reported FPR, at the game's
     member share and, when ``member_prior`` is given, re-weighted to it by Bayes' rule on the measured TPR and
@@ -388,9 +399,9 @@ def ppv_section(attacks: dict[str, Any], member_prior: float | None) -> dict[str
     out: dict[str, Any] = {"member_prior": member_prior, "attacks": {}}
     for name, result in attacks.items():
         m = result.metrics
-        entry: dict[str, Any] = {"game_prior": float(m.ppv_prior), "at_game_prior": dict(m.ppv_at_fpr)}
+        entry: dict[str, Any] = {"game_prior": float(m.ppv_prior), "at_game_prior": _defined_ppv(m, m.ppv_at_fpr)}
         if member_prior is not None:
-            entry["at_member_prior"] = m.ppv(float(member_prior))
+            entry["at_member_prior"] = _defined_ppv(m, m.ppv(float(member_prior)))
         out["attacks"][name] = entry
     return out
 
@@ -402,11 +413,14 @@ def _membership_probability(
     target (the draws of ``--targets``, else reference model 0 attacked leave-one-out); the target's own ground
     truth is never used. Returns the column (None when it cannot be calibrated) and its results.json block."""
     from memberscope.attacks import needs
+    from memberscope.engine.draws import uses_in_models
     from memberscope.results import strongest_attack
 
-    best = strongest_attack(attacks)
+    # Online attacks are left out: on a reference model playing the target, its members are IN one other
+    # reference model fewer than its non-members (paired masks), which would bias their calibration.
+    best = strongest_attack({k: v for k, v in attacks.items() if not uses_in_models(k)})
     if best is None:
-        return None, {"attack": None, "reason": "no attack"}
+        return None, {"attack": None, "reason": "no attack that can be calibrated without bias (online attacks only)"}
     refs = inputs.references
     prior = float(getattr(plan.config, "member_prior", None) or member.mean())
     block: dict[str, Any] = {"attack": best, "prior": round(prior, 6), "method": MEMBERSHIP_PROBABILITY_METHOD}
@@ -428,8 +442,9 @@ def _membership_probability(
 
 
 MEMBERSHIP_PROBABILITY_METHOD = (
-    "isotonic regression of membership on the strongest attack's score over reference models playing the target "
-    "(leave-one-out), moved to the game's member prior"
+    "isotonic regression of membership on the score of the strongest attack that uses no IN reference model, over "
+    "reference models playing the target (leave-one-out), clipped away from 0 and 1 by half a record of the "
+    "calibration set, moved to the member prior"
 )
 
 

@@ -143,7 +143,8 @@ def _over_draws(results: Results, recorded: dict[str, Any], how: str) -> dict[st
     out: dict[str, Any] = {}
     for name, entry in recorded.items():
         per = (draws.get("attacks") or {}).get(name)
-        if per is None:
+        if per is None:  # not re-run on the draws (an online attack): the target's own figures
+            out[name] = entry
             continue
         auc, auc_ci = pick(per["auc"])
         tprs = {k: pick(v) for k, v in per["tpr_at_fpr"].items()}

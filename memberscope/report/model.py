@@ -358,10 +358,18 @@ def draw_rows(results: Results, key: str | None) -> tuple[list[DrawRow], str | N
                 tpr_worst=None if tpr is None else float(tpr["max"]),
             )
         )
+    excluded = list(draws.get("excluded") or {})
+    left_out = (
+        f" Not re-run on the reference models' draws (their figures are the target's alone): {', '.join(excluded)}"
+        " — every record is IN half of the reference models, so a draw's members are IN one other model fewer"
+        " than its non-members, which biases online attacks toward no leakage."
+        if excluded
+        else ""
+    )
     return rows, (
         f"Spread over {n} training draws: the target and {n - 1} reference models each played the target, "
         "attacked by the same attacks with the other models as references. Gate on it with "
-        "`gate --over-draws mean|worst`."
+        "`gate --over-draws mean|worst`." + left_out
     )
 
 
