@@ -320,3 +320,14 @@ def test_member_prior_reweights_ppv_by_bayes_rule_and_reaches_the_reports(tmp_pa
         "audit", "--dataset", "digits", "--member-prior", "1.5", "--out", str(tmp_path), capsys=capsys
     )
     assert code == 2 and "member_prior" in err and "1.5" in err
+
+
+def test_the_model_card_shows_the_risk_level_and_the_spread_over_draws(four_draws):
+    from memberscope.report.model import build_report
+    from memberscope.report.model_card import render_model_card
+
+    card = render_model_card(build_report(four_draws.results))
+    assert f"**Risk: {four_draws.results.risk().level.upper()}**" in card
+    worst = max(four_draws.results.sections["draws"]["attacks"]["loss"]["auc"]["values"])
+    assert "worst AUC" in card and f"{worst:.3f}" in card
+    assert "Spread over 4 training draws" in card and "lira-online" in card  # the online attack left out, said so

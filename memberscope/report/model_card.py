@@ -110,8 +110,10 @@ def privacy_section(model: ReportModel) -> str:
     :data:`SECTION_END`)."""
     results, game = model.results, model.game
     lines = [SECTION_START, "## Privacy: membership inference", ""]
+    risk = results.risk()
     lines += [
-        f"Audited with memberscope {results.memberscope_version} ({results.created}). {model.summary}",
+        f"Audited with memberscope {results.memberscope_version} ({results.created}). "
+        f"**Risk: {risk.level.upper()}** ({risk.reason}). {model.summary}",
         "",
     ]
     for alarm in model.alarms:
@@ -126,6 +128,15 @@ def privacy_section(model: ReportModel) -> str:
             eps = "–" if r.epsilon is None else f"{r.epsilon:.2f}"
             lines.append(f"| `{r.name}` | {auc} | {tpr} | {eps} |")
         lines.append("")
+    if model.draws:  # the spread over training draws (`--targets N`), as every other report shows it
+        from memberscope.report.model import draw_cells
+
+        key = pct(float(model.headline_fpr)) if model.headline_fpr is not None else "1%"
+        lines += [f"| attack | AUC mean ± sd | worst AUC | TPR @ {key} FPR mean ± sd | worst TPR |", "|" + "---|" * 5]
+        lines += ["| " + " | ".join(draw_cells(r)) + " |" for r in model.draws]
+        lines.append("")
+    if model.draw_note:
+        lines += [model.draw_note, ""]
     facts = []
     if game.n_members is not None:
         facts.append(
