@@ -68,8 +68,9 @@ def pool_sizes(n_total: int, config: Any) -> tuple[int, int]:
     return pool, population
 
 
-def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResult:
-    """Run the audit ``config`` describes: train a target and reference models on a dataset and attack the target."""
+def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The run's dataset (``config``'s data options) and its seeded disjoint ``(pool_idx, population_idx)``
+    (:func:`pool_sizes`), as ``audit`` and ``defend`` both draw them."""
     from memberscope import datasets
 
     dataset = datasets.load(
@@ -88,7 +89,13 @@ def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResu
         population_size=population_size,
         seed=derive_seed(config.seed, "split", 0),
     )
-    game = make_game(pool_size, config.reference_models, seed=config.seed)
+    return dataset, pool_idx, population_idx
+
+
+def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResult:
+    """Run the audit ``config`` describes: train a target and reference models on a dataset and attack the target."""
+    dataset, pool_idx, population_idx = load_and_split(config)
+    game = make_game(len(pool_idx), config.reference_models, seed=config.seed)
     canaries = None
     if config.one_run_canaries is not None:
         game, canaries = _with_canaries(game, config.one_run_canaries, seed=config.seed)

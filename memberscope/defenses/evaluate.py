@@ -433,13 +433,12 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     model's (with its per-record ``scores``), and ``sections["defenses"]`` holds one entry per defense (its
     accuracy, ε, attacks and strongest attack), ``sections["recommendation"]`` the defense recommended.
     """
-    from memberscope import datasets
-    from memberscope.api import pool_sizes
+    from memberscope.api import load_and_split
     from memberscope.cache import ArtifactCache, default_cache_dir
     from memberscope.defenses.adaptive import attacker_views, break_ties, invertible_only
     from memberscope.engine.evaluation import check_needs, evaluate_attack, run_attacks
     from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs
-    from memberscope.game import derive_seed, make_game, split_pool
+    from memberscope.game import derive_seed, make_game
     from memberscope.metrics import fpr_key
     from memberscope.progress import progress_bars
     from memberscope.recipes import create as create_recipe
@@ -449,25 +448,10 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
 
     started = time.perf_counter()
     specs = parse_defenses(config.defenses)
-    dataset = datasets.load(
-        config.dataset,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        n_records=config.n_records,
-        label_column=config.label_column,
-        group_column=config.group_column,
-        id_column=config.id_column,
-    )
-    pool_size, population_size = pool_sizes(dataset.n_records, config)
-    pool_idx, population_idx = split_pool(
-        dataset.n_records,
-        pool_size=pool_size,
-        population_size=population_size,
-        seed=derive_seed(config.seed, "split", 0),
-    )
+    dataset, pool_idx, population_idx = load_and_split(config)
     if len(population_idx) < 2:
         raise InvalidInputError("the defense evaluation needs population records (RMIA, test accuracy); got none")
-    game = make_game(pool_size, config.reference_models, seed=config.seed)
+    game = make_game(len(pool_idx), config.reference_models, seed=config.seed)
     check_needs(
         config.attacks, config.attack_params, n_reference=game.n_reference, has_population=True, output_kind="logits"
     )
