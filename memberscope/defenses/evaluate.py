@@ -703,15 +703,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
         kind="defend",
         config=config.to_dict(),
         seeds={"seed": config.seed},
-        dataset=DatasetInfo(
-            name=dataset.name,
-            source=dataset.source,
-            n_records=dataset.n_records,
-            n_classes=dataset.n_classes,
-            feature_shape=list(dataset.feature_shape),
-            fingerprint=dataset.fingerprint(),
-            class_names=list(dataset.class_names),
-        ),
+        dataset=DatasetInfo.of(dataset),
         game=GameInfo(
             pool_size=n_pool,
             population_size=len(population_idx),

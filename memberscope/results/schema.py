@@ -154,6 +154,19 @@ class DatasetInfo(_Record):
     features: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, dataset: Any) -> DatasetInfo:
+        """The record of a loaded :class:`memberscope.datasets.Dataset` (name, source, size, classes, fingerprint)."""
+        return cls(
+            name=dataset.name,
+            source=dataset.source,
+            n_records=dataset.n_records,
+            n_classes=dataset.n_classes,
+            feature_shape=list(dataset.feature_shape),
+            fingerprint=dataset.fingerprint(),
+            class_names=list(dataset.class_names),
+        )
+
 
 @dataclass
 class GameInfo(_Record):
