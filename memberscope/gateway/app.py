@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 import numpy as np
 
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
-from memberscope.gateway.auditlog import AuditLog, KeylessCounter, decision_for
+from memberscope.gateway.auditlog import AuditLog, KeylessCounter, Request, decision_for
 from memberscope.gateway.keys import KeyRecord, KeyStore
 from memberscope.gateway.loading import ServedModel, as_served_model
 from memberscope.gateway.policy import Policy, Tier
@@ -241,12 +241,7 @@ class _Batch:
                 raise RuntimeError("the predict endpoint is set by create_app before any request is batched")
             acts = predict.detect(jobs)
             answers = [predict.finish(job, act) for job, act in zip(jobs, acts, strict=True)]
-            gw.audit.record_many(
-                [
-                    {"key_id": job.ctx.key.key_id, "path": PREDICT_PATH, **row}
-                    for job, (*_, row) in zip(jobs, answers, strict=True)
-                ]
-            )
+            gw.audit.record_many([row for *_, row in answers])
         except BaseException as exc:
             for job in jobs:
                 if not job.future.done():
@@ -502,20 +497,25 @@ class _Predict:
         job = _Job(ctx, X, probs, gw.audit.fingerprints(X), now, action)
         return await gw.batch.submit(job)
 
-    def finish(self, job: _Job, act: str | None) -> tuple[int, Any, dict[str, str] | None, dict[str, Any]]:
+    def finish(self, job: _Job, act: str | None) -> tuple[int, Any, dict[str, str] | None, Request]:
         """The answer to a request whose records probing detection has judged (``act``: the action of the
-        alerts they raised for this key, if any), and its audit row's fields."""
+        alerts they raised for this key, if any), and its audit row."""
         gw, ctx, tier = self.gw, job.ctx, job.ctx.tier
-        row = {"X": job.X, "fingerprints": job.fps, "now": job.now}
+
+        def row(status: int, decision: str, *, detail: str | None = None, granularity: str | None = None) -> Request:
+            return Request(
+                key_id=ctx.key.key_id, path=PREDICT_PATH, status=status, decision=decision, detail=detail,
+                granularity=granularity, X=job.X, fingerprints=job.fps, now=job.now,
+            )  # fmt: skip
+
         if act == "block":
             retry = str(int(gw.policy.probing.cooldown_seconds))
-            row.update(status=403, decision="blocked", detail="probing alert")
-            return 403, {"detail": BLOCKED}, {"Retry-After": retry}, row
+            return 403, {"detail": BLOCKED}, {"Retry-After": retry}, row(403, "blocked", detail="probing alert")
         if act == "throttle" and job.action != "throttle":
             limited = self._limit(ctx, len(job.X), True, tier_spent=True)
             if limited is not None:
-                row.update(status=429, decision="throttled", detail="probing alert")
-                return 429, {"detail": limited[0]}, {"Retry-After": limited[1]}, row
+                answer = {"detail": limited[0]}
+                return 429, answer, {"Retry-After": limited[1]}, row(429, "throttled", detail="probing alert")
         # Consistent noise is keyed by the record's keyed fingerprint: a repeated query gets the same answer.
         keys = [bytes.fromhex(f) for f in job.fps] if gw.keyed[tier.name] else None
         observed = tier.postprocessor(job.probs, rng=gw.rng, keys=keys)
@@ -525,8 +525,8 @@ class _Predict:
         predictions = to_predictions(observed, granularity=granularity)
         gw.m_records_by_tier[tier.name].inc(len(job.X))
         gw.m_latency.observe(asyncio.get_running_loop().time() - ctx.start)
-        row.update(status=200, decision="allowed", granularity=granularity)
-        return 200, json.dumps({"predictions": predictions}).encode(), None, row
+        body = json.dumps({"predictions": predictions}).encode()
+        return 200, body, None, row(200, "allowed", granularity=granularity)
 
     def _limit(self, ctx: _Context, cost: int, throttled: bool, *, tier_spent: bool = False):
         """Spend the tier's windows (unless already spent) and, when throttled, the probing budget;

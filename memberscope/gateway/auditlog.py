@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import numpy as np
 
@@ -66,6 +66,26 @@ _INSERT = (
     "INSERT INTO requests (time, key_id, path, status, decision, granularity, n_records, fingerprints, records, "
     "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+class Request(TypedDict):
+    """One request as the audit log stores it (the keyword arguments of :meth:`AuditLog.record`).
+
+    ``X (n, d)`` are the records queried (their keyed fingerprints are stored, and the raw records when the log
+    keeps them; ``fingerprints`` when already computed); ``decision`` defaults to the one ``status`` implies;
+    ``now`` is a Unix time in seconds (default: the current time).
+    """
+
+    key_id: str | None
+    path: str
+    status: int
+    decision: NotRequired[str | None]
+    granularity: NotRequired[str | None]
+    X: NotRequired[np.ndarray | None]
+    fingerprints: NotRequired[list[str] | None]
+    detail: NotRequired[str | None]
+    now: NotRequired[float | None]
+
 
 #: Columns added since the first release, with their SQL types (added to older databases on open).
 _ADDED_COLUMNS = {"alerts": {"scope": "TEXT", "subject": "TEXT"}}
@@ -180,50 +200,20 @@ class AuditLog:
         """Keyed fingerprints of records ``X (n, d)``, as the log and the probing alerts write them."""
         return record_fingerprints(self._key, X)
 
-    def record(
-        self,
-        *,
-        key_id: str | None,
-        path: str,
-        status: int,
-        decision: str | None = None,
-        granularity: str | None = None,
-        X: np.ndarray | None = None,
-        fingerprints: list[str] | None = None,
-        detail: str | None = None,
-        now: float | None = None,
-    ) -> None:
-        """Append one request and commit it (``fingerprints`` of ``X`` when already computed)."""
-        row = self._row(
-            key_id=key_id,
-            path=path,
-            status=status,
-            decision=decision,
-            granularity=granularity,
-            X=X,
-            fingerprints=fingerprints,
-            detail=detail,
-            now=now,
-        )
+    def record(self, **request: Unpack[Request]) -> None:
+        """Append one request (the fields of :class:`Request`) and commit it."""
+        row = self._row(request)
         with self._lock:
             self._conn.execute(_INSERT, row)
         if row[0] - self._last_prune > 3600:
             self.prune(now=row[0])
 
-    def _row(
-        self,
-        *,
-        key_id: str | None,
-        path: str,
-        status: int,
-        decision: str | None = None,
-        granularity: str | None = None,
-        X: np.ndarray | None = None,
-        fingerprints: list[str] | None = None,
-        detail: str | None = None,
-        now: float | None = None,
-    ) -> tuple:
+    def _row(self, request: Request) -> tuple:
+        now = request.get("now")
         now = time.time() if now is None else now
+        X = request.get("X")
+        fingerprints = request.get("fingerprints")
+        status = request["status"]
         fps = raw = None
         n = 0
         if X is not None:
@@ -231,14 +221,26 @@ class AuditLog:
             fps = ",".join(fingerprints if fingerprints is not None else self.fingerprints(X))
             if self.raw_records:
                 raw = json.dumps(np.asarray(X, dtype=np.float64).tolist())
-        decision = decision or decision_for(status)
-        return (now, key_id, cut_path(path, self.max_path), status, decision, granularity, n, fps, raw, detail)
+        decision = request.get("decision") or decision_for(status)
+        path = cut_path(request["path"], self.max_path)
+        return (
+            now,
+            request["key_id"],
+            path,
+            status,
+            decision,
+            request.get("granularity"),
+            n,
+            fps,
+            raw,
+            request.get("detail"),
+        )
 
-    def record_many(self, rows: list[dict[str, Any]]) -> None:
-        """Append several requests (the keyword arguments of :meth:`record` each) in one transaction."""
+    def record_many(self, rows: list[Request]) -> None:
+        """Append several requests (the fields of :class:`Request` each) in one transaction."""
         if len(rows) == 1:
             return self.record(**rows[0])
-        values = [self._row(**row) for row in rows]
+        values = [self._row(row) for row in rows]
         with self._lock:
             self._conn.execute("BEGIN")
             try:
