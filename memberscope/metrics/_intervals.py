@@ -83,11 +83,12 @@ BOOTSTRAP_MIN_TRUE_POSITIVES = 10.0
 """... and ``n_members * min(TPR, 1 - TPR)`` at least this (the TPR is away from 0 and 1)."""
 
 BOOTSTRAP_MAX_RECORDS = 2_000_000
-"""Above this many records (members + non-members) no bootstrap runs: a replicate costs O(n) (1,000
-replicates of 10^7 records took about 16 minutes of CPU) and the analytic intervals are tight and
-cover there: DeLong's for the AUC (where the AUC is away from 0 and 1, else the worst-case Wilson),
-order statistics with Clopper-Pearson for the TPR at each FPR. At 2 * 10^6 records 1,000 replicates
-take about 30 s of CPU."""
+"""Above this many records (members + non-members) no bootstrap runs: a replicate costs O(n) and more
+per record once the arrays leave the cache (1,000 replicates: about 20 s of CPU at 10^6 records,
+50 s at 2 * 10^6, about 10 minutes at 10^7; ``benchmarks/metrics_scaling.py``), while the
+analytic intervals are tight and cover there: DeLong's on the logit scale for the AUC (away from
+0 and 1, else the worst-case Wilson), order statistics with Clopper-Pearson for the TPR at each
+FPR."""
 
 AUC_BOOTSTRAP = "bootstrap"
 AUC_DELONG = "delong-logit"
