@@ -210,3 +210,12 @@ def test_offline_log_ratio_is_the_expression_to_the_last_bit(a):
     np.testing.assert_array_equal(_offline_log_ratio(log_p_x, p_out, a, np.empty(504)), expected)
     if a == 1.0:  # the floor binds only there
         assert (expected == log_p_x - LOG_FLOOR).any()
+
+
+def test_binned_auc_with_scores_too_close_to_divide_by():
+    tiny = np.array([0.0, 5e-324, 1e-323, 0.0, 5e-324, 1.5e-323] * 50)  # subnormal spacing: 1 / spread is inf
+    member = np.tile([True, False, True, False, True, False], 50)
+    expected = _mann_whitney_auc(tiny[member], tiny[~member])
+    assert _binned_auc(tiny[member], tiny[~member], max_shared=1e9) == expected
+    lower, upper = _auc_bounds(tiny[member], tiny[~member])
+    assert lower <= expected <= upper

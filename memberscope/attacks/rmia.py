@@ -124,7 +124,10 @@ class _Bins:
         sample = np.concatenate([positives[::step], negatives[::step]])
         low, high = len(sample) // 1000, len(sample) - 1 - len(sample) // 1000
         lo, hi = np.partition(sample, (low, high))[[low, high]]  # the sorted sample's entries, in O(sample)
-        self.lo, self.scale, self.bins = float(lo), (bins / (hi - lo) if hi > lo else 0.0), bins
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = bins / (hi - lo) if hi > lo else 0.0
+        # a spread too small to divide by (subnormal) puts everything in one bin: still non-decreasing
+        self.lo, self.scale, self.bins = float(lo), (float(scale) if np.isfinite(scale) else 0.0), bins
 
     def __call__(self, scores: np.ndarray, position: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Bin numbers (c,) int64 of ``scores`` (c,) into ``cell``; ``position`` (c,) float64 is scratch."""
