@@ -297,11 +297,11 @@ def test_public_surfaces_are_pinned():
             "parse_tpr_budget", "write_html", "write_markdown",
         ],
         "memberscope.metrics": [
-            "DEFAULT_FPRS", "MIN_MEMBERS", "MIN_NONMEMBERS", "AttackMetrics", "ReplicateMetrics", "advantage_interval",
-            "auc_interval", "balanced_accuracy", "bootstrap_counts", "bootstrap_replicates", "check_class_counts",
-            "clopper_pearson", "evaluate", "evaluate_by_group", "fpr_key", "membership_advantage", "operating_point",
-            "positive_predictive_value", "replicate_metrics", "roc_auc", "roc_curve", "tpr_at_fpr", "tpr_interval",
-            "wilson_interval",
+            "BOOTSTRAP_MAX_RECORDS", "DEFAULT_FPRS", "MIN_MEMBERS", "MIN_NONMEMBERS", "AttackMetrics",
+            "ReplicateMetrics", "advantage_interval", "auc_interval", "balanced_accuracy", "bootstrap_counts",
+            "bootstrap_replicates", "check_class_counts", "clopper_pearson", "delong_interval", "evaluate",
+            "evaluate_by_group", "fpr_key", "membership_advantage", "operating_point", "positive_predictive_value",
+            "replicate_metrics", "roc_auc", "roc_curve", "tpr_at_fpr", "tpr_interval", "wilson_interval",
         ],
         "memberscope.privacy": [
             "ACCOUNTANT", "EpsilonBound", "OneRunBound", "clopper_pearson", "clopper_pearson_interval",

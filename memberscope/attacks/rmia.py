@@ -82,34 +82,118 @@ def _offline_prior(p_out: np.ndarray, a: float) -> np.ndarray:
     return 0.5 * ((1.0 + a) * p_out + (1.0 - a))
 
 
-def _mann_whitney_auc(member: np.ndarray, scores: np.ndarray) -> float:
-    """AUC of ``scores`` (n,) for boolean ``member`` (n,): pairs won plus half the ties, over n1 n0."""
-    negatives = np.sort(scores[~member])
-    positives = np.sort(scores[member])  # sorted queries make the binary searches cache-friendly
+def _mann_whitney_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """AUC of members' scores (n1,) against non-members' (n0,): pairs won plus half the ties, over n1 n0."""
+    negatives = np.sort(negatives)
+    positives = np.sort(positives)  # sorted queries make the binary searches cache-friendly
     below = np.searchsorted(negatives, positives, side="left")
     upto = np.searchsorted(negatives, positives, side="right")
     return float((2 * int(below.sum()) + int((upto - below).sum())) / (2.0 * positives.size * negatives.size))
 
 
-def _auc_bounds(member: np.ndarray, scores: np.ndarray, bins: int = 8192) -> tuple[float, float]:
-    """Bounds on the AUC of ``scores`` (n,) from a histogram: ``(won, won + shared) / (n1 n0)``.
+def _offline_log_ratio(log_p_x: np.ndarray, p_out_x: np.ndarray, a: float, out: np.ndarray) -> np.ndarray:
+    """``log_p_x - _log(_offline_prior(p_out_x, a))`` (c,) written into ``out`` (c,) and returned.
 
-    Scores are binned by a non-decreasing map (equal widths between the 0.1% and 99.9% quantiles
-    of a strided sample, the tails in the end bins). A member and a non-member in different bins
-    are ordered by their bins; those sharing a bin may go either way. Equal scores share a bin, so
-    the bounds hold whatever the bins; finer bins only make them tighter.
+    The same floating-point operations in the same order as the expression (so the same values to
+    the last bit), without its temporaries: the choice of ``a`` evaluates it for every
+    ``(game, a)`` and allocating them cost as much as the arithmetic. The floor of :func:`_log` is
+    applied only where it can bind: for ``a < 1`` the prior is at least ``(1 - a) / 2``, whose log
+    is far above :data:`LOG_FLOOR`.
     """
-    sample = np.sort(scores[:: max(1, scores.size // 4096)])
-    lo, hi = sample[len(sample) // 1000], sample[-1 - len(sample) // 1000]
-    scale = bins / (hi - lo) if hi > lo else 0.0
-    cell = np.clip((scores - lo) * scale, -1.0, float(bins)).astype(np.int64)
-    cell += np.where(member, bins + 3, 1)  # members' cells after the non-members', in one histogram
-    counts = np.bincount(cell, minlength=2 * (bins + 2)).reshape(2, bins + 2)
-    neg, pos = counts[0], counts[1]
+    np.multiply(p_out_x, 1.0 + a, out=out)
+    np.add(out, 1.0 - a, out=out)
+    np.multiply(out, 0.5, out=out)
+    with np.errstate(divide="ignore"):
+        np.log(out, out=out)
+    if 0.5 * (1.0 - a) < 1e-290:
+        np.maximum(out, LOG_FLOOR, out=out)
+    return np.subtract(log_p_x, out, out=out)
+
+
+class _Bins:
+    """A non-decreasing map of scores to ``bins + 1`` bins, shared by a game's members and non-members.
+
+    Equal widths between the 0.1% and 99.9% quantiles of a strided sample of both, the tails in
+    the end bins. Equal scores share a bin and a higher score never gets a lower bin, whatever the
+    data, so pairs in different bins are ordered by their bins. ``bins + 1 <= 65536`` (bin numbers
+    fit 16 bits, which numpy sorts by radix).
+    """
+
+    def __init__(self, positives: np.ndarray, negatives: np.ndarray, bins: int):
+        step = max(1, (positives.size + negatives.size) // 4096)
+        sample = np.concatenate([positives[::step], negatives[::step]])
+        low, high = len(sample) // 1000, len(sample) - 1 - len(sample) // 1000
+        lo, hi = np.partition(sample, (low, high))[[low, high]]  # the sorted sample's entries, in O(sample)
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = bins / (hi - lo) if hi > lo else 0.0
+        # a spread too small to divide by (subnormal) puts everything in one bin: still non-decreasing
+        self.lo, self.scale, self.bins = float(lo), (float(scale) if np.isfinite(scale) else 0.0), bins
+
+    def __call__(self, scores: np.ndarray, position: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """Bin numbers (c,) int64 of ``scores`` (c,) into ``cell``; ``position`` (c,) float64 is scratch."""
+        np.subtract(scores, self.lo, out=position)
+        np.multiply(position, self.scale, out=position)
+        np.clip(position, 0.0, float(self.bins), out=position)
+        np.copyto(cell, position, casting="unsafe")  # truncation: non-decreasing
+        return cell
+
+    def counts(self, cell: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, minlength=self.bins + 1)
+
+
+class _Workspace:
+    """Reused buffers (c,) for the scores and bins of one game's candidates, members first."""
+
+    def __init__(self, c: int):
+        self.scores, self.position, self.cell = np.empty(c), np.empty(c), np.empty(c, np.int64)
+
+
+def _auc_bounds(
+    positives: np.ndarray, negatives: np.ndarray, bins: int = 8192, work: _Workspace | None = None
+) -> tuple[float, float]:
+    """Bounds on the AUC of members' scores (n1,) against non-members' (n0,): ``(won, won + shared) / (n1 n0)``.
+
+    A member and a non-member in different bins of :class:`_Bins` are ordered by their bins; those
+    sharing a bin may go either way. Equal scores share a bin, so the bounds hold whatever the bins;
+    finer bins only make them tighter. ``work`` (buffers of size n1 + n0) saves allocating.
+    """
+    n1 = positives.size
+    work = _Workspace(n1 + negatives.size) if work is None else work
+    binning = _Bins(positives, negatives, bins)
+    pos = binning.counts(binning(positives, work.position[:n1], work.cell[:n1]))
+    neg = binning.counts(binning(negatives, work.position[n1:], work.cell[n1:]))
     won = int(np.dot(pos, np.cumsum(neg) - neg))
     shared = int(np.dot(pos, neg))
-    pairs = float(pos.sum()) * float(neg.sum())
+    pairs = float(positives.size) * float(negatives.size)
     return won / pairs, (won + shared) / pairs
+
+
+def _binned_auc(positives: np.ndarray, negatives: np.ndarray, bins: int = 32767, max_shared: float = 8.0) -> float:
+    """:func:`_mann_whitney_auc` of ``positives`` (n1,) against ``negatives`` (n0,): the same float, no sort.
+
+    Pairs in different bins of :class:`_Bins` are counted from the histograms; pairs sharing a bin
+    (few with fine bins) are compared one by one, the non-members grouped by bin with a radix sort
+    of their 16-bit bin numbers. When more than ``max_shared`` pairs per record share a bin (heavy
+    ties), it sorts (:func:`_mann_whitney_auc`).
+    """
+    binning = _Bins(positives, negatives, bins)
+    pos_bin = binning(positives, np.empty(positives.size), np.empty(positives.size, np.int64))
+    neg_bin = binning(negatives, np.empty(negatives.size), np.empty(negatives.size, np.int64))
+    pos, neg = binning.counts(pos_bin), binning.counts(neg_bin)
+    won = int(np.dot(pos, np.cumsum(neg) - neg))
+    shared = int(np.dot(pos, neg))
+    if shared > max_shared * (positives.size + negatives.size):
+        return _mann_whitney_auc(positives, negatives)
+    by_bin = negatives[np.argsort(neg_bin.astype(np.uint16), kind="stable")]
+    first_neg = np.cumsum(neg) - neg  # each bin's first non-member in by_bin
+    sharing = neg[pos_bin]  # (n1,): non-members in each member's bin
+    pair_pos = np.repeat(np.arange(positives.size), sharing)
+    first_pair = np.cumsum(sharing) - sharing
+    pair_neg = first_neg[pos_bin][pair_pos] + (np.arange(shared) - first_pair[pair_pos])
+    mine, theirs = positives[pair_pos], by_bin[pair_neg]
+    won += int(np.count_nonzero(mine > theirs))
+    ties = int(np.count_nonzero(mine == theirs))
+    return float((2 * won + ties) / (2.0 * positives.size * negatives.size))
 
 
 class RMIA(Attack):
@@ -186,8 +270,8 @@ class RMIA(Attack):
         Returns
         -------
         list of (member, log_p_x, p_out_x, log_p_z, p_out_z)
-            Candidates' labels (c,), log-probabilities under the pseudo-target (c,) and mean OUT
-            probabilities (c,); the same for the ``z`` half (m/2,).
+            Candidates' labels (c,), members first, log-probabilities under the pseudo-target (c,)
+            and mean OUT probabilities (c,); the same for the ``z`` half (m/2,).
         """
         k, m = self.p_ref_.shape[0], self.p_ref_population_.shape[1]
         z_half, cand_half = np.arange(0, m, 2), np.arange(1, m, 2)
@@ -202,23 +286,27 @@ class RMIA(Attack):
             member = np.concatenate([self.masks_[j, keep], np.zeros(cand_half.size, bool)])
             if member.all() or not member.any():
                 continue
-            log_p_x = _log(np.concatenate([self.p_ref_[j, keep], self.p_ref_population_[j, cand_half]]))
-            p_out_x = np.concatenate([p_out, p_out_z[cand_half]])
-            games.append((member, log_p_x, p_out_x, _log(self.p_ref_population_[j, z_half]), p_out_z[z_half]))
+            first = np.argsort(~member, kind="stable")  # members first: a game's two classes are two slices
+            log_p_x = _log(np.concatenate([self.p_ref_[j, keep], self.p_ref_population_[j, cand_half]])[first])
+            p_out_x = np.concatenate([p_out, p_out_z[cand_half]])[first]
+            games.append((member[first], log_p_x, p_out_x, _log(self.p_ref_population_[j, z_half]), p_out_z[z_half]))
         return games
 
-    def _calibration_scores(self, game, a: float) -> np.ndarray:
-        """Scores of the candidates (c,) of one calibration game whose AUC stands for the attack's with this ``a``.
+    def _calibration_scores(self, game, a: float, work: _Workspace | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Members' (n1,) and non-members' (n0,) scores in a calibration game, whose AUC stands for this ``a``'s.
 
         With ``tie_break`` the dominance score is a strictly increasing function of ``LR(x)`` (the
         count of dominated ``z`` never decreases in ``LR(x)`` and the tie-break adds its rank, less
         than one step), so its AUC is the AUC of ``LR(x)`` itself: no ``z`` and no second sort.
+        The game's members come first (:meth:`_calibration_games`), so the two are slices of one
+        array, written into ``work.scores`` when given.
         """
-        _, log_p_x, p_out_x, log_p_z, p_out_z = game
-        scores = log_p_x - _log(_offline_prior(p_out_x, a))
+        member, log_p_x, p_out_x, log_p_z, p_out_z = game
+        n1 = int(np.count_nonzero(member))
+        scores = _offline_log_ratio(log_p_x, p_out_x, a, np.empty(log_p_x.size) if work is None else work.scores)
         if not self.tie_break:
             scores = pairwise_dominance(scores, log_p_z - _log(_offline_prior(p_out_z, a)), gamma=self.gamma)
-        return scores
+        return scores[:n1], scores[n1:]
 
     def _choose_a(self) -> float:
         """The ``a`` maximizing the mean AUC when each of a few reference models plays the target.
@@ -226,21 +314,27 @@ class RMIA(Attack):
         Exact over the whole grid, without sorting for every ``a``: each ``(game, a)`` AUC is first
         bracketed from a histogram of the scores (pairs in different bins are counted exactly,
         pairs sharing a bin may go either way), and only the ``a`` whose upper bound reaches the best
-        lower bound are sorted and evaluated exactly (:func:`_mann_whitney_auc`). ``a_auc_`` keeps
-        those exact mean AUCs. :data:`FIXED_OFFLINE_A` when no reference model can play the target.
+        lower bound are evaluated exactly (:func:`_binned_auc`, the Mann-Whitney count).
+        ``a_auc_`` keeps those exact mean AUCs. :data:`FIXED_OFFLINE_A` when no reference model can
+        play the target.
+
+        Each ``(game, a)`` is one pass over reused buffers, nothing kept: the scores of the few
+        ``a`` left are computed again.
         """
         k, m = self.p_ref_.shape[0], self.p_ref_population_.shape[1]
         games = self._calibration_games() if k >= 2 and m >= 2 else []
         if not games:
             return FIXED_OFFLINE_A
         grid = [float(a) for a in self.a_grid]
-        scores = {(i, g): self._calibration_scores(game, a) for i, a in enumerate(grid) for g, game in enumerate(games)}
-        bounds = np.array(
-            [[_auc_bounds(games[g][0], scores[i, g]) for g in range(len(games))] for i in range(len(grid))]
-        ).sum(axis=1)  # (grid, 2): summed lower and upper bounds
-        candidates = np.flatnonzero(bounds[:, 1] >= bounds[:, 0].max())
+        bounds = np.zeros((len(grid), 2))  # summed over games, in game order
+        for game in games:
+            work = _Workspace(game[0].size)
+            for i, a in enumerate(grid):
+                bounds[i] += _auc_bounds(*self._calibration_scores(game, a, work), work=work)
+        # a hair of slack for the float sums: more candidates, never fewer
+        candidates = np.flatnonzero(bounds[:, 1] >= bounds[:, 0].max() - 1e-12)
         exact = {
-            i: sum(_mann_whitney_auc(games[g][0], scores[i, g]) for g in range(len(games))) for i in candidates.tolist()
+            i: sum(_binned_auc(*self._calibration_scores(game, grid[i])) for game in games) for i in candidates.tolist()
         }
         best = max(exact, key=lambda i: (exact[i], -i))  # ties go to the first grid value, as np.argmax
         self.a_auc_ = {grid[i]: round(v / len(games), 4) for i, v in sorted(exact.items())}

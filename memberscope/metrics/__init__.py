@@ -16,11 +16,13 @@ from memberscope.metrics._evaluate import (
     fpr_key,
 )
 from memberscope.metrics._intervals import (
+    BOOTSTRAP_MAX_RECORDS,
     MIN_MEMBERS,
     MIN_NONMEMBERS,
     advantage_interval,
     auc_interval,
     clopper_pearson,
+    delong_interval,
     tpr_interval,
     wilson_interval,
 )
@@ -35,6 +37,7 @@ from memberscope.metrics._roc import (
 )
 
 __all__ = [
+    "BOOTSTRAP_MAX_RECORDS",
     "DEFAULT_FPRS",
     "MIN_MEMBERS",
     "MIN_NONMEMBERS",
@@ -47,6 +50,7 @@ __all__ = [
     "bootstrap_replicates",
     "check_class_counts",
     "clopper_pearson",
+    "delong_interval",
     "evaluate",
     "evaluate_by_group",
     "fpr_key",

@@ -13,6 +13,7 @@ from memberscope.metrics._bootstrap import ReplicateMetrics, check_chunk, replic
 from memberscope.metrics._intervals import (
     ADVANTAGE_DKW,
     AUC_BOOTSTRAP,
+    AUC_DELONG,
     AUC_WORST_CASE,
     BOOTSTRAP_MIN_CLASS,
     BOOTSTRAP_MIN_REPLICATES,
@@ -23,6 +24,8 @@ from memberscope.metrics._intervals import (
     advantage_interval,
     auc_interval,
     auc_uses_bootstrap,
+    auc_uses_delong,
+    delong_interval,
     tpr_interval,
     tpr_uses_bootstrap,
 )
@@ -78,7 +81,8 @@ class AttackMetrics:
 
     Every ``*_ci`` is a ``(low, high)`` interval at level ``confidence``, made by the method named in
     the matching ``*_ci_method``: ``"bootstrap"`` (stratified percentile bootstrap, where it covers),
-    ``"wilson-worst-case-variance"`` (AUC), ``"order-statistics-clopper-pearson"`` (TPR at an FPR)
+    ``"wilson-worst-case-variance"`` (AUC), ``"delong-logit"`` (AUC, above ``BOOTSTRAP_MAX_RECORDS``
+    records), ``"order-statistics-clopper-pearson"`` (TPR at an FPR)
     or ``"dkw"`` (advantage and balanced accuracy); see :mod:`memberscope.metrics._intervals`.
     Dictionaries over false-positive rates are keyed by :func:`fpr_key`.
 
@@ -223,7 +227,10 @@ def evaluate(
     otherwise an interval whose coverage holds for any score distributions: the Wilson interval on
     the worst-case variance for the AUC, order statistics with Clopper-Pearson for the TPR at a
     fixed FPR (the threshold being estimated from the non-members), DKW bands for the advantage
-    and balanced accuracy. The method of each is recorded (``*_ci_method``). The bootstrap resamples
+    and balanced accuracy. Above :data:`~memberscope.metrics._intervals.BOOTSTRAP_MAX_RECORDS`
+    records (2 * 10^6) no bootstrap runs, whatever ``n_bootstrap``: DeLong's interval (logit scale) for the AUC
+    (away from 0 and 1; its normal approximation is excellent at that size) and order statistics for
+    the TPR. The method of each is recorded (``*_ci_method``). The bootstrap resamples
     the members and the non-members separately, with replacement, keeping both counts (see
     :func:`memberscope.metrics.bootstrap_replicates`); the same ``seed`` gives the same intervals.
 
@@ -241,8 +248,8 @@ def evaluate(
     fprs : sequence of float, default ``DEFAULT_FPRS``
         Distinct false-positive rates in (0, 1) at which to report the TPR.
     n_bootstrap : int, default 1000
-        Bootstrap replicates. Below :data:`BOOTSTRAP_MIN_REPLICATES` (1,000; 0 included) no
-        bootstrap runs and every interval is analytic.
+        Bootstrap replicates. Below :data:`BOOTSTRAP_MIN_REPLICATES` (1,000; 0 included), or above
+        ``BOOTSTRAP_MAX_RECORDS`` records, no bootstrap runs and every interval is analytic.
     confidence : float, default 0.95
         Level of the intervals, in (0, 1).
     seed : int or None, default 0
@@ -322,6 +329,8 @@ def evaluate(
             tpr_method[key] = TPR_ORDER_STATISTICS
     if reps is not None and boot_auc:
         auc_ci, auc_method = _percentile_interval(reps.auc, confidence), AUC_BOOTSTRAP
+    elif auc_uses_delong(auc, n_pos, n_neg):
+        auc_ci, auc_method = delong_interval(members_ascending, nonmembers_descending[::-1], confidence), AUC_DELONG
     else:
         auc_ci, auc_method = auc_interval(auc, n_pos, n_neg, confidence), AUC_WORST_CASE
         if n_bootstrap >= BOOTSTRAP_MIN_REPLICATES and min(n_pos, n_neg) < BOOTSTRAP_MIN_CLASS:
