@@ -27,6 +27,7 @@ __all__ = [
     "build_report",
     "ci_pct",
     "executive_summary",
+    "grouped_warnings",
     "headline_sentence",
     "load_run",
     "pct",
@@ -796,6 +797,21 @@ def _dataset_inference_recommendations(di: dict[str, Any]) -> list[str]:
     return []
 
 
+def grouped_warnings(results: Results) -> list[str]:
+    """The run's warnings, each distinct text once: one that attacks' metrics raised is prefixed with the attacks
+    it applies to (``"loss, zlib: FPR 0.001 cannot be resolved ..."``) rather than repeated once per attack, and
+    replaces a run-level copy of the same text."""
+    by_text: dict[str, list[str]] = {}
+    for name, attack in results.attacks.items():
+        for text in attack.metrics.warnings:
+            names = by_text.setdefault(str(text), [])
+            if name not in names:
+                names.append(name)
+    out = [str(w) for w in results.warnings if str(w) not in by_text]
+    out += [f"{', '.join(names)}: {text}" for text, names in by_text.items()]
+    return list(dict.fromkeys(out))
+
+
 def _number_or_inf(s: Any) -> float:
     try:
         value = float(s)
@@ -864,9 +880,7 @@ def build_report(
     if di is not None:
         recs += _dataset_inference_recommendations(di)
 
-    warnings = list(results.warnings)
-    for name, a in attacks.items():
-        warnings += [f"{name}: {w}" for w in a.metrics.warnings]
+    warnings = grouped_warnings(results)
     draw_table, draw_note = draw_rows(results, key)
     probability = results.sections.get("membership_probability")
     subject = results.dataset.name
@@ -897,7 +911,7 @@ def build_report(
         llm=llm,
         alarms=alarms,
         recommendations=recs,
-        warnings=list(dict.fromkeys(warnings)),
+        warnings=warnings,
         assumptions=[(a, ASSUMPTIONS.get(a, "see the attack's documentation")) for a in attacks],
         member=None if scores is None else scores[0],
         scores=None if scores is None else scores[1],
