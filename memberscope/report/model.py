@@ -658,7 +658,12 @@ def headline_sentence(results: Results | dict[str, Any]) -> str:
     red = _redteam(results)
     if results.headline_fpr() is not None and results.strongest_attack() is not None:
         sentence = executive_summary(results)
-        return sentence if red is None else f"{sentence} {_redteam_summary(red)}"
+        if red is None:
+            return sentence
+        # The attack metrics of a red team come from the member column the user supplied, which the verdicts
+        # never see: said so, a high TPR beside "0 record(s) members" does not read as a contradiction.
+        sentence = sentence[:1].lower() + sentence[1:]
+        return f"Scored against the membership you supplied (ground truth), {sentence} {_redteam_summary(red)}"
     if red is not None:
         return _redteam_summary(red)
     return "This results file holds no attack metrics with ground truth to summarize."
@@ -670,13 +675,15 @@ def _redteam_summary(red: dict[str, Any]) -> str:
     calib = ""
     if _is_num(tpr):
         calib = (
-            f" calibrated on {cal.get('n_shadow_models', '?')} shadow models to FPR {cal.get('fpr_target', '?')}"
+            f" calibrated on {cal.get('n_shadow_models', '?')} shadow models to FPR "
+            f"{pct(cal['fpr_target']) if _is_num(cal.get('fpr_target')) else '?'}"
             f" (shadow TPR {pct(tpr)}{ci_pct(cal.get('shadow_tpr_ci'))})"
         )
     v = red["verdicts"]
     conclusion = red.get("conclusion") or {}
     return (
-        f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
+        f"Verdicts (without ground truth): against {red['url'] or 'the target'}, the {red['attack'] or '?'} "
+        f"attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
         f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} "
         + (f"of {red['query_budget']} queries." if red["query_budget"] is not None else "queries (no budget set).")
@@ -881,6 +888,8 @@ def build_report(
         recs += _dataset_inference_recommendations(di)
 
     warnings = grouped_warnings(results)
+    said = ((red or {}).get("conclusion") or {}).get("headline")
+    warnings = [w for w in warnings if w != said]  # a red team's conclusion is already the headline's last words
     draw_table, draw_note = draw_rows(results, key)
     probability = results.sections.get("membership_probability")
     subject = results.dataset.name
