@@ -63,6 +63,28 @@ def test_the_frontier_labels_of_close_defenses_do_not_overlap():
         plt.close(fig)
 
 
+def test_the_html_report_frontier_labels_of_close_defenses_do_not_overlap():
+    from report_fixtures import metrics
+
+    from memberscope.report.html import _frontier_figure
+    from memberscope.report.model import build_report
+    from memberscope.results import Results
+
+    close = {"loss": metrics(1.0)}  # one attack: the three defenses leak the same
+    defenses = {
+        name: {"test_accuracy": acc, "epsilon": None, "delta": None, "attacks": close}
+        for name, acc in (("none", 0.912), ("l2", 0.911), ("round:2", 0.912))
+    }
+    model = build_report(Results.from_dict({"kind": "defend", "defenses": defenses}))
+    fig = _frontier_figure(model)
+    try:
+        texts = fig.axes[0].texts
+        assert sorted(t.get_text() for t in texts) == ["l2", "none", "round:2"]
+        _assert_apart(_boxes(fig, texts))
+    finally:
+        plt.close(fig)
+
+
 @pytest.mark.parametrize("n", [2, 5, 9])
 def test_labels_of_a_tight_cluster_are_placed_apart_with_leader_lines(n):
     fig, ax = plt.subplots(figsize=(6, 4))

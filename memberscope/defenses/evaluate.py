@@ -890,10 +890,14 @@ def frontier_figure(results):
             points.append((sx, undefended_acc))
             labels.append(f"none, {label}'s records")
             styles.append({"fontsize": 7, "color": "grey"})
-    ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
+    ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {100 * fpr:g}%)")
     max_tpr = recommendation["budget"]["max_tpr"]
-    ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")
+    ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {100 * max_tpr:g}%")
     ax.set_xscale("log")
+    from matplotlib.ticker import PercentFormatter
+
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))  # rates as percentages, as every table writes them
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(f"strongest attack's TPR at {100 * fpr:g}% FPR (95% CI; {n_non} non-members)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{results.dataset.name}: privacy–utility frontier of defenses")
