@@ -793,8 +793,8 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
             "defense": "none",
             "reason": (
                 f"no defense needed against the attacks tried: the undefended model's attacks stay within TPR "
-                f"{max_tpr:g} at FPR {fpr:g} up to their CI upper bound ({upper['none']:.4g}); not a guarantee "
-                "(only DP-SGD gives one)"
+                f"{_rate(max_tpr)} at FPR {_rate(fpr)} up to their CI upper bound ({_rate(upper['none'])}); not a "
+                "guarantee (only DP-SGD gives one)"
             ),
             "upper_tpr": upper,
         }
@@ -804,8 +804,8 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
             "budget": budget_entry,
             "defense": None,
             "reason": (
-                f"no defense keeps every attack's TPR at FPR {fpr:g} within {max_tpr:g} (CI upper bound); the "
-                f"least leaky is {best!r} at {upper[best]:.4g} ({defenses[best]['strongest_attack']})"
+                f"no defense keeps every attack's TPR at FPR {_rate(fpr)} within {_rate(max_tpr)} (CI upper bound); "
+                f"the least leaky is {best!r} at {_rate(upper[best])} ({defenses[best]['strongest_attack']})"
             ),
             "upper_tpr": upper,
         }
@@ -817,12 +817,17 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
         "budget": budget_entry,
         "defense": choice,
         "reason": (
-            f"{choice!r} has the highest test accuracy ({entry['test_accuracy']:.4f}{cost_text}) among the "
+            f"{choice!r} has the highest test accuracy ({100 * entry['test_accuracy']:.2f}%{cost_text}) among the "
             f"{len(within)} defense(s) whose strongest attack ({entry['strongest_attack']}) stays within TPR "
-            f"{max_tpr:g} at FPR {fpr:g} up to its CI upper bound ({upper[choice]:.4g})"
+            f"{_rate(max_tpr)} at FPR {_rate(fpr)} up to its CI upper bound ({_rate(upper[choice])})"
         ),
         "upper_tpr": upper,
     }
+
+
+def _rate(x: float) -> str:
+    """A rate as a percentage to 3 significant digits (``0.0432 -> "4.32%"``), as the reports write rates."""
+    return f"{100 * float(x):.3g}%"
 
 
 def _ci(attack: Any) -> dict[str, Any]:
