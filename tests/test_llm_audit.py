@@ -136,7 +136,7 @@ def test_llm_report_shows_the_vulnerable_texts_escaped_and_each_warning_once(tin
         page = write_html(tmp_path).read_text()
     assert "&lt;b&gt;bold &amp; loud&lt;/b&gt;" in page and "<b>bold" not in page
     # Five non-members resolve no FPR below 20%: every attack warns the same; the report says each once.
-    unresolved = "FPR 0.01 cannot be resolved with 5 non-members"
+    unresolved = "FPR 1% cannot be resolved with 5 non-members"
     assert all(any(unresolved in w for w in a.metrics.warnings) for a in result.results.attacks.values())
     assert page.count(unresolved) == 1
     line = next(li for li in page.split("<li>") if unresolved in li)

@@ -35,7 +35,7 @@ def _few_nonmembers_run(tmp_path):
 
 def test_the_unresolved_fpr_caveat_is_said_once_naming_the_attacks(tmp_path):
     results = Results.from_dict(json.loads((_few_nonmembers_run(tmp_path) / "results.json").read_text()))
-    caveat = "FPR 0.01 cannot be resolved with 50 non-members"
+    caveat = "FPR 1% cannot be resolved with 50 non-members"
     assert all(any(caveat in w for w in a.metrics.warnings) for a in results.attacks.values())
     model = build_report(results)
     for text in (privacy_section(model), render_markdown(model)):
