@@ -91,10 +91,12 @@ def _frontier_figure(model: ReportModel):
     from memberscope.report.labels import place_labels
 
     fig, ax = plt.subplots(figsize=(6.2, 4.6), dpi=110)
-    labels = []
+    labels: list[str] = []
+    xy: list[tuple[float, float]] = []
     for r in points:
         accuracy, tpr = r.test_accuracy, r.tpr
         assert accuracy is not None and tpr is not None  # points keeps only rows with both
+        xy.append((accuracy, tpr))
         yerr = [[tpr - r.tpr_ci[0]], [r.tpr_ci[1] - tpr]] if r.tpr_ci else None
         color = "tab:red" if r.alarm else ("tab:green" if r.epsilon is not None else "tab:blue")
         ax.errorbar(accuracy, tpr, yerr=yerr, fmt="o", color=color, capsize=3)
@@ -109,7 +111,7 @@ def _frontier_figure(model: ReportModel):
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     fig.tight_layout()
     # Defenses often land close together (none, l2, round:2): labels placed clear of each other, with leader lines.
-    place_labels(ax, [(r.test_accuracy, r.tpr) for r in points], labels)
+    place_labels(ax, xy, labels)
     return fig
 
 

@@ -1,9 +1,9 @@
 """Point labels that do not overlap: a greedy placement with leader lines, for matplotlib plots.
 
 Each label is tried at candidate offsets around its point, nearest first (the four diagonal corners, then rings
-further out), and takes the first whose box overlaps neither a label already placed nor a point of the plot; a
-label moved away from its point gets a thin leader line back to it. Greedy placement is what small labelled
-scatter plots need (a handful of points); it is not an optimal map-labelling solver.
+further out), and takes the first whose box overlaps neither a label already placed nor a point of the plot and
+stays inside the axes; a label moved away from its point gets a thin leader line back to it. Greedy placement is
+what small labelled scatter plots need (a handful of points); it is not an optimal map-labelling solver.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _MARKER_HALF = 4.0
 
 
 def _candidates() -> list[tuple[float, float]]:
-    out = list(_NEAR)
+    out: list[tuple[float, float]] = list(_NEAR)
     for radius in _RADII:
         for k in range(_DIRECTIONS):
             angle = 2 * math.pi * k / _DIRECTIONS + math.pi / 4
@@ -71,7 +71,8 @@ def place_labels(
     renderer = fig.canvas.get_renderer()
     to_display = ax.transData.transform
     half = _MARKER_HALF * fig.dpi / 72.0  # points to pixels
-    markers = [_box(*to_display(p), half) for p in points]
+    centres = [to_display(p) for p in points]
+    markers = [_box(float(c[0]), float(c[1]), half) for c in centres]
     frame = ax.get_window_extent(renderer)
     inside = (frame.x0, frame.y0, frame.x1, frame.y1)
     placed: list[tuple[float, float, float, float]] = []
