@@ -6,6 +6,7 @@ Each builds a plan for the engine (:mod:`memberscope.engine`), nothing more.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,16 @@ from memberscope.recipes import Recipe
 from memberscope.recipes import create as create_recipe
 from memberscope.results import AuditResult
 
-__all__ = ["DEMO_CONFIG", "audit", "audit_model", "demo", "pool_sizes", "run_audit", "write_run"]
+__all__ = [
+    "DEMO_CONFIG",
+    "audit",
+    "audit_model",
+    "check_pool_size",
+    "demo",
+    "pool_sizes",
+    "run_audit",
+    "write_run",
+]
 
 # The demo: a small MLP on scikit-learn's bundled digits, overfit on purpose, 16 reference models.
 DEMO_CONFIG: dict[str, Any] = {
@@ -68,6 +78,46 @@ def pool_sizes(n_total: int, config: Any) -> tuple[int, int]:
     return pool, population
 
 
+def _game_counts(pool_size: int) -> tuple[int, int]:
+    """``(members, non-members)`` of a pool of ``pool_size`` records, as :func:`~memberscope.game.make_game` splits
+    it."""
+    n_members = int(round(0.5 * pool_size))
+    return n_members, pool_size - n_members
+
+
+def check_pool_size(n_records: int, pool_size: int, config: Any) -> None:
+    """Refuse, before any training, a dataset whose audit pool (:func:`pool_sizes`) cannot give the target
+    :data:`~memberscope.metrics.MIN_MEMBERS` members and as many non-members.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the table's row count and the minimum it needs (or, for an explicit ``pool_size``, the pool's).
+    """
+    from memberscope.metrics import MIN_MEMBERS, MIN_NONMEMBERS
+
+    def enough(pool: int) -> bool:
+        members, nonmembers = _game_counts(pool)
+        return members >= MIN_MEMBERS and nonmembers >= MIN_NONMEMBERS
+
+    if enough(pool_size):
+        return
+    members, nonmembers = _game_counts(pool_size)
+    need = f"at least {MIN_MEMBERS} members and {MIN_NONMEMBERS} non-members"
+    if config.pool_size is not None:
+        raise InvalidInputError(
+            f"pool_size {pool_size} gives the target {members} members and {nonmembers} non-members; {need} are "
+            f"needed: use a pool_size of at least {MIN_MEMBERS + MIN_NONMEMBERS}"
+        )
+    # The pool grows with the row count (all but the population), so a large enough table always passes.
+    minimum = next(n for n in itertools.count(n_records + 1) if enough(pool_sizes(n, config)[0]))
+    raise InvalidInputError(
+        f"dataset {str(config.dataset)!r} has {n_records} rows: too few to audit. An audit needs at least {minimum} "
+        f"rows: the rows not kept as population ({pool_size} here) are split in half into the target's members "
+        f"and non-members, and {need} are needed (here {members} and {nonmembers})"
+    )
+
+
 def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     """The run's dataset (``config``'s data options) and its seeded disjoint ``(pool_idx, population_idx)``
     (:func:`pool_sizes`), as ``audit`` and ``defend`` both draw them."""
@@ -83,6 +133,7 @@ def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
         id_column=config.id_column,
     )
     pool_size, population_size = pool_sizes(dataset.n_records, config)
+    check_pool_size(dataset.n_records, pool_size, config)
     pool_idx, population_idx = split_pool(
         dataset.n_records,
         pool_size=pool_size,

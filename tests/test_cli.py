@@ -50,6 +50,31 @@ def test_user_table_missing_label_column_exits_2(tmp_path, capsys):
     assert code == 2 and "label" in err
 
 
+@pytest.mark.parametrize(("rows", "extra", "message"), [
+    (4, [], "has 4 rows: too few to audit. An audit needs at least 13 rows"),
+    (12, [], "has 12 rows: too few to audit. An audit needs at least 13 rows"),
+    (12, ["--population-size", "5"], "has 12 rows: too few to audit. An audit needs at least 15 rows"),
+])  # fmt: skip
+def test_a_table_too_small_to_audit_says_its_row_count_and_the_minimum(rows, extra, message, tmp_path, capsys):
+    table = tmp_path / "tiny.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(rows)))
+    code, _, err = run_cli(
+        "audit", "--dataset", str(table), "--attacks", "loss", "-k", "0", "--out", str(tmp_path / "o"), *extra,
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 2 and message in " ".join(err.split()), err
+    assert "at least 5 members and 5 non-members" in " ".join(err.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_smallest_table_the_message_names_is_enough():
+    from memberscope.api import check_pool_size, pool_sizes
+    from memberscope.config import AuditConfig
+
+    config = AuditConfig(dataset="tiny.csv")
+    check_pool_size(13, pool_sizes(13, config)[0], config)  # the minimum the message above names: accepted
+
+
 def test_usage_error_exits_2(capsys):
     code, _, _ = run_cli("audit", "--no-such-flag", capsys=capsys)
     assert code == 2

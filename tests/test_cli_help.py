@@ -102,3 +102,18 @@ def test_an_option_left_unset_still_defers_to_the_config_file(tmp_path, capsys):
     code, _, err = run_cli("audit", "--config", str(cfg), capsys=capsys)
     assert code == 2
     assert "reference_models" in err
+
+
+PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "memberscope")
+def test_help_and_usage_lines_hold_no_unformatted_placeholder(path, capsys, monkeypatch):
+    # typer writes a required argument as {results} in the usage line, which reads as a template left unfilled
+    monkeypatch.setenv("COLUMNS", "100")
+    _, help_out, _ = run_cli(*path, "--help", capsys=capsys)
+    code, out, err = run_cli(*path, "--no-such-option", capsys=capsys)
+    assert code == 2
+    for text in (help_out, out + err):
+        assert "Usage: " in text
+        assert not PLACEHOLDER.search(text), PLACEHOLDER.search(text).group()

@@ -341,7 +341,9 @@ def test_public_surfaces_are_pinned():
         ],
         "memberscope.game": ["MembershipGame", "derive_seed", "make_game", "paired_masks", "split_pool"],
         "memberscope.cli": ["app", "main"],
-        "memberscope.api": ["DEMO_CONFIG", "audit", "audit_model", "demo", "pool_sizes", "run_audit", "write_run"],
+        "memberscope.api": [
+            "DEMO_CONFIG", "audit", "audit_model", "check_pool_size", "demo", "pool_sizes", "run_audit", "write_run",
+        ],
     }  # fmt: skip
     for name, names in expected.items():
         module = importlib.import_module(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -103,7 +104,6 @@ def test_llm_audit_cli_writes_outputs(tiny_dir, tmp_path, capsys):
     assert (out / "roc.png").stat().st_size > 0
     # The HTML report renders an llm results.json. (matplotlib warns when its legend placement takes over a
     # second, which happens on a busy machine; that timing warning is not what this checks.)
-    import warnings
 
     from memberscope.report.html import write_html
 
@@ -114,6 +114,33 @@ def test_llm_audit_cli_writes_outputs(tiny_dir, tmp_path, capsys):
     import pandas as pd
 
     assert np.all(pd.read_csv(out / "scores.csv")["reference"] == 0)
+
+
+def test_llm_report_shows_the_vulnerable_texts_escaped_and_each_warning_once(tiny_dir, tmp_path):
+    from memberscope.llm.audit import EXCERPT_CHARS
+    from memberscope.report.html import write_html
+
+    markup = "<b>bold & loud</b> " + CORPUS[0]
+    members = [markup, *MEMBER_TEXTS[1:], " ".join(CORPUS) * 3]  # one text far longer than an excerpt
+    result = audit_llm(model=tiny_dir, members=members, nonmembers=NONMEMBER_TEXTS, n_bootstrap=50, seed=0)
+    texts = members + NONMEMBER_TEXTS
+    rows = result.results.vulnerable_records["records"]
+    assert len(rows) == len(members)
+    for row in rows:  # each row names its record and shows (the start of) that record's text
+        full = " ".join(texts[row["record"]].split())
+        assert len(row["text"]) <= EXCERPT_CHARS
+        assert row["text"] == full or (row["text"].endswith("…") and full.startswith(row["text"][:-1]))
+    result.write(tmp_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message='Creating legend with loc="best" can be slow', category=UserWarning)
+        page = write_html(tmp_path).read_text()
+    assert "&lt;b&gt;bold &amp; loud&lt;/b&gt;" in page and "<b>bold" not in page
+    # Five non-members resolve no FPR below 20%: every attack warns the same; the report says each once.
+    unresolved = "FPR 1% cannot be resolved with 5 non-members"
+    assert all(any(unresolved in w for w in a.metrics.warnings) for a in result.results.attacks.values())
+    assert page.count(unresolved) == 1
+    line = next(li for li in page.split("<li>") if unresolved in li)
+    assert all(name in line for name in result.results.attacks)
 
 
 def test_llm_audit_cli_refuses_fewer_than_five_members_with_exit_2(tiny_dir, tmp_path, capsys):

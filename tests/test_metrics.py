@@ -303,12 +303,12 @@ def test_null_scores_ci_covers_half_about_95_percent_of_the_time():
 def test_unresolvable_fpr_warns_and_is_flagged():
     member = np.r_[np.ones(500, bool), np.zeros(500, bool)]
     score = np.random.default_rng(0).normal(size=1000)
-    with pytest.warns(UnresolvableFPRWarning, match="FPR 0.001 cannot be resolved with 500 non-members") as rec:
+    with pytest.warns(UnresolvableFPRWarning, match="FPR 0.1% cannot be resolved with 500 non-members") as rec:
         m = evaluate(member, score, n_bootstrap=10, fprs=(0.01, 0.001))
     assert len(rec) == 1
     assert m.fpr_resolvable == {"0.01": True, "0.001": False}
     assert m.warnings == [
-        "FPR 0.001 cannot be resolved with 500 non-members (at least 1000 needed); its TPR is reported at FPR 0"
+        "FPR 0.1% cannot be resolved with 500 non-members (at least 1000 needed); its TPR is reported at FPR 0"
     ]
     # the value is still there: the TPR at FPR 0
     fpr, tpr, _ = roc_curve(member, score)
@@ -340,7 +340,7 @@ def test_evaluate_by_group_slices_and_keeps_warnings_quiet():
     assert out["b"].auc > 0.65 and out["a"].auc_ci[0] < 0.5 < out["a"].auc_ci[1]
     assert out["a"].n_members + out["a"].n_nonmembers == (groups == "a").sum()
     assert out["a"].fpr_resolvable["0.0001"] is False
-    assert any("FPR 0.0001 cannot be resolved" in w for w in out["a"].warnings)
+    assert any("FPR 0.01% cannot be resolved" in w for w in out["a"].warnings)
     assert out["a"].n_bootstrap == 100
 
 

@@ -4,7 +4,9 @@ The server (tests/redteam_server.py) serves one overfit torch MLP, trained on 50
 records, in four modes: full probabilities, top-1 probability, rounded to 1 decimal, label only.
 """
 
+import html
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -138,6 +140,31 @@ def test_shadow_attack_over_http_with_calibrated_verdicts(setup, mode, capsys, t
     assert f"Risk: {risk.level.upper()}" in out and results["headline"]["risk"]["level"] == risk.level
     page = (tmp_path / "report.html").read_text()
     assert f"Risk: {risk.level.upper()}" in page
+
+
+def test_an_inconclusive_attack_says_its_conclusion_once_with_rates_as_percentages(setup, capsys, tmp_path):
+    # 200 known non-members cannot certify a threshold at FPR 0.1%: the run is inconclusive.
+    code, out, err = _attack(setup, setup["server"].url("full"), tmp_path, "--fpr", "0.001", capsys=capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "results.json").read_text())
+    rt = results["redteam"]
+    assert rt["conclusion"]["status"] == "inconclusive"
+    paragraph = rt["conclusion"]["headline"]
+    flat = " ".join(out.split())  # rich wraps the console's lines
+    assert flat.count(" ".join(paragraph.split())) == 1, flat
+    page = (tmp_path / "report.html").read_text()
+    assert html.unescape(page).count(paragraph) == 1
+    assert "Do not read the absence of member verdicts as safety" not in paragraph
+    # Rates as percentages, measured numbers to a few significant digits (the threshold was printed with 16).
+    assert "FPR 0.1%" in flat and "FPR 0.001" not in flat and "FPR 0.001" not in page
+    threshold = f"{rt['calibration']['threshold']:.4g}"
+    assert f"(threshold {threshold})" in flat and f"<td>{threshold}</td>" in page
+    long_float = re.compile(r"\d\.\d{6,}")
+    assert not long_float.search(flat), long_float.search(flat)
+    body = re.sub(r"<(style|script)\b.*?</\1>|<img[^>]*>", "", page, flags=re.S)
+    assert not long_float.search(body), long_float.search(body)
+    # The ground-truth figures are said to come from the supplied membership, beside the verdicts without it.
+    assert "membership you supplied (ground truth)" in flat and "Verdicts (without ground truth)" in flat
 
 
 def test_label_only_attack_over_http(setup, capsys, tmp_path):

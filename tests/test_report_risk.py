@@ -168,7 +168,9 @@ def test_a_red_team_headline_names_its_verdicts_beside_the_measured_tpr(tmp_path
     (tmp_path / "results.json").write_text(json.dumps({**REDTEAM, "attacks": {"confidence": metrics(1.0)}}))
     results = read_results(tmp_path)
     model = build_report(results)
-    assert model.summary.startswith("An attacker who accepts 1.0% false positives identifies")
+    assert model.summary.startswith(
+        "Scored against the membership you supplied (ground truth), an attacker who accepts 1.0% false positives"
+    )
     assert "called 17 record(s) members, 60 non-members and 23 inconclusive" in model.summary
     write_results_json(results, tmp_path / "results.json")
     assert json.loads((tmp_path / "results.json").read_text())["headline"]["finding"] == model.summary

@@ -72,7 +72,9 @@ def test_redteam_with_ground_truth_gets_an_attack_table(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({**REDTEAM, "attacks": {"confidence": metrics(1.0)}}))
     html = write_html(tmp_path).read_text()
     assert "<h2>Attacks</h2>" in html and "<h2>Red-team findings</h2>" in html
-    assert "An attacker who accepts 1.0% false positives" in html
+    # the ground-truth figures are said to come from the membership the user supplied, apart from the verdicts
+    assert "Scored against the membership you supplied (ground truth), an attacker who accepts 1.0% false" in html
+    assert "Verdicts (without ground truth): against http://127.0.0.1:8000/predict" in html
     assert " *</td>" in html  # ε from the summary metrics, marked as such
 
 

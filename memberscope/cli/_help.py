@@ -77,6 +77,8 @@ def _tidy_command(name: str, command) -> None:
         defaults = {k: v for k, v in config_defaults(config_cls()).items() if fields is None or k in fields}
     for param in command.params:
         _untag(param)
+        if getattr(param, "param_type_name", None) == "argument":
+            _name_argument(param)
         if getattr(param, "param_type_name", None) != "option":
             continue
         field = FIELD_OF.get(param.name, param.name)
@@ -93,6 +95,16 @@ def _tidy_command(name: str, command) -> None:
 def _untag(param) -> None:
     """No ``<int>``/``<bool>``/``<path>`` type column for ``param`` (its metavar, used in messages, stays)."""
     param.display_type_rich = lambda ctx: None
+
+
+def _name_argument(param) -> None:
+    """The usage line names an argument as click does (``RESULTS``, ``[RESULTS]`` when optional): typer's
+    ``{results}`` for a required one reads as a placeholder left unformatted."""
+    name = (param.metavar or param.name).upper()
+    piece = name if param.required else f"[{name}]"
+    if param.nargs != 1:
+        piece += "..."
+    param.get_usage_pieces = lambda ctx: [piece]
 
 
 def _untag_help_option(command) -> None:

@@ -154,8 +154,6 @@ def demo(
 @app.command()
 def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the datasets memberscope can load and whether their files are present."""
-    from rich.table import Table
-
     from memberscope.datasets import available
 
     infos = available()
@@ -166,19 +164,31 @@ def datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
             )
         )
         return
-    table = Table(title="memberscope datasets")
-    for col in ("name", "records", "features", "classes", "available", "description"):
-        table.add_column(col)
+    console().print(datasets_table(infos))
+
+
+def datasets_table(infos):
+    """The ``datasets`` table: each dataset's name with its description below it (wrapped in one wide column,
+    so nothing is cut at 80 columns), then its size and whether its files are present."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="memberscope datasets", show_lines=True)
+    table.add_column("dataset", overflow="fold", ratio=1)
+    for col in ("records", "features", "classes"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("available", overflow="fold", max_width=24)
     for info in infos:
+        cell = Text(info.name, style="bold")
+        cell.append(f"\n{info.description}")
         table.add_row(
-            info.name,
+            cell,
             f"{info.n_records:,}" if info.n_records else "?",
             "×".join(map(str, info.feature_shape)) if info.feature_shape else "?",
             str(info.n_classes or "?"),
             "yes" if info.available else f"no — {info.hint}",
-            info.description,
         )
-    console().print(table)
+    return table
 
 
 @app.command()
@@ -305,8 +315,6 @@ def history(
     ),
 ) -> None:
     """List past audits (one row per attack), newest first; with --model, compare a model's versions."""
-    from rich.table import Table
-
     from memberscope.report.history import default_history_db, list_runs
 
     if model is not None:
@@ -318,25 +326,36 @@ def history(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="memberscope history")
-    for col in ("created", "dataset", "model", "name@version", "K", "attack", "AUC", "TPR @ 1% FPR (95% CI)", "out"):
-        table.add_column(col, overflow="fold")  # at 80 columns fold long cells, never cut them ("2026-1…")
+    console().print(history_table(rows))
+
+
+def history_table(rows):
+    """The ``history`` table, stacked to fit 80 columns without cutting a value: one cell per run holds its date,
+    dataset, model, the model's name@version and its output folder (each on its own line, explained in the
+    caption); then the reference models (K), the attack and its AUC and TPR @ 1% FPR with the interval below it."""
+    from rich.table import Table
+
+    table = Table(
+        title="memberscope history",
+        show_lines=True,
+        caption="run: when it was created, the dataset, the model (and its name@version from --model-name), the "
+        "output folder; K: reference models",
+    )
+    table.add_column("run", overflow="fold", ratio=1)
+    table.add_column("K", justify="right", no_wrap=True)
+    table.add_column("attack", overflow="fold")
+    table.add_column("AUC", justify="right", no_wrap=True)
+    table.add_column("TPR @ 1% FPR", justify="right", no_wrap=True)
     for r in rows:
         tpr = "–" if r["tpr_at_1pct"] is None else f"{100 * r['tpr_at_1pct']:.1f}%"
         if r["tpr_at_1pct_low"] is not None:
             tpr += f"\n({100 * r['tpr_at_1pct_low']:.1f}–{100 * r['tpr_at_1pct_high']:.1f}%)"
-        table.add_row(
-            str(r["created"]),
-            str(r["dataset"]),
-            str(r["model"]),
-            f"{r['model_name']}@{r['model_version'] or '?'}" if r["model_name"] else "–",
-            str(r["reference_models"]),
-            r["attack"],
-            f"{r['auc']:.3f}",
-            tpr,
-            str(r["out_dir"] or "–"),
-        )
-    console().print(table)
+        run = [str(r["created"]).replace("T", " ", 1), str(r["dataset"]), str(r["model"])]
+        if r["model_name"]:
+            run.append(f"{r['model_name']}@{r['model_version'] or '?'}")
+        run.append(str(r["out_dir"] or "–"))
+        table.add_row("\n".join(run), str(r["reference_models"]), r["attack"], f"{r['auc']:.3f}", tpr)
+    return table
 
 
 def _history_compare(db: Path, model: str, rule: str, as_json: bool, fail_on_regression: bool) -> None:

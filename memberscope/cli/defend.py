@@ -45,7 +45,7 @@ def defenses_table(results):
         draws = entry.get("draws") or []
         table.add_row(
             name,
-            f"{entry['test_accuracy']:.4f}",
+            f"{100 * entry['test_accuracy']:.2f}%",
             "–" if cost is None else f"{100 * cost:+.2f} pt",
             "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} (δ={entry['delta']:.0e})",
             entry["strongest_attack"],

@@ -280,6 +280,7 @@ def attack(
     """Attack an endpoint: which of these records were in its training set, at a calibrated FPR."""
     from memberscope.cache import ArtifactCache, default_cache_dir
     from memberscope.redteam.pipeline import read_records, run_redteam
+    from memberscope.redteam.verdicts import rate as percent
 
     if not 0 < fpr < 1:
         raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
@@ -371,7 +372,7 @@ def attack(
         f"exposure: {rt['exposure']['mode']}; attack: {rt['attack']}; queries spent: {rt['target']['queries_spent']}"
     )
     c.print(
-        f"on shadow models at FPR {fpr:g}: TPR {cal['shadow_tpr']:.1%} "
+        f"on shadow models at FPR {percent(fpr)} (threshold {cal['threshold']:.4g}): TPR {cal['shadow_tpr']:.1%} "
         f"(95% CI {cal['shadow_tpr_ci'][0]:.1%}-{cal['shadow_tpr_ci'][1]:.1%}), "
         f"FPR {cal['shadow_fpr']:.2%} (95% CI {cal['shadow_fpr_ci'][0]:.2%}-{cal['shadow_fpr_ci'][1]:.2%})"
     )
@@ -390,15 +391,13 @@ def attack(
     )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
-    conclusion = rt["conclusion"]
-    style = {"leakage": "bold red", "inconclusive": "bold yellow"}.get(conclusion["status"], "bold")
-    c.print(f"[{style}]{escape(conclusion['headline'])}[/]")
     for name, m in result.results.attacks.items():
         c.print(
             f"ground truth ({name}): AUC {m.auc:.3f}, observed FPR of 'member' verdicts {m.extra['verdict_fpr']:.2%}"
         )
     from memberscope.report.console import headline_text
 
+    # The headline ends with the run's conclusion (leakage / no measurable leakage / inconclusive): said once.
     c.print(headline_text(result.results))
     for rec in rt["recommendations"]:
         c.print(f"- {rec}")

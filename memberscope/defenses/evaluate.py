@@ -53,6 +53,7 @@ __all__ = [
     "DefendConfig",
     "DefenseSpec",
     "averaged_name",
+    "frontier_figure",
     "observe",
     "parse_budget",
     "parse_defenses",
@@ -784,8 +785,8 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
             "defense": "none",
             "reason": (
                 f"no defense needed against the attacks tried: the undefended model's attacks stay within TPR "
-                f"{max_tpr:g} at FPR {fpr:g} up to their CI upper bound ({upper['none']:.4g}); not a guarantee "
-                "(only DP-SGD gives one)"
+                f"{_rate(max_tpr)} at FPR {_rate(fpr)} up to their CI upper bound ({_rate(upper['none'])}); not a "
+                "guarantee (only DP-SGD gives one)"
             ),
             "upper_tpr": upper,
         }
@@ -795,8 +796,8 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
             "budget": budget_entry,
             "defense": None,
             "reason": (
-                f"no defense keeps every attack's TPR at FPR {fpr:g} within {max_tpr:g} (CI upper bound); the "
-                f"least leaky is {best!r} at {upper[best]:.4g} ({defenses[best]['strongest_attack']})"
+                f"no defense keeps every attack's TPR at FPR {_rate(fpr)} within {_rate(max_tpr)} (CI upper bound); "
+                f"the least leaky is {best!r} at {_rate(upper[best])} ({defenses[best]['strongest_attack']})"
             ),
             "upper_tpr": upper,
         }
@@ -808,12 +809,17 @@ def recommend(defenses: dict[str, Any], budget: tuple[float, float]) -> dict[str
         "budget": budget_entry,
         "defense": choice,
         "reason": (
-            f"{choice!r} has the highest test accuracy ({entry['test_accuracy']:.4f}{cost_text}) among the "
+            f"{choice!r} has the highest test accuracy ({100 * entry['test_accuracy']:.2f}%{cost_text}) among the "
             f"{len(within)} defense(s) whose strongest attack ({entry['strongest_attack']}) stays within TPR "
-            f"{max_tpr:g} at FPR {fpr:g} up to its CI upper bound ({upper[choice]:.4g})"
+            f"{_rate(max_tpr)} at FPR {_rate(fpr)} up to its CI upper bound ({_rate(upper[choice])})"
         ),
         "upper_tpr": upper,
     }
+
+
+def _rate(x: float) -> str:
+    """A rate as a percentage to 3 significant digits (``0.0432 -> "4.32%"``), as the reports write rates."""
+    return f"{100 * float(x):.3g}%"
 
 
 def _ci(attack: Any) -> dict[str, Any]:
@@ -834,7 +840,17 @@ def write_outputs(result, out_dir: str | Path) -> dict[str, str]:
 
 
 def plot_frontier(results, path: Path) -> None:
-    """Test accuracy against the strongest attack's TPR at the budget FPR (log x, CI error bars)."""
+    """Write :func:`frontier_figure` of ``results`` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = frontier_figure(results)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def frontier_figure(results):
+    """Test accuracy against the strongest attack's TPR at the budget FPR (log x, CI error bars), each defense
+    labelled clear of the others (:func:`~memberscope.report.labels.place_labels`); a matplotlib ``Figure``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -848,6 +864,9 @@ def plot_frontier(results, path: Path) -> None:
     n_non = results.game.n_nonmembers
     floor = 0.5 / max(results.game.n_members, 1)  # a TPR of 0 is drawn at half a record
     fig, ax = plt.subplots(figsize=(7.5, 5))
+    points: list[tuple[float, float]] = []
+    labels: list[str] = []
+    styles: list[dict[str, Any]] = []
     for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
         tpr = attack["tpr_at_fpr"][key]
@@ -856,23 +875,33 @@ def plot_frontier(results, path: Path) -> None:
         marker = {"training": "o", "output": "s", "minimize": "^"}.get(entry["kind"], "o")
         ax.errorbar(x, entry["test_accuracy"], xerr=[[x - max(lo, floor)], [max(hi, floor) - x]], fmt=marker, capsize=3)
         label = ":".join(name.split(":")[:2])  # "dp-sgd:eps=8:epochs=10:..." is labelled "dp-sgd:eps=8"
-        ax.annotate(label, (x, entry["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        points.append((x, entry["test_accuracy"]))
+        labels.append(label)
+        styles.append({})
         same = (entry.get("minimization") or {}).get("undefended_on_same_records")
         undefended_acc = results.sections.get("undefended_test_accuracy")
         if same is not None and undefended_acc is not None:
             # minimize is measured on the members it kept: the undefended model on those same records, hollow.
             sx = max(same["tpr"], floor)
             ax.plot(sx, undefended_acc, marker="^", mfc="none", color="grey")
-            ax.annotate(f"none, {label}'s records", (sx, undefended_acc), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7, color="grey")  # fmt: skip
-    ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {fpr:g})")
+            points.append((sx, undefended_acc))
+            labels.append(f"none, {label}'s records")
+            styles.append({"fontsize": 7, "color": "grey"})
+    ax.axvline(fpr, color="grey", linestyle=":", label=f"chance (TPR = FPR = {100 * fpr:g}%)")
     max_tpr = recommendation["budget"]["max_tpr"]
-    ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {max_tpr:g}")
+    ax.axvline(max_tpr, color="red", linestyle="--", label=f"budget TPR {100 * max_tpr:g}%")
     ax.set_xscale("log")
+    from matplotlib.ticker import PercentFormatter
+
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))  # rates as percentages, as every table writes them
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(f"strongest attack's TPR at {100 * fpr:g}% FPR (95% CI; {n_non} non-members)")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{results.dataset.name}: privacy–utility frontier of defenses")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from memberscope.report.labels import place_labels
+
+    # Defenses often land close together (none, l2, round:2): labels placed clear of each other, with leader lines.
+    place_labels(ax, points, labels, styles=styles)
+    return fig

@@ -23,7 +23,7 @@ from memberscope.llm.texts import read_texts
 if TYPE_CHECKING:
     from memberscope.llm.scoring import TokenStats
 
-__all__ = ["DEFAULT_ATTACKS", "audit_llm", "model_block", "read_texts", "truncation_warning"]
+__all__ = ["DEFAULT_ATTACKS", "audit_llm", "model_block", "read_texts", "text_excerpt", "truncation_warning"]
 
 DEFAULT_ATTACKS = ("loss", "zlib", "lowercase", "min-k", "min-k++", "reference")
 #: How each kind of model's tokens are scored, in results.json's words.
@@ -252,10 +252,22 @@ def audit_llm(
     }
     results = Results.from_dict(document)
     results.vulnerable_records = vulnerable_records(results.attacks, scores, records, member, None, [])
+    for row in results.vulnerable_records.get("records", []):  # the text itself, not only its index
+        row["text"] = text_excerpt(texts[int(row["record"])])
     results.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return AuditResult(
         results=results, records=records, member=member, labels=np.zeros(len(texts), np.int64), scores=scores
     )
+
+
+EXCERPT_CHARS = 120
+"""Characters of a text shown in the most-vulnerable-records table (``results.json`` and the report)."""
+
+
+def text_excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` on one line (runs of whitespace as one space), cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def _validity(texts, member, *, seed: int, n_bootstrap: int, confidence: float) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def evaluate(
         resolvable[key] = n_neg >= needed
         if not resolvable[key]:
             msg = (
-                f"FPR {key} cannot be resolved with {n_neg} non-members (at least {needed} needed); "
+                f"FPR {100 * alpha:g}% cannot be resolved with {n_neg} non-members (at least {needed} needed); "
                 "its TPR is reported at FPR 0"
             )
             notes.append(msg)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from memberscope.redteam.recon import Exposure
-from memberscope.redteam.verdicts import VERDICTS, Calibration, Conclusion, TargetCheck
+from memberscope.redteam.verdicts import VERDICTS, Calibration, Conclusion, TargetCheck, rate
 
 __all__ = ["build_results", "recommendations"]
 
@@ -64,32 +64,33 @@ def recommendations(
     elif exposure.mode == "top-k" and exposure.decimals is None:
         shown = "top-1 probability" if exposure.top_k == 1 else f"top-{exposure.top_k} probabilities"
         out.append(f"The API returns the {shown} at full precision; round to 1 decimal or return the label only.")
-    if status == "inconclusive" and conclusion is not None:  # status is None without a conclusion
+    if status == "inconclusive":  # the conclusion itself is the report's headline: not repeated here
         out.append(
-            f"{conclusion.headline} Do not read the absence of member verdicts as safety: give the red team "
-            "public data closer to the training data, or a shadow model of the target's family (--shadow-model)."
+            "The run is inconclusive (see its conclusion): do not read the absence of member verdicts as safety; "
+            "give the red team public data closer to the training data, or a shadow model of the target's family "
+            "(--shadow-model)."
         )
     if calibration.power_shown:
         out.append(
             f"The {attack} attack identifies members with TPR {tpr:.1%} (95% CI from {tpr_lo:.1%}) at "
-            f"{fpr:g} FPR on shadow models like the target: the model memorises its training records. "
+            f"{rate(fpr)} FPR on shadow models like the target: the model memorises its training records. "
             "Output hardening alone does not remove this"
             + (" (the API already shows labels only)" if exposure.mode == "label-only" else "")
             + f"; {_training_advice(exposure, family)}."
         )
     elif status != "inconclusive":
         out.append(
-            f"The {attack} attack's TPR at {fpr:g} FPR on shadow models ({tpr:.1%}) is not clearly above the "
+            f"The {attack} attack's TPR at {rate(fpr)} FPR on shadow models ({tpr:.1%}) is not clearly above the "
             "FPR: the attack's power is not shown, so the verdicts cannot clear anyone."
         )
     if n_flagged and status == "leakage":
         out.append(
-            f"{n_flagged} of the queried records were judged members at {fpr:g} FPR (the threshold checked on the "
+            f"{n_flagged} of the queried records were judged members at {rate(fpr)} FPR (the threshold checked on the "
             "target's known non-members); treat them as disclosed to anyone with API access and the same public data."
         )
     elif n_flagged:
         out.append(
-            f"{n_flagged} of the queried records were judged members at {fpr:g} FPR, no more than false positives "
+            f"{n_flagged} of the queried records were judged members at {rate(fpr)} FPR, no more than false positives "
             "could explain: none of them is shown to be disclosed."
         )
     if not exposure.rate_limited:
@@ -105,7 +106,7 @@ def recommendations(
         )
     if not calibration.resolvable:
         out.append(
-            f"Only {calibration.n_shadow_nonmembers} shadow non-members: FPR {fpr:g} is not resolved; "
+            f"Only {calibration.n_shadow_nonmembers} shadow non-members: FPR {rate(fpr)} is not resolved; "
             "give more shadow data or more shadow models."
         )
     return out

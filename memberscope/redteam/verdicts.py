@@ -59,6 +59,7 @@ __all__ = [
     "check_on_target",
     "conclude",
     "min_detectable_share",
+    "rate",
     "verdicts",
 ]
 
@@ -246,6 +247,11 @@ def verdicts(
     return out
 
 
+def rate(x: float) -> str:
+    """A rate as the red team's sentences write it: a percentage to 3 significant digits (``0.01 -> "1%"``)."""
+    return f"{100 * float(x):.3g}%"
+
+
 def min_detectable_share(n: int, allowed: float, confidence: float = 0.95) -> float | None:
     """The smallest share ``m / n`` of ``n`` records called members that :func:`conclude` calls leakage: the
     Clopper–Pearson lower bound of ``m / n`` above ``allowed`` (the highest FPR the member verdicts can have).
@@ -310,7 +316,7 @@ def conclude(
     m = counts.get("member", 0)
     fpr = calibration.fpr_target
     tpr, (tpr_lo, tpr_hi) = calibration.shadow_tpr, calibration.shadow_tpr_ci
-    power_text = f"TPR {tpr:.1%} (95% CI {tpr_lo:.1%}–{tpr_hi:.1%}) at FPR {fpr:g} on shadow models"
+    power_text = f"TPR {tpr:.1%} (95% CI {tpr_lo:.1%}–{tpr_hi:.1%}) at FPR {rate(fpr)} on shadow models"
     if check is not None and check.certified:
         assert check.fpr_bound is not None  # certified means a bound was found
         allowed = float(check.fpr_bound)  # the member verdicts' FPR, certified on the known non-members
@@ -326,19 +332,19 @@ def conclude(
     )
     reasons = list(fit_reasons or [])
     if check is not None and check.status == "too-loose":
-        reasons.append(f"the threshold is too loose on the target: {checked}, against FPR {fpr:g} asked for")
+        reasons.append(f"the threshold is too loose on the target: {checked}, against FPR {rate(fpr)} asked for")
     elif check is not None and check.status == "too-strict":
-        reasons.append(f"the threshold is too strict on the target: {checked}, against FPR {fpr:g} asked for")
+        reasons.append(f"the threshold is too strict on the target: {checked}, against FPR {rate(fpr)} asked for")
     if check is not None and not check.certified:
         reasons.append(
             f"only {check.n_nonmembers} known non-members of the target: too few to certify a threshold at FPR "
-            f"{fpr:g} (at most {CERTIFIED_FACTOR:g}x at 95% confidence), so no record is called a member; give more "
-            "public data"
+            f"{rate(fpr)} (at most {CERTIFIED_FACTOR:g}x at 95% confidence), so no record is called a member; give "
+            "more public data"
         )
     if not calibration.power_shown:
         reasons.append(f"the {attack} attack does not beat guessing on shadow models ({power_text})")
     if not calibration.resolvable:
-        reasons.append(f"only {calibration.n_shadow_nonmembers} shadow non-members: FPR {fpr:g} is not resolved")
+        reasons.append(f"only {calibration.n_shadow_nonmembers} shadow non-members: FPR {rate(fpr)} is not resolved")
     power = (
         "shown"
         if calibration.power_shown and not reasons
@@ -350,8 +356,8 @@ def conclude(
     if m and lower > allowed:
         return Conclusion(
             "leakage",
-            f"Leakage: {m} of {n} records are called members at FPR {fpr:g} ({checked}); false positives explain at "
-            f"most {allowed:.1%} of records, the members called are at least {lower:.1%} (95% confidence).",
+            f"Leakage: {m} of {n} records are called members at FPR {rate(fpr)} ({checked}); false positives explain "
+            f"at most {allowed:.1%} of records, the members called are at least {lower:.1%} (95% confidence).",
             reasons,
             power,
             **numbers,
@@ -379,7 +385,7 @@ def conclude(
     if not reasons:
         return Conclusion(
             "no measurable leakage",
-            f"No measurable leakage with the {attack} attack: {m} of {n} records called members at FPR {fpr:g} (at "
+            f"No measurable leakage with the {attack} attack: {m} of {n} records called members at FPR {rate(fpr)} (at "
             f"most {upper:.1%} at 95% confidence), no more than the {allowed:.1%} false positives explain "
             f"({checked}); {detect_text}, and the attack has {power_text} like the target. This bounds what this "
             "attack finds, not what a stronger attacker could.",

@@ -33,7 +33,7 @@ def results_table(results: Results | ReportModel):
     level = int(round(100 * model.results.config.get("confidence", 0.95)))
     accuracy = ""
     if target.train_accuracy is not None and target.test_accuracy is not None:
-        accuracy = f": target train acc {target.train_accuracy:.3f}, test acc {target.test_accuracy:.3f}"
+        accuracy = f": target train acc {pct(target.train_accuracy)}, test acc {pct(target.test_accuracy)}"
     table = Table(title=f"{model.subject}{accuracy} ({level}% CIs)")
     table.add_column("attack")
     table.add_column("AUC", justify="right")

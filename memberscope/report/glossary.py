@@ -50,6 +50,8 @@ COLUMN_HELP: dict[str, str] = {
     "non-members": "Records of this slice the model did not train on.",
     "record": "The record's id (the user's id column, else its row number).",
     "label": "The record's class.",
+    "text": "The record's text on one line, cut at 120 characters (the whole text is row `record` of the "
+    "members file, then the non-members file, as scores.csv numbers them).",
     "score": "The strongest attack's score for the record (higher = more likely a member).",
     "non-member exceedance": "The share of non-members scoring at least as high as this record: the FPR an "
     "attacker would accept to call it a member. Near 0 = the record stands out.",

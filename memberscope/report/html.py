@@ -64,7 +64,21 @@ def _hist_png(member, score, name: str) -> str:
 
 
 def _frontier_png(model: ReportModel) -> str | None:
-    """The privacy–utility frontier: each defense's test accuracy against its strongest attack's TPR."""
+    """:func:`_frontier_figure` as a PNG data URI, or None for a run without defenses."""
+    fig = _frontier_figure(model)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    try:
+        return _png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _frontier_figure(model: ReportModel):
+    """The privacy–utility frontier: each defense's test accuracy against its strongest attack's TPR (a matplotlib
+    ``Figure``, labels placed clear of each other), or None for a run without defenses."""
     points = [r for r in model.defenses if r.test_accuracy is not None and r.tpr is not None]
     if not points:
         return None
@@ -72,26 +86,33 @@ def _frontier_png(model: ReportModel) -> str | None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    from memberscope.report.labels import place_labels
 
     fig, ax = plt.subplots(figsize=(6.2, 4.6), dpi=110)
+    labels: list[str] = []
+    xy: list[tuple[float, float]] = []
     for r in points:
         accuracy, tpr = r.test_accuracy, r.tpr
         assert accuracy is not None and tpr is not None  # points keeps only rows with both
+        xy.append((accuracy, tpr))
         yerr = [[tpr - r.tpr_ci[0]], [r.tpr_ci[1] - tpr]] if r.tpr_ci else None
         color = "tab:red" if r.alarm else ("tab:green" if r.epsilon is not None else "tab:blue")
         ax.errorbar(accuracy, tpr, yerr=yerr, fmt="o", color=color, capsize=3)
-        label = r.name + (f" (ε={r.epsilon:g})" if r.epsilon is not None else "")
-        ax.annotate(label, (accuracy, tpr), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        labels.append(r.name + (f" (ε={r.epsilon:g})" if r.epsilon is not None else ""))
     key = points[0].fpr_key or "0.01"
     ax.axhline(float(key), color="gray", linestyle="--", linewidth=1, label=f"chance ({pct(float(key))})")
     ax.set_xlabel("test accuracy (utility)")
     ax.set_ylabel(f"TPR at {pct(float(key))} FPR, strongest attack (leakage)")
     ax.set_title("Privacy–utility frontier (lower right is better)")
     ax.legend(loc="best", fontsize=8)
-    try:
-        return _png(fig)
-    finally:
-        plt.close(fig)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))  # rates as percentages, as every table writes them
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    fig.tight_layout()
+    # Defenses often land close together (none, l2, round:2): labels placed clear of each other, with leader lines.
+    place_labels(ax, xy, labels)
+    return fig
 
 
 def _num(x: Any, fmt: str = "{:.3f}") -> str:

@@ -128,7 +128,8 @@ def render_markdown(model: ReportModel) -> str:
             "",
             "### Red-team findings",
             "",
-            f"- Target: {red['url'] or '–'}; queries spent {red['queries_spent']} of {red['query_budget']}.",
+            f"- Target: {red['url'] or '–'}; queries spent {red['queries_spent']}"
+            + (f" of {red['query_budget']}." if red["query_budget"] is not None else " (no budget set)."),
             f"- The API exposes: {exp['mode'] or '–'}"
             + (f", top-{exp['top_k']}" if exp["top_k"] else "")
             + (f", {exp['decimals']} decimals" if exp["decimals"] is not None else "")
@@ -141,7 +142,8 @@ def render_markdown(model: ReportModel) -> str:
             tpr, fpr = cal.get("shadow_tpr"), cal.get("shadow_fpr")
             lines.append(
                 f"- Calibration ({cal.get('n_shadow_models', '?')} shadow models, "
-                f"target FPR {cal.get('fpr_target', '?')}):"
+                f"target FPR {pct(cal['fpr_target']) if isinstance(cal.get('fpr_target'), int | float) else '?'}, "
+                f"threshold {_num(cal.get('threshold'))}):"
                 f" shadow TPR {pct(tpr) if isinstance(tpr, int | float) else '–'}{ci_pct(cal.get('shadow_tpr_ci'))},"
                 f" shadow FPR {pct(fpr) if isinstance(fpr, int | float) else '–'}{ci_pct(cal.get('shadow_fpr_ci'))}."
             )
@@ -279,6 +281,11 @@ def _dataset_inference_lines(di: dict[str, Any]) -> list[str]:
     if di["features"]:
         lines.append(f"- Features: {', '.join(f'`{f}`' for f in di['features'])}.")
     return lines
+
+
+def _num(value: Any) -> str:
+    """A measured number to 4 significant digits (``"–"`` when not a number)."""
+    return f"{value:.4g}" if isinstance(value, int | float) and not isinstance(value, bool) else "–"
 
 
 def _q(value: Any) -> str:

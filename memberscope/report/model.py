@@ -27,6 +27,7 @@ __all__ = [
     "build_report",
     "ci_pct",
     "executive_summary",
+    "grouped_warnings",
     "headline_sentence",
     "load_run",
     "pct",
@@ -657,7 +658,12 @@ def headline_sentence(results: Results | dict[str, Any]) -> str:
     red = _redteam(results)
     if results.headline_fpr() is not None and results.strongest_attack() is not None:
         sentence = executive_summary(results)
-        return sentence if red is None else f"{sentence} {_redteam_summary(red)}"
+        if red is None:
+            return sentence
+        # The attack metrics of a red team come from the member column the user supplied, which the verdicts
+        # never see: said so, a high TPR beside "0 record(s) members" does not read as a contradiction.
+        sentence = sentence[:1].lower() + sentence[1:]
+        return f"Scored against the membership you supplied (ground truth), {sentence} {_redteam_summary(red)}"
     if red is not None:
         return _redteam_summary(red)
     return "This results file holds no attack metrics with ground truth to summarize."
@@ -669,13 +675,15 @@ def _redteam_summary(red: dict[str, Any]) -> str:
     calib = ""
     if _is_num(tpr):
         calib = (
-            f" calibrated on {cal.get('n_shadow_models', '?')} shadow models to FPR {cal.get('fpr_target', '?')}"
+            f" calibrated on {cal.get('n_shadow_models', '?')} shadow models to FPR "
+            f"{pct(cal['fpr_target']) if _is_num(cal.get('fpr_target')) else '?'}"
             f" (shadow TPR {pct(tpr)}{ci_pct(cal.get('shadow_tpr_ci'))})"
         )
     v = red["verdicts"]
     conclusion = red.get("conclusion") or {}
     return (
-        f"Against {red['url'] or 'the target'}, the {red['attack'] or '?'} attack{calib} called {v['member']} "
+        f"Verdicts (without ground truth): against {red['url'] or 'the target'}, the {red['attack'] or '?'} "
+        f"attack{calib} called {v['member']} "
         f"record(s) members, {v['not-member']} non-members and {v['inconclusive']} inconclusive, "
         f"spending {red['queries_spent'] if red['queries_spent'] is not None else '?'} "
         + (f"of {red['query_budget']} queries." if red["query_budget"] is not None else "queries (no budget set).")
@@ -796,6 +804,21 @@ def _dataset_inference_recommendations(di: dict[str, Any]) -> list[str]:
     return []
 
 
+def grouped_warnings(results: Results) -> list[str]:
+    """The run's warnings, each distinct text once: one that attacks' metrics raised is prefixed with the attacks
+    it applies to (``"loss, zlib: FPR 0.001 cannot be resolved ..."``) rather than repeated once per attack, and
+    replaces a run-level copy of the same text."""
+    by_text: dict[str, list[str]] = {}
+    for name, attack in results.attacks.items():
+        for text in attack.metrics.warnings:
+            names = by_text.setdefault(str(text), [])
+            if name not in names:
+                names.append(name)
+    out = [str(w) for w in results.warnings if str(w) not in by_text]
+    out += [f"{', '.join(names)}: {text}" for text, names in by_text.items()]
+    return list(dict.fromkeys(out))
+
+
 def _number_or_inf(s: Any) -> float:
     try:
         value = float(s)
@@ -864,9 +887,9 @@ def build_report(
     if di is not None:
         recs += _dataset_inference_recommendations(di)
 
-    warnings = list(results.warnings)
-    for name, a in attacks.items():
-        warnings += [f"{name}: {w}" for w in a.metrics.warnings]
+    warnings = grouped_warnings(results)
+    said = ((red or {}).get("conclusion") or {}).get("headline")
+    warnings = [w for w in warnings if w != said]  # a red team's conclusion is already the headline's last words
     draw_table, draw_note = draw_rows(results, key)
     probability = results.sections.get("membership_probability")
     subject = results.dataset.name
@@ -897,7 +920,7 @@ def build_report(
         llm=llm,
         alarms=alarms,
         recommendations=recs,
-        warnings=list(dict.fromkeys(warnings)),
+        warnings=warnings,
         assumptions=[(a, ASSUMPTIONS.get(a, "see the attack's documentation")) for a in attacks],
         member=None if scores is None else scores[0],
         scores=None if scores is None else scores[1],
