@@ -46,6 +46,11 @@ def test_executive_summary_names_strongest_attack_with_ci(results):
     )
 
 
+def test_executive_summary_of_a_single_attack_says_it_is_the_only_one(results):
+    del results["attacks"]["loss"]
+    assert executive_summary(results).endswith("(rmia-online, the only attack run; chance is 1.0%).")
+
+
 def test_summary_table_and_warnings(results):
     text = markdown_summary(results)
     assert (

@@ -284,6 +284,11 @@ def _read_defenses(path: Path) -> Results:
 # ------------------------------------------------------------------------------------------------ parts
 
 
+def strongest_of(n_attacks: int) -> str:
+    """How the strongest attack is named among ``n_attacks``: "the only attack run" or "the strongest of N attacks"."""
+    return "the only attack run" if n_attacks == 1 else f"the strongest of {n_attacks} attacks"
+
+
 def executive_summary(results: Results | dict[str, Any]) -> str:
     """One sentence: what the strongest attack achieves at the headline FPR, with its CI."""
     results = _typed(results)
@@ -294,10 +299,10 @@ def executive_summary(results: Results | dict[str, Any]) -> str:
     tpr, ci = metrics.tpr_at_fpr[key], metrics.tpr_at_fpr_ci.get(key)
     sentence = (
         f"An attacker who accepts {pct(float(key))} false positives identifies {pct(tpr)}{ci_pct(ci)} "
-        f"of training records ({name}, the strongest of {len(results.attacks)} attacks; chance is {pct(float(key))})."
+        f"of training records ({name}, {strongest_of(len(results.attacks))}; chance is {pct(float(key))})."
     )
     if not metrics.fpr_resolvable.get(key, True):
-        sentence += f" Too few non-members to resolve FPR {key}: this is the TPR at FPR 0."
+        sentence += f" Too few non-members to resolve FPR {pct(float(key))}: this is the TPR at FPR 0."
     return sentence
 
 
