@@ -94,6 +94,7 @@ def outputs_for_model(
     keep_model: bool = False,
     precision: str = "fp32",
     batch: int | None = None,
+    eval_records=None,
 ) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
 
@@ -102,7 +103,8 @@ def outputs_for_model(
     ``pretrained`` is ``(model, seconds)`` for a model just trained elsewhere (in a vectorized
     batch): it is stored and counted as trained instead of training again. ``precision`` is the arithmetic it
     was trained in and ``batch`` the size of its vectorized batch (part of the cache keys in reduced precision; a
-    model trained here is always float32).
+    model trained here is always float32). ``eval_records`` is ``take(X, eval_indices)`` when the caller already
+    took it for several models (a copy of the evaluation records saved per model).
     """
     model_key, output_key = cache_keys(
         recipe=recipe,
@@ -138,7 +140,8 @@ def outputs_for_model(
     def compute() -> np.ndarray:
         # Float32 products even while another thread trains with bfloat16 ones (a process-wide torch flag).
         with precision_scope("fp32") if "torch" in sys.modules else contextlib.nullcontext():
-            return model_outputs(fitted(), take(X, eval_indices), queries).astype(np.float32)
+            records = take(X, eval_indices) if eval_records is None else eval_records
+            return model_outputs(fitted(), records, queries).astype(np.float32)
 
     if model is not None:
         logits = model_outputs(model, take(X, eval_indices), queries).astype(np.float32)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from memberscope.cache import ArtifactCache
-from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
+from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model, take
 from memberscope.engine.precision import REDUCED_CHUNK
 from memberscope.game import derive_seed
 
@@ -138,6 +138,7 @@ def _run_job(
         models = [recipe.model(t, n_classes=n_classes) for t in trained]
         share = (time.perf_counter() - start) / max(len(specs), 1)
         pretrained = {i: (m, share) for i, m in enumerate(models)}
+        common["eval_records"] = take(X, eval_indices)  # once for the batch's models
     return [
         (
             s.role,
@@ -338,6 +339,7 @@ def train_models(
     # The models the passing precision check trained are the run's first chunk of reference models.
     pending = {(s.role, s.index) for s in todo}
     done = set()
+    eval_records = take(dataset.X, eval_idx) if pretrained else None
     for spec, model, precision, seconds in pretrained:
         if (spec.role, spec.index) not in pending:
             continue
@@ -356,6 +358,7 @@ def train_models(
                 keep_model=keep_models or spec.role == "target",
                 precision=precision,
                 batch=chunk_of(spec, precision),
+                eval_records=eval_records,
             ),
         )
     todo = [s for s in todo if (s.role, s.index) not in done]
