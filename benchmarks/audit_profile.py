@@ -14,6 +14,10 @@ records), writing (results files and report) and the rest of the engine. ``impor
 second child trains ``k + 1`` models (target and references) on halves of the same pool with a plain ``DataLoader``
 loop (torch's ``Adam``), as ML Privacy Meter and the LiRA code do. CPU seconds are the process's (user + system);
 wall seconds are reported too: on a shared, loaded machine CPU time is the steadier measure.
+
+By default the audit runs without a cache. ``--cache-dir DIR`` runs it with that cache folder: a first run (say
+``--seed 1 --skip-loop``) leaves the precision check's verdict there, and a second run with another seed trains new
+models but reuses the verdict, as a second audit of the same recipe and data on the same machine does.
 """
 
 from __future__ import annotations
@@ -101,7 +105,9 @@ def audit_child(args) -> dict:
         attacks=["lira-online"],
         train_mode="vectorized",
         precision=args.precision,
-        use_cache=False,
+        use_cache=args.cache_dir is not None,
+        cache_dir=args.cache_dir,
+        seed=args.seed,
         out=args.out,
         progress=False,
     ).results
@@ -152,6 +158,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/audit-profile")
     parser.add_argument("--child", choices=["audit", "loop"])
     parser.add_argument("--skip-loop", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default=None, help="run the audit with this cache folder (default: no cache)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(audit_child(args) if args.child == "audit" else loop_child(args)))
@@ -170,8 +178,10 @@ def main() -> None:
     a = results["audit"]
     print(
         f"audit: {args.dataset}, MLP hidden {args.hidden}, {args.epochs} epochs, pool {args.pool_size}, population "
-        f"{args.population_size}, K={args.k}, lira-online, vectorized, precision {args.precision} -> "
-        f"{a['precision']['used']}; AUC {a['auc']:.4f}, target test acc {a['target_test_accuracy']:.4f}, "
+        f"{args.population_size}, K={args.k}, lira-online, vectorized, seed {args.seed}, precision {args.precision} "
+        f"-> {a['precision']['used']} (checks: "
+        f"{[(c['candidate'], c['passed'], 'cached' if c.get('cached') else 'run') for c in a['precision']['checks']]})"
+        f", cache {args.cache_dir or 'off'}; AUC {a['auc']:.4f}, target test acc {a['target_test_accuracy']:.4f}, "
         f"references {a['reference_test_accuracy']:.4f}"
     )
     print("| phase | CPU s | wall s |")

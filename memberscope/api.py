@@ -61,7 +61,7 @@ def write_run(result: AuditResult, out: str, *, report: bool = True) -> dict[str
     if report:
         from memberscope.report.html import write_html
 
-        paths["report"] = str(write_html(out))
+        paths["report"] = str(write_html(out, roc_png=paths.get("roc")))  # the ROC just drawn, not drawn again
     return paths
 
 

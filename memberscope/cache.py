@@ -61,7 +61,8 @@ def _save_npy(path: Path, value: np.ndarray) -> None:
 
 
 class ArtifactCache:
-    """Models under ``root/models/<key>.bin``, arrays under ``root/outputs/<key>.npy``.
+    """Models under ``root/models/<key>.bin``, arrays under ``root/outputs/<key>.npy``, small records (such as
+    precision verdicts) under ``root/<kind>/<key>.json``.
 
     ``root=None`` disables caching (everything is recomputed and nothing is written).
     """
@@ -115,3 +116,21 @@ class ArtifactCache:
         if path is not None:
             _atomic_write(path, lambda p: _save_npy(p, value))
         return value
+
+    def read_json(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record stored under ``kind``/``key``; None when there is none or it is unreadable (then removed)."""
+        path = self._path(kind, key, ".json")
+        if path is None or not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return None
+        return record if isinstance(record, dict) else None
+
+    def write_json(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` (JSON-serializable) under ``kind``/``key``, atomically; nothing when caching is off."""
+        path = self._path(kind, key, ".json")
+        if path is not None:
+            _atomic_write(path, lambda p: p.write_text(json.dumps(record, sort_keys=True), encoding="utf-8"))

@@ -1,4 +1,5 @@
 import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,45 @@ def test_fashion_mnist_loader_on_tiny_idx_files(tmp_path, monkeypatch, compress)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "f"))
     from_env = datasets.load("fashion-mnist")
     assert from_env.n_records == 17 and from_env.fingerprint() == ds.fingerprint()
+
+
+def test_fashion_mnist_parsed_copy_is_reused_by_later_processes_and_never_trusted_blindly(tmp_path, monkeypatch):
+    """The parsed IDX bytes go to the cache folder; a later process (the in-process cache cleared) reads them back
+    without parsing, the same arrays; a damaged copy is ignored and the files are parsed again."""
+    from memberscope.datasets import fashion_mnist
+
+    images, labels = _fake_fashion(tmp_path / "f", compress=True)
+    first = datasets.load("fashion-mnist", data_dir=tmp_path / "f")
+    copies = sorted((Path(os.environ["MEMBERSCOPE_CACHE_DIR"]) / "datasets").glob("fashion-mnist-*.npy"))
+    assert len(copies) == 2
+    parsed = []
+    real = fashion_mnist._parse_idx
+    monkeypatch.setattr(fashion_mnist, "_parse_idx", lambda files: parsed.append(1) or real(files))
+    fashion_mnist._parse.cache_clear()
+    again = datasets.load("fashion-mnist", data_dir=tmp_path / "f")
+    assert parsed == [] and again.X.tobytes() == first.X.tobytes() and again.fingerprint() == first.fingerprint()
+    np.testing.assert_array_equal(again.X[:, 0], (images / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(again.y, labels)
+    np.save(copies[1], np.zeros((3, 28, 28), dtype=np.uint8))  # images of the wrong count for the labels
+    fashion_mnist._parse.cache_clear()
+    third = datasets.load("fashion-mnist", data_dir=tmp_path / "f")
+    assert parsed == [1] and third.X.tobytes() == first.X.tobytes()
+    (tmp_path / "f" / "t10k-labels-idx1-ubyte.gz").touch()  # a changed file is another key: parsed again
+    os.utime(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz", ns=(1, 1))
+    fashion_mnist._parse.cache_clear()
+    datasets.load("fashion-mnist", data_dir=tmp_path / "f")
+    assert parsed == [1, 1]
+
+
+def test_records_are_checked_for_nan_and_infinity_whatever_their_dtype():
+    for dtype in (np.float32, np.float64):
+        for bad in (np.nan, np.inf, -np.inf):
+            X = np.zeros((4, 3), dtype=dtype)
+            X[2, 1] = bad
+            with pytest.raises(InvalidInputError, match="1 records have NaN or infinite features"):
+                datasets.Dataset(name="t", X=X, y=np.zeros(4, int), n_classes=1, class_names=["a"])
+    huge = np.full((4, 3), np.finfo(np.float64).max)  # finite values whose float64 sum overflows: accepted
+    assert datasets.Dataset(name="t", X=huge, y=np.zeros(4, int), n_classes=1, class_names=["a"], exact=True)
 
 
 def test_fashion_mnist_mixed_gz_and_plain(tmp_path):

@@ -139,3 +139,58 @@ def test_the_audit_trains_its_target_in_a_float32_batch_of_its_own(fp32_results)
         assert other["target"]["test_accuracy"] == fp32_results["target"]["test_accuracy"]
     for name in ("lira-online", "rmia-online"):
         assert with_budget["attacks"][name]["auc"] == fp32_results["attacks"][name]["auc"]
+
+
+def test_the_check_s_verdict_is_cached_per_recipe_data_and_machine(tmp_path, monkeypatch):
+    """A second audit of the same recipe and data on the same machine (new seed: new models) trusts the verdict
+    without training the float32 copies again, and says so in results.json."""
+    first = _audit(tmp_path, precision="bf16")
+    (check,) = first["reference_models"]["precision"]["checks"]
+    assert check["passed"] and not check["cached"]
+    assert len(list((tmp_path / "verdicts").glob("*.json"))) == 1
+    calls = []
+    real = engine_precision.check_precision
+    monkeypatch.setattr(engine_precision, "check_precision", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = _audit(tmp_path, precision="bf16", seed=1)
+    assert calls == [] and again["timings"]["models_trained"] == 5  # new models, no check
+    choice = again["reference_models"]["precision"]
+    assert choice["used"] == "bf16" and choice["checks"] == [{**check, "cached": True}]
+    # Another machine (CPU model, torch version or bfloat16 support) checks again.
+    monkeypatch.setattr(engine_precision, "machine_fingerprint", lambda: {"cpu": "other", "torch": "x", "bf16": True})
+    other = _audit(tmp_path, precision="bf16", seed=2)
+    assert calls == [1] and not other["reference_models"]["precision"]["checks"][0]["cached"]
+
+
+def test_a_cached_failed_verdict_falls_back_without_training(tmp_path, monkeypatch):
+    """A refusal is cached too: the next run falls back to float32 at once, and still says why, loudly."""
+    real = engine_precision._figures
+    calls = {"n": 0}
+
+    def figures(model, X_eval, y_eval, member):
+        calls["n"] += 1
+        accuracy, auc = real(model, X_eval, y_eval, member)
+        return (accuracy - 0.2, auc) if calls["n"] > 4 else (accuracy, auc)
+
+    monkeypatch.setattr(engine_precision, "_figures", figures)
+    _audit(tmp_path, precision="bf16")
+    monkeypatch.setattr(engine_precision, "_figures", real)
+    again = _audit(tmp_path, precision="bf16", seed=1)
+    choice = again["reference_models"]["precision"]
+    assert choice["used"] == "fp32" and choice["checks"][0]["cached"] and not choice["checks"][0]["passed"]
+    assert any("failed its check" in w and "cached from an earlier run" in w for w in again["warnings"])
+
+
+def test_reduced_precision_cache_keys_hold_the_chunk_size():
+    """A bfloat16 model trained in a batch of 16 and one trained in a batch of 4 are different artifacts."""
+    from memberscope.engine.models import cache_keys
+
+    keys = dict(
+        recipe=recipes.create("mlp", hidden=[8]),
+        data_fingerprint="d",
+        train_indices=np.arange(5),
+        eval_indices=np.arange(9),
+        seed=1,
+        queries="none",
+    )
+    assert cache_keys(**keys, precision="bf16", batch=16) != cache_keys(**keys, precision="bf16", batch=4)
+    assert cache_keys(**keys, precision="fp32", batch=16) == cache_keys(**keys)  # float32 keys never change

@@ -102,6 +102,18 @@ def _load_in_chromium(report: Path, tmp_path: Path, n_images: int) -> None:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/setup.sh)")
+def test_report_embeds_the_roc_figure_the_run_just_wrote(run_dir, tmp_path):
+    """A run written with its report draws the ROC once: report.html embeds roc.png's bytes; a report written
+    later (``memberscope report``) draws its own."""
+    shutil.copytree(run_dir, tmp_path / "run")
+    roc = tmp_path / "run" / "roc.png"
+    html = write_html(tmp_path / "run", roc_png=roc).read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert base64.b64decode(images[0]) == roc.read_bytes()
+    redrawn = re.findall(r'<img src="data:image/png;base64,([^"]+)"', write_html(tmp_path / "run").read_text())
+    assert base64.b64decode(redrawn[0])[:8] == b"\x89PNG\r\n\x1a\n" and len(redrawn) == 2
+
+
 def test_report_loads_in_headless_chromium(run_dir, tmp_path):
     _load_in_chromium(write_html(run_dir), tmp_path, 2)
 

@@ -171,3 +171,24 @@ def test_a_new_target_kind_is_one_class():
     assert target.query(np.zeros((3, 1))).shape == (3, 2)
     with pytest.raises(Exception, match="exceed the query budget"):
         target.query(np.zeros((1, 1)))
+
+
+def test_torch_model_standardizes_only_when_it_changes_the_records():
+    """Scalars 0 and 1 (a recipe without ``standardize``) are skipped: the same logits to the bit as computing
+    (x - 0) / 1; any other mean or std is applied."""
+    import torch
+
+    from memberscope.recipes.torch_nets import TorchModel
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3))
+    X = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    plain = TorchModel(net, n_classes=3, mean=torch.zeros(()), std=torch.ones(()))
+    with torch.no_grad():
+        by_hand = net((torch.from_numpy(X) - torch.zeros(())) / torch.ones(())).double().numpy()
+    np.testing.assert_array_equal(plain.query(X), by_hand)
+    mean, std = torch.full((6,), 0.5), torch.full((6,), 2.0)
+    scaled = TorchModel(net, n_classes=3, mean=mean, std=std)
+    with torch.no_grad():
+        expected = net((torch.from_numpy(X) - mean) / std).double().numpy()
+    np.testing.assert_array_equal(scaled.query(X), expected)

@@ -27,11 +27,12 @@ def finish(result, out: Path | None, *, report: bool = True, db: Path | None = N
         style = "bold red" if message.startswith("LOW FIDELITY") else "yellow"
         out_console.print(f"[{style}]warning:[/] {message}", highlight=False)
     if out is not None:
-        paths = list(result.write(out).values())
+        written = result.write(out)
+        paths = list(written.values())
         if report:
             from memberscope.report.html import write_html
 
-            paths.append(str(write_html(out)))
+            paths.append(str(write_html(out, roc_png=written.get("roc"))))
         out_console.print(f"wrote {', '.join(paths)}")
     from memberscope.report.history import default_history_db, record_run
 

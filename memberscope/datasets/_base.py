@@ -117,7 +117,11 @@ class Dataset:
                 raise InvalidInputError(
                     f"{where}: expected groups of shape {self.y.shape} (one per record); got {self.groups.shape}"
                 )
-        if not frame and not np.isfinite(self.X).all():
+        # A float64 sum is finite only if every value is (NaN and infinities propagate; finite values of any dtype
+        # up to float32 cannot overflow it): one cheap pass, and the exact check only when it is not.
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum only means "check exactly"
+            quick = not frame and self.X.dtype.kind in "fiub" and np.isfinite(self.X.sum(dtype=np.float64))
+        if not frame and not quick and not np.isfinite(self.X).all():
             bad = ~np.isfinite(self.X.reshape(len(self.X), -1)).all(axis=1)
             raise InvalidInputError(
                 f"{where}: {int(bad.sum())} records have NaN or infinite features "

@@ -2,11 +2,20 @@
 
 The files come from the Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
 or from any folder holding the four IDX files, gzip-compressed or not. Nothing is ever downloaded.
+
+Decompressing and parsing the files takes about 0.6 CPU seconds; the parsed bytes are therefore also kept as two
+``.npy`` files in memberscope's cache folder (:func:`~memberscope.cache.default_cache_dir`, ``datasets/``), keyed
+by the files' paths, sizes and modification times, and read back by later processes in a few milliseconds. A cache
+file that is missing, unreadable or of the wrong shape is ignored (the IDX files are parsed again); a cache folder
+that cannot be written is no error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -83,8 +92,8 @@ class FashionMNIST(BuiltinDataset):
                 raise DataUnavailableError(f"Fashion-MNIST: {stem}[.gz] is no longer in {str(folder)!r}")
             stats.append((path, path.stat()))
         images, labels = _parse(tuple((str(path), st.st_mtime_ns, st.st_size) for path, st in stats))
-        X = images.astype(np.float32)[:, None]
-        X /= 255.0
+        X = np.empty((len(images), 1, *images.shape[1:]), dtype=np.float32)
+        np.divide(images[:, None], np.float32(255.0), out=X, dtype=np.float32)  # as astype(float32) / 255, one pass
         return Dataset(
             name="fashion-mnist",
             X=X,
@@ -105,7 +114,59 @@ def _locate(folder: Path, stem: str) -> Path | None:
 
 @functools.lru_cache(maxsize=2)
 def _parse(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, 28, 28) and labels (n,), uint8 and read-only, of train then test; ``files`` is (path, mtime, size)."""
+    """Images (n, 28, 28) and labels (n,), uint8 and read-only, of train then test; ``files`` is (path, mtime, size).
+
+    Read from the parsed copy in the cache folder when there is a valid one, else parsed and copied there."""
+    cached = _parsed_copy(files)
+    if cached is not None:
+        return cached
+    arrays = _parse_idx(files)
+    _store_parsed_copy(files, arrays)
+    return arrays
+
+
+def _copy_paths(files: tuple[tuple[str, int, int], ...]) -> tuple[Path, Path]:
+    from memberscope.cache import default_cache_dir
+
+    key = hashlib.sha256(json.dumps(["fashion-mnist-idx", 1, files]).encode()).hexdigest()[:24]
+    folder = default_cache_dir() / "datasets"
+    return folder / f"fashion-mnist-{key}-images.npy", folder / f"fashion-mnist-{key}-labels.npy"
+
+
+def _parsed_copy(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The parsed arrays from the cache folder, or None when absent or not as :func:`_parse_idx` would give."""
+    image_path, label_path = _copy_paths(files)
+    try:
+        images = np.load(image_path, allow_pickle=False)
+        labels = np.load(label_path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    valid = (
+        images.dtype == np.uint8
+        and labels.dtype == np.uint8
+        and images.ndim == 3
+        and images.shape[1:] == (28, 28)
+        and labels.shape == (len(images),)
+        and (not labels.size or int(labels.max()) < len(CLASS_NAMES))
+    )
+    if not valid:
+        return None
+    for array in (images, labels):
+        array.flags.writeable = False
+    return images, labels
+
+
+def _store_parsed_copy(files: tuple[tuple[str, int, int], ...], arrays: tuple[np.ndarray, np.ndarray]) -> None:
+    """Write the parsed arrays to the cache folder atomically; a folder that cannot be written is skipped."""
+    from memberscope.cache import _atomic_write, _save_npy
+
+    for path, array in zip(_copy_paths(files), arrays, strict=True):
+        with contextlib.suppress(OSError):
+            _atomic_write(path, lambda p, a=array: _save_npy(p, a))
+
+
+def _parse_idx(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the four IDX files (train images, train labels, test images, test labels); see :func:`_parse`."""
     paths = [Path(path) for path, _, _ in files]
     images, labels = [], []
     for image_path, label_path in (paths[0:2], paths[2:4]):

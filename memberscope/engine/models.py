@@ -52,13 +52,15 @@ def cache_keys(
     seed: int,
     queries: str,
     precision: str = "fp32",
+    batch: int | None = None,
 ) -> tuple[str, str]:
     """``(model_key, output_key)``: what identifies a trained model and its outputs in the cache.
 
-    A model trained in reduced ``precision`` (:mod:`memberscope.training.precision`) has its own keys; float32
-    models keep the keys they had before precisions existed.
+    A model trained in reduced ``precision`` (:mod:`memberscope.training.precision`) has its own keys, which include
+    ``batch``, the number of models in its vectorized batch (bfloat16 kernels may round differently for different
+    batch sizes); float32 models keep the keys they had before precisions existed.
     """
-    extra = {} if precision == "fp32" else {"precision": precision}
+    extra = {} if precision == "fp32" else {"precision": precision, "batch": batch}
     model_key = make_key(
         role="model",
         recipe=recipe.config(),
@@ -91,6 +93,8 @@ def outputs_for_model(
     pretrained: tuple[Target, float] | None = None,
     keep_model: bool = False,
     precision: str = "fp32",
+    batch: int | None = None,
+    eval_records=None,
 ) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
 
@@ -98,7 +102,9 @@ def outputs_for_model(
     trained, and both are stored. A given ``model`` (a user's own target) is used as is.
     ``pretrained`` is ``(model, seconds)`` for a model just trained elsewhere (in a vectorized
     batch): it is stored and counted as trained instead of training again. ``precision`` is the arithmetic it
-    was trained in (part of the cache keys; a model trained here is always float32).
+    was trained in and ``batch`` the size of its vectorized batch (part of the cache keys in reduced precision; a
+    model trained here is always float32). ``eval_records`` is ``take(X, eval_indices)`` when the caller already
+    took it for several models (a copy of the evaluation records saved per model).
     """
     model_key, output_key = cache_keys(
         recipe=recipe,
@@ -108,6 +114,7 @@ def outputs_for_model(
         seed=seed,
         queries=queries,
         precision=precision,
+        batch=batch,
     )
     timing = {"train": 0.0, "trained": False}
     kept: list[Target] = []
@@ -133,7 +140,8 @@ def outputs_for_model(
     def compute() -> np.ndarray:
         # Float32 products even while another thread trains with bfloat16 ones (a process-wide torch flag).
         with precision_scope("fp32") if "torch" in sys.modules else contextlib.nullcontext():
-            return model_outputs(fitted(), take(X, eval_indices), queries).astype(np.float32)
+            records = take(X, eval_indices) if eval_records is None else eval_records
+            return model_outputs(fitted(), records, queries).astype(np.float32)
 
     if model is not None:
         logits = model_outputs(model, take(X, eval_indices), queries).astype(np.float32)

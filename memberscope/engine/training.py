@@ -8,10 +8,13 @@ job never changes a model: each one depends only on its seed, its training recor
 recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run, and the precision).
 
 In vectorized mode the target (when memberscope trains it) is trained by the same vectorized loop as the
-references, with the same steps per epoch, in a batch of its own: the matrix-product kernels round differently
-for different batch sizes (to about 1e-8), so a target inside a reference batch, whose size follows the memory
-budget and the workers, would change with them. Reference models may be trained in reduced precision once
-:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is).
+references, with the same steps per epoch, in a batch of its own: a model's weights change (by about 1e-7) with the
+size of its batch and its place in it, even in float32 (measured on 784-256-10 and 64-32-10 MLPs), so a target
+inside a reference batch, whose size follows the memory budget and the workers, would change with them and with the
+precision of the references. Reference models may be trained in reduced precision once
+:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is); they are
+then trained in fixed chunks of :data:`~memberscope.engine.precision.REDUCED_CHUNK`, whose size is part of their
+cache keys.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from memberscope.cache import ArtifactCache
-from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model
-from memberscope.engine.precision import CHECK_MODELS
+from memberscope.engine.models import ModelRun, cache_keys, outputs_for_model, take
+from memberscope.engine.precision import REDUCED_CHUNK
 from memberscope.game import derive_seed
 
 if TYPE_CHECKING:
@@ -92,12 +95,14 @@ def _run_job(
     keep_models: bool = False,
     precision: str = "fp32",
     wanted: frozenset[tuple[str, int]] | None = None,
+    batch: int | None = None,
 ) -> list[tuple[str, int, ModelRun]]:
     """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``.
 
     ``precision`` is the vectorized batch's arithmetic (float32 for a sequential job); ``wanted`` (role, index)
     pairs, when given, are the only models whose outputs are computed and returned (the others only complete a
-    batch whose size the models' numbers depend on)."""
+    batch whose size the models' numbers depend on). ``batch`` is the size of the batch the models were trained in,
+    part of their cache keys in reduced precision (default: ``len(specs)``; given for a cached model read back)."""
     if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
         import ray
 
@@ -133,6 +138,7 @@ def _run_job(
         models = [recipe.model(t, n_classes=n_classes) for t in trained]
         share = (time.perf_counter() - start) / max(len(specs), 1)
         pretrained = {i: (m, share) for i, m in enumerate(models)}
+        common["eval_records"] = take(X, eval_indices)  # once for the batch's models
     return [
         (
             s.role,
@@ -145,6 +151,7 @@ def _run_job(
                 pretrained=pretrained.get(i),
                 keep_model=keep_models or s.role == "target",  # the target's privacy accounting is reported
                 precision=precision,
+                batch=None if precision == "fp32" else batch or len(specs),
             ),
         )
         for i, s in enumerate(specs)
@@ -223,6 +230,13 @@ def train_models(
         for k in range(game.n_reference)
     ]
 
+    def chunk_of(spec: ModelSpec, precision: str) -> int | None:
+        """The size of the batch a reference model is trained in at ``precision`` (None in float32: no matter)."""
+        if precision == "fp32":
+            return None
+        first = spec.index - spec.index % REDUCED_CHUNK
+        return min(REDUCED_CHUNK, game.n_reference - first)
+
     def is_cached(spec: ModelSpec, precision: str = "fp32") -> bool:
         model_key, output_key = cache_keys(
             recipe=recipe,
@@ -232,6 +246,7 @@ def train_models(
             seed=spec.seed,
             queries=config.queries,
             precision=precision,
+            batch=chunk_of(spec, precision),
         )
         return cache.has("outputs", output_key) or cache.has("models", model_key)
 
@@ -292,8 +307,17 @@ def train_models(
     if vectorized and game.n_reference:
         steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
     refs_all = [s for s in specs if s.role == "reference"]
-    choice, checked_specs = _choose_precision(
-        config, recipe, dataset, refs_all, eval_idx, vectorized, steps_per_epoch, is_cached
+    choice, pretrained = _choose_precision(
+        config,
+        recipe,
+        dataset,
+        refs_all,
+        eval_idx,
+        vectorized,
+        steps_per_epoch,
+        is_cached,
+        ArtifactCache(cache_root),
+        fingerprint,
     )
     run_warnings += choice.warnings
 
@@ -308,16 +332,20 @@ def train_models(
             vectorized=False,
             steps_per_epoch=None,
             precision=precision_of(spec),
+            batch=chunk_of(spec, precision_of(spec)),
             **job_kwargs,
         ):
             collect(role, index, run)
-    # The models the precision check trained in the chosen precision are the run's first reference models.
-    checked = {s.index: m for s, m in zip(checked_specs, choice.trained, strict=False)}
-    checked = {i: m for i, m in checked.items() if any(s.role == "reference" and s.index == i for s in todo)}
-    seconds = sum(c.seconds for c in choice.checks) / max(len(checked), 1)
-    for spec in [s for s in todo if s.role == "reference" and s.index in checked]:
+    # The models the passing precision check trained are the run's first chunk of reference models.
+    pending = {(s.role, s.index) for s in todo}
+    done = set()
+    eval_records = take(dataset.X, eval_idx) if pretrained else None
+    for spec, model, precision, seconds in pretrained:
+        if (spec.role, spec.index) not in pending:
+            continue
+        done.add((spec.role, spec.index))
         collect(
-            "reference",
+            spec.role,
             spec.index,
             outputs_for_model(
                 **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
@@ -326,12 +354,14 @@ def train_models(
                 cache=cache,
                 train_indices=spec.train_indices,
                 seed=spec.seed,
-                pretrained=(checked[spec.index], seconds),
-                keep_model=keep_models,
-                precision=choice.used,
+                pretrained=(model, seconds),
+                keep_model=keep_models or spec.role == "target",
+                precision=precision,
+                batch=chunk_of(spec, precision),
+                eval_records=eval_records,
             ),
         )
-    todo = [s for s in todo if not (s.role == "reference" and s.index in checked)]
+    todo = [s for s in todo if (s.role, s.index) not in done]
 
     # 2. The rest as jobs: one per model, or vectorized batches (the target a float32 batch of its own).
     # (No cluster is started or joined when every model came from the cache.)
@@ -342,12 +372,12 @@ def train_models(
         refs = [s for s in todo if s.role == "reference"]
         jobs: list[tuple[list[ModelSpec], bool, str, frozenset | None]] = []
         if vectorized and steps_per_epoch is not None and choice.used != "fp32":
-            # bfloat16 kernels round differently for different batch sizes: reduced-precision references are always
-            # trained in the fixed chunks of CHECK_MODELS the check trained first, whatever the workers or memory.
+            # bfloat16 kernels may round differently for different batch sizes: reduced-precision references are
+            # always trained in fixed chunks of REDUCED_CHUNK (the check's is the first), whatever workers or memory.
             jobs += [([s], True, "fp32", None) for s in targets]
             wanted_refs = {s.index for s in refs}
-            for first in range(0, len(refs_all), CHECK_MODELS):
-                chunk = refs_all[first : first + CHECK_MODELS]
+            for first in range(0, len(refs_all), REDUCED_CHUNK):
+                chunk = refs_all[first : first + REDUCED_CHUNK]
                 kept = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
                 if kept:
                     jobs.append((chunk, True, choice.used, kept if len(kept) < len(chunk) else None))
@@ -420,6 +450,7 @@ def train_models(
                             eval_idx=eval_idx,
                             queries=config.queries,
                             precision=precision_of(by_key[role, index]),
+                            batch=chunk_of(by_key[role, index], precision_of(by_key[role, index])),
                         )
                     collect(role, index, run)
     bars.update(epoch_task, visible=False)
@@ -438,12 +469,17 @@ def train_models(
     )
 
 
-def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps_per_epoch, is_cached):
+def _choose_precision(
+    config, recipe, dataset, refs, eval_idx, vectorized, steps_per_epoch, is_cached, cache, fingerprint
+):
     """The precision of the reference models (:func:`memberscope.engine.precision.choose_precision`); a reduced
-    precision all of whose models are cached (so it passed its check before) is reused without a new check.
+    precision all of whose models are cached (so it passed its check before) is reused without a new check, and a
+    verdict cached in ``cache`` for this recipe, data and machine is reused without training.
 
-    Returns the choice and the specs of the models its check trained (in the order of ``choice.trained``)."""
-    from memberscope.engine.precision import PrecisionChoice, choose_precision
+    ``refs`` are all reference specs in order. Returns the choice and the reference models the passing check
+    trained in its precision, as ``[(spec, model, precision, seconds)]``.
+    """
+    from memberscope.engine.precision import CheckVerdicts, PrecisionChoice, choose_precision
     from memberscope.training.precision import PRECISIONS
 
     requested = getattr(config, "precision", "fp32")
@@ -453,8 +489,16 @@ def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps
             if PRECISIONS.get(name).available() or requested != "auto":
                 if all(is_cached(s, name) for s in refs):
                     return PrecisionChoice(requested=requested, used=name), []
-    # The check trains the first chunk of CHECK_MODELS references (the chunks reduced precision trains in).
-    pending = refs[:CHECK_MODELS] if requested != "fp32" and not all(is_cached(s) for s in refs) else []
+    # The check trains the first chunk of REDUCED_CHUNK references (the chunks reduced precision trains in).
+    pending = refs[:REDUCED_CHUNK] if requested != "fp32" and not all(is_cached(s) for s in refs) else []
+    verdicts = CheckVerdicts(
+        cache,
+        recipe=recipe.config(),
+        recipe_name=recipe.name,
+        data=fingerprint,
+        steps_per_epoch=steps_per_epoch,
+        n_eval=len(eval_idx),
+    )
     choice = choose_precision(
         requested,
         vectorized=vectorized,
@@ -466,8 +510,10 @@ def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps
         eval_indices=eval_idx,
         n_classes=dataset.n_classes,
         steps_per_epoch=steps_per_epoch,
+        verdicts=verdicts,
     )
-    return choice, pending[: len(choice.trained)]
+    seconds = sum(c.seconds for c in choice.checks if not c.cached) / max(len(choice.trained), 1)
+    return choice, [(spec, model, choice.used, seconds) for spec, model in zip(pending, choice.trained, strict=False)]
 
 
 def _describe(spec: ModelSpec) -> str:
@@ -490,7 +536,7 @@ def _as_completed(calls: list, n_workers: int):
 
 
 def _store_outputs(
-    cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries, precision
+    cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries, precision, batch
 ):
     """Write a job's outputs into this machine's cache if its worker could not (a node of a remote cluster)."""
     from memberscope.cache import _atomic_write, _save_npy
@@ -503,6 +549,7 @@ def _store_outputs(
         seed=spec.seed,
         queries=queries,
         precision=precision,
+        batch=batch,
     )
     if cache.root is None:  # caching is off: nothing to store
         return

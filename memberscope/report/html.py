@@ -32,9 +32,11 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _roc_png(model: ReportModel, tmp: Path) -> str:
+def _roc_png(model: ReportModel, tmp: Path, drawn: Path | None = None) -> str:
     from memberscope.results import plot_roc
 
+    if drawn is not None:  # the run's roc.png, drawn from the same scores when the run was written
+        return "data:image/png;base64," + base64.b64encode(drawn.read_bytes()).decode("ascii")
     if model.member is None or model.scores is None:
         raise ValueError("the ROC figure needs the report model's membership labels and per-record scores")
     path = tmp / "roc.png"
@@ -170,8 +172,9 @@ def _dataset_inference_facts(di: dict[str, Any] | None) -> dict[str, Any] | None
     }
 
 
-def render_html(model: ReportModel) -> str:
-    """The report page of ``model`` as one self-contained HTML string."""
+def render_html(model: ReportModel, *, roc_png: Path | None = None) -> str:
+    """The report page of ``model`` as one self-contained HTML string; ``roc_png`` is the run's ROC figure when it
+    was just drawn from the same scores (:func:`~memberscope.results.plot_roc`), else it is drawn here."""
     try:
         import jinja2
     except ImportError:  # pragma: no cover
@@ -239,7 +242,7 @@ def render_html(model: ReportModel) -> str:
             figures.append(
                 (
                     "log-log ROC curves",
-                    _roc_png(model, Path(tmp)),
+                    _roc_png(model, Path(tmp), roc_png),
                     "Log-log ROC of every attack; the dashed line is chance.",
                 )
             )
@@ -321,10 +324,12 @@ def render_html(model: ReportModel) -> str:
     return add_column_help(page)
 
 
-def write_html(run_dir: str | Path) -> Path:
+def write_html(run_dir: str | Path, *, roc_png: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` for the run in ``run_dir`` (any kind; see
-    :func:`~memberscope.report.model.load_run`)."""
+    :func:`~memberscope.report.model.load_run`). ``roc_png``: the ROC figure the caller has just written for this
+    run (``write_outputs``'s ``roc``), embedded instead of drawn again."""
     results, scores, defenses = load_run(run_dir)
     path = Path(run_dir) / "report.html"
-    path.write_text(render_html(build_report(results, scores=scores, defenses=defenses)), encoding="utf-8")
+    model = build_report(results, scores=scores, defenses=defenses)
+    path.write_text(render_html(model, roc_png=None if roc_png is None else Path(roc_png)), encoding="utf-8")
     return path

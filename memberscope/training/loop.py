@@ -101,13 +101,23 @@ def fit_standardization(inputs, enabled: bool):
     return inputs.mean(dim=0), inputs.std(dim=0).clamp_min(1e-6)
 
 
-def make_optimizer(recipe, params, **extra):
-    """The recipe's optimizer (Adam, or SGD with momentum) with its learning rate and weight decay over ``params``."""
-    import torch
+def make_optimizer(recipe, params, *, torch_optimizer: bool = False):
+    """The recipe's optimizer (Adam, or SGD with momentum) with its learning rate and weight decay over ``params``.
+
+    :class:`~memberscope.training.optimizers.Adam`/``SGD`` (torch's CPU update to the bit, without the import of
+    ``torch._dynamo`` that ``torch.optim`` makes), or ``torch.optim``'s own when ``torch_optimizer`` (for a defense
+    that wraps it, such as Opacus's DP-SGD)."""
+    if torch_optimizer:
+        import torch
+
+        if recipe.optimizer == "adam":
+            return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    from memberscope.training.optimizers import SGD, Adam
 
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **extra)
-    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        return Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
 
 
 def epoch_orders(n: int, generator) -> Iterator[Any]:
@@ -176,7 +186,9 @@ def _train(recipe, defenses: list[TrainingDefense], X, y, *, n_classes, seed, pr
         d.prepare_data(run)
     run.mean, run.std = fit_standardization(run.inputs, recipe.standardize)
     run.inputs = (run.inputs - run.mean) / run.std
-    run.optimizer = make_optimizer(recipe, run.net.parameters())
+    run.optimizer = make_optimizer(
+        recipe, run.net.parameters(), torch_optimizer=any(d.needs_torch_optimizer for d in defenses)
+    )
     run.criterion = nn.CrossEntropyLoss()
     orders = epoch_orders(len(run.inputs), run.batch_generator)
     run.batches = lambda: _shuffled_batches(run, orders)

@@ -170,7 +170,8 @@ def train_vectorized(
     nets, means, stds = [], [], []
     for subset, seed in zip(subsets, seeds, strict=True):
         nets.append(build_network(recipe, feature_shape, n_classes, generator=Streams(seed).init()))  # as train()
-        m, s = fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize)
+        records = inputs[torch.as_tensor(np.asarray(subset))] if recipe.standardize else inputs  # no copy unused
+        m, s = fit_standardization(records, recipe.standardize)
         means.append(m.expand(inputs.shape[1]))
         stds.append(s.expand(inputs.shape[1]))
     mean, std = torch.stack(means)[:, None, :], torch.stack(stds)[:, None, :]  # (K, 1, d)
@@ -249,7 +250,8 @@ def _train_vmap(
     nets, stats = [], []
     for subset, seed in zip(subsets, seeds, strict=True):
         nets.append(build_network(recipe, feature_shape, n_classes, generator=Streams(seed).init()))  # as train()
-        stats.append(fit_standardization(inputs[torch.as_tensor(np.asarray(subset))], recipe.standardize))
+        records = inputs[torch.as_tensor(np.asarray(subset))] if recipe.standardize else inputs  # no copy unused
+        stats.append(fit_standardization(records, recipe.standardize))
     params, buffers = stack_module_state(nets)  # name -> (K, ...) leaf tensors requiring grad
     base = copy.deepcopy(nets[0]).to("meta")
     if recipe.standardize:

@@ -45,6 +45,8 @@ class TrainingDefense:
     excludes : ``{option: reason}``: options that must stay at their defaults while this defense is on.
     vectorized : whether :func:`memberscope.training.vectorized.train_vectorized` can train with it on.
     wraps : whether it replaces the whole training of a model (:meth:`around`), as an ensemble does.
+    needs_torch_optimizer : whether ``wrap(run)`` needs ``run.optimizer`` to be a ``torch.optim.Optimizer`` (Opacus's
+        DP-SGD does); otherwise the loop uses :mod:`memberscope.training.optimizers` (the same update).
 
     Hooks, in the order the loop calls them (each defaults to doing nothing)
     -------------------------------------------------------------------------
@@ -63,6 +65,7 @@ class TrainingDefense:
     excludes: ClassVar[Mapping[str, str]] = {}
     vectorized: ClassVar[bool] = False
     wraps: ClassVar[bool] = False
+    needs_torch_optimizer: ClassVar[bool] = False
 
     def __init__(self, recipe: Any):
         self.recipe = recipe

@@ -74,6 +74,7 @@ class DPSGD(TrainingDefense):
         Option("dp_physical_batch", 256, Interval(1)),
     )
     option, preset = "dp_epsilon", 8.0
+    needs_torch_optimizer = True  # Opacus wraps a torch.optim.Optimizer
     aliases: ClassVar[Mapping[str, str]] = {
         "eps": "dp_epsilon",
         "epsilon": "dp_epsilon",
