@@ -45,7 +45,7 @@ def make_key(**parts: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -162,7 +162,7 @@ def _store_parsed_copy(files: tuple[tuple[str, int, int], ...], arrays: tuple[np
 
     for path, array in zip(_copy_paths(files), arrays, strict=True):
         with contextlib.suppress(OSError):
-            _atomic_write(path, lambda p, a=array: _save_npy(p, a))
+            _atomic_write(path, functools.partial(_save_npy, value=array))
 
 
 def _parse_idx(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
