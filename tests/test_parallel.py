@@ -162,3 +162,55 @@ def test_progress_counts_models_across_workers_and_is_silent_off_a_terminal(caps
     assert "models on 2 threading workers" in err and "3/3" in err
     run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=None)  # pytest's stderr is no terminal
     assert capsys.readouterr().err == ""
+
+
+def test_the_models_bar_advances_as_each_worker_finishes(monkeypatch):
+    """Worker jobs are seen as they finish, not at the end: each reference model's job is held until the parent's
+    bar counts every model before it, so a parent that collected the results only after the last job would never
+    see the bar move (the job would time out); the bar's total is known from the start."""
+    import threading
+    import time
+
+    from rich.progress import Progress
+
+    import memberscope.engine.run as engine_run
+    import memberscope.engine.training as engine_training
+    from memberscope.progress import progress_columns
+
+    bars: dict[str, Progress] = {}
+    seen: list[tuple[float, float | None]] = []
+
+    @contextlib.contextmanager
+    def recording(*, enabled=None):
+        with Progress(*progress_columns(), disable=True) as progress:
+            bars.setdefault("models", progress)  # the first display is the models' (metrics come later)
+            yield progress
+
+    def models_task():
+        return next(t for t in bars["models"].tasks if t.id == 0)
+
+    original = engine_training._run_job
+    lock = threading.Lock()
+
+    def held(specs, **kwargs):
+        spec = specs[0]
+        before = 0 if spec.role == "target" else spec.index + 1  # the target, then references 0, 1, ...
+        deadline = time.monotonic() + 60
+        while models_task().completed < before:
+            assert time.monotonic() < deadline, f"the bar never counted {before} models while a job waited"
+            time.sleep(0.005)
+        with lock:
+            seen.append((models_task().completed, models_task().total))
+        return original(specs, **kwargs)
+
+    monkeypatch.setattr(engine_run, "progress_bars", recording)
+    monkeypatch.setattr(engine_training, "_run_job", held)
+    small = dict(ARGS, reference_models=3, attacks=["loss"], n_bootstrap=0, use_cache=False)
+    small["model_params"] = {"hidden": [8], "epochs": 2}
+    with one_torch_thread():
+        par = run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=False)
+        assert sorted(seen) == [(0, 4), (1, 4), (2, 4), (3, 4)]
+        assert models_task().completed == 4
+        monkeypatch.undo()
+        seq = run_audit(AuditConfig(**small), progress=False)
+    np.testing.assert_array_equal(par.scores["loss"], seq.scores["loss"])
