@@ -191,12 +191,14 @@ def train_models(
     cache: ArtifactCache,
     bars,
     keep_models: bool = False,
+    on_model: Callable[[], None] | None = None,
 ) -> TrainedRuns:
     """Obtain the target's and every reference model's outputs on the records ``eval_idx`` of ``dataset``.
 
     Cached outputs are read back; the rest are trained as jobs on the joblib backend in effect.
     ``keep_models`` also returns the models (``TrainedRuns.target.model``, ``RunInfo.model``), for
-    attacks that query them.
+    attacks that query them. ``bars`` gets a task advanced as each model's outputs arrive (from a worker as soon
+    as its job finishes), and ``on_model()`` is called then too (a caller's own progress over several runs).
     """
     import joblib
 
@@ -254,6 +256,8 @@ def train_models(
     def collect(role: str, index: int, run: ModelRun) -> None:
         nonlocal target_run, reference_logits
         bars.advance(models_task)
+        if on_model is not None:
+            on_model()
         if role == "target":
             target_run = run
             return
