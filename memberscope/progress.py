@@ -119,7 +119,7 @@ class StagedTask:
         round_label: str = "round",
         width: int | None = None,
     ):
-        self.bars, self.label, self.rounds, self.round_label, self.width = bars, label, rounds, round_label, width
+        self.bars, self.label, self.rounds, self.round_label = bars, label, rounds, round_label
         self.units = {name: int(units) for name, units in stages}
         if len(self.units) != len(stages):
             raise ValueError(f"stage names must be unique; got {[name for name, _ in stages]}")
@@ -132,8 +132,7 @@ class StagedTask:
         self.per_round = done
         self.round, self.current = 0, stages[0][0] if stages else ""
         self.task = bars.add_task(f"{len(stages)} {label}s", total=rounds * done)
-        if width is None:
-            self.width = 38 - 2 * len(str(rounds * done))
+        self.width = 38 - 2 * len(str(rounds * done)) if width is None else width
 
     def _end(self, name: str) -> int:
         return self.round * self.per_round + self.before[name] + self.units[name]
