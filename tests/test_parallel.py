@@ -214,3 +214,45 @@ def test_the_models_bar_advances_as_each_worker_finishes(monkeypatch):
         monkeypatch.undo()
         seq = run_audit(AuditConfig(**small), progress=False)
     np.testing.assert_array_equal(par.scores["loss"], seq.scores["loss"])
+
+
+def test_defend_on_workers_equals_in_process_and_its_bar_counts_every_model(monkeypatch):
+    """defend's models on two threads: the same scores and figures as in process, and its one bar over the run
+    counts each model as its worker finishes."""
+    from rich.progress import Progress
+
+    import memberscope.progress as progress_module
+    from memberscope.defenses.evaluate import DefendConfig, run_defenses
+    from memberscope.progress import progress_columns
+
+    counts = []
+
+    class Counting(Progress):
+        def update(self, task_id, **kwargs):
+            super().update(task_id, **kwargs)
+            if task_id == 0:
+                counts.append(self.tasks[0].completed)
+
+    @contextlib.contextmanager
+    def counting(*, enabled=None):
+        with Counting(*progress_columns(), disable=True) as bars:
+            yield bars
+
+    monkeypatch.setattr(progress_module, "progress_bars", counting)
+    common = dict(defenses="none,l2:1e-2,round:1", dataset="digits", model="mlp", reference_models=2,
+                  model_params={"hidden": [8], "epochs": 3}, pool_size=200, population_size=100, n_bootstrap=10,
+                  attacks=["loss", "lira-online"], use_cache=False)  # fmt: skip
+    with one_torch_thread():
+        par = run_defenses(DefendConfig(**common, n_jobs=2, backend="threading"), progress=False)
+        assert sorted(set(counts)) == list(range(3 + 3 + 1 + 1))  # every model, then the output defense
+        seq = run_defenses(DefendConfig(**common), progress=False)
+    for name, score in seq.scores.items():
+        np.testing.assert_array_equal(par.scores[name], score)
+
+    def figures(entry):  # everything but the seconds things took
+        untimed = {k: v for k, v in entry.items() if not k.endswith("seconds")}
+        untimed["attacks"] = {a: {k: v for k, v in r.items() if k != "timings"} for a, r in entry["attacks"].items()}
+        return untimed
+
+    for name, entry in seq.results.sections["defenses"].items():
+        assert figures(par.results.sections["defenses"][name]) == figures(entry), name
