@@ -93,7 +93,7 @@ def announced_sleep(
 
 class StagedTask:
     """One task over a whole run of named stages, each weighted by its units of work (e.g. models to train), so its
-    ETA covers the run: ``defense 3 of 8: dp-sgd`` (with ``rounds`` > 1: ``draw 2/4, defense 3 of 8: dp-sgd``).
+    ETA covers the run: ``defense 3 of 8: dp-sgd`` (with ``rounds`` > 1: ``draw 2/4, defense 3/8: dp-sgd``).
 
     Call :meth:`start` when a stage begins, :meth:`advance` as each unit finishes (never past the stage's end), and
     :meth:`finish` when it ends (which counts any unit the stage did not report, e.g. work read from a cache).
@@ -144,9 +144,10 @@ class StagedTask:
         """Stage ``name`` of round ``round`` (from 0) begins: the description says which (starting the stage that
         is already running keeps what it has done)."""
         self.round, self.current = round, name
-        where = f"{self.label} {self.position[name] + 1} of {len(self.units)}: "
-        if self.rounds > 1:
-            where = f"{self.round_label} {round + 1}/{self.rounds}, {where}"
+        k, n = self.position[name] + 1, len(self.units)
+        where = f"{self.label} {k} of {n}: "
+        if self.rounds > 1:  # shorter, to leave room for the name
+            where = f"{self.round_label} {round + 1}/{self.rounds}, {self.label} {k}/{n}: "
         room = max(1, self.width - len(where))
         shown = name if len(name) <= room else name[: room - 1] + "…"
         begin = self.round * self.per_round + self.before[name]

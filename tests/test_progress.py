@@ -203,12 +203,16 @@ def test_a_staged_task_weights_stages_caps_each_and_counts_rounds():
         staged.finish("round:2")
         assert bars.tasks[0].completed == bars.tasks[0].total == 14
     descriptions = [d for _, d in bars.log]
-    assert "draw 1/2, defense 1 of 3: none" in descriptions
-    assert "draw 2/2, defense 3 of 3: round:2" in descriptions
+    assert "draw 1/2, defense 1/3: none" in descriptions
+    assert "draw 2/2, defense 3/3: round:2" in descriptions
     cut = next(d for d in descriptions if "dp-sgd" in d)
-    assert cut.startswith("draw 1/2, defense 2 of 3: dp-sgd") and cut.endswith("…") and len(cut) == 34
+    assert cut.startswith("draw 1/2, defense 2/3: dp-sgd") and cut.endswith("…") and len(cut) == 34
     with pytest.raises(ValueError, match="unique"):
         StagedTask(bars, [("a", 1), ("a", 2)], label="defense")
+    with Progress(*progress_columns(), disable=True) as bars:
+        one = StagedTask(bars, [("none", 5), ("dp-sgd:eps=4", 5)], label="defense")
+        one.start("dp-sgd:eps=4")
+        assert bars.tasks[0].description == "defense 2 of 2: dp-sgd:eps=4"  # one draw: room for the name
 
 
 @pytest.mark.parametrize("models", [1, 4, 17, 40])
@@ -225,7 +229,7 @@ def test_a_staged_line_fits_80_columns(models):
     for line in lines:
         text = line.replace("\x1b[?25l", "").replace("\x1b[?25h", "").replace("\x1b[2K", "").replace("\x1b[1A", "")
         assert len(text.rstrip()) <= 80, text
-    assert "draw 4/4, defense 8 of 8: " in lines[-1]
+    assert "draw 4/4, defense 8/8: " in lines[-1]
 
 
 def test_defense_work_counts_models_and_the_undefended_models_once():
@@ -269,8 +273,8 @@ def test_defend_shows_one_bar_over_every_defense_and_draw(monkeypatch):
     at: dict = {}
     for completed, description in bars.log:  # the line as each count was first reached
         at.setdefault(completed, description)
-    assert at[1] == "draw 1/2, defense 1 of 3: none"  # after the first model of the first defense
-    assert at[4] == "draw 1/2, defense 2 of 3: l2:1e-2"
-    assert at[7] == "draw 1/2, defense 3 of 3: round:1"
-    assert at[8] == "draw 2/2, defense 1 of 3: none"
+    assert at[1] == "draw 1/2, defense 1/3: none"  # after the first model of the first defense
+    assert at[4] == "draw 1/2, defense 2/3: l2:1e-2"
+    assert at[7] == "draw 1/2, defense 3/3: round:1"
+    assert at[8] == "draw 2/2, defense 1/3: none"
     assert set(result.results.sections["defenses"]) == {"none", "l2:1e-2", "round:1"}

@@ -380,7 +380,7 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     (:func:`memberscope.defenses.plan.defense_plan`) judge each defense by its worst draw, so a lucky retrain
     cannot pass a budget.
 
-    ``progress`` (None: on a terminal) shows one bar over every defense of every draw (``draw 2/4, defense 3 of 8:
+    ``progress`` (None: on a terminal) shows one bar over every defense of every draw (``draw 2/4, defense 3/8:
     NAME``), advanced as each model is trained (:func:`defense_work`), with an ETA for the whole run, above each
     defense's own bars.
     """
