@@ -99,7 +99,7 @@ def _attack_list(attacks: str | None) -> list[str] | None:
 _ENDPOINT = typer.Option(
     None,
     "--endpoint",
-    help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
+    help="Instead of --model: an LLM API, e.g. http://host/v1/completions (OpenAI-compatible, echo + "
     "logprobs; other servers with --request-template and --logprobs-path).",
 )
 _ENDPOINT_MODEL = typer.Option(
