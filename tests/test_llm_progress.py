@@ -137,3 +137,36 @@ def test_llm_audit_cli_shows_progress_when_asked_and_is_silent_off_a_terminal(ti
     assert "scoring texts" not in err
     shown, quiet = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("shown", "quiet"))
     assert shown["attacks"]["loss"]["auc"] == quiet["attacks"]["loss"]["auc"]
+
+
+def test_a_text_classifiers_answers_are_counted_against_the_records_to_score(tmp_path, monkeypatch):
+    """text-audit's target (a user's classifier) answers every text in batches: a task with the number of texts as
+    its total advances per batch answered; the hook is put back afterwards."""
+    import contextlib
+
+    import memberscope.engine.run as engine_run
+    from memberscope.llm.loading import load_text_classifier
+    from memberscope.llm.text_audit import audit_text_classifier
+
+    names = {0: "negative", 1: "positive"}
+    folder = make_tiny_bert(tmp_path / "clf", head="BertForSequenceClassification", id2label=names,
+                            label2id={v: k for k, v in names.items()})  # fmt: skip
+    shown: list[AdvanceLog] = []
+
+    @contextlib.contextmanager
+    def logged(*, enabled=None):
+        with AdvanceLog() as bars:
+            shown.append(bars)
+            yield bars
+
+    monkeypatch.setattr(engine_run, "progress_bars", logged)
+    target = load_text_classifier(folder, max_length=16, batch_size=4)
+    labels = [0, 1, 0, 1, 0]
+    kwargs = dict(members=(MEMBERS, labels), nonmembers=(NONMEMBERS, labels), attacks=["loss"], n_bootstrap=10)
+    result = audit_text_classifier(target, **kwargs)
+    steps = [s for bars in shown for s in bars.steps("records answered")]
+    assert steps == [(10, 4), (10, 8), (10, 10)]
+    assert target.on_answer is None
+    monkeypatch.undo()
+    again = audit_text_classifier(load_text_classifier(folder, max_length=16, batch_size=4), **kwargs)
+    np.testing.assert_array_equal(result.scores["loss"], again.scores["loss"])

@@ -203,6 +203,7 @@ def train_models(
     import joblib
 
     from memberscope.parallel import backend_context, parse_bytes
+    from memberscope.queries import n_views
     from memberscope.training.vectorized import supports_vectorized, vectorized_bytes_per_model
 
     fingerprint = dataset.fingerprint()
@@ -278,10 +279,8 @@ def train_models(
     # 1. The target (a user's own model is only queried) and every cached model, in this process.
     if target_model is not None:
         bars.update(models_task, description="target model")
-        collect(
-            "target",
-            0,
-            outputs_for_model(
+        with _answers_counted(target_model, bars, total=len(eval_idx) * n_views(config.queries)):
+            run = outputs_for_model(
                 **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
                 X=dataset.X,
                 y=dataset.y,
@@ -289,8 +288,8 @@ def train_models(
                 train_indices=specs[0].train_indices,
                 seed=specs[0].seed,
                 model=target_model,
-            ),
-        )
+            )
+        collect("target", 0, run)
         specs = specs[1:]
     steps_per_epoch = None
     if vectorized and game.n_reference:
@@ -472,6 +471,30 @@ def _choose_precision(config, recipe, dataset, refs, eval_idx, vectorized, steps
         steps_per_epoch=steps_per_epoch,
     )
     return choice, pending[: len(choice.trained)]
+
+
+@contextlib.contextmanager
+def _answers_counted(target, bars, *, total: int):
+    """A task on ``bars`` counting the records a user's ``target`` answers (``total``: records × views), for
+    targets that report answers through an ``on_answer`` hook (HTTP APIs, text classifiers); a hook already set
+    is still called. Others (no hook) are queried without it."""
+    if not hasattr(target, "on_answer"):
+        yield
+        return
+    task = bars.add_task("records answered", total=total)
+    before = target.on_answer
+
+    def counted(n: int) -> None:
+        bars.advance(task, n)
+        if before is not None:
+            before(n)
+
+    target.on_answer = counted
+    try:
+        yield
+    finally:
+        target.on_answer = before
+        bars.update(task, visible=False)
 
 
 def _describe(spec: ModelSpec) -> str:
