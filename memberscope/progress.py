@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["announced_sleep", "average_rate_remaining", "progress_bars", "progress_columns"]
+__all__ = ["StagedTask", "announced_sleep", "average_rate_remaining", "progress_bars", "progress_columns"]
 
 
 def average_rate_remaining(elapsed: float | None, completed: float, total: float | None) -> float | None:
@@ -89,3 +89,74 @@ def announced_sleep(
         bars.remove_task(task)
 
     return announced
+
+
+class StagedTask:
+    """One task over a whole run of named stages, each weighted by its units of work (e.g. models to train), so its
+    ETA covers the run: ``defense 3 of 8: dp-sgd`` (with ``rounds`` > 1: ``draw 2/4, defense 3/8: dp-sgd``).
+
+    Call :meth:`start` when a stage begins, :meth:`advance` as each unit finishes (never past the stage's end), and
+    :meth:`finish` when it ends (which counts any unit the stage did not report, e.g. work read from a cache).
+
+    Parameters
+    ----------
+    bars : a ``rich.progress.Progress`` (or anything with ``add_task``, ``update`` and ``advance``).
+    stages : ``(name, units)`` in the order they run; names are unique.
+    label : what a stage is (``"defense"``).
+    rounds : how many times the stages run (training draws); the total is ``rounds · Σ units``.
+    round_label : what a round is (``"draw"``).
+    width : the most characters of the description (the name is cut with "…"); default: what keeps a line of
+        :func:`progress_columns` within 80 columns, ``38 − 2 · digits of the total`` (the count column widens).
+    """
+
+    def __init__(
+        self,
+        bars: Any,
+        stages: Sequence[tuple[str, int]],
+        *,
+        label: str,
+        rounds: int = 1,
+        round_label: str = "round",
+        width: int | None = None,
+    ):
+        self.bars, self.label, self.rounds, self.round_label = bars, label, rounds, round_label
+        self.units = {name: int(units) for name, units in stages}
+        if len(self.units) != len(stages):
+            raise ValueError(f"stage names must be unique; got {[name for name, _ in stages]}")
+        self.position = {name: k for k, (name, _) in enumerate(stages)}
+        self.before: dict[str, int] = {}
+        done = 0
+        for name, units in stages:
+            self.before[name] = done
+            done += int(units)
+        self.per_round = done
+        self.round, self.current = 0, stages[0][0] if stages else ""
+        self.task = bars.add_task(f"{len(stages)} {label}s", total=rounds * done)
+        self.width = 38 - 2 * len(str(rounds * done)) if width is None else width
+
+    def _end(self, name: str) -> int:
+        return self.round * self.per_round + self.before[name] + self.units[name]
+
+    def _completed(self) -> float:
+        return next(t for t in self.bars.tasks if t.id == self.task).completed
+
+    def start(self, name: str, *, round: int = 0) -> None:
+        """Stage ``name`` of round ``round`` (from 0) begins: the description says which (starting the stage that
+        is already running keeps what it has done)."""
+        self.round, self.current = round, name
+        k, n = self.position[name] + 1, len(self.units)
+        where = f"{self.label} {k} of {n}: "
+        if self.rounds > 1:  # shorter, to leave room for the name
+            where = f"{self.round_label} {round + 1}/{self.rounds}, {self.label} {k}/{n}: "
+        room = max(1, self.width - len(where))
+        shown = name if len(name) <= room else name[: room - 1] + "…"
+        begin = self.round * self.per_round + self.before[name]
+        self.bars.update(self.task, description=where + shown, completed=max(self._completed(), begin))
+
+    def advance(self, units: int = 1) -> None:
+        """``units`` of the current stage finished (capped at the stage's end)."""
+        self.bars.update(self.task, completed=min(self._completed() + units, self._end(self.current)))
+
+    def finish(self, name: str) -> None:
+        """Stage ``name`` has ended: every unit of it counts as done."""
+        self.bars.update(self.task, completed=self._end(name))

@@ -10,7 +10,7 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 
-__all__ = ["QUERY_SETS", "augmented_views", "model_outputs"]
+__all__ = ["QUERY_SETS", "augmented_views", "model_outputs", "n_views"]
 
 QUERY_SETS = ("none", "flip", "flip-shift")
 _SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
@@ -42,6 +42,14 @@ def augmented_views(X: np.ndarray, queries: str) -> list[np.ndarray]:
     if queries == "flip-shift":
         views += [_shift(v, dy, dx) for v in (X, flipped) for dy, dx in _SHIFTS]
     return views
+
+
+def n_views(queries: str) -> int:
+    """How many views of each record :func:`augmented_views` sends for query set ``queries`` (its queries per
+    record)."""
+    if queries not in QUERY_SETS:
+        raise InvalidInputError(f"unknown query set {queries!r}; expected one of {QUERY_SETS}")
+    return {"none": 1, "flip": 2, "flip-shift": 2 + 2 * len(_SHIFTS)}[queries]
 
 
 def model_outputs(target, X: np.ndarray, queries: str = "none") -> np.ndarray:

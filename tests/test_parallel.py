@@ -165,3 +165,97 @@ def test_progress_counts_models_across_workers_and_is_silent_off_a_terminal(caps
     assert "models on 2 threading workers" in err and "3/3" in err
     run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=None)  # pytest's stderr is no terminal
     assert capsys.readouterr().err == ""
+
+
+def test_the_models_bar_advances_as_each_worker_finishes(monkeypatch):
+    """Worker jobs are seen as they finish, not at the end: each reference model's job is held until the parent's
+    bar counts every model before it, so a parent that collected the results only after the last job would never
+    see the bar move (the job would time out); the bar's total is known from the start."""
+    import threading
+    import time
+
+    from rich.progress import Progress
+
+    import memberscope.engine.run as engine_run
+    import memberscope.engine.training as engine_training
+    from memberscope.progress import progress_columns
+
+    bars: dict[str, Progress] = {}
+    seen: list[tuple[float, float | None]] = []
+
+    @contextlib.contextmanager
+    def recording(*, enabled=None):
+        with Progress(*progress_columns(), disable=True) as progress:
+            bars.setdefault("models", progress)  # the first display is the models' (metrics come later)
+            yield progress
+
+    def models_task():
+        return next(t for t in bars["models"].tasks if t.id == 0)
+
+    original = engine_training._run_job
+    lock = threading.Lock()
+
+    def held(specs, **kwargs):
+        spec = specs[0]
+        before = 0 if spec.role == "target" else spec.index + 1  # the target, then references 0, 1, ...
+        deadline = time.monotonic() + 60
+        while models_task().completed < before:
+            assert time.monotonic() < deadline, f"the bar never counted {before} models while a job waited"
+            time.sleep(0.005)
+        with lock:
+            seen.append((models_task().completed, models_task().total))
+        return original(specs, **kwargs)
+
+    monkeypatch.setattr(engine_run, "progress_bars", recording)
+    monkeypatch.setattr(engine_training, "_run_job", held)
+    small = dict(ARGS, reference_models=3, attacks=["loss"], n_bootstrap=0, use_cache=False)
+    small["model_params"] = {"hidden": [8], "epochs": 2}
+    with one_torch_thread():
+        par = run_audit(AuditConfig(**small, n_jobs=2, backend="threading"), progress=False)
+        assert sorted(seen) == [(0, 4), (1, 4), (2, 4), (3, 4)]
+        assert models_task().completed == 4
+        monkeypatch.undo()
+        seq = run_audit(AuditConfig(**small), progress=False)
+    np.testing.assert_array_equal(par.scores["loss"], seq.scores["loss"])
+
+
+def test_defend_on_workers_equals_in_process_and_its_bar_counts_every_model(monkeypatch):
+    """defend's models on two threads: the same scores and figures as in process, and its one bar over the run
+    counts each model as its worker finishes."""
+    from rich.progress import Progress
+
+    import memberscope.progress as progress_module
+    from memberscope.defenses.evaluate import DefendConfig, run_defenses
+    from memberscope.progress import progress_columns
+
+    counts = []
+
+    class Counting(Progress):
+        def update(self, task_id, **kwargs):
+            super().update(task_id, **kwargs)
+            if task_id == 0:
+                counts.append(self.tasks[0].completed)
+
+    @contextlib.contextmanager
+    def counting(*, enabled=None):
+        with Counting(*progress_columns(), disable=True) as bars:
+            yield bars
+
+    monkeypatch.setattr(progress_module, "progress_bars", counting)
+    common = dict(defenses="none,l2:1e-2,round:1", dataset="digits", model="mlp", reference_models=2,
+                  model_params={"hidden": [8], "epochs": 3}, pool_size=200, population_size=100, n_bootstrap=10,
+                  attacks=["loss", "lira-online"], use_cache=False)  # fmt: skip
+    with one_torch_thread():
+        par = run_defenses(DefendConfig(**common, n_jobs=2, backend="threading"), progress=False)
+        assert sorted(set(counts)) == list(range(3 + 3 + 1 + 1))  # every model, then the output defense
+        seq = run_defenses(DefendConfig(**common), progress=False)
+    for name, score in seq.scores.items():
+        np.testing.assert_array_equal(par.scores[name], score)
+
+    def figures(entry):  # everything but the seconds things took
+        untimed = {k: v for k, v in entry.items() if not k.endswith("seconds")}
+        untimed["attacks"] = {a: {k: v for k, v in r.items() if k != "timings"} for a, r in entry["attacks"].items()}
+        return untimed
+
+    for name, entry in seq.results.sections["defenses"].items():
+        assert figures(par.results.sections["defenses"][name]) == figures(entry), name

@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress, TimeRemainingColumn
 
-from memberscope.progress import average_rate_remaining, progress_bars, progress_columns
+from memberscope.progress import StagedTask, average_rate_remaining, progress_bars, progress_columns
 
 
 def test_average_rate_remaining_closed_form():
@@ -167,3 +167,114 @@ def test_llm_demo_training_advances_a_task_per_optimizer_step():
         [task] = bars.tasks
     assert task.description == "fine-tuning (steps)"
     assert task.total == task.completed == len(losses) == 2 * 3  # 5 texts in batches of 2, twice
+
+
+class _LoggedProgress(Progress):
+    """A silent Progress that logs (completed, description) of its first task at every update."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log = []
+
+    def update(self, task_id, **kwargs):
+        super().update(task_id, **kwargs)
+        if task_id == 0:
+            task = self.tasks[0]
+            self.log.append((task.completed, task.description))
+
+
+def test_a_staged_task_weights_stages_caps_each_and_counts_rounds():
+    with _LoggedProgress(*progress_columns(), disable=True) as bars:
+        staged = StagedTask(bars, [("none", 3), ("dp-sgd:epsilon=1:clip=0.5", 3), ("round:2", 1)], label="defense",
+                            rounds=2, round_label="draw")  # fmt: skip
+        assert bars.tasks[0].total == 14
+        staged.start("none", round=0)
+        staged.advance()
+        staged.advance()
+        staged.start("none", round=0)  # the running stage again: what it did stays
+        assert bars.tasks[0].completed == 2
+        staged.finish("none")  # a model read from the cache, not reported
+        staged.start("dp-sgd:epsilon=1:clip=0.5", round=0)
+        for _ in range(5):  # more than the stage's 3 units: capped at its end
+            staged.advance()
+        assert bars.tasks[0].completed == 6
+        staged.start("round:2", round=1)
+        assert bars.tasks[0].completed == 7 + 3 + 3
+        staged.finish("round:2")
+        assert bars.tasks[0].completed == bars.tasks[0].total == 14
+    descriptions = [d for _, d in bars.log]
+    assert "draw 1/2, defense 1/3: none" in descriptions
+    assert "draw 2/2, defense 3/3: round:2" in descriptions
+    cut = next(d for d in descriptions if "dp-sgd" in d)
+    assert cut.startswith("draw 1/2, defense 2/3: dp-sgd") and cut.endswith("…") and len(cut) == 34
+    with pytest.raises(ValueError, match="unique"):
+        StagedTask(bars, [("a", 1), ("a", 2)], label="defense")
+    with Progress(*progress_columns(), disable=True) as bars:
+        one = StagedTask(bars, [("none", 5), ("dp-sgd:eps=4", 5)], label="defense")
+        one.start("dp-sgd:eps=4")
+        assert bars.tasks[0].description == "defense 2 of 2: dp-sgd:eps=4"  # one draw: room for the name
+
+
+@pytest.mark.parametrize("models", [1, 4, 17, 40])
+def test_a_staged_line_fits_80_columns(models):
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    stages = [(f"dp-sgd:epsilon={k}:clip=0.5", models) for k in range(8)]
+    with Progress(*progress_columns(), console=console, auto_refresh=False) as progress:
+        staged = StagedTask(progress, stages, label="defense", rounds=4, round_label="draw")
+        staged.start(stages[7][0], round=3)
+        staged.advance()
+        progress.refresh()
+    lines = [line for line in buffer.getvalue().replace("\r", "\n").splitlines() if "defense" in line]
+    for line in lines:
+        text = line.replace("\x1b[?25l", "").replace("\x1b[?25h", "").replace("\x1b[2K", "").replace("\x1b[1A", "")
+        assert len(text.rstrip()) <= 80, text
+    assert "draw 4/4, defense 8/8: " in lines[-1]
+
+
+def test_defense_work_counts_models_and_the_undefended_models_once():
+    from memberscope.defenses.evaluate import defense_work, parse_defenses
+
+    work = defense_work(parse_defenses("round:2,l2:1e-3,minimize:0.1,none"), n_models=3)
+    assert work == [("l2:1e-3", 3), ("none", 3), ("minimize:0.1", 3), ("round:2", 1)]
+    # Without "none" the first defense that needs the undefended models also trains them.
+    work = defense_work(parse_defenses("round:2,top-k:1,minimize:0.1"), n_models=3)
+    assert work == [("minimize:0.1", 6), ("round:2", 1), ("top-k:1", 1)]
+    assert defense_work(parse_defenses("top-k:1"), n_models=5) == [("top-k:1", 6)]
+
+
+def test_defend_shows_one_bar_over_every_defense_and_draw(monkeypatch):
+    """One line over the whole run, its total known at the start, advanced as each model is trained (and once per
+    output defense), naming the draw and the defense; each defense's own bars are gone once it is done."""
+    import contextlib
+
+    import memberscope.progress as progress_module
+    from memberscope.defenses.evaluate import DefendConfig, run_defenses
+
+    shown = []
+
+    @contextlib.contextmanager
+    def logged(*, enabled=None):
+        with _LoggedProgress(*progress_columns(), disable=True) as bars:
+            shown.append(bars)
+            yield bars
+
+    monkeypatch.setattr(progress_module, "progress_bars", logged)
+    cfg = DefendConfig(defenses="none,l2:1e-2,round:1", dataset="digits", model="logreg", model_params={"epochs": 2},
+                       reference_models=2, pool_size=200, population_size=100, n_bootstrap=10, attacks=["loss"],
+                       draws=2, use_cache=False)  # fmt: skip
+    result = run_defenses(cfg, progress=False)
+    [bars] = shown  # one display for the whole run
+    overall = bars.tasks[0]
+    assert overall.total == 2 * (3 + 3 + 1) and overall.completed == overall.total  # 3 models: target, 2 references
+    assert [t.id for t in bars.tasks] == [0]  # the per-defense models/epochs bars were removed
+    values = [c for c, _ in bars.log]
+    assert values == sorted(values) and sorted(set(values)) == list(range(15))  # one step per model or output defense
+    at: dict = {}
+    for completed, description in bars.log:  # the line as each count was first reached
+        at.setdefault(completed, description)
+    assert at[1] == "draw 1/2, defense 1/3: none"  # after the first model of the first defense
+    assert at[4] == "draw 1/2, defense 2/3: l2:1e-2"
+    assert at[7] == "draw 1/2, defense 3/3: round:1"
+    assert at[8] == "draw 2/2, defense 1/3: none"
+    assert set(result.results.sections["defenses"]) == {"none", "l2:1e-2", "round:1"}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from memberscope.exceptions import InvalidInputError
-from memberscope.queries import augmented_views, model_outputs
+from memberscope.queries import QUERY_SETS, augmented_views, model_outputs, n_views
 
 
 def test_views_flip_and_shift_images():
@@ -15,6 +15,14 @@ def test_views_flip_and_shift_images():
     np.testing.assert_array_equal(down[..., 1:, :], X[..., :-1, :])
     assert (down[..., 0, :] == 0).all()
     assert len(augmented_views(X, "flip")) == 2 and len(augmented_views(X, "none")) == 1
+
+
+def test_n_views_counts_the_views_sent():
+    X = np.zeros((2, 1, 4, 4), dtype=np.float32)
+    for queries in QUERY_SETS:
+        assert n_views(queries) == len(augmented_views(X, queries)), queries
+    with pytest.raises(InvalidInputError, match="unknown query set 'rotate'"):
+        n_views("rotate")
 
 
 def test_tables_cannot_be_augmented_and_unknown_sets_are_named():

@@ -99,7 +99,7 @@ def _attack_list(attacks: str | None) -> list[str] | None:
 _ENDPOINT = typer.Option(
     None,
     "--endpoint",
-    help="Instead of --model: an LLM API, e.g. http://host:8000/v1/completions (OpenAI-compatible, echo + "
+    help="Instead of --model: an LLM API, e.g. http://host/v1/completions (OpenAI-compatible, echo + "
     "logprobs; other servers with --request-template and --logprobs-path).",
 )
 _ENDPOINT_MODEL = typer.Option(
@@ -171,6 +171,7 @@ def llm_audit(
     ),
     threads: int | None = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
+    progress: bool | None = opt.PROGRESS,
 ) -> None:
     """Audit a causal or masked language model (a local folder or an LLM API) with token-level membership attacks."""
     from memberscope.llm.audit import audit_llm, read_texts
@@ -207,7 +208,7 @@ def llm_audit(
         params.setdefault(attack, {}).update(parse_params([f"{name}={raw}"], "--attack-param"))
     member_texts = read_texts(members, what="members", text_column=text_column)
     nonmember_texts = read_texts(nonmembers, what="non-members", text_column=text_column)
-    with _saving_server_tokens(target, out):
+    with _saving_server_tokens(target, out), _scoring_bars(target, progress) as bars:
         result = audit_llm(
             model=target,
             members=member_texts,
@@ -220,6 +221,7 @@ def llm_audit(
             n_bootstrap=n_bootstrap,
             tokenizer=tokenizer,
             reference_tokenizer=reference_tokenizer,
+            bars=bars,
         )
     if endpoint is not None:
         result.results.sections["llm"]["endpoint"]["tokens_file"] = "tokens.jsonl"
@@ -289,6 +291,24 @@ def _saving_server_tokens(target: Any, out: Path):
     return guard()
 
 
+def _scoring_bars(target: Any, progress: bool | None):
+    """Context: progress bars for scoring texts (:func:`memberscope.progress.progress_bars`, shown on a terminal
+    unless ``progress`` says otherwise); an endpoint's rate-limit waits show there as a countdown."""
+    from contextlib import contextmanager
+
+    from memberscope.progress import announced_sleep, progress_bars
+
+    @contextmanager
+    def shown():
+        with progress_bars(enabled=progress) as bars:
+            http = getattr(target, "http", None)
+            if http is not None:
+                http._sleep = announced_sleep(bars, sleep=http._sleep)
+            yield bars
+
+    return shown()
+
+
 def _check_model_dir(model: Path) -> None:
     if not model.is_dir():
         raise InvalidInputError(f"--model {str(model)!r} is not a directory; expected a save_pretrained folder")
@@ -316,21 +336,22 @@ def llm_demo(
     config = DemoConfig(seed=seed) if architecture == "gpt2" else DemoConfig(seed=seed, architecture=architecture)
     from memberscope.progress import progress_bars
 
-    with progress_bars() as bars:  # pre-training and fine-tuning take minutes on a CPU
+    with progress_bars() as bars:  # pre-training, fine-tuning and scoring take minutes on a CPU
         setting = build_demo_setting(config, cache_dir=cache_dir, log=out_console.print, bars=bars)
-    out_console.print(f"target {setting.target_dir}\nbase (reference) {setting.base_dir}")
-    result = audit_llm(
-        model=setting.target_dir,
-        members=setting.members,
-        nonmembers=setting.nonmembers,
-        reference_model=setting.base_dir,
-        seed=seed,
-        max_length=setting.config.context,
-        n_bootstrap=n_bootstrap,
-        canaries=setting.canaries,
-        canary_digits=setting.config.canary_digits,
-        dataset_name="fortunes (llm demo)",
-    )
+        out_console.print(f"target {setting.target_dir}\nbase (reference) {setting.base_dir}")
+        result = audit_llm(
+            model=setting.target_dir,
+            members=setting.members,
+            nonmembers=setting.nonmembers,
+            reference_model=setting.base_dir,
+            seed=seed,
+            max_length=setting.config.context,
+            n_bootstrap=n_bootstrap,
+            canaries=setting.canaries,
+            canary_digits=setting.config.canary_digits,
+            dataset_name="fortunes (llm demo)",
+            bars=bars,
+        )
     _finish(result, out, report=not no_report)
 
 
@@ -372,6 +393,7 @@ def dataset_inference_command(
     query_budget: int | None = _QUERY_BUDGET,
     rate: float | None = _RATE,
     batch_size: int = _BATCH_SIZE,
+    progress: bool | None = opt.PROGRESS,
 ) -> None:
     """Was the suspect set in the model's training data? Maini et al. (2024)'s dataset inference: a p-value.
 
@@ -402,7 +424,7 @@ def dataset_inference_command(
     names = [f.strip() for f in features.split(",") if f.strip()] if features else None
     suspect_texts = read_texts(suspect, what="suspect", text_column=text_column)
     validation_texts = read_texts(validation, what="validation", text_column=text_column)
-    with _saving_server_tokens(target, out):
+    with _saving_server_tokens(target, out), _scoring_bars(target, progress) as bars:
         result = dataset_inference(
             model=target,
             suspect=suspect_texts,
@@ -413,6 +435,7 @@ def dataset_inference_command(
             max_length=max_length,
             tokenizer=tokenizer,
             n_bootstrap=n_bootstrap,
+            bars=bars,
         )
     if endpoint is not None:
         result.results["model"]["endpoint"]["tokens_file"] = "tokens.jsonl"

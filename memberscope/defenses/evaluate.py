@@ -380,25 +380,33 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
     attack's TPR and CI at the budget FPR, the upper CI end over all attacks), and the recommendation and the plan
     (:func:`memberscope.defenses.plan.defense_plan`) judge each defense by its worst draw, so a lucky retrain
     cannot pass a budget.
+
+    ``progress`` (None: on a terminal) shows one bar over every defense of every draw (``draw 2/4, defense 3/8:
+    NAME``), advanced as each model is trained (:func:`defense_work`), with an ETA for the whole run, above each
+    defense's own bars.
     """
     from dataclasses import replace as replace_config
 
     from memberscope.defenses.plan import defense_plan
     from memberscope.game import derive_seed
     from memberscope.metrics import fpr_key
+    from memberscope.progress import StagedTask, progress_bars
 
     key = fpr_key(config.budget[0])
-    first = _run_draw(config, progress=progress)
-    sections = first.results.sections
-    defenses = sections["defenses"]
-    for entry in defenses.values():
-        entry["draws"] = [_draw_summary(entry, key, config.seed)]
-    for d in range(1, config.draws):
-        seed = derive_seed(config.seed, "draw", d)
-        other = _run_draw(replace_config(config, seed=seed), progress=progress).results
-        for name, entry in other.sections["defenses"].items():
-            defenses[name]["draws"].append(_draw_summary(entry, key, seed))
-        first.results.warnings.extend(w for w in other.warnings if w not in first.results.warnings)
+    work = defense_work(parse_defenses(config.defenses), n_models=1 + config.reference_models)
+    with progress_bars(enabled=progress) as bars:
+        overall = StagedTask(bars, work, label="defense", rounds=config.draws, round_label="draw")
+        first = _run_draw(config, bars=bars, overall=overall, draw=0)
+        sections = first.results.sections
+        defenses = sections["defenses"]
+        for entry in defenses.values():
+            entry["draws"] = [_draw_summary(entry, key, config.seed)]
+        for d in range(1, config.draws):
+            seed = derive_seed(config.seed, "draw", d)
+            other = _run_draw(replace_config(config, seed=seed), bars=bars, overall=overall, draw=d).results
+            for name, entry in other.sections["defenses"].items():
+                defenses[name]["draws"].append(_draw_summary(entry, key, seed))
+            first.results.warnings.extend(w for w in other.warnings if w not in first.results.warnings)
     sections["recommendation"] = recommend(defenses, config.budget)
     sections["plan"] = defense_plan(defenses, config.budget, n_test=first.results.game.extra.get("test_records"))
     if config.draws == 1:
@@ -407,6 +415,28 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
             "relying on a defense that passes the budget narrowly"
         )
     return first
+
+
+def defense_work(specs: list[DefenseSpec], *, n_models: int) -> list[tuple[str, int]]:
+    """Each defense in the order :func:`run_defenses` evaluates it, with its units of work: the models it trains
+    (``n_models``: the target and the reference models) for a training-time or minimization defense, one for an
+    output defense (its attacks on the undefended models); the first defense that needs the undefended models when
+    no defense trained them (no ``none``) also counts their training.
+
+    Returns
+    -------
+    list of ``(name, units)``, training-time defenses first, then minimization, then output defenses.
+    """
+    training = [s for s in specs if s.kind in ("training", "regularize")]
+    later = [s for s in specs if s.kind == "minimize"] + [s for s in specs if s.kind == "output"]
+    undefended = any(s.name == "none" or not s.params for s in training)
+    work = [(s.name, n_models) for s in training]
+    for spec in later:
+        units = n_models if spec.kind == "minimize" else 1
+        if not undefended:
+            units, undefended = units + n_models, True
+        work.append((spec.name, units))
+    return work
 
 
 def _draw_summary(entry: dict[str, Any], key: str, seed: int) -> dict[str, Any]:
@@ -427,8 +457,9 @@ def _draw_summary(entry: dict[str, Any], key: str, seed: int) -> dict[str, Any]:
     return summary
 
 
-def _run_draw(config: DefendConfig, *, progress: bool | None = None):
-    """Evaluate every defense of ``config`` on one membership game.
+def _run_draw(config: DefendConfig, *, bars, overall, draw: int):
+    """Evaluate every defense of ``config`` on one membership game (training draw ``draw``), showing progress on
+    ``bars`` and on the run's :class:`~memberscope.progress.StagedTask` ``overall``.
 
     Returns an :class:`~memberscope.results.AuditResult` of kind ``defend``: its ``attacks`` are the undefended
     model's (with its per-record ``scores``), and ``sections["defenses"]`` holds one entry per defense (its
@@ -441,7 +472,6 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     from memberscope.engine.run import AuditPlan, attack_inputs, metric_settings, obtain_outputs
     from memberscope.game import derive_seed, make_game
     from memberscope.metrics import fpr_key
-    from memberscope.progress import progress_bars
     from memberscope.recipes import create as create_recipe
     from memberscope.results import AuditResult, DatasetInfo, GameInfo, Results, TargetInfo, strongest_attack
     from memberscope.targets import Postprocessed
@@ -477,8 +507,10 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     notes: list[str] = []
 
     def train(recipe, keep=None):
-        with progress_bars(enabled=progress) as bars:
-            trained = obtain_outputs(plan, cache=cache, bars=bars, recipe=recipe, keep=keep)
+        shown = {t.id for t in bars.tasks}
+        trained = obtain_outputs(plan, cache=cache, bars=bars, recipe=recipe, keep=keep, on_model=overall.advance)
+        for task in [t.id for t in bars.tasks if t.id not in shown]:  # this defense's models and epochs bars
+            bars.remove_task(task)
         notes.extend(w for w in trained.warnings if w not in notes)
         return trained
 
@@ -540,6 +572,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
     for spec in specs:
         if spec.kind not in ("training", "regularize"):
             continue
+        overall.start(spec.name, round=draw)
         recipe_params = (
             _regularized(base_params, spec.params) if spec.kind == "regularize" else {**base_params, **spec.params}
         )
@@ -563,12 +596,16 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
             "reference_train_seconds": _sum_seconds(trained.references),
             "attacks": attacks,
         }
-    if base is None and any(s.kind not in ("training", "regularize") for s in specs):
+        overall.finish(spec.name)
+    later = [s for s in specs if s.kind == "minimize"] + [s for s in specs if s.kind == "output"]
+    if base is None and later:
+        overall.start(later[0].name, round=draw)  # the first defense that needs the undefended models
         base = train(plan.recipe)
         base_attacks, _, base_scores = attack(base)
     for spec in specs:
         if spec.kind != "minimize":
             continue
+        overall.start(spec.name, round=draw)
         from memberscope.defenses import minimization as mini
 
         opts, recipe_params = mini.split_params(spec.params)
@@ -641,10 +678,12 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
                 "by=uniqueness does not use the scores",
             },
         }
+        overall.finish(spec.name)
     for spec in specs:
         if spec.kind != "output":
             continue
         assert base is not None  # trained above whenever an output or minimize defense is asked for
+        overall.start(spec.name, round=draw)
         postprocessor = parse_postprocessors(spec.output)
         attacks, by_view, shown = {}, [], None
         for view in attacker_views(
@@ -688,6 +727,7 @@ def _run_draw(config: DefendConfig, *, progress: bool | None = None):
             "attacks": attacks,
             "attacker_budgets": by_view,
         }
+        overall.finish(spec.name)
     # Keep the order the user gave.
     ordered = {s.name: entries[s.name] for s in specs}
     for entry in ordered.values():

@@ -107,11 +107,13 @@ def _needs_queries(config: Any) -> bool:
     return any(needs(name, **config.attack_params.get(name, {})).queries for name in config.attacks)
 
 
-def obtain_outputs(plan: AuditPlan, *, cache, bars, recipe=None, keep: np.ndarray | None = None) -> TrainedRuns:
+def obtain_outputs(
+    plan: AuditPlan, *, cache, bars, recipe=None, keep: np.ndarray | None = None, on_model=None
+) -> TrainedRuns:
     """Train (or fetch from ``cache``) the target and reference models of ``plan`` and get their outputs.
 
     ``recipe`` overrides the plan's; ``keep`` (bool over the pool) trains every model on its kept records only
-    (data minimization).
+    (data minimization); ``on_model()`` is called as each model's outputs arrive.
     """
     game = plan.game
     if keep is not None:
@@ -127,6 +129,7 @@ def obtain_outputs(plan: AuditPlan, *, cache, bars, recipe=None, keep: np.ndarra
         cache=cache,
         bars=bars,
         keep_models=_needs_queries(plan.config),
+        on_model=on_model,
     )
 
 

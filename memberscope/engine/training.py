@@ -198,16 +198,19 @@ def train_models(
     cache: ArtifactCache,
     bars,
     keep_models: bool = False,
+    on_model: Callable[[], None] | None = None,
 ) -> TrainedRuns:
     """Obtain the target's and every reference model's outputs on the records ``eval_idx`` of ``dataset``.
 
     Cached outputs are read back; the rest are trained as jobs on the joblib backend in effect.
     ``keep_models`` also returns the models (``TrainedRuns.target.model``, ``RunInfo.model``), for
-    attacks that query them.
+    attacks that query them. ``bars`` gets a task advanced as each model's outputs arrive (from a worker as soon
+    as its job finishes), and ``on_model()`` is called then too (a caller's own progress over several runs).
     """
     import joblib
 
     from memberscope.parallel import backend_context, parse_bytes
+    from memberscope.queries import n_views
     from memberscope.training.vectorized import supports_vectorized, vectorized_bytes_per_model
 
     fingerprint = dataset.fingerprint()
@@ -269,6 +272,8 @@ def train_models(
     def collect(role: str, index: int, run: ModelRun) -> None:
         nonlocal target_run, reference_logits
         bars.advance(models_task)
+        if on_model is not None:
+            on_model()
         if role == "target":
             target_run = run
             return
@@ -289,10 +294,8 @@ def train_models(
     # 1. The target (a user's own model is only queried) and every cached model, in this process.
     if target_model is not None:
         bars.update(models_task, description="target model")
-        collect(
-            "target",
-            0,
-            outputs_for_model(
+        with _answers_counted(target_model, bars, total=len(eval_idx) * n_views(config.queries)):
+            run = outputs_for_model(
                 **{k: v for k, v in job_kwargs.items() if k not in ("cache_root", "keep_models")},
                 X=dataset.X,
                 y=dataset.y,
@@ -300,8 +303,8 @@ def train_models(
                 train_indices=specs[0].train_indices,
                 seed=specs[0].seed,
                 model=target_model,
-            ),
-        )
+            )
+        collect("target", 0, run)
         specs = specs[1:]
     steps_per_epoch = None
     if vectorized and game.n_reference:
@@ -514,6 +517,30 @@ def _choose_precision(
     )
     seconds = sum(c.seconds for c in choice.checks if not c.cached) / max(len(choice.trained), 1)
     return choice, [(spec, model, choice.used, seconds) for spec, model in zip(pending, choice.trained, strict=False)]
+
+
+@contextlib.contextmanager
+def _answers_counted(target, bars, *, total: int):
+    """A task on ``bars`` counting the records a user's ``target`` answers (``total``: records × views), for
+    targets that report answers through an ``on_answer`` hook (HTTP APIs, text classifiers); a hook already set
+    is still called. Others (no hook) are queried without it."""
+    if not hasattr(target, "on_answer"):
+        yield
+        return
+    task = bars.add_task("records answered", total=total)
+    before = target.on_answer
+
+    def counted(n: int) -> None:
+        bars.advance(task, n)
+        if before is not None:
+            before(n)
+
+    target.on_answer = counted
+    try:
+        yield
+    finally:
+        target.on_answer = before
+        bars.update(task, visible=False)
 
 
 def _describe(spec: ModelSpec) -> str:

@@ -182,35 +182,53 @@ class ReferenceAttack(TokenAttack):
 
 
 def compute_signals(
-    lm, texts: list[str], attacks: list[TokenAttack], *, reference=None, max_length: int = 128
+    lm, texts: list[str], attacks: list[TokenAttack], *, reference=None, max_length: int = 128, bars=None
 ) -> tuple[LLMSignals, dict[str, float]]:
     """Run only the passes ``attacks`` need, each once; returns the signals and seconds per pass.
 
     The lowercase and reference passes score the characters the target pass scored (``scored_texts``), so a
-    text cut at ``max_length`` is compared with itself, cut at the same place.
+    text cut at ``max_length`` is compared with itself, cut at the same place. ``bars`` (a
+    ``rich.progress.Progress``), when given, gets a task per pass with the number of texts as its total, advanced
+    as texts are scored.
     """
     import time
 
     from memberscope.llm.scoring import score_texts
 
     needs = set().union(*(a.needs for a in attacks)) if attacks else set()
+    if "reference" in needs and reference is None:
+        names = [a.name for a in attacks if "reference" in a.needs]
+        raise InvalidInputError(f"llm attacks {names} need a reference model (--reference-model DIR)")
+
+    def counted(description: str):
+        if bars is None:
+            return None
+        task = bars.add_task(description, total=len(texts))
+        return lambda n: bars.advance(task, n)
+
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    signals = LLMSignals(
-        texts=list(texts), target=score_texts(lm, texts, max_length=max_length, vocab_stats="vocab" in needs)
+    target = score_texts(
+        lm, texts, max_length=max_length, vocab_stats="vocab" in needs, progress=counted("scoring texts")
     )
+    signals = LLMSignals(texts=list(texts), target=target)
     timings["target"] = time.perf_counter() - t0
     scored = signals.target.scored_texts if signals.target.scored_texts is not None else signals.texts
     if "lowercase" in needs:
         t0 = time.perf_counter()
-        signals.lowercase = score_texts(lm, [t.lower() for t in scored], max_length=max_length, vocab_stats=False)
+        signals.lowercase = score_texts(
+            lm,
+            [t.lower() for t in scored],
+            max_length=max_length,
+            vocab_stats=False,
+            progress=counted("scoring lowercased texts"),
+        )
         timings["lowercase"] = time.perf_counter() - t0
     if "reference" in needs:
-        if reference is None:
-            names = [a.name for a in attacks if "reference" in a.needs]
-            raise InvalidInputError(f"llm attacks {names} need a reference model (--reference-model DIR)")
         t0 = time.perf_counter()
-        signals.reference = score_texts(reference, scored, max_length=max_length, vocab_stats=False)
+        signals.reference = score_texts(
+            reference, scored, max_length=max_length, vocab_stats=False, progress=counted("reference model scoring")
+        )
         timings["reference"] = time.perf_counter() - t0
     return signals, timings
 

@@ -84,6 +84,7 @@ def audit_llm(
     dataset_name: str = "llm-records",
     tokenizer=None,
     reference_tokenizer=None,
+    bars=None,
 ):
     """Audit a language model on texts it was (members) and was not (non-members) trained on.
 
@@ -103,6 +104,8 @@ def audit_llm(
     max_length : tokens per text; the model's own limit applies when lower, and ``llm.max_length`` records the
         one used (``llm.max_length_requested`` the one asked for); cut texts are counted in a warning.
     tokenizer, reference_tokenizer : tokenizer folders, when not saved beside the models.
+    bars : a ``rich.progress.Progress`` (:func:`memberscope.progress.progress_bars`) that shows every scoring pass
+        (texts scored of the total), the canary candidates and the attacks' bootstrap metrics; None: nothing shown.
 
     Returns
     -------
@@ -139,7 +142,7 @@ def audit_llm(
     texts = list(members) + list(nonmembers)
     member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
     signals, pass_seconds = llm_attacks.compute_signals(
-        target, texts, instances, reference=reference, max_length=max_length
+        target, texts, instances, reference=reference, max_length=max_length, bars=bars
     )
     n_tokens = int(signals.target.lengths.sum())
 
@@ -158,6 +161,7 @@ def audit_llm(
     used_length = None if signals.target.max_length is None else int(signals.target.max_length)
     scores: dict[str, np.ndarray] = {}
     results_attacks: dict[str, Any] = {}
+    metrics_task = None if bars is None else bars.add_task(f"metrics ({n_bootstrap} bootstrap)", total=len(instances))
     for attack in instances:
         t0 = time.perf_counter()
         score = np.asarray(attack.score(signals), dtype=np.float64)
@@ -172,6 +176,8 @@ def audit_llm(
         entry["timings"] = {"score_seconds": round(t1 - t0, 4), "metrics_seconds": round(time.perf_counter() - t1, 4)}
         results_attacks[attack.name] = entry
         scores[attack.name] = score
+        if bars is not None:
+            bars.advance(metrics_task)
 
     # 3. Canaries and the validity guard.
     canary_block = None
@@ -185,6 +191,7 @@ def audit_llm(
             # used_length is None for an endpoint, which tokenizes itself and ignores max_length
             max_length=max_length if used_length is None else used_length,
             n_bootstrap=n_bootstrap,
+            bars=bars,
         )
     validity_block = None
     if validity:

@@ -79,11 +79,12 @@ def make_canaries(
     return out
 
 
-def sequence_logprob(lm, texts: list[str], *, max_length: int = 128) -> np.ndarray:
-    """Total log-likelihood ``log p(text)`` of each text under ``lm`` (shape (n,)), from one pass each."""
+def sequence_logprob(lm, texts: list[str], *, max_length: int = 128, progress=None) -> np.ndarray:
+    """Total log-likelihood ``log p(text)`` of each text under ``lm`` (shape (n,)), from one pass each; ``progress``
+    is called with the number of texts scored as they are (:func:`~memberscope.llm.scoring.score_texts`)."""
     from memberscope.llm.scoring import score_texts
 
-    stats = score_texts(lm, texts, max_length=max_length, vocab_stats=False)
+    stats = score_texts(lm, texts, max_length=max_length, vocab_stats=False, progress=progress)
     return np.add.reduceat(stats.logprobs, stats.offsets[:-1])
 
 
@@ -97,6 +98,7 @@ def canary_exposure(
     max_length: int = 128,
     n_bootstrap: int = 1000,
     fprs=(0.1, 0.01),
+    bars=None,
 ) -> dict[str, Any]:
     """Exposure of every canary, and per repetition count its mean with a bootstrap CI and the TPR on canaries.
 
@@ -104,6 +106,7 @@ def canary_exposure(
     ----------
     n_candidates : random secrets the rank is estimated against; ``None`` (or ``>= 10**n_digits``)
         enumerates the whole space and gives the exact rank.
+    bars : a ``rich.progress.Progress`` that gets a task for scoring the candidate secrets and the canaries.
 
     Returns
     -------
@@ -132,8 +135,15 @@ def canary_exposure(
         pool = rng.choice(space, size=min(space, n_candidates + len(inserted)), replace=False)
         cand_idx = np.array([i for i in pool if int(i) not in inserted][:n_candidates])
     cand_secrets = [_secret(f"{int(i):0{n_digits}d}") for i in cand_idx]
-    cand_lp = sequence_logprob(lm, [prefix + s for s in cand_secrets], max_length=max_length)
-    canary_lp = sequence_logprob(lm, [c.text for c in canaries], max_length=max_length)
+    candidates = [prefix + s for s in cand_secrets]
+    task = None if bars is None else bars.add_task("scoring canary candidates", total=len(candidates) + len(canaries))
+
+    def counted(n: int) -> None:
+        if bars is not None:
+            bars.advance(task, n)
+
+    cand_lp = sequence_logprob(lm, candidates, max_length=max_length, progress=counted)
+    canary_lp = sequence_logprob(lm, [c.text for c in canaries], max_length=max_length, progress=counted)
     log2_space = math.log2(space)
 
     tail = None

@@ -86,9 +86,14 @@ def parse_feature(spec: str) -> llm_attacks.TokenAttack:
 
 
 def text_features(
-    lm, texts: list[str], *, features: tuple[str, ...] | list[str] = DEFAULT_FEATURES, max_length: int = 128
+    lm,
+    texts: list[str],
+    *,
+    features: tuple[str, ...] | list[str] = DEFAULT_FEATURES,
+    max_length: int = 128,
+    bars=None,
 ) -> tuple[np.ndarray, list[str], Any]:
-    """Attack scores of every text, as features.
+    """Attack scores of every text, as features (``bars``: a ``rich.progress.Progress`` showing each scoring pass).
 
     Returns
     -------
@@ -103,7 +108,7 @@ def text_features(
     bad = [n for n, a in zip(names, attacks, strict=True) if "reference" in a.needs]
     if bad:
         raise InvalidInputError(f"features {bad} need a reference model, which dataset inference does not use")
-    signals, _ = llm_attacks.compute_signals(lm, texts, attacks, max_length=max_length)
+    signals, _ = llm_attacks.compute_signals(lm, texts, attacks, max_length=max_length, bars=bars)
     X = np.column_stack([np.asarray(a.score(signals), dtype=np.float64) for a in attacks])
     return X, names, signals
 
@@ -293,6 +298,7 @@ def dataset_inference(
     tokenizer=None,
     validity: bool = True,
     n_bootstrap: int = 1000,
+    bars=None,
 ) -> DatasetInferenceResult:
     """Test whether the ``suspect`` texts were in ``model``'s training data, against ``validation`` texts it never saw.
 
@@ -312,6 +318,7 @@ def dataset_inference(
     tokenizer : tokenizer folder, when not saved beside the model.
     validity : run the bag-of-words guard on suspect vs validation (warns if separable without the model).
     n_bootstrap : bootstrap replicates of the validity guard's AUC CI.
+    bars : a ``rich.progress.Progress`` showing each scoring pass (texts scored of the total); None: nothing shown.
 
     Returns
     -------
@@ -336,7 +343,7 @@ def dataset_inference(
     features, left_out = _servable(lm, features)
     texts = list(suspect) + list(validation)
     n_s = len(suspect)
-    X, names, signals = text_features(lm, texts, features=features, max_length=max_length)
+    X, names, signals = text_features(lm, texts, features=features, max_length=max_length, bars=bars)
     scoring_seconds = time.perf_counter() - started
     test = aggregate_and_test(X[:n_s], X[n_s:], seed=seed, alpha=alpha)
 

@@ -269,8 +269,9 @@ class EndpointLanguageModel:
 
     # -- scoring ----------------------------------------------------------------------------------------
 
-    def token_stats(self, texts: list[str], *, vocab_stats: bool = False):
-        """The :class:`~memberscope.llm.scoring.TokenStats` of ``texts`` as the server scores them.
+    def token_stats(self, texts: list[str], *, vocab_stats: bool = False, progress=None):
+        """The :class:`~memberscope.llm.scoring.TokenStats` of ``texts`` as the server scores them; ``progress``, when
+        given, is called with the number of texts each answered request scored.
 
         Raises
         ------
@@ -309,6 +310,8 @@ class EndpointLanguageModel:
                 parsed = self._read(answer, text, start + offset)
                 self.returned.append(parsed.record)
                 answers.append(parsed)
+            if progress is not None:
+                progress(len(batch))
         lengths = np.array([len(a.logprobs) for a in answers], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         logprobs = np.array([v for a in answers for v in a.logprobs], dtype=np.float64)

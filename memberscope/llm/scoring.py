@@ -271,6 +271,7 @@ def score_texts(
     max_length: int = 128,
     batch_tokens: int = 4096,
     vocab_stats: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> TokenStats:
     """Score every token of every text under ``lm`` with its kind's scorer and collect :class:`TokenStats`.
 
@@ -284,6 +285,8 @@ def score_texts(
         applies when lower (``TokenStats.max_length`` records the one used).
     batch_tokens : padded tokens per batch (bounds memory: ``batch_tokens × vocab`` floats for a causal LM).
     vocab_stats : also compute ``mu`` and ``sigma`` over the whole vocabulary (Min-K%++).
+    progress : called with the number of texts just scored, as they are (one by one for a local model, a batch of
+        answers at a time for an endpoint); it sees nothing else and changes nothing.
 
     Raises
     ------
@@ -294,7 +297,7 @@ def score_texts(
     """
     remote = getattr(lm, "token_stats", None)
     if remote is not None:  # an endpoint: its server tokenizes and scores (memberscope.llm.endpoint)
-        return remote(list(texts), vocab_stats=vocab_stats)
+        return remote(list(texts), vocab_stats=vocab_stats, progress=progress)
     scorer = TOKEN_SCORERS.get(getattr(lm, "kind", "causal"))
     enc = encode_texts(lm, texts, max_length=max_length)
     lengths = np.array([len(s) for s in enc.scored], dtype=np.int64)
@@ -308,6 +311,8 @@ def score_texts(
         if mu is not None and sigma is not None:  # vocab_stats
             mu[span] = m.double().numpy()
             sigma[span] = sd.double().numpy()
+        if progress is not None:
+            progress(1)
     if not np.all(np.isfinite(logprobs)):
         raise ModelOutputError(f"model {lm.path!r} produced NaN or infinite log-probabilities")
     return TokenStats(

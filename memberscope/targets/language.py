@@ -14,6 +14,7 @@ head; this module only runs the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ class TextClassifierTarget(Target):
     ----------
     classes : ndarray of shape (n_classes,) of str — the config's ``id2label`` names, column by column.
     n_truncated : int — texts cut at :attr:`max_length` over every query so far.
+    on_answer : callable or None — called with the number of texts of each batch answered (progress).
     """
 
     output_kind = "logits"
@@ -138,6 +140,7 @@ class TextClassifierTarget(Target):
         self.classes = np.asarray(self.class_names, dtype=object)
         self.n_classes = len(self.class_names)
         self.n_truncated = 0
+        self.on_answer: Callable[[int], None] | None = None
 
     @property
     def description(self) -> str:
@@ -159,6 +162,8 @@ class TextClassifierTarget(Target):
                 )
                 out.append(self.model(**enc).logits.double().numpy())
                 self.queries_spent += len(batch)
+                if self.on_answer is not None:
+                    self.on_answer(len(batch))
         logits = np.concatenate(out)
         if not np.all(np.isfinite(logits)):
             raise ModelOutputError(f"{self.description} answered NaN or infinite logits")
