@@ -16,28 +16,34 @@ def defenses_table(results):
     output defense one row per attacker view (undone, averaged over m queries, label-only at q queries), below
     ``minimize`` the undefended model on the same records and the removed / neighbour / other members; the last
     column is the CI upper end over every training draw, the figure the budget is judged by."""
+    from rich import box
     from rich.table import Table
 
     from memberscope.metrics import fpr_key
 
     budget = results.sections["recommendation"]["budget"]
     key = fpr_key(budget["fpr"])
-    table = Table(title=f"{results.dataset.name}: defenses (95% CIs; strongest attack per defense and attacker view)")
-    for col in (
-        "defense",
-        "test acc",
-        "cost",
-        "ε (δ)",
-        "strongest attack",
-        f"TPR @ {100 * budget['fpr']:g}% FPR",
-        "AUC",
-        "worst draw (CI upper)",
+    table = Table(
+        title=f"{results.dataset.name}: defenses (95% CIs; strongest attack per defense and attacker view)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    # 80 columns: numbers and attack names never split (no_wrap), each figure's CI on a line of its own; the
+    # defense's name folds rather than being cut.
+    for col, numeric in (
+        ("defense", False),
+        ("test acc\ncost", True),
+        ("ε\n(δ)", True),
+        ("strongest\nattack", False),
+        (f"TPR @\n{100 * budget['fpr']:g}% FPR", True),
+        ("AUC", True),
+        ("worst\ndraw", True),
     ):
-        # Fold what does not fit (80 columns): a cut "stronge…" loses the attack's name.
-        table.add_column(col, justify="left" if col in ("defense", "strongest attack") else "right", overflow="fold")
+        no_wrap = numeric or col.startswith("strongest")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=no_wrap, overflow="fold")
 
     def pct(value, ci):  # the CI on its own line, so a narrow column wraps between value and interval
-        return f"{100 * value:.2f}%\n({100 * ci[0]:.2f}–{100 * ci[1]:.2f}%)"
+        return f"{100 * value:.2f}%\n({100 * ci[0]:.2f}–\n{100 * ci[1]:.2f}%)"
 
     for name, entry in results.sections["defenses"].items():
         attack = entry["attacks"][entry["strongest_attack"]]
@@ -45,20 +51,19 @@ def defenses_table(results):
         draws = entry.get("draws") or []
         table.add_row(
             name,
-            f"{100 * entry['test_accuracy']:.2f}%",
-            "–" if cost is None else f"{100 * cost:+.2f} pt",
-            "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f} (δ={entry['delta']:.0e})",
+            f"{100 * entry['test_accuracy']:.2f}%\n" + ("–" if cost is None else f"{100 * cost:+.2f} pt"),
+            "–" if entry["epsilon"] is None else f"{entry['epsilon']:.2f}\n(δ={entry['delta']:.0e})",
             entry["strongest_attack"],
             pct(attack["tpr_at_fpr"][key], attack["tpr_at_fpr_ci"][key]),
-            f"{attack['auc']:.3f}\n({attack['auc_ci'][0]:.3f}–{attack['auc_ci'][1]:.3f})",
-            "–" if not draws else f"{100 * max(d['upper_tpr'] for d in draws):.2f}% of {len(draws)}",
+            f"{attack['auc']:.3f}\n({attack['auc_ci'][0]:.3f}–\n{attack['auc_ci'][1]:.3f})",
+            "–" if not draws else f"{100 * max(d['upper_tpr'] for d in draws):.2f}%\nof {len(draws)}",
         )
         for view in entry.get("attacker_budgets") or []:
             if view["view"] == "as shown" and len(entry["attacker_budgets"]) == 1:
                 continue
             table.add_row(
                 f"  ↳ {view['view']} ({view['queries_per_record']} q/record)",
-                *[""] * 3,
+                *[""] * 2,
                 view["strongest_attack"],
                 pct(view["tpr"], view["tpr_ci"]),
                 f"{view['auc']:.3f}",
@@ -68,7 +73,7 @@ def defenses_table(results):
         if mini:
             same = mini["undefended_on_same_records"]
             table.add_row(
-                "  ↳ undefended, same records", *[""] * 3, same["strongest_attack"], pct(same["tpr"], same["tpr_ci"]),
+                "  ↳ undefended, same records", *[""] * 2, same["strongest_attack"], pct(same["tpr"], same["tpr_ci"]),
                 f"{same['auc']:.3f}", "",
             )  # fmt: skip
             for layer, values in mini["layers"].items():
@@ -76,8 +81,9 @@ def defenses_table(results):
                 after = values["after"]
                 text = "" if before is None else f"before {100 * before['tpr_at_fpr'][key]:.2f}%"
                 if after is not None:
-                    text += f", after {100 * after['tpr_at_fpr'][key]:.2f}%"
-                table.add_row(f"  ↳ {layer} ({values['n_records']} members)", *[""] * 3, mini["attack"], text, "", "")
+                    text += f"\nafter {100 * after['tpr_at_fpr'][key]:.2f}%"
+                table.add_row(f"  ↳ {layer} ({values['n_records']} members)", *[""] * 2, mini["attack"], text, "", "")
+        table.add_section()  # a rule between defenses: each one's rows read as one group
     return table
 
 
