@@ -21,7 +21,8 @@ Every attack is scored on the same 1,250 members and 5,000 non-members (enough t
   1 query per record) and ``LabelOnlyDecisionBoundary`` (HopSkipJump's L2 distance to the decision boundary, the
   score of Choquette-Choo et al.; threshold from ``calibrate_distance_threshold_unsupervised`` on the target, whose
   queries count). HopSkipJump spends thousands of queries per record, so the boundary attack is scored on a seeded
-  subset of the candidates (``--boundary-members`` members + ``--boundary-nonmembers`` non-members).
+  subset of the candidates (``--boundary-members`` members + ``--boundary-nonmembers`` non-members, in a random
+  order; ``--boundary-budget-s`` stops after the chunk of 50 records that spends it).
 
 ART rows need ``pip install -c constraints.txt adversarial-robustness-toolbox`` (not part of setup.sh); without it
 the script says so and runs memberscope's side only.
@@ -118,6 +119,15 @@ def _art_label_only_target(tgt, n_features):
     )
 
 
+def _seed_globals(seed: int) -> None:
+    """Seed the process-wide generators ART draws from (its attack models' initialisation, scikit-learn estimators
+    without ``random_state``, HopSkipJump's random directions), so that ART's rows repeat with the seed."""
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def _load_rows(path: Path) -> tuple[list, list]:
     if not path.exists():
         return [], []
@@ -155,6 +165,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--boundary-members", type=int, default=200, help="members scored by the boundary attack")
     parser.add_argument("--boundary-nonmembers", type=int, default=800, help="non-members scored by it")
+    parser.add_argument(
+        "--boundary-budget-s",
+        type=float,
+        default=None,
+        help="stop scoring further chunks of 50 records once the boundary attack has scored for this long",
+    )
     parser.add_argument("--hsj-max-iter", type=int, default=50, help="HopSkipJump max_iter (ART's default 50)")
     parser.add_argument("--hsj-max-eval", type=int, default=10000, help="HopSkipJump max_eval (ART's default)")
     parser.add_argument("--hsj-init-eval", type=int, default=100, help="HopSkipJump init_eval (ART's default)")
@@ -175,9 +191,11 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     seed = args.seed
     out_path = Path(args.out)
-    old_rows, runs = _load_rows(out_path) if args.merge else ([], [])
-    run = {"argv": sys.argv[1:] if argv is None else list(argv), "loadavg_start": _uptime(), "started": time.time()}
-    runs = [*runs, run]
+    run = {
+        "id": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "loadavg_start": _uptime(),
+    }
     n_total = N_TRAIN + N_KNOWN_NON + N_EVAL_NON + N_PUBLIC
     X, y = generate_purchase(n_total, seed=seed)
     X, y = X.astype(np.float64), y
@@ -215,6 +233,9 @@ def main(argv=None) -> None:
     rows = []
 
     def save():
+        # Read the file again at every save: runs of other parts may have merged into it meanwhile.
+        old_rows, runs = _load_rows(out_path) if args.merge else ([], [])
+        runs = [r for r in runs if r.get("id") != run["id"]] + [run]
         new_keys = {(r["mode"], r["attack"]) for r in rows}
         kept = [r for r in old_rows if (r["mode"], r["attack"]) not in new_keys]
         order = {m: i for i, m in enumerate(MODES)}
@@ -230,7 +251,7 @@ def main(argv=None) -> None:
     def record(mode, attack, tgt, t, scores, sample=None, **extra):
         truth = member if sample is None else member[sample]
         rows.append({"mode": mode, "attack": attack, "queries": tgt.queries_spent, "seconds": time.time() - t,
-                     "run": len(runs) - 1, **_metrics(truth, np.asarray(scores, float), seed), **extra})  # fmt: skip
+                     "run": run["id"], **_metrics(truth, np.asarray(scores, float), seed), **extra})  # fmt: skip
         print(rows[-1], flush=True)
         save()  # after every row: a run stopped by its time limit keeps what it measured
 
@@ -266,6 +287,7 @@ def main(argv=None) -> None:
         for kind in [k for k in ("nn", "rf", "gb") if k in args.art_models]:
             t, tgt = time.time(), target()
             observed = fill_withheld(tgt.query(Xe))
+            _seed_globals(seed)
             art = _art_attack(100, X.shape[1], kind)
             art.fit(
                 x=None,
@@ -284,6 +306,7 @@ def main(argv=None) -> None:
             known_in = fill_withheld(tgt.query(X[known_mem]))
             known_out = fill_withheld(tgt.query(X[known_non]))
             observed = fill_withheld(tgt.query(Xe))
+            _seed_globals(seed)
             art = _art_attack(100, X.shape[1])
             art.fit(x=None, y=y[known_mem], pred=known_in, test_x=None, test_y=y[known_non], test_pred=known_out)
             scores = art.infer(None, ye, pred=observed, probabilities=True)[:, -1]
@@ -318,7 +341,8 @@ def _art_label_only_rows(args, record, target, Xe, ye, member, seed) -> None:
         rng = np.random.default_rng(seed)
         members_idx = np.flatnonzero(member)
         non_idx = np.flatnonzero(~member)
-        sample = np.sort(
+        # In a random order, scored in chunks: a time budget that runs out leaves a random subset scored.
+        sample = rng.permutation(
             np.r_[
                 rng.choice(members_idx, min(args.boundary_members, len(members_idx)), replace=False),
                 rng.choice(non_idx, min(args.boundary_nonmembers, len(non_idx)), replace=False),
@@ -327,14 +351,22 @@ def _art_label_only_rows(args, record, target, Xe, ye, member, seed) -> None:
         hsj = {"max_iter": args.hsj_max_iter, "max_eval": args.hsj_max_eval, "init_eval": args.hsj_init_eval}
         t, tgt = time.time(), target()
         attack = LabelOnlyDecisionBoundary(_art_label_only_target(tgt, Xe.shape[1]))
-        # ART draws the calibration's random records from numpy's global generator: seed it for a repeatable run.
-        np.random.seed(seed)
+        _seed_globals(seed)  # ART draws the calibration's random records and HopSkipJump's from numpy's global state
         attack.calibrate_distance_threshold_unsupervised(top_t=50, num_samples=100, max_queries=1, verbose=False, **hsj)
         calibration_queries = tgt.queries_spent
         print(f"boundary calibration: tau {attack.distance_threshold_tau:.4f}, {calibration_queries:,} queries, "
               f"{time.time() - t:.0f} s; scoring {len(sample)} records", flush=True)  # fmt: skip
         t_infer = time.time()
-        p_member = attack.infer(Xe[sample], onehot[sample], probabilities=True, verbose=False, **hsj)[:, 1]
+        chunks = []
+        for start in range(0, len(sample), 50):
+            part = sample[start : start + 50]
+            chunks.append(attack.infer(Xe[part], onehot[part], probabilities=True, verbose=False, **hsj)[:, 1])
+            print(f"boundary: {start + len(part)} records scored, {time.time() - t_infer:.0f} s", flush=True)
+            if args.boundary_budget_s is not None and time.time() - t_infer > args.boundary_budget_s:
+                print(f"boundary: time budget of {args.boundary_budget_s} s spent; stopping", flush=True)
+                break
+        p_member = np.concatenate(chunks)
+        sample = sample[: len(p_member)]
         # infer's probabilities are sigmoid(distance - tau): monotone in the distance, so the ROC is the distance's.
         called = p_member > 0.5
         truth = member[sample]
@@ -351,6 +383,7 @@ def _art_label_only_rows(args, record, target, Xe, ye, member, seed) -> None:
             hopskipjump=hsj,
             distance_threshold_tau=float(attack.distance_threshold_tau),
             calibration_queries=calibration_queries,
+            budget_s=args.boundary_budget_s,
             queries_per_record=(tgt.queries_spent - calibration_queries) / len(sample),
             infer_seconds=time.time() - t_infer,
             at_tau={"tpr": float(called[truth].mean()), "fpr": float(called[~truth].mean())},
