@@ -171,6 +171,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="stop scoring further chunks of 50 records once the boundary attack has scored for this long",
     )
+    parser.add_argument(
+        "--on-boundary-subset",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also score every other row on the first N records of the boundary attack's subset (its scored "
+        "prefix; several N allowed)",
+    )
     parser.add_argument("--hsj-max-iter", type=int, default=50, help="HopSkipJump max_iter (ART's default 50)")
     parser.add_argument("--hsj-max-eval", type=int, default=10000, help="HopSkipJump max_eval (ART's default)")
     parser.add_argument("--hsj-init-eval", type=int, default=100, help="HopSkipJump init_eval (ART's default)")
@@ -248,8 +257,14 @@ def main(argv=None) -> None:
         tmp.replace(out_path)
         return merged
 
+    order = boundary_sample(member, args.boundary_members, args.boundary_nonmembers, seed)
+    subsets = {n: order[:n] for n in args.on_boundary_subset}
+
     def record(mode, attack, tgt, t, scores, sample=None, **extra):
         truth = member if sample is None else member[sample]
+        if subsets and sample is None:
+            scores_ = np.asarray(scores, float)
+            extra["on_boundary_subset"] = {str(n): _metrics(member[i], scores_[i], seed) for n, i in subsets.items()}
         rows.append({"mode": mode, "attack": attack, "queries": tgt.queries_spent, "seconds": time.time() - t,
                      "run": run["id"], **_metrics(truth, np.asarray(scores, float), seed), **extra})  # fmt: skip
         print(rows[-1], flush=True)
@@ -325,6 +340,24 @@ def main(argv=None) -> None:
         )
 
 
+def boundary_sample(member: np.ndarray, n_members: int, n_nonmembers: int, seed: int) -> np.ndarray:
+    """Indices into the scored records of the boundary attack's seeded subset, in the random order it scores them.
+
+    HopSkipJump asks thousands of queries per record, so the attack scores ``n_members`` members and
+    ``n_nonmembers`` non-members; scored in chunks in this order, a time budget that runs out leaves a random
+    subset (a prefix) scored. ``--on-boundary-subset`` scores the other attacks on the same prefix.
+    """
+    rng = np.random.default_rng(seed)
+    members_idx = np.flatnonzero(member)
+    non_idx = np.flatnonzero(~member)
+    return rng.permutation(
+        np.r_[
+            rng.choice(members_idx, min(n_members, len(members_idx)), replace=False),
+            rng.choice(non_idx, min(n_nonmembers, len(non_idx)), replace=False),
+        ]
+    )
+
+
 def _art_label_only_rows(args, record, target, Xe, ye, member, seed) -> None:
     """ART's label-only attacks on the label-only API, configured as ART's docs and notebook do."""
     from art.attacks.inference.membership_inference import LabelOnlyDecisionBoundary, LabelOnlyGapAttack
@@ -337,17 +370,7 @@ def _art_label_only_rows(args, record, target, Xe, ye, member, seed) -> None:
         scores = gap.infer(Xe, onehot, probabilities=True)[:, 1]
         record(mode, "ART LabelOnlyGapAttack", tgt, t, scores)
     if "boundary" in args.art_label_only:
-        # A seeded subset: HopSkipJump asks thousands of queries per record.
-        rng = np.random.default_rng(seed)
-        members_idx = np.flatnonzero(member)
-        non_idx = np.flatnonzero(~member)
-        # In a random order, scored in chunks: a time budget that runs out leaves a random subset scored.
-        sample = rng.permutation(
-            np.r_[
-                rng.choice(members_idx, min(args.boundary_members, len(members_idx)), replace=False),
-                rng.choice(non_idx, min(args.boundary_nonmembers, len(non_idx)), replace=False),
-            ]
-        )
+        sample = boundary_sample(member, args.boundary_members, args.boundary_nonmembers, seed)
         hsj = {"max_iter": args.hsj_max_iter, "max_eval": args.hsj_max_eval, "init_eval": args.hsj_init_eval}
         t, tgt = time.time(), target()
         attack = LabelOnlyDecisionBoundary(_art_label_only_target(tgt, Xe.shape[1]))
