@@ -262,6 +262,9 @@ def main(argv=None) -> None:
 
     def record(mode, attack, tgt, t, scores, sample=None, **extra):
         truth = member if sample is None else member[sample]
+        top = np.asarray(scores, float) == np.max(scores)
+        # A score that is coarse at the top ties members with non-members there: no threshold reaches a low FPR.
+        extra["tied_at_top_score"] = {"members": int((top & truth).sum()), "nonmembers": int((top & ~truth).sum())}
         if subsets and sample is None:
             scores_ = np.asarray(scores, float)
             extra["on_boundary_subset"] = {str(n): _metrics(member[i], scores_[i], seed) for n, i in subsets.items()}
