@@ -16,7 +16,6 @@ Every attack is scored on the same 1,250 members and 5,000 non-members (enough t
   applied to the API's answers: each tool gets the same information.
 - ART BB (supervised): the ``nn`` attack fit on 1,250 known target members and 1,250 known non-members (ART's
   documented use; a stronger attacker, who needs ground truth about the target); their queries count too.
-
 - ART label-only (label-only API only; they use the arg-max alone): ``LabelOnlyGapAttack`` (correct or not,
   1 query per record) and ``LabelOnlyDecisionBoundary`` (HopSkipJump's L2 distance to the decision boundary, the
   score of Choquette-Choo et al.; threshold from ``calibrate_distance_threshold_unsupervised`` on the target, whose
@@ -27,10 +26,13 @@ Every attack is scored on the same 1,250 members and 5,000 non-members (enough t
 ART rows need ``pip install -c constraints.txt adversarial-robustness-toolbox`` (not part of setup.sh); without it
 the script says so and runs memberscope's side only.
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/redteam_vs_art.py [--out benchmarks/results/redteam_vs_art.json]``.
-Parts on their own, merged into an existing results file (rows with the same API and attack are replaced)::
+Parts on their own, merged into an existing results file (rows with the same API and attack are replaced; the
+file's ``runs`` lists each part's arguments and load), e.g. ART's black box, then its boundary attack alone::
 
     benchmarks/redteam_vs_art.py --modes label-only --skip-memberscope --art-label-only --merge
-    benchmarks/redteam_vs_art.py --modes label-only --skip-memberscope --art-models --art-label-only --merge
+    benchmarks/redteam_vs_art.py --modes label-only --skip-memberscope --art-models --art-label-only boundary --merge
+
+Every row also says how many members and non-members tie at its top score (``tied_at_top_score``).
 """
 
 from __future__ import annotations
