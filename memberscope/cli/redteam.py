@@ -40,7 +40,7 @@ def _http_target(
     if answer_confidence is not None and answer_label is None:
         raise InvalidInputError("--answer-confidence needs --answer-label (the field holding the predicted class)")
     fields = AnswerFields(answer_label, answer_confidence) if answer_label is not None else None
-    names = [c.strip() for c in classes.split(",")] if classes else None
+    names = _class_names(classes)
 
     if request_template is None and urlsplit(url).path.rstrip("/").endswith("/completions"):
         raise InvalidInputError(
@@ -72,6 +72,11 @@ def _http_target(
         answer_fields=fields,
         feature_names=feature_names,
     )
+
+
+def _class_names(classes: str | None) -> list[str] | None:
+    """``--classes a,b,c`` as a list (None when not given)."""
+    return [c.strip() for c in classes.split(",")] if classes else None
 
 
 def _feature_names(path: Path, skip: set[str]) -> list[str]:
@@ -142,6 +147,7 @@ def recon(
     n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (needed for top-k and label answers)."),
     records: Path | None = typer.Option(None, "--records", help="CSV of records to probe with (feature columns)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column of --records (not sent)."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Id column of --records (not sent)."),
     n_probes: int = typer.Option(8, "--probes", help="Probe records."),
     repeats: int = typer.Option(2, "--repeats", help="Times each probe is asked (determinism)."),
     burst: int = typer.Option(5, "--burst", help="Extra one-record requests sent at once (rate limiting)."),
@@ -168,10 +174,12 @@ def recon(
 
         from memberscope.redteam.pipeline import read_records
 
-        X, y, _, _ = read_records(records, label_column=label_column)
+        X, y, _, _ = read_records(
+            records, label_column=label_column, id_column=id_column, classes=_class_names(classes)
+        )
         hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
-        names = _feature_names(records, {label_column})
+        names = _feature_names(records, {c for c in (label_column, id_column) if c})
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
@@ -231,7 +239,11 @@ def attack(
     fpr: float = typer.Option(0.01, "--fpr", help="False-positive rate the verdict threshold is calibrated to."),
     out: Path = typer.Option(..., "--out", help="Output directory (verdicts.csv, results.json)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column (class index) of both CSVs."),
-    id_column: str | None = typer.Option(None, "--id-column", help="Column naming each record in verdicts.csv."),
+    id_column: str | None = typer.Option(
+        None,
+        "--id-column",
+        help="Column naming each record in verdicts.csv (never a feature; also left out of --shadow-data if there).",
+    ),
     member_column: str | None = typer.Option(
         None, "--member-column", help="Ground-truth 0/1 column of --records (evaluation only; never used to attack)."
     ),
@@ -283,14 +295,22 @@ def attack(
 
     if not 0 < fpr < 1:
         raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
+    names = _class_names(classes)
     X, y, member, ids = read_records(
-        records, label_column=label_column, member_column=member_column, id_column=id_column
+        records, label_column=label_column, member_column=member_column, id_column=id_column, classes=names
     )
-    X_shadow, y_shadow, _, _ = read_records(shadow_data, label_column=label_column)
-    if X.shape[1] != X_shadow.shape[1]:
-        raise InvalidInputError(
-            f"--records has {X.shape[1]} feature columns but --shadow-data has {X_shadow.shape[1]}; they must match"
-        )
+    features = _feature_names(records, {c for c in (label_column, member_column, id_column) if c})
+    # The same id and ground-truth columns are left out of the public data when it has them; its feature columns
+    # must be the records' (by name, read in the records' order).
+    X_shadow, y_shadow, _, _ = read_records(
+        shadow_data,
+        label_column=label_column,
+        member_column=member_column,
+        id_column=id_column,
+        classes=names,
+        feature_columns=features,
+        optional_columns=True,
+    )
     hint = int(max(y.max(), y_shadow.max())) + 1
     recipe_params: dict[str, Any] | None = parse_params(shadow_param, "--shadow-param") if shadow_param else None
     target = _http_target(
@@ -310,7 +330,7 @@ def attack(
         classes=classes,
         answer_label=answer_label,
         answer_confidence=answer_confidence,
-        feature_names=_feature_names(records, {c for c in (label_column, member_column, id_column) if c}),
+        feature_names=features,
     )
     config = {
         "target": target_url,
