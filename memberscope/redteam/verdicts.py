@@ -340,6 +340,9 @@ class Conclusion:
     min_detectable: float | None = None
     member_share_upper: float | None = None
     false_positive_bound: float | None = None
+    member_share_lower: float | None = None
+    """The lower confidence bound of the share of records called members (what the risk level reads without ground
+    truth: :func:`memberscope.results.risk.verdict_risk`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -406,7 +409,12 @@ def conclude(
         if not calibration.power_shown
         else "unknown"
     )
-    numbers = {"min_detectable": detectable, "member_share_upper": float(upper), "false_positive_bound": allowed}
+    numbers = {
+        "min_detectable": detectable,
+        "member_share_upper": float(upper),
+        "false_positive_bound": allowed,
+        "member_share_lower": float(lower),
+    }
     if m and lower > allowed:
         return Conclusion(
             "leakage",

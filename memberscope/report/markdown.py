@@ -129,9 +129,7 @@ def render_markdown(model: ReportModel) -> str:
             "### Red-team findings",
             "",
             f"- Target: {red['url'] or '–'}; queries spent {red['queries_spent']} of {red['query_budget']}.",
-            f"- The API exposes: {exp['mode'] or '–'}"
-            + (f", top-{exp['top_k']}" if exp["top_k"] else "")
-            + (f", {exp['decimals']} decimals" if exp["decimals"] is not None else "")
+            f"- The API exposes: {exp['shown']}"
             + f"; {'deterministic' if exp['deterministic'] else 'non-deterministic'}"
             + f"; {'rate-limited' if exp['rate_limited'] else 'not rate-limited'}.",
             f"- Attacks possible: {', '.join(red['attacks_possible']) or '–'}; used: {red['attack'] or '–'}.",
