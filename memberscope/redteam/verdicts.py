@@ -119,11 +119,19 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+TIE_TOLERANCE = 1e-9
+"""Scores closer than this (relative to their size, at least absolute) count as tied: a discrete score computed
+two ways (a share minus a mean of shares) differs in its last bits, and a threshold one float above a value must
+not flag the same value computed with a rounding error upwards."""
+
+
 def _threshold_allowing(sorted_desc: np.ndarray, allowed: int) -> float:
-    """Smallest ``t`` with at most ``allowed`` of the scores ``>= t`` (scores sorted in descending order)."""
+    """Smallest ``t`` with at most ``allowed`` of the scores ``>= t`` (scores sorted in descending order), above
+    every score tied with the ``allowed + 1``-th largest (within :data:`TIE_TOLERANCE`)."""
     if allowed >= len(sorted_desc):
         return float(sorted_desc[-1])
-    return float(np.nextafter(sorted_desc[allowed], np.inf))
+    value = float(sorted_desc[allowed])
+    return float(np.nextafter(value + TIE_TOLERANCE * max(1.0, abs(value)), np.inf))
 
 
 def _threshold_below(sorted_asc: np.ndarray, allowed: int) -> float:
