@@ -114,3 +114,8 @@ def test_ground_truth_columns_never_reach_the_features(tmp_path):
     _table(10, 1, member=True).to_csv(tmp_path / "people.csv", index=False)
     X, _, member, _ = read_records(tmp_path / "people.csv", id_column="pid", member_column="member")
     assert X.shape == (10, len(COLUMNS)) and member is not None
+
+
+def test_the_not_member_rate_is_checked(tmp_path, capsys):
+    code, out, err = _attack(tmp_path, capsys, _table(40, 1), _table(400, 2), "--id-column", "pid", "--fnr", "1.5")
+    assert code == 2 and "--fnr must be in (0, 1); got 1.5" in _text(out, err)

@@ -183,6 +183,7 @@ def test_named_fields_in_label_and_confidence_out_from_the_cli(forest, named_fie
     assert rt["shadows"]["family"] == "random-forest" and not rt["shadows"]["fit"]["poor"]
     assert results["attacks"][rt["attack"]]["auc"] > 0.7
     assert rt["conclusion"]["headline"] in out.replace("\n", " ") or rt["conclusion"]["status"] in out.lower()
+    assert "'not-member' only for scores that shadow members reach at most at FNR 0.01" in " ".join(out.split())
     verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
     assert verdicts["record"][0] == "person-0" and len(verdicts) == 2 * n
 

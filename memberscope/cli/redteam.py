@@ -237,6 +237,11 @@ def attack(
     records: Path = typer.Option(..., "--records", help="CSV of the people to test: feature columns + label."),
     shadow_data: Path = typer.Option(..., "--shadow-data", help="CSV of public look-alike data for shadow models."),
     fpr: float = typer.Option(0.01, "--fpr", help="False-positive rate the verdict threshold is calibrated to."),
+    fnr: float | None = typer.Option(
+        None,
+        "--fnr",
+        help="Share of members of models like the target a 'not-member' verdict may wrongly clear (default: --fpr).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (verdicts.csv, results.json)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column (class index) of both CSVs."),
     id_column: str | None = typer.Option(
@@ -295,6 +300,8 @@ def attack(
 
     if not 0 < fpr < 1:
         raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
+    if fnr is not None and not 0 < fnr < 1:
+        raise InvalidInputError(f"--fnr must be in (0, 1); got {fnr}")
     names = _class_names(classes)
     X, y, member, ids = read_records(
         records, label_column=label_column, member_column=member_column, id_column=id_column, classes=names
@@ -337,6 +344,7 @@ def attack(
         "records": str(records),
         "shadow_data": str(shadow_data),
         "fpr": fpr,
+        "fnr": fnr,
         "attack": attack_name,
         "shadow_models": n_shadow,
         "calibration_models": n_calibration,
@@ -363,6 +371,7 @@ def attack(
             y_shadow,
             n_classes=n_classes,  # None: as the API's answers show (else the largest label + 1)
             fpr=fpr,
+            fnr=fnr,
             attack=attack_name,
             n_shadow=n_shadow,
             n_calibration=n_calibration,
@@ -408,6 +417,12 @@ def attack(
         f"{check['n_nonmembers']} flagged, FPR {check['fpr']:.2%} (95% CI {check['fpr_ci'][0]:.2%}-"
         f"{check['fpr_ci'][1]:.2%}): {check['status']}"
     )
+    if cal.get("shadow_fnr_ci") is not None:
+        c.print(
+            f"'not-member' only for scores that shadow members reach at most at FNR {cal['fnr_target']:g}: FNR "
+            f"{cal['shadow_fnr']:.2%} (95% CI {cal['shadow_fnr_ci'][0]:.2%}-{cal['shadow_fnr_ci'][1]:.2%}) on "
+            "shadow models; a score merely below the member threshold is inconclusive"
+        )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
     conclusion = rt["conclusion"]
