@@ -104,7 +104,11 @@ _ANSWER_CONFIDENCE = typer.Option(
 _API_KEY = typer.Option(
     None, "--api-key-env", help="Environment variable holding the API key (sent as a Bearer token)."
 )
-_OUTPUT_PATH = typer.Option("predictions", "--output-path", help="JSON path to the predictions in an answer.")
+_OUTPUT_PATH = typer.Option(
+    "predictions",
+    "--output-path",
+    help="JSON path to the predictions in an answer; [*] reaches into each item (outputs[*].scores).",
+)
 _TEMPLATE = typer.Option(
     None,
     "--request-template",
