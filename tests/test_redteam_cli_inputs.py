@@ -99,11 +99,11 @@ def test_a_single_class_public_table_is_refused_naming_the_counts(tmp_path, caps
     assert code == 2 and "single class (class 0: 400 records)" in text and "Traceback" not in text
 
 
-def test_recon_reads_records_with_an_id_column(tmp_path, capsys):
-    _table(20, 1).to_csv(tmp_path / "people.csv", index=False)
+def test_recon_reads_records_with_id_and_member_columns(tmp_path, capsys):
+    _table(20, 1, member=True).to_csv(tmp_path / "people.csv", index=False)
     code, out, err = run_cli(
-        "recon", closed_port_url(), "--records", str(tmp_path / "people.csv"), "--id-column", "pid", "--timeout", "2",
-        "--max-retries", "0", capsys=capsys,
+        "recon", closed_port_url(), "--records", str(tmp_path / "people.csv"), "--id-column", "pid",
+        "--member-column", "member", "--timeout", "2", "--max-retries", "0", capsys=capsys,
     )  # fmt: skip
     assert code == 3, _text(out, err)
 

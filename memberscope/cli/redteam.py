@@ -152,6 +152,9 @@ def recon(
     records: Path | None = typer.Option(None, "--records", help="CSV of records to probe with (feature columns)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column of --records (not sent)."),
     id_column: str | None = typer.Option(None, "--id-column", help="Id column of --records (not sent)."),
+    member_column: str | None = typer.Option(
+        None, "--member-column", help="Ground-truth column of --records (not sent)."
+    ),
     n_probes: int = typer.Option(8, "--probes", help="Probe records."),
     repeats: int = typer.Option(2, "--repeats", help="Times each probe is asked (determinism)."),
     burst: int = typer.Option(5, "--burst", help="Extra one-record requests sent at once (rate limiting)."),
@@ -179,11 +182,15 @@ def recon(
         from memberscope.redteam.pipeline import read_records
 
         X, y, _, _ = read_records(
-            records, label_column=label_column, id_column=id_column, classes=_class_names(classes)
+            records,
+            label_column=label_column,
+            id_column=id_column,
+            member_column=member_column,
+            classes=_class_names(classes),
         )
         hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
-        names = _feature_names(records, {c for c in (label_column, id_column) if c})
+        names = _feature_names(records, {c for c in (label_column, id_column, member_column) if c})
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
