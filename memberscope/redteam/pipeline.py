@@ -323,7 +323,8 @@ def run_redteam(
     5. Verdicts and the one conclusion (:func:`~memberscope.redteam.verdicts.conclude`): "inconclusive" whenever
        the shadows fit the target poorly, the threshold is off on the target, the attack has no power shown, or
        the target's answers do not bound the leakage below what the run could detect; an inconclusive run clears no
-       record (its low scores are inconclusive, not "not-member").
+       record (its low scores are inconclusive, not "not-member"). "Not-member" needs a score below the threshold
+       calibrated on the calibration shadows' members at ``fnr``: a score merely not flagged is inconclusive.
 
     ``fnr`` (default ``fpr``): the share of members of models like the target that a "not-member" verdict may
     wrongly clear (:func:`~memberscope.redteam.verdicts.calibrate_threshold`).

@@ -295,7 +295,9 @@ def verdicts(
     """``member`` / ``not-member`` / ``inconclusive`` per score (see the module docstring).
 
     Without ``check`` (and with ``fit_ok``) the shadow calibration alone decides, as when no known non-members of
-    the target are available; ``not-member`` always needs the attack's power shown on the shadows.
+    the target are available; ``not-member`` always needs the attack's power shown on the shadows and a score below
+    both the not-member band's low end (members of models like the target score that low at most at ``fnr``) and
+    the member band's: a score merely below the member threshold is ``inconclusive``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     low, high = calibration.threshold_band
