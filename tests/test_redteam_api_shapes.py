@@ -107,3 +107,50 @@ def test_a_refused_request_shows_the_servers_whole_message():
     short = _target(lambda body: (400, {"detail": "bad shape"}), [], n_classes=3)
     with pytest.raises(TargetResponseError, match="bad shape"):
         short.query(X)
+
+
+def test_per_item_score_lists_are_read_through_a_star_path():
+    # The trial's server: {"inputs": [[...]]} in, {"outputs": [{"scores": [...]}, ...]} out.
+    seen = []
+    answer = lambda body: (200, {"outputs": [{"scores": p} for p in PROBS[: len(body["inputs"])].tolist()]})  # noqa: E731
+    target = _target(answer, seen, request_template={"inputs": "$records"}, output_path="outputs[*].scores")
+    np.testing.assert_allclose(target.query(X), PROBS)
+    # Without the [*] step, the error says how to reach the scores, with flags that exist.
+    target = _target(answer, [], request_template={"inputs": "$records"}, output_path="outputs", n_classes=3)
+    with pytest.raises(TargetResponseError) as exc:
+        target.query(X)
+    message = str(exc.value)
+    assert "--output-path 'outputs[*].scores'" in message and "--answer-label/--answer-confidence" in message
+    assert "--label-field" not in message
+
+
+def test_every_flag_named_in_an_error_message_exists():
+    # A hint naming --label-field/--confidence-field (flags that never existed) sent the trial's user nowhere: every
+    # option named in memberscope's messages, hints and help text must be one of the CLI's.
+    import ast
+    import re
+    from pathlib import Path
+
+    import typer
+
+    import memberscope
+    from memberscope.cli import app
+
+    def options(command) -> set[str]:
+        found = {o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    known = options(typer.main.get_command(app)) | {"--help"}  # click adds --help to every command
+    named: dict[str, str] = {}
+    for path in Path(memberscope.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            # Every sentence in the source (messages, hints, help): a string with a space in it. A lone flag string
+            # is an option's declaration or another program's argument (a browser's --headless).
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip():
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", node.value):
+                    named.setdefault(flag, f"{path.name}:{node.lineno}")
+    assert len(named) > 20  # the scan reads the messages
+    unknown = {flag: where for flag, where in named.items() if flag not in known}
+    assert not unknown, f"messages name options no command has: {unknown}"

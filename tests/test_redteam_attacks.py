@@ -75,7 +75,16 @@ def test_threshold_flags_at_most_the_allowed_shadow_non_members():
     assert low <= cal.threshold <= high
     v = verdicts(scores, cal)
     assert set(v) <= {"member", "not-member", "inconclusive"}
-    assert (v[scores >= high] == "member").all() and (v[scores < low] == "not-member").all()
+    assert (v[scores >= high] == "member").all()
+    # Not-member is read off the members' scores: at most floor(fnr * n1) shadow members fall below the threshold.
+    pos = scores[member]
+    assert cal.fnr_target == 0.01 and (pos < cal.not_member_threshold).sum() <= 5
+    assert cal.shadow_fnr == (pos < cal.not_member_threshold).mean()
+    u_low, u_high = cal.not_member_band
+    assert u_low <= cal.not_member_threshold <= u_high
+    assert (v[scores < min(u_low, low)] == "not-member").all()
+    assert (v[(scores >= u_low) & (scores < high)] == "inconclusive").all()  # below the member threshold: unflagged
+    assert (v[member] == "not-member").mean() <= 0.01
     with pytest.raises(InvalidInputError, match="fpr must be in"):
         calibrate_threshold(scores, member, fpr=1.5, n_models=4)
 

@@ -99,3 +99,36 @@ def test_an_attack_too_weak_for_the_detectable_leakage_cannot_clear():
     c = _status(2, 1000, _calibration(tpr_ci=(0.012, 0.05)))
     assert c.status == "inconclusive" and "not clearly above the minimum detectable leakage (2.8%)" in c.headline
     assert _status(2, 1000).status == "no measurable leakage"
+
+
+def _label_only_like(counts: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Scores as the label-only attack computes them: a share of 17 answers minus the mean of the reference shares
+    (multiples of 1/51 with 3 references, heavily tied, their last bits depending on how each was summed)."""
+    return counts / 17 - (refs / 17).sum(axis=-1) / refs.shape[-1]
+
+
+def test_certified_threshold_with_tied_discrete_scores_flags_at_most_k_and_covers():
+    from scipy.stats import beta
+
+    from memberscope.redteam.verdicts import certified_threshold
+
+    # Known non-members' scores: a share of 17 answers (the target keeps the label on all of them 80% of the time)
+    # minus the mean of 3 reference shares (each 17/17 90% of the time): mostly 0, a tail of ties up to 1. The
+    # law is enumerated (every ordered outcome, its float score computed as the attack does), so each threshold's
+    # true FPR is exact.
+    rng = np.random.default_rng(0)
+    h, misses, trials = 600, 0, 300
+    p_count = np.r_[np.full(17, 0.2 / 17), 0.8]
+    p_ref = np.r_[np.full(17, 0.1 / 17), 0.9]
+    outcomes = np.stack(np.meshgrid(*[np.arange(18)] * 4, indexing="ij"), axis=-1).reshape(-1, 4)
+    law = p_count[outcomes[:, 0]] * np.prod(p_ref[outcomes[:, 1:]], axis=1)
+    law_scores = _label_only_like(outcomes[:, 0], outcomes[:, 1:])
+    k = max(k for k in range(int(FPR * h) + 1) if beta.ppf(0.95, k + 1, h - k) <= 2 * FPR)
+    for _ in range(trials):
+        scores = _label_only_like(rng.choice(18, size=h, p=p_count), rng.choice(18, size=(h, 3), p=p_ref))
+        threshold, bound = certified_threshold(scores, FPR)
+        assert bound == pytest.approx(beta.ppf(0.95, k + 1, h - k))
+        assert (scores >= threshold).sum() <= k  # at most k of the known non-members flagged, ties and all
+        misses += law[law_scores >= threshold].sum() > bound
+    # The bound holds with 95% confidence: exceeded in at most about 5% of draws (binomial slack).
+    assert misses / trials <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials)

@@ -57,8 +57,13 @@ def _run(forest, **kwargs):
         )
 
 
-def test_forest_shadows_are_chosen_and_find_members_at_the_fpr(forest):
-    result = _run(forest)
+@pytest.fixture(scope="module")
+def default_run(forest):
+    return _run(forest)
+
+
+def test_forest_shadows_are_chosen_and_find_members_at_the_fpr(forest, default_run):
+    result = default_run
     rt = result.results["redteam"]
     # Recon reads the forest's own 1/100 steps (not rounding) and the forest shadows agree most.
     assert rt["exposure"]["grid"] == 100 and rt["exposure"]["family_hint"] == "tree-ensemble"
@@ -73,6 +78,21 @@ def test_forest_shadows_are_chosen_and_find_members_at_the_fpr(forest):
     assert clopper_pearson_interval(false, int((~member).sum()))[0] <= 0.02  # at most 2x the FPR asked for
     assert rt["conclusion"]["status"] == "leakage"
     assert not any("weight decay" in r or "DP-SGD" in r for r in rt["recommendations"])  # advice for trees
+
+
+def test_not_member_verdicts_clear_few_true_members(forest, default_run):
+    # The trial's forest: 209 of 300 true members were called "not-member", every score below the member threshold
+    # read as non-membership. A not-member verdict now needs a score below the threshold calibrated on the shadows'
+    # member scores at FNR = the FPR asked for: true members are cleared at most about that often.
+    result, member = default_run, forest["member"]
+    cal = result.results["redteam"]["calibration"]
+    assert cal["fnr_target"] == 0.01 and cal["shadow_fnr"] <= 0.01 and len(cal["shadow_fnr_ci"]) == 2
+    cleared = int((result.verdicts[member] == "not-member").sum())
+    assert clopper_pearson_interval(cleared, int(member.sum()))[0] <= 0.02  # at most 2x the rate asked for
+    false = int((result.verdicts[~member] == "member").sum())
+    assert clopper_pearson_interval(false, int((~member).sum()))[0] <= 0.02  # member verdicts still hold their FPR
+    not_member = result.scores[result.verdicts == "not-member"]
+    assert not_member.size == 0 or not_member.max() < cal["not_member_band"][0]
 
 
 def test_a_mismatched_forced_family_is_inconclusive_not_cleared(forest):
@@ -163,6 +183,7 @@ def test_named_fields_in_label_and_confidence_out_from_the_cli(forest, named_fie
     assert rt["shadows"]["family"] == "random-forest" and not rt["shadows"]["fit"]["poor"]
     assert results["attacks"][rt["attack"]]["auc"] > 0.7
     assert rt["conclusion"]["headline"] in out.replace("\n", " ") or rt["conclusion"]["status"] in out.lower()
+    assert "'not-member' only for scores that shadow members reach at most at FNR 0.01" in " ".join(out.split())
     verdicts = pd.read_csv(tmp_path / "out" / "verdicts.csv")
     assert verdicts["record"][0] == "person-0" and len(verdicts) == 2 * n
 

@@ -113,3 +113,28 @@ def test_default_scale_depends_on_the_noise():
     real = rng.normal(size=(50, 400))
     copies = LabelOnlyAttack(n_queries=50).fit(real).perturb(real)
     assert np.std(copies - real[:, None]) == pytest.approx(0.5, rel=0.05)  # 0.5 feature std
+
+
+def test_the_noise_scale_is_chosen_without_the_records_that_certify_the_threshold(monkeypatch):
+    # The held-out records are the target's known non-members: the certified threshold's FPR bound holds only for a
+    # score chosen without them. Chosen with them, the trial's 1-NN server had 4.0% of its non-members called
+    # members for a bound of 1.96% (its held-out records kept low on the shadows, and so on the target).
+    from memberscope.redteam.label_only import LabelOnlyAttack
+    from memberscope.redteam.shadow import ShadowModelAttack
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 5))
+    y = (X[:, 0] + 0.5 * rng.normal(size=240) > 0).astype(int)
+    seen = []
+    calibrate = LabelOnlyAttack.calibrate
+
+    def spy(self, shadows, **kwargs):
+        seen.extend(np.asarray(records) for _, records, _, _ in shadows)
+        return calibrate(self, shadows, **kwargs)
+
+    monkeypatch.setattr(LabelOnlyAttack, "calibrate", spy)
+    attack = ShadowModelAttack(
+        attack="label-only", n_shadow=2, n_calibration=1, recipe="logreg", postprocess="label-only", n_queries=2
+    ).fit(X, y, n_classes=2)
+    held = {tuple(r) for r in X[attack.shadows_.rows("holdout")]}
+    assert seen and all(tuple(r) not in held for records in seen for r in records)

@@ -55,8 +55,9 @@ def test_redteam_results_without_ground_truth_render(tmp_path, capsys):
     html = (tmp_path / "report.html").read_text()
     assert "<h1>Red-team membership assessment: http://127.0.0.1:8000/predict</h1>" in html
     assert "called 17 record(s) members, 60 non-members and 23 inconclusive, spending 1234 of 5000 queries" in html
-    assert "top-k, top-3, rounded to 2 decimals; deterministic; not-rate-limited" not in html
-    assert "top-k, top-3, rounded to 2 decimals; deterministic; not rate-limited" in html
+    assert "rounded to 2 decimals; deterministic; not-rate-limited" not in html
+    # What the API shows, in recon's words (the same sentence `memberscope recon` prints).
+    assert "the top-3 classes with their probabilities, rounded to 2 decimals; deterministic; not rate-limited" in html
     assert "12.0% (9.0%–15.0%)" in html and "<td>17</td><td>60</td><td>23</td>" in html
     assert "Return labels only" in html and not _images(html) and "<h2>Attacks</h2>" not in html
     code, _, err = run_cli("report", str(tmp_path), "--format", "md", capsys=capsys)

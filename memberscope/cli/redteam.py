@@ -40,7 +40,7 @@ def _http_target(
     if answer_confidence is not None and answer_label is None:
         raise InvalidInputError("--answer-confidence needs --answer-label (the field holding the predicted class)")
     fields = AnswerFields(answer_label, answer_confidence) if answer_label is not None else None
-    names = [c.strip() for c in classes.split(",")] if classes else None
+    names = _class_names(classes)
 
     if request_template is None and urlsplit(url).path.rstrip("/").endswith("/completions"):
         raise InvalidInputError(
@@ -74,6 +74,11 @@ def _http_target(
     )
 
 
+def _class_names(classes: str | None) -> list[str] | None:
+    """``--classes a,b,c`` as a list (None when not given)."""
+    return [c.strip() for c in classes.split(",")] if classes else None
+
+
 def _feature_names(path: Path, skip: set[str]) -> list[str]:
     """The feature column names of a records CSV (for ``$record_object`` and ``$columns`` requests)."""
     import pandas as pd
@@ -99,7 +104,11 @@ _ANSWER_CONFIDENCE = typer.Option(
 _API_KEY = typer.Option(
     None, "--api-key-env", help="Environment variable holding the API key (sent as a Bearer token)."
 )
-_OUTPUT_PATH = typer.Option("predictions", "--output-path", help="JSON path to the predictions in an answer.")
+_OUTPUT_PATH = typer.Option(
+    "predictions",
+    "--output-path",
+    help="JSON path to the predictions in an answer; [*] reaches into each item (outputs[*].scores).",
+)
 _TEMPLATE = typer.Option(
     None,
     "--request-template",
@@ -142,6 +151,10 @@ def recon(
     n_classes: int | None = typer.Option(None, "--n-classes", help="Classes (needed for top-k and label answers)."),
     records: Path | None = typer.Option(None, "--records", help="CSV of records to probe with (feature columns)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column of --records (not sent)."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Id column of --records (not sent)."),
+    member_column: str | None = typer.Option(
+        None, "--member-column", help="Ground-truth column of --records (not sent)."
+    ),
     n_probes: int = typer.Option(8, "--probes", help="Probe records."),
     repeats: int = typer.Option(2, "--repeats", help="Times each probe is asked (determinism)."),
     burst: int = typer.Option(5, "--burst", help="Extra one-record requests sent at once (rate limiting)."),
@@ -168,10 +181,16 @@ def recon(
 
         from memberscope.redteam.pipeline import read_records
 
-        X, y, _, _ = read_records(records, label_column=label_column)
+        X, y, _, _ = read_records(
+            records,
+            label_column=label_column,
+            id_column=id_column,
+            member_column=member_column,
+            classes=_class_names(classes),
+        )
         hint = int(pd.Series(y).max()) + 1 if len(y) else None
         probes = X[:n_probes]
-        names = _feature_names(records, {label_column})
+        names = _feature_names(records, {c for c in (label_column, id_column, member_column) if c})
     elif n_features is not None:
         if n_features < 1:
             raise InvalidInputError(f"--n-features must be >= 1; got {n_features}")
@@ -229,9 +248,18 @@ def attack(
     records: Path = typer.Option(..., "--records", help="CSV of the people to test: feature columns + label."),
     shadow_data: Path = typer.Option(..., "--shadow-data", help="CSV of public look-alike data for shadow models."),
     fpr: float = typer.Option(0.01, "--fpr", help="False-positive rate the verdict threshold is calibrated to."),
+    fnr: float | None = typer.Option(
+        None,
+        "--fnr",
+        help="Share of members of models like the target a 'not-member' verdict may wrongly clear (default: --fpr).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (verdicts.csv, results.json)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column (class index) of both CSVs."),
-    id_column: str | None = typer.Option(None, "--id-column", help="Column naming each record in verdicts.csv."),
+    id_column: str | None = typer.Option(
+        None,
+        "--id-column",
+        help="Column naming each record in verdicts.csv (never a feature; also left out of --shadow-data if there).",
+    ),
     member_column: str | None = typer.Option(
         None, "--member-column", help="Ground-truth 0/1 column of --records (evaluation only; never used to attack)."
     ),
@@ -284,14 +312,24 @@ def attack(
 
     if not 0 < fpr < 1:
         raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
+    if fnr is not None and not 0 < fnr < 1:
+        raise InvalidInputError(f"--fnr must be in (0, 1); got {fnr}")
+    names = _class_names(classes)
     X, y, member, ids = read_records(
-        records, label_column=label_column, member_column=member_column, id_column=id_column
+        records, label_column=label_column, member_column=member_column, id_column=id_column, classes=names
     )
-    X_shadow, y_shadow, _, _ = read_records(shadow_data, label_column=label_column)
-    if X.shape[1] != X_shadow.shape[1]:
-        raise InvalidInputError(
-            f"--records has {X.shape[1]} feature columns but --shadow-data has {X_shadow.shape[1]}; they must match"
-        )
+    features = _feature_names(records, {c for c in (label_column, member_column, id_column) if c})
+    # The same id and ground-truth columns are left out of the public data when it has them; its feature columns
+    # must be the records' (by name, read in the records' order).
+    X_shadow, y_shadow, _, _ = read_records(
+        shadow_data,
+        label_column=label_column,
+        member_column=member_column,
+        id_column=id_column,
+        classes=names,
+        feature_columns=features,
+        optional_columns=True,
+    )
     hint = int(max(y.max(), y_shadow.max())) + 1
     recipe_params: dict[str, Any] | None = parse_params(shadow_param, "--shadow-param") if shadow_param else None
     target = _http_target(
@@ -311,13 +349,14 @@ def attack(
         classes=classes,
         answer_label=answer_label,
         answer_confidence=answer_confidence,
-        feature_names=_feature_names(records, {c for c in (label_column, member_column, id_column) if c}),
+        feature_names=features,
     )
     config = {
         "target": target_url,
         "records": str(records),
         "shadow_data": str(shadow_data),
         "fpr": fpr,
+        "fnr": fnr,
         "attack": attack_name,
         "shadow_models": n_shadow,
         "calibration_models": n_calibration,
@@ -344,6 +383,7 @@ def attack(
             y_shadow,
             n_classes=n_classes,  # None: as the API's answers show (else the largest label + 1)
             fpr=fpr,
+            fnr=fnr,
             attack=attack_name,
             n_shadow=n_shadow,
             n_calibration=n_calibration,
@@ -389,6 +429,12 @@ def attack(
         f"{check['n_nonmembers']} flagged, FPR {check['fpr']:.2%} (95% CI {check['fpr_ci'][0]:.2%}-"
         f"{check['fpr_ci'][1]:.2%}): {check['status']}"
     )
+    if cal.get("shadow_fnr_ci") is not None:
+        c.print(
+            f"'not-member' only for scores that shadow members reach at most at FNR {cal['fnr_target']:g}: FNR "
+            f"{cal['shadow_fnr']:.2%} (95% CI {cal['shadow_fnr_ci'][0]:.2%}-{cal['shadow_fnr_ci'][1]:.2%}) on "
+            "shadow models; a score merely below the member threshold is inconclusive"
+        )
     v = rt["verdicts"]
     c.print(f"verdicts: {v['member']} member, {v['not-member']} not-member, {v['inconclusive']} inconclusive")
     for name, m in result.results.attacks.items():

@@ -257,15 +257,19 @@ def _numeric_table(
     return X, labels.to_numpy(), groups, [str(c) for c in features], ids
 
 
-def _check_finite(X: np.ndarray, path: Path, names: list[str] | None) -> None:
+def _check_finite(X: np.ndarray, path: Path, names: list[str] | None, *, ids: list[str] | None = None) -> None:
+    """Refuse missing or infinite feature values, naming their columns and first rows (by ``ids`` when given)."""
     finite = np.isfinite(X.reshape(len(X), -1))
     if finite.all():
         return
     bad_rows = np.flatnonzero(~finite.all(axis=1))
     columns = "" if names is None else f" in columns {[names[j] for j in np.flatnonzero(~finite.all(axis=0))]}"
+    first = f"first at row {int(bad_rows[0])}"
+    if ids is not None:
+        first = f"first at rows {[int(r) for r in bad_rows[:5]]}, ids {[ids[r] for r in bad_rows[:5]]}"
     raise InvalidInputError(
         f"table {str(path)!r} has missing (NaN) or infinite feature values in {len(bad_rows)} rows{columns} "
-        f"(first at row {int(bad_rows[0])}); expected finite numbers: fill or drop those rows"
+        f"({first}); expected finite numbers: fill or drop those rows"
     )
 
 

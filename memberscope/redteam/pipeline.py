@@ -63,13 +63,33 @@ class RedteamResult:
 
 
 def read_records(
-    path: str | Path, *, label_column: str = "label", member_column: str | None = None, id_column: str | None = None
+    path: str | Path,
+    *,
+    label_column: str = "label",
+    member_column: str | None = None,
+    id_column: str | None = None,
+    classes: list[str] | None = None,
+    feature_columns: list[str] | None = None,
+    optional_columns: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
-    """``(X, y, member or None, record ids)`` from a CSV of numeric feature columns and an integer label column.
+    """``(X, y, member or None, record ids)`` from a CSV of numeric feature columns and a label column.
 
-    Labels must be the model's class indices (0 .. n_classes - 1) as the API numbers them.
+    Labels are the model's class indices (0 .. n_classes - 1) as the API numbers them, or, with ``classes`` (the
+    class names in the API's output order), those names. The id and member columns are never features.
+    ``feature_columns``: the feature columns to read, in this order (another table's, so both line up by name);
+    with ``optional_columns`` an absent id or member column is ignored (a public table without them).
+
+    Raises
+    ------
+    InvalidInputError
+        A missing or unreadable file, an absent column, feature columns that are not numeric or not those of
+        ``feature_columns`` (the extra and missing ones named), labels that are not class indices or names of
+        ``classes`` (the unknown values named), missing or infinite feature values (their columns and first rows,
+        by id when an id column is given).
     """
     import pandas as pd
+
+    from memberscope.datasets.tables import _check_finite
 
     path = Path(path)
     if not path.is_file():
@@ -80,32 +100,76 @@ def read_records(
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+    if optional_columns:
+        member_column = member_column if member_column in frame.columns else None
+        id_column = id_column if id_column in frame.columns else None
     for name, column in (("label", label_column), ("member", member_column), ("id", id_column)):
         if column is not None and column not in frame.columns:
             raise InvalidInputError(
                 f"{str(path)!r} has no {name} column {column!r}; its columns are {list(frame.columns)[:12]}"
             )
-    labels = frame[label_column]
-    if not pd.api.types.is_integer_dtype(labels) or (labels < 0).any():
-        raise InvalidInputError(
-            f"label column {label_column!r} of {str(path)!r} must hold class indices (integers >= 0); "
-            f"got dtype {labels.dtype}"
-        )
+    y = _class_indices(frame[label_column], path, label_column, classes)
     skip = {c for c in (label_column, member_column, id_column) if c is not None}
-    features = frame[[c for c in frame.columns if c not in skip]]
+    names = [c for c in frame.columns if c not in skip]
+    if feature_columns is not None:
+        extra = [c for c in names if c not in feature_columns]
+        missing = [c for c in feature_columns if c not in names]
+        if extra or missing:
+            raise InvalidInputError(
+                f"{str(path)!r} does not have the feature columns of the records: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"extra columns {extra[:12]}" if extra else "",
+                        f"missing columns {missing[:12]}" if missing else "",
+                    )
+                    if part
+                )
+                + " (name id and ground-truth columns with --id-column / --member-column, or drop them)"
+            )
+        names = list(feature_columns)
+    features = frame[names]
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad or features.shape[1] == 0:
         raise InvalidInputError(
             f"{str(path)!r}: feature columns must be numeric; not numeric: {bad[:5] or 'none found'}"
+            + (" (an id column? name it with --id-column)" if bad else "")
         )
     X = features.to_numpy(dtype=np.float64)
-    if not np.isfinite(X).all():
-        raise InvalidInputError(f"{str(path)!r} has missing or infinite feature values")
+    ids = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
+    _check_finite(X, path, [str(c) for c in names], ids=ids if id_column else None)
     member = None
     if member_column is not None:
         member = frame[member_column].astype(int).to_numpy().astype(bool)
-    ids = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
-    return X, labels.to_numpy(dtype=np.int64), member, ids
+    return X, y, member, ids
+
+
+def _class_indices(labels: Any, path: Path, column: str, classes: list[str] | None) -> np.ndarray:
+    """Labels ``(n,)`` as class indices: integers >= 0 as they are, or names of ``classes`` mapped to their place."""
+    import pandas as pd
+
+    if labels.isna().any():
+        first = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise InvalidInputError(
+            f"label column {column!r} of {str(path)!r} has {int(labels.isna().sum())} missing values (first at row "
+            f"{first}); expected a label on every row"
+        )
+    if classes is not None and not pd.api.types.is_integer_dtype(labels):
+        index = {name: i for i, name in enumerate(classes)}
+        values = labels.astype(str)
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise InvalidInputError(
+                f"label column {column!r} of {str(path)!r} has values {unknown[:10]} not among --classes {classes}"
+            )
+        return values.map(index).to_numpy(dtype=np.int64)
+    if not pd.api.types.is_integer_dtype(labels) or (labels < 0).any():
+        values = sorted(set(labels.astype(str)))[:10]
+        raise InvalidInputError(
+            f"label column {column!r} of {str(path)!r} must hold class indices (integers >= 0), or class names "
+            f"given in the API's output order with --classes; got values {values} (dtype {labels.dtype})"
+        )
+    return labels.to_numpy(dtype=np.int64)
 
 
 def save_answered(target: Target, out: str | Path) -> Path | None:
@@ -228,6 +292,7 @@ def run_redteam(
     *,
     n_classes: int | None = None,
     fpr: float = 0.01,
+    fnr: float | None = None,
     attack: str = "auto",
     n_shadow: int = 4,
     n_calibration: int = 2,
@@ -258,8 +323,11 @@ def run_redteam(
     5. Verdicts and the one conclusion (:func:`~memberscope.redteam.verdicts.conclude`): "inconclusive" whenever
        the shadows fit the target poorly, the threshold is off on the target, the attack has no power shown, or
        the target's answers do not bound the leakage below what the run could detect; an inconclusive run clears no
-       record (its low scores are inconclusive, not "not-member").
+       record (its low scores are inconclusive, not "not-member"). "Not-member" needs a score below the threshold
+       calibrated on the calibration shadows' members at ``fnr``: a score merely not flagged is inconclusive.
 
+    ``fnr`` (default ``fpr``): the share of members of models like the target that a "not-member" verdict may
+    wrongly clear (:func:`~memberscope.redteam.verdicts.calibrate_threshold`).
     ``n_classes`` defaults to what recon sees in the target's answers; ``cache`` (an
     :class:`~memberscope.cache.ArtifactCache`) keeps the trained shadows for the next run; ``member`` (ground
     truth, when known) adds the usual metrics under ``attacks``.
@@ -267,7 +335,8 @@ def run_redteam(
     Raises
     ------
     InvalidInputError
-        Too few attacker records (:data:`~memberscope.redteam.shadowset.MIN_ATTACKER_RECORDS`), labels beyond the
+        Too few attacker records (:data:`~memberscope.redteam.shadowset.MIN_ATTACKER_RECORDS`), shadow data of a
+        single class, labels beyond the
         API's classes, an unknown attack or shadow model, an attack the exposure does not allow.
     """
     X, y, X_shadow, y_shadow = np.asarray(X), np.asarray(y), np.asarray(X_shadow), np.asarray(y_shadow)
@@ -275,6 +344,15 @@ def run_redteam(
         raise InvalidInputError(
             f"shadow data has {len(X_shadow)} records; at least {MIN_ATTACKER_RECORDS} are needed (held-out "
             "non-members, reference and calibration shadows' training records)"
+        )
+    shadow_classes, shadow_counts = np.unique(y_shadow, return_counts=True)
+    if len(shadow_classes) < 2:
+        # Every shadow model is a classifier trained on part of this data: one class cannot train one.
+        found = ", ".join(f"class {v}: {c} records" for v, c in zip(shadow_classes, shadow_counts, strict=True))
+        raise InvalidInputError(
+            f"shadow data has a single class ({found})"
+            "; shadow models like the target need records of at least 2 classes, ideally of every class the "
+            "target predicts"
         )
     if repeats is not None and (int(repeats) != repeats or repeats < 1):
         raise InvalidInputError(f"repeats must be an integer >= 1; got {repeats!r}")
@@ -332,7 +410,7 @@ def run_redteam(
     name = max(candidates, key=lambda a: candidates[a][1])
     scorer = candidates[name][0]
     calibration = calibrate_threshold(
-        scorer.calibration_scores_, scorer.calibration_member_, fpr=fpr, n_models=n_calibration
+        scorer.calibration_scores_, scorer.calibration_member_, fpr=fpr, n_models=n_calibration, fnr=fnr
     )
     # 4. The target's records, and the attacker's held-out records (known non-members of the target).
     if name == "label-only":

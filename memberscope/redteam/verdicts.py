@@ -1,15 +1,23 @@
-"""Membership verdicts without ground truth: a threshold calibrated on shadow models to a chosen FPR.
+"""Membership verdicts without ground truth: thresholds calibrated on shadow models to chosen error rates.
 
-The threshold ``t`` is read off the shadow models' *non-member* scores: the rule "member iff
-score >= t" flags at most ``floor(fpr · n0)`` of the ``n0`` shadow non-members. That count is a
-sample, so the threshold is uncertain: the number of non-members above the true (1 - fpr) quantile
-is Binomial(n0, fpr), and its ``confidence`` interval ``[r_lo, r_hi]`` gives a band of thresholds
-``[t_low, t_high]``. A record is
+Two thresholds are read off the shadow models' out-of-fold scores, one for each verdict:
+
+- the **member** threshold ``t`` on the shadows' *non-member* scores: the rule "member iff score >= t" flags at
+  most ``floor(fpr · n0)`` of the ``n0`` shadow non-members. That count is a sample, so the threshold is uncertain:
+  the number of non-members above the true (1 - fpr) quantile is Binomial(n0, fpr), and its ``confidence``
+  interval ``[r_lo, r_hi]`` gives a band of thresholds ``[t_low, t_high]``;
+- the **not-member** threshold ``u`` on the shadows' *member* scores, symmetrically: the rule "not-member iff
+  score < u" calls at most ``floor(fnr · n1)`` of the ``n1`` shadow members non-members (``fnr``, the false-negative
+  rate, defaults to ``fpr``), with its Binomial(n1, fnr) band ``[u_low, u_high]``.
+
+A record is
 
 - **member** if its score is at or above ``t_high`` (above the threshold even at its most conservative);
-- **not-member** if its score is below ``t_low``;
-- **inconclusive** otherwise: whether it exceeds the FPR-``fpr`` threshold is not settled by the
-  calibration sample (more shadow records would narrow the band).
+- **not-member** if its score is below ``u_low``: a score so low that members of models like the target score that
+  low at most at rate ``fnr`` (below the threshold even at its most conservative). A score merely below the member
+  threshold is *not flagged at this FPR*, which says nothing about non-membership: a random forest's members mostly
+  score there too;
+- **inconclusive** otherwise (everything between the two thresholds, and everything when the conditions below fail).
 
 Shadows are not the target, so the threshold is also **checked on the target** (:func:`check_on_target`): the
 attacker's held-out records are known non-members of the target (it cannot have seen them), and the share of them
@@ -23,10 +31,11 @@ has been shown (:func:`verdicts`):
   95% confidence, at most ``fpr`` on the known non-members), so a threshold the shadows set too low for the target
   is raised to what the target's own non-members allow; with too few known non-members to certify any threshold,
   no record is called a member;
-- *not-member* needs more: the shadows fit the target (:mod:`memberscope.redteam.fit`), the check agrees with
-  ``fpr`` (a threshold far too strict on the target says the scores are not distributed as on the shadows), and the
-  attack has power on the shadows (its TPR interval above ``fpr``). Otherwise a low score says nothing, and the
-  record is inconclusive: the attack's power on this target is unknown.
+- *not-member* needs a score below the not-member band and more: the shadows fit the target
+  (:mod:`memberscope.redteam.fit`), the check agrees with ``fpr`` (a threshold far too strict on the target says the
+  scores are not distributed as on the shadows), and the attack has power on the shadows (its TPR interval above
+  ``fpr``). Otherwise a low score says nothing, and the record is inconclusive: the attack's power on this target is
+  unknown.
 
 :func:`conclude` turns the verdict counts into the one finding every output states: leakage, no measurable
 leakage, or inconclusive. An all-clear needs more than "not leakage": the run must have been able to see leakage of
@@ -83,6 +92,14 @@ class Calibration:
     n_shadow_nonmembers: int
     confidence: float = 0.95
     resolvable: bool = True
+    fnr_target: float | None = None
+    """The false-negative rate the not-member threshold allows on the shadows' members (None: no such threshold)."""
+    not_member_threshold: float = -np.inf
+    """``u``: "not-member" only for scores below the low end of ``not_member_band`` (``-inf``: never)."""
+    not_member_band: tuple[float, float] = (-np.inf, -np.inf)
+    shadow_fnr: float | None = None
+    """Share of the shadows' members scoring below ``not_member_threshold`` (their FNR), with its interval."""
+    shadow_fnr_ci: tuple[float, float] | None = None
 
     @property
     def power_shown(self) -> bool:
@@ -91,31 +108,68 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("threshold_band", "shadow_tpr_ci", "shadow_fpr_ci"):
-            out[key] = [float(v) for v in out[key]]
+        for key in ("threshold_band", "shadow_tpr_ci", "shadow_fpr_ci", "not_member_band", "shadow_fnr_ci"):
+            out[key] = None if out[key] is None else [_finite_or_none(v) for v in out[key]]
+        out["not_member_threshold"] = _finite_or_none(self.not_member_threshold)
         out["power_shown"] = self.power_shown
         return out
 
 
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no infinities: ``None`` stands for a threshold no score reaches."""
+    return float(value) if np.isfinite(value) else None
+
+
+TIE_TOLERANCE = 1e-9
+"""Scores closer than this (relative to their size, at least absolute) count as tied: a discrete score computed
+two ways (a share minus a mean of shares) differs in its last bits, and a threshold one float above a value must
+not flag the same value computed with a rounding error upwards."""
+
+
 def _threshold_allowing(sorted_desc: np.ndarray, allowed: int) -> float:
-    """Smallest ``t`` with at most ``allowed`` of the scores ``>= t`` (scores sorted in descending order)."""
+    """Smallest ``t`` with at most ``allowed`` of the scores ``>= t`` (scores sorted in descending order), above
+    every score tied with the ``allowed + 1``-th largest (within :data:`TIE_TOLERANCE`)."""
     if allowed >= len(sorted_desc):
         return float(sorted_desc[-1])
-    return float(np.nextafter(sorted_desc[allowed], np.inf))
+    value = float(sorted_desc[allowed])
+    return float(np.nextafter(value + TIE_TOLERANCE * max(1.0, abs(value)), np.inf))
+
+
+def _threshold_below(sorted_asc: np.ndarray, allowed: int) -> float:
+    """Largest ``u`` with at most ``allowed`` of the scores ``< u`` (scores sorted in ascending order)."""
+    if allowed >= len(sorted_asc):
+        return float(np.nextafter(sorted_asc[-1], np.inf))
+    return float(sorted_asc[allowed])
 
 
 def calibrate_threshold(
-    scores: np.ndarray, member: np.ndarray, *, fpr: float, n_models: int, confidence: float = 0.95
+    scores: np.ndarray,
+    member: np.ndarray,
+    *,
+    fpr: float,
+    n_models: int,
+    confidence: float = 0.95,
+    fnr: float | None = None,
 ) -> Calibration:
-    """Threshold at ``fpr`` on shadow scores, with Clopper-Pearson CIs of the shadow TPR and FPR.
+    """Member threshold at ``fpr`` and not-member threshold at ``fnr`` (default ``fpr``) on shadow scores, with
+    Clopper-Pearson CIs of the shadow TPR, FPR and FNR.
 
-    ``scores`` and ``member`` are the out-of-fold shadow scores and membership (see the module docstring).
+    ``scores`` ``(n,)`` and ``member`` ``(n,)`` are the out-of-fold shadow scores and membership (see the module
+    docstring).
+
+    Raises
+    ------
+    InvalidInputError
+        ``fpr`` or ``fnr`` outside (0, 1), or scores without both shadow members and non-members.
     """
     from scipy.stats import binom
 
     scores, member = np.asarray(scores, dtype=np.float64), np.asarray(member, bool)
+    fnr = fpr if fnr is None else fnr
     if not 0 < fpr < 1:
         raise InvalidInputError(f"fpr must be in (0, 1); got {fpr}")
+    if not 0 < fnr < 1:
+        raise InvalidInputError(f"fnr must be in (0, 1); got {fnr}")
     if scores.shape != member.shape or member.all() or not member.any():
         raise InvalidInputError("calibration needs scores of shadow members and non-members, one per record")
     neg = -np.sort(-scores[~member])
@@ -124,6 +178,11 @@ def calibrate_threshold(
     r_lo, r_hi = binom.ppf([(1 - confidence) / 2, (1 + confidence) / 2], n0, fpr).astype(int)
     band = (_threshold_allowing(neg, int(r_hi)), _threshold_allowing(neg, int(r_lo)))
     fp, tp = int((neg >= threshold).sum()), int((scores[member] >= threshold).sum())
+    # The not-member threshold, symmetric: at most floor(fnr * n1) shadow members score below it.
+    pos = np.sort(scores[member])
+    below = _threshold_below(pos, int(np.floor(fnr * n1)))
+    m_lo, m_hi = binom.ppf([(1 - confidence) / 2, (1 + confidence) / 2], n1, fnr).astype(int)
+    fn = int((pos < below).sum())
     return Calibration(
         fpr_target=float(fpr),
         threshold=threshold,
@@ -137,6 +196,11 @@ def calibrate_threshold(
         n_shadow_nonmembers=n0,
         confidence=confidence,
         resolvable=n0 * fpr >= 1,
+        fnr_target=float(fnr),
+        not_member_threshold=below,
+        not_member_band=(_threshold_below(pos, int(m_lo)), _threshold_below(pos, int(m_hi))),
+        shadow_fnr=fn / n1,
+        shadow_fnr_ci=clopper_pearson_interval(fn, n1, confidence),
     )
 
 
@@ -232,7 +296,9 @@ def verdicts(
     """``member`` / ``not-member`` / ``inconclusive`` per score (see the module docstring).
 
     Without ``check`` (and with ``fit_ok``) the shadow calibration alone decides, as when no known non-members of
-    the target are available; ``not-member`` always needs the attack's power shown on the shadows.
+    the target are available; ``not-member`` always needs the attack's power shown on the shadows and a score below
+    both the not-member band's low end (members of models like the target score that low at most at ``fnr``) and
+    the member band's: a score merely below the member threshold is ``inconclusive``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     low, high = calibration.threshold_band
@@ -243,7 +309,11 @@ def verdicts(
     if check is not None and check.status == "too-loose":
         return out
     if fit_ok and calibration.power_shown and calibration.resolvable and (check is None or check.status == "ok"):
-        out[scores < low] = "not-member"
+        # Not-member: below the low end of the band of the threshold calibrated on the shadows' MEMBER scores, so
+        # members of models like the target score that low at most at rate fnr. A score merely below the member
+        # threshold is "not flagged", not evidence of non-membership: it stays inconclusive.
+        below = min(calibration.not_member_band[0], low)
+        out[(scores < below) & (out != "member")] = "not-member"
     return out
 
 
@@ -286,6 +356,9 @@ class Conclusion:
     min_detectable: float | None = None
     member_share_upper: float | None = None
     false_positive_bound: float | None = None
+    member_share_lower: float | None = None
+    """The lower confidence bound of the share of records called members (what the risk level reads without ground
+    truth: :func:`memberscope.results.risk.verdict_risk`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -352,7 +425,12 @@ def conclude(
         if not calibration.power_shown
         else "unknown"
     )
-    numbers = {"min_detectable": detectable, "member_share_upper": float(upper), "false_positive_bound": allowed}
+    numbers = {
+        "min_detectable": detectable,
+        "member_share_upper": float(upper),
+        "false_positive_bound": allowed,
+        "member_share_lower": float(lower),
+    }
     if m and lower > allowed:
         return Conclusion(
             "leakage",

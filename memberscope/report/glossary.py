@@ -36,8 +36,12 @@ COLUMN_HELP: dict[str, str] = {
     "shadow FPR": "The share of the shadow models' non-members the threshold wrongly calls members (95% CI).",
     "shadow models": "Models the attacker trained on look-alike data to calibrate the attack.",
     "member": "Records the attack calls members at the target FPR.",
-    "not-member": "Records the attack calls non-members.",
-    "inconclusive": "Records the attack could not decide (answers that do not separate the two).",
+    "not-member": "Records scoring so low that members of models like the target score that low at most at the "
+    "chosen false-negative rate (by default the target FPR), with the shadows fitting the target and the attack's "
+    "power shown: evidence of non-membership, not merely a score below the member threshold.",
+    "inconclusive": "Records the attack could not decide: every score between the not-member and member thresholds "
+    "(not flagged at this FPR, which is not evidence of non-membership), and every score when the attack's power on "
+    "the target is unknown.",
     "repetitions in training": "How many times the canary appeared in the fine-tuning data.",
     "mean exposure": "Canary exposure (Carlini et al. 2019): log2 of the number of random candidates minus "
     "log2 of the canary's rank; higher = more memorized. 95% CI over the canaries.",

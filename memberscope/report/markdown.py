@@ -130,9 +130,7 @@ def render_markdown(model: ReportModel) -> str:
             "",
             f"- Target: {red['url'] or '–'}; queries spent {red['queries_spent']}"
             + (f" of {red['query_budget']}." if red["query_budget"] is not None else " (no budget set)."),
-            f"- The API exposes: {exp['mode'] or '–'}"
-            + (f", top-{exp['top_k']}" if exp["top_k"] else "")
-            + (f", {exp['decimals']} decimals" if exp["decimals"] is not None else "")
+            f"- The API exposes: {exp['shown']}"
             + f"; {'deterministic' if exp['deterministic'] else 'non-deterministic'}"
             + f"; {'rate-limited' if exp['rate_limited'] else 'not rate-limited'}.",
             f"- Attacks possible: {', '.join(red['attacks_possible']) or '–'}; used: {red['attack'] or '–'}.",

@@ -631,6 +631,17 @@ def _defense_alarms(rows: list[DefenseRow]) -> list[str]:
     ]
 
 
+def _exposure_words(exposure: dict[str, Any]) -> str:
+    """What the API shows, in recon's words (a forest's natural 1/64 grid is not "rounded to 6 decimals")."""
+    from memberscope.redteam.recon import Exposure
+
+    defaults = {"top_k": None, "decimals": None, "deterministic": True, "rate_limited": False, "n_classes": 0}
+    try:
+        return Exposure.from_dict({**defaults, "attacks_possible": [], **exposure}).describe()
+    except (KeyError, TypeError):  # an older or partial results.json: its mode, as written
+        return str(exposure.get("mode") or "–")
+
+
 def _redteam(results: Results) -> dict[str, Any] | None:
     """The red-team block of a red-team result, with missing fields as None."""
     if results.kind != "redteam":
@@ -642,7 +653,10 @@ def _redteam(results: Results) -> dict[str, Any] | None:
         "url": target.get("url"),
         "queries_spent": target.get("queries_spent"),
         "query_budget": target.get("query_budget"),
-        "exposure": {k: exposure.get(k) for k in ("mode", "top_k", "decimals", "deterministic", "rate_limited")},
+        "exposure": {
+            **{k: exposure.get(k) for k in ("mode", "top_k", "decimals", "deterministic", "rate_limited")},
+            "shown": _exposure_words(exposure),
+        },
         "attacks_possible": list(exposure.get("attacks_possible") or []),
         "attack": red.get("attack"),
         "calibration": calibration,

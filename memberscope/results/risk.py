@@ -20,6 +20,12 @@ FPR (an FPR too small for the non-members to resolve counts up to ``elevated`` o
 no single threshold shows it); it is ``low`` only when the headline attack's rule says ``low`` and nothing
 else is elevated.
 
+Without ground truth (a red team against a model it cannot see the training data of), the level follows the
+verdicts' conclusion (:func:`verdict_risk`), with the same thresholds read on the lower confidence bound ``lo`` of
+the share of records called members: ``high`` when ``lo ≥ 10·α``, ``elevated`` for any other leakage (``lo`` above
+what false positives explain), ``low`` for "no measurable leakage" (the upper bound no more than false positives
+explain, which the verdicts certify at most ``2·α``), ``inconclusive`` otherwise.
+
 The level describes the attacks run, not every attack possible: a stronger attack may find more.
 """
 
@@ -28,7 +34,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HIGH_FACTOR", "LOW_FACTOR", "RISK_LEVELS", "Risk", "assess", "dataset_inference_risk", "risk_level"]
+__all__ = [
+    "HIGH_FACTOR",
+    "LOW_FACTOR",
+    "RISK_LEVELS",
+    "Risk",
+    "assess",
+    "dataset_inference_risk",
+    "risk_level",
+    "verdict_risk",
+]
 
 RISK_LEVELS = ("high", "elevated", "inconclusive", "low")
 HIGH_FACTOR = 10.0
@@ -117,6 +132,34 @@ def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
         if first is not None:
             return first if headline.level != level else headline
     return headline
+
+
+def verdict_risk(conclusion: dict, fpr: float) -> Risk:
+    """The :class:`Risk` of a red-team run without ground truth, from its ``conclusion`` block (status,
+    ``member_share_lower``, ``member_share_upper``, ``false_positive_bound``) at FPR ``fpr`` (see the module
+    docstring): the level always agrees with the conclusion the verdicts support."""
+    status = conclusion.get("status")
+    lo, hi = conclusion.get("member_share_lower"), conclusion.get("member_share_upper")
+    bound = conclusion.get("false_positive_bound")
+    if status == "leakage" and lo is not None:
+        if lo >= HIGH_FACTOR * fpr:
+            return Risk(
+                "high",
+                f"no ground truth; the records called members are at least {_pct(lo)} (95% confidence), at least "
+                f"{HIGH_FACTOR:g}× the FPR {_pct(fpr)}",
+            )
+        return Risk(
+            "elevated",
+            f"no ground truth; the records called members are at least {_pct(lo)} (95% confidence), more than the "
+            f"{_pct(bound if bound is not None else fpr)} false positives explain",
+        )
+    if status == "no measurable leakage" and hi is not None:
+        return Risk(
+            "low",
+            f"no ground truth; the records called members are at most {_pct(hi)} (95% confidence), no more than "
+            "false positives explain, with the attack's power shown on models like the target",
+        )
+    return Risk("inconclusive", "no ground truth, and the verdicts neither show leakage nor rule it out")
 
 
 def dataset_inference_risk(test: dict, *, shifted: bool) -> Risk:

@@ -385,15 +385,37 @@ class Results:
             shifted = bool((self.extra.get("validity") or {}).get("warning"))
             return dataset_inference_risk(self.extra.get("test") or {}, shifted=shifted)
         key = self.headline_fpr()
+        conclusion = self._verdict_conclusion()
+        if key is None and conclusion is not None:
+            from memberscope.results.risk import verdict_risk
+
+            return verdict_risk(conclusion[1], conclusion[0])
         return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
+
+    def _verdict_conclusion(self) -> tuple[float, dict[str, Any]] | None:
+        """``(FPR, conclusion)`` of a red-team run's verdicts (None for other runs): without ground truth the risk
+        level and the headline follow them."""
+        red = self.sections.get("redteam") if self.kind == "redteam" else None
+        conclusion = (red or {}).get("conclusion")
+        fpr = ((red or {}).get("calibration") or {}).get("fpr_target")
+        return (float(fpr), conclusion) if conclusion and fpr is not None else None
 
     def _headline(self, key: str | None) -> dict[str, Any] | None:
         """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
         that the console and the reports show (the same functions make them)."""
-        if key is None:
-            return None
         from memberscope.report.model import headline_sentence
 
+        if key is None:
+            verdicts = self._verdict_conclusion()
+            if verdicts is None:
+                return None
+            # A red team without ground truth: the verdicts' attack and FPR, and the risk their conclusion supports.
+            return {
+                "fpr": f"{verdicts[0]:g}",
+                "strongest_attack": (self.sections.get("redteam") or {}).get("attack"),
+                "finding": headline_sentence(self),
+                "risk": self.risk().to_dict(),
+            }
         return {
             "fpr": key,
             "strongest_attack": self.strongest_attack(),

@@ -54,7 +54,9 @@ def _check_probabilities(values: np.ndarray) -> np.ndarray:
     return values
 
 
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]|\[(\*)\]")
+EACH = "[*]"
+"""The path step ``[*]``: every item of a list, the rest of the path applied to each (``outputs[*].scores``)."""
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -71,15 +73,20 @@ def parse_path(path: str) -> list[str | int]:
         match = _PATH_TOKEN.match(text, pos)
         if not match:
             raise InvalidInputError(
-                f"JSON path {path!r} is not of the form key.key[index] (e.g. 'predictions' or 'outputs[0].scores')"
+                f"JSON path {path!r} is not of the form key.key[index] (e.g. 'predictions', 'outputs[0].scores' or, "
+                "for one list of scores per item, 'outputs[*].scores')"
             )
-        tokens.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        if match.group(3) is not None:
+            tokens.append(EACH)
+        else:
+            tokens.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         pos = match.end()
     return tokens
 
 
 def extract_json_path(document: Any, path: str) -> Any:
-    """The value at ``path`` in ``document``: dotted keys and ``[index]`` steps, e.g. ``"outputs[0].scores"``.
+    """The value at ``path`` in ``document``: dotted keys, ``[index]`` and ``[*]`` steps, e.g.
+    ``"outputs[0].scores"``, or ``"outputs[*].scores"`` for the list of every item's ``scores``.
 
     A leading ``$`` or ``$.`` is allowed; ``""`` or ``"$"`` is the document itself.
 
@@ -88,9 +95,15 @@ def extract_json_path(document: Any, path: str) -> Any:
     KeyError
         With a message naming the step that did not match and what was there instead.
     """
-    value = document
-    walked = "$"
-    for token in parse_path(path):
+    return _walk(document, parse_path(path), "$")
+
+
+def _walk(value: Any, tokens: list[str | int], walked: str) -> Any:
+    for at, token in enumerate(tokens):
+        if token == EACH:
+            if not isinstance(value, list):
+                raise KeyError(f"{walked}[*] does not exist ({walked} is {type(value).__name__}, not a list)")
+            return [_walk(item, tokens[at + 1 :], f"{walked}[{i}]") for i, item in enumerate(value)]
         if isinstance(token, int):
             if not isinstance(value, list) or not -len(value) <= token < len(value):
                 what = f"a list of {len(value)}" if isinstance(value, list) else type(value).__name__
@@ -431,9 +444,20 @@ def from_predictions(
             f"an object with the label field {fields.label!r}"
             + (f" and the confidence field {fields.confidence!r}" if fields.confidence else "")
             if fields is not None
-            else "{'label': ..., 'confidence': ...} (name the fields with --label-field/--confidence-field), "
+            else "{'label': ..., 'confidence': ...} (name the fields with --answer-label/--answer-confidence), "
             "an object mapping class names to probabilities"
         )
+        lists = (
+            [k for k, v in pred.items() if isinstance(v, list) and v and all(_is_number(x) for x in v)]
+            if isinstance(pred, dict)
+            else []
+        )
+        if lists:
+            # One object per record holding its scores ({"scores": [...]}): the path should reach into each item.
+            field_hint += (
+                f"; each prediction holds its scores under {lists[0]!r}: give the path to them with [*], e.g. "
+                f"--output-path 'outputs[*].{lists[0]}'"
+            )
         raise InvalidInputError(
             f"prediction {i} is {str(pred)[:120]!r}; expected a list of {n_classes} probabilities, "
             f"a class label{named}, {{'classes': [...], 'probabilities': [...]}}, or {field_hint}"
