@@ -385,7 +385,19 @@ class Results:
             shifted = bool((self.extra.get("validity") or {}).get("warning"))
             return dataset_inference_risk(self.extra.get("test") or {}, shifted=shifted)
         key = self.headline_fpr()
-        return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
+        return assess(
+            self.attacks, key, self.strongest_attack(key) if key is not None else None, epsilon=self.epsilon_bounds()
+        )
+
+    def epsilon_bounds(self) -> dict[str, float]:
+        """Per attack, the recorded empirical ε lower bound (``epsilon.clopper_pearson``); empty when none."""
+        recorded = (self.epsilon or {}).get("clopper_pearson") or {}
+        out = {}
+        for name, bound in recorded.items():
+            value = bound.get("epsilon") if isinstance(bound, dict) else None
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                out[name] = float(value)
+        return out
 
     def _headline(self, key: str | None) -> dict[str, Any] | None:
         """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
