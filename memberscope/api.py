@@ -6,6 +6,7 @@ Each builds a plan for the engine (:mod:`memberscope.engine`), nothing more.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,7 @@ def audit_model(
     drop_duplicates: bool = False,
     n_classes: int | None = None,
     out: str | None = None,
+    db: str | os.PathLike | None = None,
     progress: bool | None = None,
     **config_values: Any,
 ) -> AuditResult:
@@ -150,26 +152,31 @@ def audit_model(
     drop_duplicates : drop non-members (and population records) that are exact copies of a member.
     n_classes : output columns of a model that does not name its classes (a torch module, a callable).
     out : write results.json, scores.csv, roc.png and report.html here; nothing is written without it.
+    db : record the run in this run-history SQLite file, as ``audit-model --db`` does (``memberscope history``);
+        nothing is recorded without it.
     config_values : other :class:`~memberscope.config.AuditConfig` fields (``reference_models``, ``attacks``,
         ``seed``, ``n_jobs``, ...).
 
     Returns
     -------
     AuditResult
-        With ``results.sections["fidelity"]`` (do the reference models behave like the target?) and
-        ``results.sections["inputs"]`` (columns used, label mapping, duplicates).
+        With ``results.sections["fidelity"]`` (do the reference models behave like the target?),
+        ``results.sections["inputs"]`` (columns used, label mapping, duplicates) and ``results.headline`` (the FPR,
+        the strongest attack, the finding and the risk level: results.json's ``headline``).
 
     Raises
     ------
     InvalidInputError
         For a model that cannot be queried (no ``predict_proba``, a regressor), records that do not fit it (missing
-        or extra columns, unknown labels, one class), or no way to build reference models like it.
+        or extra columns, unknown labels, one class, text in a numeric column, members and non-members that are the
+        same records), no way to build reference models like it, or a keyword that is no setting.
     """
     from memberscope.engine.inputs import prepare_inputs
     from memberscope.recipes import recipe_for
     from memberscope.results.io import json_safe
     from memberscope.targets import wrap
 
+    _check_config_names(config_values, "audit_model", set_here=("dataset", "model", "model_params"))
     seed = int(config_values.get("seed", 0))
     if config_values.get("one_run_canaries") is not None:
         raise InvalidInputError(
@@ -185,7 +192,8 @@ def audit_model(
         model_params=json_safe(reference_recipe.config()),
         label_column=label_column,
         group_column=group_column,
-        out=out,
+        id_column=id_column,
+        out=None if out is None else str(out),
         **config_values,
     )
     inputs = prepare_inputs(
@@ -222,11 +230,31 @@ def audit_model(
         columns={"set": inputs.sets[: n_mem + n_non]},
         inputs=inputs.section,
         warnings=inputs.warnings,
+        default_recipe=recipe is None and not recipe_params,
     )
     result = run_plan(plan, progress=progress)
     if out is not None:
         write_run(result, out)
+    if db is not None:
+        from memberscope.report.history import record_run
+
+        record_run(db, result.results, out_dir=out)
     return result
+
+
+def _check_config_names(values: dict[str, Any], where: str, *, set_here: tuple[str, ...] = ()) -> None:
+    """Refuse keywords that are neither parameters nor :class:`~memberscope.config.AuditConfig` fields (or are
+    fields ``where`` sets itself, ``set_here``), naming them and the settings there are (instead of a TypeError
+    from deep inside)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(AuditConfig)} - set(set_here)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"{where}() got the unknown setting(s) {unknown}; expected its parameters or AuditConfig fields: "
+            f"{', '.join(sorted(known))}"
+        )
 
 
 def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[MembershipGame, np.ndarray]:

@@ -322,6 +322,25 @@ def _ci_tuples(key: str, value: Any) -> Any:
 # --------------------------------------------------------------------------------------------- results
 
 
+class Sections(dict):
+    """``Results.sections``: what a kind of run adds (``fidelity``, ``inputs``, ...). ``sections["headline"]``
+    reads results.json's ``headline`` (computed from the results, never stored); another missing key that
+    results.json holds at its top level says where to read it instead of a bare KeyError."""
+
+    owner: Any = None  # the Results these belong to
+    _TOP_LEVEL = ("attacks", "epsilon", "vulnerable_records", "game", "target", "dataset", "config", "warnings")
+
+    def __missing__(self, key: Any) -> Any:
+        if key == "headline" and self.owner is not None:
+            return self.owner.headline
+        if key in self._TOP_LEVEL:
+            raise KeyError(
+                f"{key!r} is not a section of the run: read it as results.{key} or results[{key!r}] (results.json "
+                f"holds it at the top level); the sections are {sorted(self)}"
+            )
+        raise KeyError(key)
+
+
 @dataclass
 class Results:
     """Everything a run found, as written to ``results.json`` (see the module docstring).
@@ -359,6 +378,9 @@ class Results:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sections, Sections):
+            self.sections = Sections(self.sections)
+        self.sections.owner = self
         if self.kind not in KINDS:
             raise InvalidInputError(f"results kind {self.kind!r} is not one of {KINDS}")
         if not self.memberscope_version:
@@ -398,6 +420,12 @@ class Results:
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                 out[name] = float(value)
         return out
+
+    @property
+    def headline(self) -> dict[str, Any] | None:
+        """results.json's ``headline`` (the FPR, the strongest attack, the finding and the risk level); None for a
+        run without attack metrics. Also ``results["headline"]``."""
+        return self._headline(self.headline_fpr())
 
     def _headline(self, key: str | None) -> dict[str, Any] | None:
         """``results.json``'s headline: the FPR, the strongest attack, the one-sentence finding and the risk level
