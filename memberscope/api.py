@@ -83,6 +83,7 @@ def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
         group_column=config.group_column,
         id_column=config.id_column,
     )
+    _check_two_classes(dataset, config.label_column)
     pool_size, population_size = pool_sizes(dataset.n_records, config)
     pool_idx, population_idx = split_pool(
         dataset.n_records,
@@ -91,6 +92,21 @@ def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
         seed=derive_seed(config.seed, "split", 0),
     )
     return dataset, pool_idx, population_idx
+
+
+def _check_two_classes(dataset: Any, label_column: str | None) -> None:
+    """Refuse a dataset whose records are all of one class, naming the class counts: no model (target or
+    reference) can be trained on one class, and its membership figures would be meaningless."""
+    counts = np.bincount(np.asarray(dataset.y, dtype=np.int64), minlength=dataset.n_classes)
+    if np.count_nonzero(counts) >= 2:
+        return
+    names = dataset.class_names or [str(c) for c in range(len(counts))]
+    listing = ", ".join(f"{names[c]!r}: {int(counts[c])} records" for c in np.flatnonzero(counts)) or "no records"
+    column = f" in label column {label_column!r}" if label_column else ""
+    raise InvalidInputError(
+        f"dataset {dataset.name!r} has records of one class only{column} ({listing}); a membership audit needs "
+        "records of at least two classes (neither the target nor reference models can be trained on one)"
+    )
 
 
 def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResult:

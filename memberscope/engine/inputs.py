@@ -215,6 +215,47 @@ def _select_features(
     return names
 
 
+LABEL_SHIFT_ALPHA = 0.01
+"""Below this p-value (chi-square test of homogeneity) members' and non-members' labels are said to differ."""
+
+
+def _label_shift(members: np.ndarray, nonmembers: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Whether members' and non-members' class distributions differ (Pearson's chi-square test of homogeneity
+    on the 2 × C table of counts, :func:`scipy.stats.chi2_contingency`): then attacks partly measure the label
+    shift (a model's loss differs by class), not membership. The counts per class by name, the statistic, the
+    p-value and a warning when p < :data:`LABEL_SHIFT_ALPHA`."""
+    from scipy.stats import chi2_contingency
+
+    n = len(class_names)
+    table = np.vstack([np.bincount(members, minlength=n), np.bincount(nonmembers, minlength=n)])
+    present = table.sum(axis=0) > 0
+    counts = {
+        "members": {class_names[c]: int(table[0, c]) for c in np.flatnonzero(present)},
+        "nonmembers": {class_names[c]: int(table[1, c]) for c in np.flatnonzero(present)},
+    }
+    out: dict[str, Any] = {**counts, "chi2": None, "p_value": None, "alpha": LABEL_SHIFT_ALPHA, "warning": None}
+    table = table[:, present]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return out
+    result = chi2_contingency(table, correction=False)
+    out["chi2"], out["p_value"] = float(result.statistic), float(result.pvalue)
+    if out["p_value"] < LABEL_SHIFT_ALPHA:
+
+        def shares(row: np.ndarray) -> str:
+            total = row.sum()
+            return ", ".join(
+                f"{class_names[c]} {100 * row[i] / total:.0f}%" for i, c in enumerate(np.flatnonzero(present))
+            )
+
+        out["warning"] = (
+            f"LABEL SHIFT: members' and non-members' labels differ (members {shares(table[0])}; non-members "
+            f"{shares(table[1])}; chi-square p = {out['p_value']:.2g}): the attacks partly measure this label "
+            "shift rather than membership, so the figures may overstate (or misplace) leakage; give members and "
+            "non-members with the same class mix"
+        )
+    return out
+
+
 def _check_stray_text(parts: list[_Part], names: list[str]) -> None:
     """Refuse text in a column that holds numbers elsewhere (in this set or another): a typo such as ``"high"``
     among glucose values, which the model cannot take (a column of text throughout is left to the model's own
@@ -420,6 +461,9 @@ def prepare_inputs(
             f"every member and non-member has the label {only!r}; a membership audit needs records of at least two "
             "classes (reference models like the target cannot be trained on one)"
         )
+    label_shift = _label_shift(member_codes, nonmember_codes, class_names)
+    if label_shift["warning"]:
+        warnings.append(label_shift["warning"])
     if population is None:
         rng = np.random.default_rng(derive_seed(seed, "byo-population", 0))
         nonmembers_part = parts[1]
@@ -466,6 +510,7 @@ def prepare_inputs(
         if population is not None
         else f"a seeded quarter of the non-members (at most {MAX_POPULATION})",
         "duplicates_of_members": duplicates,
+        "label_shift": {k: v for k, v in label_shift.items() if k != "warning"},
         "duplicates_dropped": bool(drop_duplicates),
         "id_like_features": id_like,
         "notes": notes,

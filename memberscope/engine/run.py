@@ -327,6 +327,11 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     )
     if dataset.features is not None:
         results.dataset.features = list(dataset.features)
+    from memberscope.results.schema import headline_fpr_note
+
+    moved = headline_fpr_note(attacks, game.n_nonmembers)
+    if moved is not None:
+        results.warn(moved)
     results.vulnerable_records = vulnerable_records(
         attacks, scores, records, member, labels, dataset.class_names, groups
     )

@@ -1,8 +1,9 @@
 """Privacy gate: compare an audit's measured leakage with a budget.
 
 By default the *point estimate* of each metric is compared with its budget; with
-``use_upper_ci=True`` the upper end of its bootstrap confidence interval is compared instead, which
-fails a model whose leakage *could plausibly* exceed the budget (conservative, for release gates).
+``use_upper_ci=True`` the upper end of its 95% confidence interval (by the method results.json records) is
+compared instead, which fails a model whose leakage *could plausibly* exceed the budget (conservative, for release
+gates).
 """
 
 from __future__ import annotations

@@ -67,6 +67,24 @@ def headline_fpr(attacks: dict[str, Any]) -> str | None:
     return shared[0] if shared else keys[-1]
 
 
+def headline_fpr_note(attacks: dict[str, Any], n_nonmembers: int | None = None) -> str | None:
+    """Why the headline is not at FPR 1% (:data:`HEADLINE_FPR`), when it is not: the non-members cannot resolve
+    1% (fewer than 100), or no attack recorded it; None when the headline is at 1% or there are no metrics."""
+    key = headline_fpr(attacks)
+    if key is None or key == HEADLINE_FPR:
+        return None
+    entries = [_metrics_dict(a) for a in attacks.values()]
+    if not all(HEADLINE_FPR in e.get("tpr_at_fpr", {}) for e in entries):
+        why = "not every attack recorded FPR 1% (--fpr)"
+    else:
+        have = f"{n_nonmembers} non-members" if n_nonmembers is not None else "the non-members"
+        why = f"{have} cannot resolve FPR 1% (at least 100 are needed for one false positive)"
+    return (
+        f"the headline is at FPR {100 * float(key):g}%, not the usual 1%: {why}; figures at a larger FPR are not "
+        "comparable with other runs' 1% headlines"
+    )
+
+
 def strongest_attack(attacks: dict[str, Any], fpr: str | float | None = None) -> str | None:
     """The strongest of ``attacks``: the highest TPR at ``fpr`` (default :func:`headline_fpr`), AUC breaking ties.
 
@@ -434,12 +452,16 @@ class Results:
             return None
         from memberscope.report.model import headline_sentence
 
-        return {
+        out = {
             "fpr": key,
             "strongest_attack": self.strongest_attack(),
             "finding": headline_sentence(self),
             "risk": self.risk().to_dict(),
         }
+        note = headline_fpr_note(self.attacks, self.game.n_nonmembers)
+        if note is not None:
+            out["fpr_note"] = note
+        return out
 
     def warn(self, message: str) -> None:
         """Add ``message`` to the warnings once."""
