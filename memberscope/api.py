@@ -7,6 +7,7 @@ Each builds a plan for the engine (:mod:`memberscope.engine`), nothing more.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -254,7 +255,7 @@ def audit_model(
     if db is not None:
         from memberscope.report.history import record_run
 
-        record_run(db, result.results, out_dir=out)
+        record_run(Path(db), result.results, out_dir=out)
     return result
 
 
