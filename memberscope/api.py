@@ -7,6 +7,8 @@ Each builds a plan for the engine (:mod:`memberscope.engine`), nothing more.
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,6 +134,7 @@ def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
         group_column=config.group_column,
         id_column=config.id_column,
     )
+    _check_two_classes(dataset, config.label_column)
     pool_size, population_size = pool_sizes(dataset.n_records, config)
     check_pool_size(dataset.n_records, pool_size, config)
     pool_idx, population_idx = split_pool(
@@ -141,6 +144,21 @@ def load_and_split(config: Any) -> tuple[Any, np.ndarray, np.ndarray]:
         seed=derive_seed(config.seed, "split", 0),
     )
     return dataset, pool_idx, population_idx
+
+
+def _check_two_classes(dataset: Any, label_column: str | None) -> None:
+    """Refuse a dataset whose records are all of one class, naming the class counts: no model (target or
+    reference) can be trained on one class, and its membership figures would be meaningless."""
+    counts = np.bincount(np.asarray(dataset.y, dtype=np.int64), minlength=dataset.n_classes)
+    if np.count_nonzero(counts) >= 2:
+        return
+    names = dataset.class_names or [str(c) for c in range(len(counts))]
+    listing = ", ".join(f"{names[c]!r}: {int(counts[c])} records" for c in np.flatnonzero(counts)) or "no records"
+    column = f" in label column {label_column!r}" if label_column else ""
+    raise InvalidInputError(
+        f"dataset {dataset.name!r} has records of one class only{column} ({listing}); a membership audit needs "
+        "records of at least two classes (neither the target nor reference models can be trained on one)"
+    )
 
 
 def run_audit(config: AuditConfig, *, progress: bool | None = None) -> AuditResult:
@@ -178,6 +196,7 @@ def audit_model(
     drop_duplicates: bool = False,
     n_classes: int | None = None,
     out: str | None = None,
+    db: str | os.PathLike | None = None,
     progress: bool | None = None,
     **config_values: Any,
 ) -> AuditResult:
@@ -201,26 +220,31 @@ def audit_model(
     drop_duplicates : drop non-members (and population records) that are exact copies of a member.
     n_classes : output columns of a model that does not name its classes (a torch module, a callable).
     out : write results.json, scores.csv, roc.png and report.html here; nothing is written without it.
+    db : record the run in this run-history SQLite file, as ``audit-model --db`` does (``memberscope history``);
+        nothing is recorded without it.
     config_values : other :class:`~memberscope.config.AuditConfig` fields (``reference_models``, ``attacks``,
         ``seed``, ``n_jobs``, ...).
 
     Returns
     -------
     AuditResult
-        With ``results.sections["fidelity"]`` (do the reference models behave like the target?) and
-        ``results.sections["inputs"]`` (columns used, label mapping, duplicates).
+        With ``results.sections["fidelity"]`` (do the reference models behave like the target?),
+        ``results.sections["inputs"]`` (columns used, label mapping, duplicates) and ``results.headline`` (the FPR,
+        the strongest attack, the finding and the risk level: results.json's ``headline``).
 
     Raises
     ------
     InvalidInputError
         For a model that cannot be queried (no ``predict_proba``, a regressor), records that do not fit it (missing
-        or extra columns, unknown labels, one class), or no way to build reference models like it.
+        or extra columns, unknown labels, one class, text in a numeric column, members and non-members that are the
+        same records), no way to build reference models like it, or a keyword that is no setting.
     """
     from memberscope.engine.inputs import prepare_inputs
     from memberscope.recipes import recipe_for
     from memberscope.results.io import json_safe
     from memberscope.targets import wrap
 
+    _check_config_names(config_values, "audit_model", set_here=("dataset", "model", "model_params"))
     seed = int(config_values.get("seed", 0))
     if config_values.get("one_run_canaries") is not None:
         raise InvalidInputError(
@@ -236,7 +260,8 @@ def audit_model(
         model_params=json_safe(reference_recipe.config()),
         label_column=label_column,
         group_column=group_column,
-        out=out,
+        id_column=id_column,
+        out=None if out is None else str(out),
         **config_values,
     )
     inputs = prepare_inputs(
@@ -273,11 +298,31 @@ def audit_model(
         columns={"set": inputs.sets[: n_mem + n_non]},
         inputs=inputs.section,
         warnings=inputs.warnings,
+        default_recipe=recipe is None and not recipe_params,
     )
     result = run_plan(plan, progress=progress)
     if out is not None:
         write_run(result, out)
+    if db is not None:
+        from memberscope.report.history import record_run
+
+        record_run(Path(db), result.results, out_dir=out)
     return result
+
+
+def _check_config_names(values: dict[str, Any], where: str, *, set_here: tuple[str, ...] = ()) -> None:
+    """Refuse keywords that are neither parameters nor :class:`~memberscope.config.AuditConfig` fields (or are
+    fields ``where`` sets itself, ``set_here``), naming them and the settings there are (instead of a TypeError
+    from deep inside)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(AuditConfig)} - set(set_here)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"{where}() got the unknown setting(s) {unknown}; expected its parameters or AuditConfig fields: "
+            f"{', '.join(sorted(known))}"
+        )
 
 
 def _with_canaries(game: MembershipGame, m: int, *, seed: int) -> tuple[MembershipGame, np.ndarray]:

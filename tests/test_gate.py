@@ -158,3 +158,26 @@ def test_gate_reads_the_schema_the_audit_writes(results_file):
     write_results_json(old, results_file)
     assert json.loads(results_file.read_text())["schema_version"] == SCHEMA_VERSION == "2.0"
     assert load_results(results_file).to_dict()["attacks"] == old.to_dict()["attacks"]
+
+
+@pytest.mark.parametrize("via", ["api", "cli"])
+def test_a_budget_at_an_unresolvable_fpr_cannot_pass(results, via, tmp_path, capsys):
+    """The trial: ``gate --max-tpr-at-fpr 0.001:0.3`` on 288 non-members passed on the TPR at FPR 0."""
+    results["game"] = {"n_members": 384, "n_nonmembers": 288}
+    for entry in results["attacks"].values():
+        entry["fpr_resolvable"].update({"0.001": False, "0.0001": False})
+    if via == "api":
+        verdict = check_budget(results, max_tpr_at_fpr={0.001: 0.3})
+        assert not verdict.passed and not verdict.violations
+        assert "FPR 0.001 needs at least 1000 non-members" in verdict.summary() and "288" in verdict.summary()
+        allowed = check_budget(results, max_tpr_at_fpr={0.001: 0.3}, allow_unresolved_fpr=True)
+        assert allowed.passed and allowed.summary().startswith("WARNING: UNRESOLVED FPR")
+        # resolvable budgets on the same run still pass; an AUC budget is not read from a point
+        assert check_budget(results, max_tpr_at_fpr={0.01: 0.06}, max_auc=0.7).passed
+        return
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    code, out, _ = run_cli("gate", str(path), "--max-tpr-at-fpr", "0.001:0.3", capsys=capsys)
+    assert code == 1 and "FAIL" in out and "at least 1000 non-members" in out and "--allow-unresolved-fpr" in out
+    code, out, _ = run_cli("gate", str(path), "--max-tpr-at-fpr", "0.001:0.3", "--allow-unresolved-fpr", capsys=capsys)
+    assert code == 0 and "WARNING: UNRESOLVED FPR" in out and "PASS" in out

@@ -152,8 +152,8 @@ def test_slices_highlighted_only_when_ci_is_above_overall():
     assert [r.hot for r in rows] == [True, False]
 
 
-def _results(tpr, ci, train, test):
-    attack = full_metrics(auc=0.6, tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": ci})
+def _results(tpr, ci, train, test, auc_ci=(0.6, 0.6)):
+    attack = full_metrics(auc=0.6, tpr_at_fpr={"0.01": tpr}, tpr_at_fpr_ci={"0.01": ci}, auc_ci=list(auc_ci))
     return Results.from_dict(
         {"attacks": {"lira-online": attack}, "target": {"train_accuracy": train, "test_accuracy": test}}
     )
@@ -164,5 +164,11 @@ def test_recommendations_follow_the_numbers():
     assert "gate" in leaky[0] and "8.0×" in leaky[0]
     assert "DP-SGD" in leaky[1] and "20.0%" in leaky[1]
     assert "class 3" in leaky[2]
-    quiet = recommendations(_results(0.011, [0.005, 0.02], 0.9, 0.89), hot_slices=[], headline_key="0.01")
+    quiet = recommendations(
+        _results(0.011, [0.005, 0.02], 0.9, 0.89, auc_ci=(0.45, 0.62)), hot_slices=[], headline_key="0.01"
+    )
     assert len(quiet) == 1 and "is distinguishable from chance" in quiet[0]
+    # the same TPR with the AUC's whole CI above 0.5: the risk is elevated, and no advice may call it chance
+    auc_only = recommendations(_results(0.011, [0.005, 0.02], 0.9, 0.89), hot_slices=[], headline_key="0.01")
+    assert len(auc_only) == 1 and "Leakage is measurable (risk elevated" in auc_only[0]
+    assert "AUC CI [0.600, 0.600]" in auc_only[0]

@@ -43,5 +43,23 @@ def parse_params(values: list[str], what: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InvalidInputError(f"{what} {item!r} is not of the form KEY=VALUE")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        glued = _glued_keys(value)
+        if glued:
+            fixed = glued[0].replace(":", ": ", 1)
+            raise InvalidInputError(
+                f"{what} {item!r}: YAML read {glued[0]!r} as one key without a value; YAML needs a space after the "
+                f"colon ({fixed!r}), e.g. {key}={{{fixed}}}"
+            )
+        out[key.strip().replace("-", "_")] = value
     return out
+
+
+def _glued_keys(value: Any) -> list[str]:
+    """Mapping keys such as ``"n_estimators:10"`` with no value: ``{n_estimators:10}`` written without YAML's space."""
+    if isinstance(value, dict):
+        found = [k for k, v in value.items() if isinstance(k, str) and ":" in k and v is None]
+        return found + [k for v in value.values() for k in _glued_keys(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in _glued_keys(v)]
+    return []

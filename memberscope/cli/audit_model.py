@@ -139,6 +139,7 @@ def audit_model_command(
         progress=progress,
         **values,
     )
+    result.results.config["out"] = None if out is None else str(out)  # written by `finish`, not by audit_model
     result.results.sections["inputs"]["files"] = {k: None if v is None else str(v) for k, v in files.items()}
     result.results.sections["inputs"]["file_digests"] = digests
     finish(result, out, report=not no_report, db=db, console_=console())

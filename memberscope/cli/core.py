@@ -221,6 +221,12 @@ def gate(
         "--over-draws",
         help="Gate on the training draws of `audit --targets N`: mean (their average) or worst (the leakiest draw).",
     ),
+    allow_unresolved_fpr: bool = typer.Option(
+        False,
+        "--allow-unresolved-fpr",
+        help="Gate on a TPR budget at an FPR too small for the run's non-members to resolve (by default it fails: "
+        "that TPR is read at FPR 0, so the budget is not measured).",
+    ),
 ) -> None:
     """Privacy gate: exit 1 if any attack exceeds a budget, 0 if all are within it, 2 on bad input."""
     from memberscope.report.gate import check_budget, load_results, parse_tpr_budget
@@ -238,6 +244,7 @@ def gate(
         use_upper_ci=use_upper_ci,
         allow_low_fidelity=allow_low_fidelity,
         over_draws=over_draws,
+        allow_unresolved_fpr=allow_unresolved_fpr,
     )
     typer.echo(verdict.summary())
     if not verdict.passed:

@@ -97,11 +97,17 @@ def plan_lines(results) -> list[str]:
     lines = [f"[bold]plan:[/] {escape(plan['verdict'])}"]
     for i, row in enumerate((r for r in plan["ranking"] if "removed_points" in r), 1):
         lo, hi = row["removed_points_ci"]
+        cost = row["cost_points"]
+        if row.get("trade") == "dominant":
+            trade = f"{'gains' if cost < 0 else 'costs'} {abs(cost):.2f} accuracy points: dominant (no trade-off)"
+        elif row.get("removed_per_point") is not None:
+            trade = f"costs {cost:.2f} accuracy points; {row['removed_per_point']:.2f} TPR points removed per point"
+        else:
+            trade = f"{'gains' if cost < 0 else 'costs'} {abs(cost):.2f} accuracy points; removes no leakage"
         lines.append(
             escape(
-                f"  {i}. {row['defense']}: removes {row['removed_points']:+.2f} TPR points ({lo:+.2f}–{hi:+.2f}) for "
-                f"{row['cost_points']:+.2f} accuracy points; {row['removed_per_point']:+.2f} per point; {row['group']}"
-                + ("" if row["within_budget"] else "; over the budget")
+                f"  {i}. {row['defense']}: removes {row['removed_points']:+.2f} TPR points ({lo:+.2f}–{hi:+.2f}); "
+                f"{trade}; {row['group']}" + ("" if row["within_budget"] else "; over the budget")
             )
         )
     for group, names in plan["groups"].items():

@@ -18,7 +18,7 @@ import numpy as np
 from memberscope.datasets._base import Dataset
 from memberscope.exceptions import InvalidInputError, MissingDependencyError
 
-__all__ = ["TABLE_FORMATS", "load_table", "read_frame"]
+__all__ = ["TABLE_FORMATS", "check_numeric_cells", "load_table", "read_frame", "text_cells"]
 
 TABLE_FORMATS = (".csv", ".parquet", ".rda", ".rdata", ".rds", ".npz")
 R_FORMATS = (".rda", ".rdata", ".rds")
@@ -230,6 +230,9 @@ def _numeric_table(
             f"{str(path)!r} has no feature columns besides the label and group; its columns are: {listing}"
         )
     non_numeric = [c for c in features if not (is_numeric_dtype(frame[c]) or is_bool_dtype(frame[c]))]
+    ids = None if id_column is None else frame[id_column].to_numpy()
+    # a numeric column with stray text ("high" among glucose values): name the values and their rows
+    check_numeric_cells(frame, [c for c in non_numeric if holds_numbers(frame[c])], where=repr(str(path)), ids=ids)
     if non_numeric:
         raise InvalidInputError(
             f"feature columns {non_numeric} of {str(path)!r} are not numeric; encode them as numbers "
@@ -255,6 +258,54 @@ def _numeric_table(
     ids = np.arange(len(frame)) if id_column is None else frame[id_column].to_numpy()
     X = frame[features].astype(float).to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
     return X, labels.to_numpy(), groups, [str(c) for c in features], ids
+
+
+def text_cells(column) -> np.ndarray:
+    """Positions (0-based rows) of the cells of ``column`` (a pandas Series) that hold something other than a number:
+    text such as ``"high"``; missing values and numbers written as text (``"1.5"``) do not count."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if is_numeric_dtype(column) or is_bool_dtype(column):
+        return np.zeros(0, dtype=np.int64)
+    parsed = pd.to_numeric(column, errors="coerce")
+    return np.flatnonzero((parsed.isna() & column.notna()).to_numpy())
+
+
+def holds_numbers(column) -> bool:
+    """Whether ``column`` (a pandas Series) holds at least one number (numeric dtype, or a cell that parses as one)."""
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    if is_numeric_dtype(column) or is_bool_dtype(column):
+        return len(column) > 0
+    return bool(pd.to_numeric(column, errors="coerce").notna().any())
+
+
+def check_numeric_cells(frame, columns: list[str], *, where: str, ids=None) -> None:
+    """Refuse text in ``columns`` of ``frame`` (columns that must hold numbers), naming the column, the values and
+    their rows (or ``ids``, the records' ids, when given).
+
+    Raises
+    ------
+    InvalidInputError
+        For the first column with a cell that is not a number (a missing value is not refused here).
+    """
+    for column in columns:
+        bad = text_cells(frame[column])
+        if bad.size == 0:
+            continue
+        values = list(dict.fromkeys(str(v) for v in frame[column].iloc[bad]))
+        shown = ", ".join(repr(v) for v in values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+        if ids is not None:
+            where_rows = f"records {[str(v) for v in np.asarray(ids)[bad][:10]]}"
+        else:
+            where_rows = f"rows {bad[:10].tolist()} (0-based, header excluded)"
+        more = f" (first 10 of {bad.size})" if bad.size > 10 else ""
+        raise InvalidInputError(
+            f"column {column!r} of {where} holds text where numbers are expected: {shown} in {bad.size} row(s), "
+            f"{where_rows}{more}; expected numbers: fix or drop those rows, or drop the column"
+        )
 
 
 def _check_finite(X: np.ndarray, path: Path, names: list[str] | None, *, ids: list[str] | None = None) -> None:

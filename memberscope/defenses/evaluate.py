@@ -408,7 +408,9 @@ def run_defenses(config: DefendConfig, *, progress: bool | None = None):
                 defenses[name]["draws"].append(_draw_summary(entry, key, seed))
             first.results.warnings.extend(w for w in other.warnings if w not in first.results.warnings)
     sections["recommendation"] = recommend(defenses, config.budget)
-    sections["plan"] = defense_plan(defenses, config.budget, n_test=first.results.game.extra.get("test_records"))
+    sections["plan"] = defense_plan(
+        defenses, config.budget, n_test=first.results.game.extra.get("test_records"), model=config.model
+    )
     if config.draws == 1:
         first.results.warn(
             "one training draw: a defense's leakage varies between retrains (seeds); use --draws 4 or more before "

@@ -11,7 +11,17 @@ Intervals: a defense's TPR CI and the undefended one's are bootstrap intervals o
 leakage's interval is their difference taken end to end (``[lo_none - hi_def, hi_none - lo_def]``, conservative).
 The accuracy cost's interval is the normal interval of a difference of two accuracies on ``n_test`` records each.
 Over several training draws, the point is the mean over draws and the interval the envelope of the draws'
-intervals. A cost below 0.1 accuracy point counts as 0.1 in the ratio.
+intervals.
+
+Ranking: a defense that removes leakage without costing accuracy (cost ≤ 0 points) is *dominant* — no trade-off,
+ranked first by the leakage removed, and no per-point ratio is given (dividing by a zero or negative cost means
+nothing). A defense that removes leakage at a positive cost is a *trade-off*, ranked by removed points per accuracy
+point (a cost below 0.1 point counts as 0.1); one that removes none is ranked last. Rows whose removed interval
+includes 0 rank after those whose interval lies above 0.
+
+Next steps name only what ``memberscope defend`` accepts for the model kind (``model``: the recipe name): DP-SGD
+and the other torch-recipe options only for the torch recipes, the estimator's own parameters (``regularize:``)
+and output policies for scikit-learn.
 """
 
 from __future__ import annotations
@@ -34,7 +44,14 @@ ASSUMPTIONS = {
 """What a defense assumes about the attacker, strongest first."""
 
 _ORDER = list(ASSUMPTIONS)
-MIN_COST = 0.1  # accuracy points: a smaller (or negative) cost counts as this much in the ratio
+MIN_COST = 0.1  # accuracy points: a smaller positive cost counts as this much in a trade-off's ratio
+TORCH_RECIPES = ("mlp", "cnn", "logreg")
+"""The recipes whose training options (DP-SGD, l2, dropout, early stopping, ...) ``defend`` can set."""
+TRADES = {
+    "dominant": "removes leakage and costs no accuracy (or gains some): no trade-off",
+    "trade-off": "removes leakage at an accuracy cost",
+    "no leakage removed": "removes no leakage",
+}
 
 
 def assumption(entry: dict[str, Any], key: str | None = None) -> str:
@@ -112,8 +129,10 @@ def defense_plan(
     *,
     n_test: int | None = None,
     undefended: str = "none",
+    model: str | None = None,
 ) -> dict[str, Any]:
-    """The prioritized plan of a defend run's ``defenses`` (their JSON entries) under ``budget`` (FPR, max TPR).
+    """The prioritized plan of a defend run's ``defenses`` (their JSON entries) under ``budget`` (FPR, max TPR);
+    ``model`` is the run's recipe name (next steps name only defenses ``defend`` accepts for it; None: any).
 
     Returns
     -------
@@ -154,13 +173,20 @@ def defense_plan(
             cost_lo, cost_hi = min(100 * c[0] for c in cis), max(100 * c[1] for c in cis)
             low_cost = max(cost_hi, MIN_COST) if removed_lo >= 0 else max(cost_lo, MIN_COST)
             ratio_ci = [removed_lo / low_cost, removed_hi / max(cost_lo, MIN_COST)]
+            if point_removed <= 0:
+                trade = "no leakage removed"
+            elif point_cost <= 0:
+                trade = "dominant"
+            else:
+                trade = "trade-off"
             row.update(
                 removed_points=point_removed,
                 removed_points_ci=[removed_lo, removed_hi],
                 cost_points=point_cost,
                 cost_points_ci=[cost_lo, cost_hi],
-                removed_per_point=point_removed / max(point_cost, MIN_COST),
-                removed_per_point_ci=ratio_ci,
+                trade=trade,
+                removed_per_point=point_removed / max(point_cost, MIN_COST) if trade == "trade-off" else None,
+                removed_per_point_ci=ratio_ci if trade == "trade-off" else None,
                 compared_with="the undefended model on the same records"
                 if entry.get("kind") == "minimize"
                 else "the undefended model",
@@ -169,9 +195,14 @@ def defense_plan(
 
     def rank(row: dict[str, Any]) -> tuple:
         if row["group"] == "undefended":
-            return (2, 0.0)
+            return (3, 0, 0.0)
         measurable = row.get("removed_points_ci", [0.0])[0] > 0
-        return (0 if measurable else 1, -row.get("removed_per_point", 0.0))
+        trade = row.get("trade", "no leakage removed")
+        if trade == "dominant":
+            return (0 if measurable else 1, 0, -row["removed_points"])
+        if trade == "trade-off":
+            return (0 if measurable else 1, 1, -row["removed_per_point"])
+        return (2, 0, -row.get("removed_points", 0.0))
 
     rows.sort(key=rank)
     groups: dict[str, list[str]] = {g: [] for g in _ORDER}
@@ -186,8 +217,10 @@ def defense_plan(
         "notes": [
             "removed: the strongest attack's TPR at the budget FPR, undefended minus defended, in percentage "
             "points (minimize: against the undefended model on the same records); cost: test accuracy points lost",
-            "removed_per_point: removed points per accuracy point lost (a cost below 0.1 point counts as 0.1); "
-            "rows whose removed interval includes 0 rank after the others",
+            "trade: dominant (removes leakage and costs no accuracy, or gains some: ranked first, by points "
+            "removed), trade-off (ranked by removed_per_point: points removed per accuracy point lost, a cost "
+            "below 0.1 point counting as 0.1) or no leakage removed (last); rows whose removed interval includes "
+            "0 rank after those whose interval lies above 0",
         ],
     }
     if base is None or base_draws is None:
@@ -233,19 +266,30 @@ def defense_plan(
             {"defense": r["defense"], "upper_tpr": r["upper_tpr"], "gap_points": 100 * (r["upper_tpr"] - max_tpr)}
             for r in closest
         ]
-        out["next_steps"] = [_close_gap(defenses[r["defense"]], r, budget) for r in closest]
-        delta = next((e["delta"] for e in defenses.values() if e.get("delta") is not None), None)
-        eps = epsilon_for_budget(fpr, max_tpr, delta or 0.0)
-        out["next_steps"].append(
-            "DP-SGD at ε <= "
-            + (f"{eps:.2f}" if eps is not None else "0 (none: the budget is below FPR + δ)")
-            + f" (δ = {delta or 0:g}) meets the budget against any attack (TPR <= e^ε·FPR + δ), at an accuracy "
-            "cost to be measured (e.g. --defenses none,dp-sgd:eps=<that ε>)"
-        )
+        torch = model is None or model in TORCH_RECIPES
+        out["next_steps"] = [_close_gap(defenses[r["defense"]], r, budget, torch=torch) for r in closest]
+        if torch:
+            delta = next((e["delta"] for e in defenses.values() if e.get("delta") is not None), None)
+            eps = epsilon_for_budget(fpr, max_tpr, delta or 0.0)
+            out["next_steps"].append(
+                f"DP-SGD at ε <= {eps:.2f} (δ = {delta or 0:g}) meets the budget against any attack (TPR <= "
+                f"e^ε·FPR + δ), at an accuracy cost to be measured: --defenses none,dp-sgd:eps={eps:.2f}"
+                if eps is not None
+                else f"no DP-SGD ε meets the budget: it is below FPR + δ ({fpr:g} + {delta or 0:g}); raise the budget"
+            )
+        else:
+            measured = [n for n, e in defenses.items() if e.get("kind") == "regularize" or n.startswith("regularize:")]
+            example = f"none,{measured[0]},label-only,top-k:1" if measured else "none,label-only,top-k:1"
+            out["next_steps"].append(
+                f"for this {model} model `defend` measures the estimator's own parameters (regularize:PARAM=VALUE, "
+                "e.g. a smaller max_depth or a larger min_samples_leaf for trees, a smaller C for linear models) and "
+                f"output policies: --defenses {example}; DP-SGD and the other torch-recipe options need --model "
+                f"{'/'.join(TORCH_RECIPES)}"
+            )
     return out
 
 
-def _close_gap(entry: dict[str, Any], row: dict[str, Any], budget: tuple[float, float]) -> str:
+def _close_gap(entry: dict[str, Any], row: dict[str, Any], budget: tuple[float, float], *, torch: bool = True) -> str:
     """What would close the gap between one of the closest defenses and the budget, in words."""
     name, gap = row["defense"], 100 * (row["upper_tpr"] - budget[1])
     head = f"{name!r} misses the budget by {gap:.2f} TPR points (CI upper end {100 * row['upper_tpr']:.2f}%): "
@@ -257,4 +301,6 @@ def _close_gap(entry: dict[str, Any], row: dict[str, Any], budget: tuple[float, 
         if entry.get("stochastic"):
             return head + "consistent (keyed) noise so repeats do not average it away, a larger scale, or fewer queries"
         return head + "a coarser output combined with a training-time defense (output policies cannot hide labels)"
+    if not torch:
+        return head + "a stronger setting of the estimator's parameters (regularize:...), or an output policy on top"
     return head + "a stronger setting (more regularization, fewer epochs), or combine it with dp-sgd"

@@ -151,14 +151,28 @@ def fidelity_check(
     }
 
 
-def fidelity_warning(block: dict[str, Any]) -> str | None:
-    """The loud warning of a failed check (None when it passed or did not apply)."""
+def fidelity_warning(block: dict[str, Any], *, default_recipe: bool = False) -> str | None:
+    """The loud warning of a failed check (None when it passed or did not apply). ``default_recipe``: the
+    reference models already came from the default recipe (a clone of the user's scikit-learn model), so the
+    advice points at the records instead of at the recipe."""
     if block.get("passed") is not False:
         return None
+    if default_recipe:
+        advice = (
+            "the reference models are already built like the target (the default recipe: a clone of it, same "
+            "family and hyperparameters), so the difference lies in the records: check that the members are the "
+            "model's training records, that the non-members were truly not trained on, and that both went "
+            "through the model's own preprocessing"
+        )
+    else:
+        advice = (
+            "build reference models like the target (the same model family and hyperparameters: for a "
+            "scikit-learn model, leave the recipe to its default, a clone of the target)"
+        )
     return (
         "LOW FIDELITY: the reference models do not behave like the target ("
         + "; ".join(block["reasons"])
-        + "). Attacks that use reference models (LiRA, RMIA, shadow) may understate leakage: build reference "
-        "models like the target (the same model family and hyperparameters: for a scikit-learn model, leave the "
-        "recipe to its default, a clone of the target) before trusting these numbers."
+        + "). Attacks that use reference models (LiRA, RMIA, shadow) may understate leakage: "
+        + advice
+        + " before trusting these numbers."
     )

@@ -180,6 +180,7 @@ def _select_features(
                     "with drop_columns (--drop-columns), or name them as the id or group column"
                 )
             part.X = part.X[fitted]  # by name, in the model's order
+        _check_stray_text(parts, fitted)
         return fitted
     frames = [p for p in parts if _is_frame(p.X)]
     if frames and len(frames) != len(parts):
@@ -201,6 +202,8 @@ def _select_features(
                     f"the {part.name} have other columns than the {parts[0].name}: {other}; give the same columns"
                 )
         part.X = part.X[names]
+    _check_stray_text(parts, names)
+    for part in parts:
         non_numeric = [c for c in names if not _numeric(part.X[c])]
         if non_numeric:
             raise InvalidInputError(
@@ -210,6 +213,59 @@ def _select_features(
         part.X = part.X.to_numpy(dtype=np.float32, na_value=np.nan)
     notes.append(f"the model does not name its input columns; the features used, in order: {names}")
     return names
+
+
+LABEL_SHIFT_ALPHA = 0.01
+"""Below this p-value (chi-square test of homogeneity) members' and non-members' labels are said to differ."""
+
+
+def _label_shift(members: np.ndarray, nonmembers: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Whether members' and non-members' class distributions differ (Pearson's chi-square test of homogeneity
+    on the 2 × C table of counts, :func:`scipy.stats.chi2_contingency`): then attacks partly measure the label
+    shift (a model's loss differs by class), not membership. The counts per class by name, the statistic, the
+    p-value and a warning when p < :data:`LABEL_SHIFT_ALPHA`."""
+    from scipy.stats import chi2_contingency
+
+    n = len(class_names)
+    table = np.vstack([np.bincount(members, minlength=n), np.bincount(nonmembers, minlength=n)])
+    present = table.sum(axis=0) > 0
+    counts = {
+        "members": {class_names[c]: int(table[0, c]) for c in np.flatnonzero(present)},
+        "nonmembers": {class_names[c]: int(table[1, c]) for c in np.flatnonzero(present)},
+    }
+    out: dict[str, Any] = {**counts, "chi2": None, "p_value": None, "alpha": LABEL_SHIFT_ALPHA, "warning": None}
+    table = table[:, present]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return out
+    result = chi2_contingency(table, correction=False)
+    out["chi2"], out["p_value"] = float(result.statistic), float(result.pvalue)
+    if out["p_value"] < LABEL_SHIFT_ALPHA:
+
+        def shares(row: np.ndarray) -> str:
+            total = row.sum()
+            return ", ".join(
+                f"{class_names[c]} {100 * row[i] / total:.0f}%" for i, c in enumerate(np.flatnonzero(present))
+            )
+
+        out["warning"] = (
+            f"LABEL SHIFT: members' and non-members' labels differ (members {shares(table[0])}; non-members "
+            f"{shares(table[1])}; chi-square p = {out['p_value']:.2g}): the attacks partly measure this label "
+            "shift rather than membership, so the figures may overstate (or misplace) leakage; give members and "
+            "non-members with the same class mix"
+        )
+    return out
+
+
+def _check_stray_text(parts: list[_Part], names: list[str]) -> None:
+    """Refuse text in a column that holds numbers elsewhere (in this set or another): a typo such as ``"high"``
+    among glucose values, which the model cannot take (a column of text throughout is left to the model's own
+    encoding). The error names the column, the values and the records' ids."""
+    from memberscope.datasets.tables import check_numeric_cells, holds_numbers
+
+    frames = [p for p in parts if _is_frame(p.X)]
+    numeric = [c for c in names if any(holds_numbers(p.X[c]) for p in frames)]
+    for part in frames:
+        check_numeric_cells(part.X, numeric, where=f"the {part.name}", ids=part.ids)
 
 
 def _numeric(column) -> bool:
@@ -254,6 +310,36 @@ def _duplicates(members: _Part, others: list[_Part]) -> dict[str, np.ndarray]:
     """For each other set, a mask of its records that are exact copies (features and label) of a member."""
     member_keys = set(_row_keys(members).tolist())
     return {p.name: np.isin(_row_keys(p), list(member_keys)) for p in others}
+
+
+def _check_overlap(members: _Part, nonmembers: _Part, *, by_id: bool, warnings: list[str]) -> None:
+    """Refuse members and non-members that are the same records (one set inside the other: by id with an id column,
+    else by features and label), since no membership question is left; warn, naming the ids, when some ids are in
+    both (partial copies without ids get the duplicates warning)."""
+    if by_id:
+        member_keys = np.asarray([str(v) for v in members.ids])
+        nonmember_keys = np.asarray([str(v) for v in nonmembers.ids])
+        what = "records (by id)"
+    else:
+        member_keys, nonmember_keys = _row_keys(members), _row_keys(nonmembers)
+        what = "records (features and label)"
+    in_members = np.isin(nonmember_keys, member_keys)
+    if not in_members.any():
+        return
+    shared = [str(v) for v in dict.fromkeys(nonmembers.ids[in_members].tolist())]
+    if in_members.all() or np.isin(member_keys, nonmember_keys).all():
+        raise InvalidInputError(
+            f"the members ({len(member_keys)}) and non-members ({len(nonmember_keys)}) are the same {what}: "
+            f"{len(shared)} non-members are also members (e.g. {shared[:5]}) and one set lies entirely inside the "
+            "other, so no membership question is left to audit (the same file given twice?); give the records "
+            "the model did not train on as the non-members"
+        )
+    if by_id:
+        more = f" and {len(shared) - 10} more" if len(shared) > 10 else ""
+        warnings.append(
+            f"{len(shared)} ids are both members and non-members ({shared[:10]}{more}): a record cannot be both; "
+            "check the id column and the files"
+        )
 
 
 def _take(part: _Part, keep: np.ndarray) -> _Part:
@@ -354,6 +440,7 @@ def prepare_inputs(
             "it can memorize records by their id; if they are not features, pass them as --id-column or "
             "--drop-columns"
         )
+    _check_overlap(parts[0], parts[1], by_id=id_column is not None, warnings=warnings)
     dup_masks = _duplicates(parts[0], parts[1:])
     duplicates = {name: int(mask.sum()) for name, mask in dup_masks.items()}
     if duplicates.get("nonmembers"):
@@ -374,6 +461,9 @@ def prepare_inputs(
             f"every member and non-member has the label {only!r}; a membership audit needs records of at least two "
             "classes (reference models like the target cannot be trained on one)"
         )
+    label_shift = _label_shift(member_codes, nonmember_codes, class_names)
+    if label_shift["warning"]:
+        warnings.append(label_shift["warning"])
     if population is None:
         rng = np.random.default_rng(derive_seed(seed, "byo-population", 0))
         nonmembers_part = parts[1]
@@ -420,6 +510,7 @@ def prepare_inputs(
         if population is not None
         else f"a seeded quarter of the non-members (at most {MAX_POPULATION})",
         "duplicates_of_members": duplicates,
+        "label_shift": {k: v for k, v in label_shift.items() if k != "warning"},
         "duplicates_dropped": bool(drop_duplicates),
         "id_like_features": id_like,
         "notes": notes,

@@ -63,6 +63,9 @@ class AuditPlan:
         file a record came from).
     inputs : dict or None — the ``inputs`` block of results.json (how the user's records were read).
     warnings : list of str — what the plan's preparation noticed (carried into results.json).
+    default_recipe : bool — the reference models are built by the default recipe for ``target`` (a clone of the
+        user's scikit-learn model, or a memberscope model's own recipe), so a failed fidelity check is not advised
+        to switch to that default.
     """
 
     config: Any
@@ -78,6 +81,7 @@ class AuditPlan:
     kind: str = "audit"
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, Any] | None = None
+    default_recipe: bool = False
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -221,7 +225,7 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
         labels=dataset.y[plan.eval_idx],
         n_pool=n_pool,
     )
-    low_fidelity = fidelity_warning(fidelity)
+    low_fidelity = fidelity_warning(fidelity, default_recipe=plan.default_recipe)
     if low_fidelity:
         run_warnings.insert(0, low_fidelity)
         warnings.warn(low_fidelity, LowFidelityWarning, stacklevel=2)
@@ -326,6 +330,11 @@ def run_plan(plan: AuditPlan, *, progress: bool | None = None) -> AuditResult:
     )
     if dataset.features is not None:
         results.dataset.features = list(dataset.features)
+    from memberscope.results.schema import headline_fpr_note
+
+    moved = headline_fpr_note(attacks, game.n_nonmembers)
+    if moved is not None:
+        results.warn(moved)
     results.vulnerable_records = vulnerable_records(
         attacks, scores, records, member, labels, dataset.class_names, groups
     )

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from memberscope.results.risk import distinguishable
+
 __all__ = ["DISCLAIMER", "FRAMEWORKS", "Facts", "Framework", "FrameworkRow", "facts_of", "framework_rows"]
 
 DISCLAIMER = (
@@ -55,8 +57,11 @@ class FrameworkRow:
 class Facts:
     """What the rows are written from: the run's headline and everything that may make it understate leakage.
 
-    ``verdict`` is "measurable" (the strongest attack's 95% CI at the headline FPR lies above chance), "not
-    distinguishable" (it does not), or "no ground truth" (a run without attack metrics, e.g. a red-team run).
+    ``verdict`` is "measurable" (the run's risk level, :meth:`~memberscope.results.schema.Results.risk`, is
+    ``high`` or ``elevated``: some attack tells members apart, by a TPR, AUC or ε interval above chance), "not
+    distinguishable" (it is not), or "no ground truth" (a run without attack metrics, e.g. a red-team run).
+    It is derived from the same risk assessment as the headline, so no framework text can contradict it;
+    ``risk_reason`` is that assessment's reason.
     """
 
     kind: str
@@ -78,6 +83,8 @@ class Facts:
     epsilon_alarm: bool = False
     hot_slices: list[str] = field(default_factory=list)
     defense: str | None = None
+    risk_level: str | None = None
+    risk_reason: str | None = None
 
     @property
     def measurable(self) -> bool:
@@ -98,7 +105,12 @@ class Facts:
 
     def verdict_text(self) -> str:
         return {
-            "measurable": "leakage is measurable (the whole 95% CI lies above chance)",
+            "measurable": "leakage is measurable"
+            + (
+                f", risk {self.risk_level}: {self.risk_reason}"
+                if self.risk_reason
+                else " (a 95% interval lies above chance)"
+            ),
             "not distinguishable": "not distinguishable from chance in this audit, which is NOT evidence that the "
             "model does not leak (stronger attacks or more records may find leakage)",
         }.get(self.verdict, "no membership ground truth to score against")
@@ -157,9 +169,9 @@ def facts_of(model: Any) -> Facts:
     if best is not None and key is not None:
         row = next(r for r in model.attack_rows if r.name == best)
         facts.strongest, facts.fpr, facts.tpr, facts.auc = best, float(key), row.tprs.get(key), row.auc
-        ci = row.tpr_cis.get(key)
-        low = ci[0] if ci else facts.tpr
-        facts.verdict = "measurable" if low is not None and low > float(key) else "not distinguishable"
+        risk = results.risk()
+        facts.verdict = "measurable" if distinguishable(risk) else "not distinguishable"
+        facts.risk_level, facts.risk_reason = risk.level, risk.reason
     return facts
 
 

@@ -1,8 +1,9 @@
 """Privacy gate: compare an audit's measured leakage with a budget.
 
 By default the *point estimate* of each metric is compared with its budget; with
-``use_upper_ci=True`` the upper end of its bootstrap confidence interval is compared instead, which
-fails a model whose leakage *could plausibly* exceed the budget (conservative, for release gates).
+``use_upper_ci=True`` the upper end of its 95% confidence interval (by the method results.json records) is
+compared instead, which fails a model whose leakage *could plausibly* exceed the budget (conservative, for release
+gates).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class GateResult:
     refusals: list[str] = field(default_factory=list)
     #: ``(how, n)`` when gated over the run's training draws (``--over-draws``), else None.
     over_draws: tuple[str, int] | None = None
+    #: Budgets gated on anyway at an FPR the non-members cannot resolve (``allow_unresolved_fpr``): printed loudly.
+    unresolved: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -65,6 +68,10 @@ class GateResult:
                 ", its 95% t-interval's upper bound" if self.use_upper_ci else ""
             )
         strongest = f"; strongest attack: {self.strongest}" if self.strongest else ""
+        loud = [f"WARNING: UNRESOLVED FPR gated anyway (--allow-unresolved-fpr): {u}" for u in self.unresolved]
+        return "\n".join([*loud, self._verdict(basis, strongest)])
+
+    def _verdict(self, basis: str, strongest: str) -> str:
         if self.refusals:
             lines = [f"FAIL: the run cannot pass the gate{strongest}:"] + [f"  {r}" for r in self.refusals]
             lines += [f"  {v.message()}" for v in self.violations]
@@ -167,6 +174,7 @@ def check_budget(
     use_upper_ci: bool = False,
     allow_low_fidelity: bool = False,
     over_draws: str | None = None,
+    allow_unresolved_fpr: bool = False,
 ) -> GateResult:
     """Check every (selected) attack of ``results`` against the budgets.
 
@@ -182,6 +190,9 @@ def check_budget(
     over_draws : {"mean", "worst"} or None — gate on the training draws of ``audit --targets N`` (results.json
         ``draws``) instead of the one target: ``mean`` compares their average (with ``use_upper_ci``, the upper
         end of the 95% Student-t interval of that mean over draws), ``worst`` the leakiest draw.
+    allow_unresolved_fpr : bool — gate on a TPR budget at an FPR too small for the run's non-members to resolve
+        (fewer than ``ceil(1 / FPR)``; its TPR is read at an empirical FPR of 0, so the budget is not measured).
+        By default such a budget fails the gate; allowed, it is checked and listed in ``unresolved``.
 
     Raises
     ------
@@ -232,6 +243,7 @@ def check_budget(
             + "), so attacks may understate leakage; re-audit with reference models like the target, or pass "
             "--allow-low-fidelity to gate on these numbers anyway"
         )
+    unresolved: dict[str, str] = {}
     for name in names:
         entry = recorded[name]
         checks: list[tuple[str, Any, Any, float]] = []
@@ -245,6 +257,8 @@ def check_budget(
                 raise InvalidInputError(
                     f"FPR {fpr} is not recorded for attack {name!r}; expected one of: {', '.join(tprs)}"
                 )
+            if (entry.get("fpr_resolvable") or {}).get(key) is False:
+                unresolved[key] = _unresolved_message(key, results.game.n_nonmembers)
             checks.append((f"tpr@fpr={key}", tprs[key], (entry.get("tpr_at_fpr_ci") or {}).get(key), budget))
         for metric, value, ci_raw, budget in checks:
             if not isinstance(value, int | float) or not math.isfinite(value):
@@ -258,4 +272,23 @@ def check_budget(
             compared = ci[1] if use_upper_ci and ci is not None else float(value)
             if compared > budget:
                 out.violations.append(Violation(name, metric, float(value), ci, compared, budget))
+    if allow_unresolved_fpr:
+        out.unresolved = list(unresolved.values())
+    else:
+        out.refusals += [
+            f"UNRESOLVED FPR: {text}; the budget cannot be measured, so it cannot pass. Re-audit with more "
+            "non-members, gate at a larger FPR, or pass --allow-unresolved-fpr to gate on this figure anyway"
+            for text in unresolved.values()
+        ]
     return out
+
+
+def _unresolved_message(key: str, n_nonmembers: int | None) -> str:
+    """Why the TPR at FPR ``key`` is not measured: the non-members needed to resolve it, and how many there are."""
+    from memberscope.metrics._validate import needed_nonmembers
+
+    have = f"the run has {n_nonmembers}" if n_nonmembers is not None else "the run has fewer"
+    return (
+        f"FPR {key} needs at least {needed_nonmembers(float(key))} non-members to resolve and {have}; its TPR is "
+        "read at an empirical FPR of 0"
+    )

@@ -14,7 +14,7 @@ __all__ = ["COLUMN_HELP", "add_column_help", "code_spans", "column_help"]
 COLUMN_HELP: dict[str, str] = {
     "attack": "The membership-inference attack (see `memberscope attacks` for what each needs and its paper).",
     "AUC": "Area under the ROC curve: the chance that a random member scores above a random non-member. "
-    "0.5 is guessing; the interval is a 95% bootstrap CI.",
+    "0.5 is guessing; the interval is a 95% CI, by the method the report's interval note names.",
     "TPR @": "True-positive rate: the share of training records (members) the attack finds while wrongly "
     "flagging only this share of non-members (the false-positive rate). Chance equals the FPR.",
     "TPR": "True-positive rate at the FPR the report's headline uses: the share of members found.",

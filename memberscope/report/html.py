@@ -13,6 +13,7 @@ from typing import Any
 
 from memberscope.exceptions import MissingDependencyError
 from memberscope.report.frameworks import DISCLAIMER
+from memberscope.report.intervals import interval_note
 from memberscope.report.model import (
     ReportModel,
     build_report,
@@ -313,6 +314,7 @@ def render_html(model: ReportModel, *, roc_png: Path | None = None) -> str:
         train_acc=pct(target.train_accuracy) if target.train_accuracy is not None else "?",
         test_acc=pct(target.test_accuracy) if target.test_accuracy is not None else "?",
         assumptions=model.assumptions,
+        interval_note=interval_note(model.results),
         warnings=model.warnings,
         draw_note=model.draw_note,
         draw_rows=[draw_cells(r) for r in model.draws],

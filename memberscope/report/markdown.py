@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from memberscope.report.intervals import interval_note
 from memberscope.report.model import (
     ReportModel,
     build_report,
@@ -97,6 +98,8 @@ def render_markdown(model: ReportModel) -> str:
             note += f". Claimed: (ε, δ) = ({claimed['epsilon']:g}, {claimed['delta']:g})"
         if has_cp:
             lines += ["", note + "."]
+        if (methods := interval_note(model.results)) is not None:
+            lines += ["", methods]
     if model.draws:
         key = pct(float(model.headline_fpr)) if model.headline_fpr is not None else "1%"
         header = ["attack", "AUC mean ± sd", "worst AUC", f"TPR @ {key} FPR mean ± sd", "worst TPR"]
@@ -212,6 +215,13 @@ def render_markdown(model: ReportModel) -> str:
                     lines.append(
                         f"- `{row['defense']}` ({row['group']}): {row['removed_points']:+.2f} points ({lo:+.2f}–"
                         f"{hi:+.2f}) for {row['cost_points']:+.2f} accuracy points"
+                        + (
+                            f" ({row['removed_per_point']:.2f} per point)"
+                            if row.get("removed_per_point") is not None
+                            else f" ({row['trade']}{': no trade-off' if row['trade'] == 'dominant' else ''})"
+                            if row.get("trade")
+                            else ""
+                        )
                         + ("" if row["within_budget"] else "; over the budget")
                     )
             lines += [f"- next: {step}" for step in plan.get("next_steps", [])]

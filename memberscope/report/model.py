@@ -18,6 +18,7 @@ import numpy as np
 
 from memberscope.exceptions import InvalidInputError
 from memberscope.results import AttackResult, Results, read_results, strongest_attack
+from memberscope.results.risk import distinguishable
 
 __all__ = [
     "AttackRow",
@@ -443,11 +444,18 @@ def recommendations(results: Results, *, hot_slices: list[str], headline_key: st
     tpr = metrics.tpr_at_fpr[headline_key]
     ci = metrics.tpr_at_fpr_ci.get(headline_key) or (tpr, tpr)
     out: list[str] = []
+    risk = results.risk()
     if ci[0] > fpr:
         out.append(
             f"Leakage is measurable: {best} reaches TPR {pct(tpr)} at {pct(fpr)} FPR, {tpr / fpr:.1f}× chance, "
             f"with the whole CI above chance. Add `memberscope gate --max-tpr-at-fpr {headline_key}:BUDGET` to CI "
             "so a model exceeding the accepted budget cannot ship."
+        )
+    elif distinguishable(risk):
+        out.append(
+            f"Leakage is measurable (risk {risk.level}: {risk.reason}), though {best}'s TPR interval at "
+            f"{pct(fpr)} FPR reaches chance. Add `memberscope gate` with a budget to CI so a model exceeding the "
+            "accepted budget cannot ship."
         )
     target = results.target
     train, test = target.train_accuracy, target.test_accuracy
@@ -457,8 +465,15 @@ def recommendations(results: Results, *, hot_slices: list[str], headline_key: st
     if gap is not None and gap > 0.05:
         out.append(
             f"The generalization gap is large ({pct(gap)}: train {_pct_or_dash(train)} vs test "
-            f"{_pct_or_dash(test)}). Regularize (weight decay, early stopping, augmentation) or train "
-            "with DP-SGD for a formal guarantee."
+            f"{_pct_or_dash(test)}). "
+            + (
+                "Regularize the estimator (its own parameters, e.g. a smaller max_depth or a larger "
+                "min_samples_leaf for trees, a smaller C for linear models) and compare the settings with "
+                "`memberscope defend --defenses none,regularize:PARAM=VALUE`."
+                if results.config.get("model") == "sklearn"
+                else "Regularize (weight decay, early stopping, augmentation) or train with DP-SGD for a formal "
+                "guarantee."
+            )
         )
     if hot_slices:
         out.append(

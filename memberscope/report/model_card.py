@@ -152,6 +152,10 @@ def privacy_section(model: ReportModel) -> str:
     from memberscope.report.frameworks import facts_of
 
     facts.append(f"- **Reading:** {facts_of(model).verdict_text()}.")
+    from memberscope.report.intervals import interval_note
+
+    if (methods := interval_note(model.results)) is not None:
+        facts.append(f"- **Intervals:** {methods}")
     if model.frameworks:
         items = "; ".join(f"{f.framework} {f.item.split(' (')[0]}" for f in model.frameworks)
         facts.append(f"- **Frameworks** (guidance, see the full report): {items}.")

@@ -16,9 +16,13 @@ inconclusive   everything else: a CI too wide to tell, an FPR the non-members ca
 
 A run's level (:func:`assess`) is the most severe of these rules over every attack and every recorded
 FPR (an FPR too small for the non-members to resolve counts up to ``elevated`` only), and at least
-``elevated`` when an attack's AUC has its whole CI above 0.5 (members are told apart on average even where
-no single threshold shows it); it is ``low`` only when the headline attack's rule says ``low`` and nothing
-else is elevated.
+``elevated`` when an attack's AUC has its whole CI above 0.5 or its empirical ε lower bound is above 0
+(members are told apart on average even where no single threshold shows it); it is ``low`` only when the
+headline attack's rule says ``low`` and nothing else is elevated. The reason cites the strongest attack's
+figures whenever they reach the level, another attack's only when the strongest's do not.
+
+:func:`distinguishable` is the one reading every report text derives from the level: leakage is measurable
+(distinguishable from chance) exactly when the level is ``high`` or ``elevated``.
 
 Without ground truth (a red team against a model it cannot see the training data of), the level follows the
 verdicts' conclusion (:func:`verdict_risk`), with the same thresholds read on the lower confidence bound ``lo`` of
@@ -31,7 +35,8 @@ The level describes the attacks run, not every attack possible: a stronger attac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "Risk",
     "assess",
     "dataset_inference_risk",
+    "distinguishable",
     "risk_level",
     "verdict_risk",
 ]
@@ -95,21 +101,36 @@ def risk_level(
     )
 
 
-def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
+def distinguishable(risk: Risk) -> bool:
+    """Whether ``risk`` says the attacks tell members from non-members better than chance (``high`` or
+    ``elevated``): the one reading behind every "measurable" / "not distinguishable from chance" text."""
+    return risk.level in ("high", "elevated")
+
+
+def assess(
+    attacks: dict,
+    key: str | None,
+    strongest: str | None,
+    *,
+    epsilon: Mapping[str, float] | None = None,
+) -> Risk:
     """The run's :class:`Risk` (see the module docstring) from ``attacks`` (name → ``AttackResult``), the
-    headline FPR ``key`` and the ``strongest`` attack's name."""
+    headline FPR ``key``, the ``strongest`` attack's name and the empirical ε lower bounds (name → ε at 95%
+    confidence, e.g. results.json ``epsilon.clopper_pearson``), if recorded."""
     if key is None or strongest is None:
         return risk_level(None, None, None)
     m = attacks[strongest].metrics
     ci = m.tpr_at_fpr_ci.get(key)
     headline = risk_level(m.tpr_at_fpr[key], ci if ci else None, float(key), resolvable=m.fpr_resolvable.get(key, True))
+    headline = Risk(headline.level, f"{strongest} at FPR {_pct(float(key))}: {headline.reason}")
     if headline.level == "high" and m.fpr_resolvable.get(key, True):
         return headline
     if headline.level == "high":
         headline = Risk("elevated", f"unresolvable FPR (the TPR at an empirical FPR of 0): {headline.reason}")
     findings: list[Risk] = []
-    for name, attack in attacks.items():
-        a = attack.metrics
+    # The strongest attack first, so that the reason cites its figures whenever they reach the run's level.
+    for name in sorted(attacks, key=lambda n: n != strongest):
+        a = attacks[name].metrics
         for fpr_key, tpr in a.tpr_at_fpr.items():
             if tpr is None:
                 continue
@@ -127,6 +148,9 @@ def assess(attacks: dict, key: str | None, strongest: str | None) -> Risk:
             findings.append(
                 Risk("elevated", f"{name}'s AUC CI [{float(auc_ci[0]):.3f}, {float(auc_ci[1]):.3f}] lies above 0.5")
             )
+        eps = (epsilon or {}).get(name)
+        if eps is not None and math.isfinite(float(eps)) and float(eps) > 0:
+            findings.append(Risk("elevated", f"{name}'s empirical ε lower bound, {float(eps):.2f}, is above 0"))
     for level in ("high", "elevated"):
         first = next((f for f in findings if f.level == level), None)
         if first is not None:

@@ -67,6 +67,24 @@ def headline_fpr(attacks: dict[str, Any]) -> str | None:
     return shared[0] if shared else keys[-1]
 
 
+def headline_fpr_note(attacks: dict[str, Any], n_nonmembers: int | None = None) -> str | None:
+    """Why the headline is not at FPR 1% (:data:`HEADLINE_FPR`), when it is not: the non-members cannot resolve
+    1% (fewer than 100), or no attack recorded it; None when the headline is at 1% or there are no metrics."""
+    key = headline_fpr(attacks)
+    if key is None or key == HEADLINE_FPR:
+        return None
+    entries = [_metrics_dict(a) for a in attacks.values()]
+    if not all(HEADLINE_FPR in e.get("tpr_at_fpr", {}) for e in entries):
+        why = "not every attack recorded FPR 1% (--fpr)"
+    else:
+        have = f"{n_nonmembers} non-members" if n_nonmembers is not None else "the non-members"
+        why = f"{have} cannot resolve FPR 1% (at least 100 are needed for one false positive)"
+    return (
+        f"the headline is at FPR {100 * float(key):g}%, not the usual 1%: {why}; figures at a larger FPR are not "
+        "comparable with other runs' 1% headlines"
+    )
+
+
 def strongest_attack(attacks: dict[str, Any], fpr: str | float | None = None) -> str | None:
     """The strongest of ``attacks``: the highest TPR at ``fpr`` (default :func:`headline_fpr`), AUC breaking ties.
 
@@ -322,6 +340,25 @@ def _ci_tuples(key: str, value: Any) -> Any:
 # --------------------------------------------------------------------------------------------- results
 
 
+class Sections(dict):
+    """``Results.sections``: what a kind of run adds (``fidelity``, ``inputs``, ...). ``sections["headline"]``
+    reads results.json's ``headline`` (computed from the results, never stored); another missing key that
+    results.json holds at its top level says where to read it instead of a bare KeyError."""
+
+    owner: Any = None  # the Results these belong to
+    _TOP_LEVEL = ("attacks", "epsilon", "vulnerable_records", "game", "target", "dataset", "config", "warnings")
+
+    def __missing__(self, key: Any) -> Any:
+        if key == "headline" and self.owner is not None:
+            return self.owner.headline
+        if key in self._TOP_LEVEL:
+            raise KeyError(
+                f"{key!r} is not a section of the run: read it as results.{key} or results[{key!r}] (results.json "
+                f"holds it at the top level); the sections are {sorted(self)}"
+            )
+        raise KeyError(key)
+
+
 @dataclass
 class Results:
     """Everything a run found, as written to ``results.json`` (see the module docstring).
@@ -359,6 +396,9 @@ class Results:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sections, Sections):
+            self.sections = Sections(self.sections)
+        self.sections.owner = self
         if self.kind not in KINDS:
             raise InvalidInputError(f"results kind {self.kind!r} is not one of {KINDS}")
         if not self.memberscope_version:
@@ -390,7 +430,25 @@ class Results:
             from memberscope.results.risk import verdict_risk
 
             return verdict_risk(conclusion[1], conclusion[0])
-        return assess(self.attacks, key, self.strongest_attack(key) if key is not None else None)
+        return assess(
+            self.attacks, key, self.strongest_attack(key) if key is not None else None, epsilon=self.epsilon_bounds()
+        )
+
+    def epsilon_bounds(self) -> dict[str, float]:
+        """Per attack, the recorded empirical ε lower bound (``epsilon.clopper_pearson``); empty when none."""
+        recorded = (self.epsilon or {}).get("clopper_pearson") or {}
+        out = {}
+        for name, bound in recorded.items():
+            value = bound.get("epsilon") if isinstance(bound, dict) else None
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                out[name] = float(value)
+        return out
+
+    @property
+    def headline(self) -> dict[str, Any] | None:
+        """results.json's ``headline`` (the FPR, the strongest attack, the finding and the risk level); None for a
+        run without attack metrics. Also ``results["headline"]``."""
+        return self._headline(self.headline_fpr())
 
     def _verdict_conclusion(self) -> tuple[float, dict[str, Any]] | None:
         """``(FPR, conclusion)`` of a red-team run's verdicts (None for other runs): without ground truth the risk
@@ -416,12 +474,16 @@ class Results:
                 "finding": headline_sentence(self),
                 "risk": self.risk().to_dict(),
             }
-        return {
+        out = {
             "fpr": key,
             "strongest_attack": self.strongest_attack(),
             "finding": headline_sentence(self),
             "risk": self.risk().to_dict(),
         }
+        note = headline_fpr_note(self.attacks, self.game.n_nonmembers)
+        if note is not None:
+            out["fpr_note"] = note
+        return out
 
     def warn(self, message: str) -> None:
         """Add ``message`` to the warnings once."""
