@@ -357,10 +357,10 @@ class PrivacyCurve:
         bottom.set_ylabel("accuracy")
         bottom.set_xlabel("epoch")
         stop = self.suggest_stop(**suggest)
-        for ax in (top, bottom):
+        for ax, corner in ((top, "upper left"), (bottom, "lower right")):  # fixed: "best" is slow and warns
             if stop.triggered:
                 ax.axvline(stop.epoch, color="red", linestyle="--", label=f"suggested stop (epoch {stop.epoch})")
-            ax.legend(fontsize=8, loc="best")
+            ax.legend(fontsize=8, loc=corner)
         top.set_title(title)
         fig.tight_layout()
         path = Path(path)

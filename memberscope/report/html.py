@@ -59,7 +59,8 @@ def _hist_png(member, score, name: str) -> str:
     ax.set_xlabel(f"{name} score (higher = more likely member)")
     ax.set_ylabel("density")
     ax.set_yscale("log")
-    ax.legend()
+    # A fixed place: loc="best" searches the data, warns when that takes over a second, and fails a loaded run.
+    ax.legend(loc="upper left")
     try:
         return _png(fig)
     finally:
@@ -109,7 +110,7 @@ def _frontier_figure(model: ReportModel):
     ax.set_xlabel("test accuracy (utility)")
     ax.set_ylabel(f"TPR at {pct(float(key))} FPR, strongest attack (leakage)")
     ax.set_title("Privacy–utility frontier (lower right is better)")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)  # the leaky, accurate corner is upper right; "best" is slow
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))  # rates as percentages, as every table writes them
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     fig.tight_layout()
