@@ -253,6 +253,12 @@ def attack(
         "--fnr",
         help="Share of members of models like the target a 'not-member' verdict may wrongly clear (default: --fpr).",
     ),
+    member_prior: float | None = typer.Option(
+        None,
+        "--member-prior",
+        help="Share of --records you believe are members, used to check 'not-member' verdicts on the target itself "
+        "(default: none assumed, the bound that holds for any share).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (verdicts.csv, results.json)."),
     label_column: str = typer.Option("label", "--label-column", help="Label column (class index) of both CSVs."),
     id_column: str | None = typer.Option(
@@ -314,6 +320,8 @@ def attack(
         raise InvalidInputError(f"--fpr must be in (0, 1); got {fpr}")
     if fnr is not None and not 0 < fnr < 1:
         raise InvalidInputError(f"--fnr must be in (0, 1); got {fnr}")
+    if member_prior is not None and not 0 < member_prior <= 1:
+        raise InvalidInputError(f"--member-prior must be in (0, 1]; got {member_prior}")
     names = _class_names(classes)
     X, y, member, ids = read_records(
         records, label_column=label_column, member_column=member_column, id_column=id_column, classes=names
@@ -357,6 +365,7 @@ def attack(
         "shadow_data": str(shadow_data),
         "fpr": fpr,
         "fnr": fnr,
+        "member_prior": member_prior,
         "attack": attack_name,
         "shadow_models": n_shadow,
         "calibration_models": n_calibration,
@@ -384,6 +393,7 @@ def attack(
             n_classes=n_classes,  # None: as the API's answers show (else the largest label + 1)
             fpr=fpr,
             fnr=fnr,
+            member_prior=member_prior,
             attack=attack_name,
             n_shadow=n_shadow,
             n_calibration=n_calibration,

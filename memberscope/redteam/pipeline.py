@@ -17,13 +17,16 @@ from memberscope.redteam.recon import Exposure, averaging_repeats, recon
 from memberscope.redteam.shadow import API_ATTACKS, ShadowModelAttack, View
 from memberscope.redteam.shadowset import MIN_ATTACKER_RECORDS, AttackerSplit, ShadowSet
 from memberscope.redteam.verdicts import (
+    CERTIFIED_FACTOR,
     VERDICTS,
     Calibration,
     Conclusion,
     TargetCheck,
     calibrate_threshold,
     check_on_target,
+    cleared_members_bound,
     conclude,
+    rate,
     verdicts,
 )
 from memberscope.results import AttackResult, Results
@@ -293,6 +296,7 @@ def run_redteam(
     n_classes: int | None = None,
     fpr: float = 0.01,
     fnr: float | None = None,
+    member_prior: float | None = None,
     attack: str = "auto",
     n_shadow: int = 4,
     n_calibration: int = 2,
@@ -420,7 +424,13 @@ def run_redteam(
         run = scorer.score_outputs(view.observe_target(target, X), y, target_hold, X=X)
         scores, hold_scores = run.scores[: len(X)], run.scores[len(X) :]
     check = check_on_target(hold_scores, calibration)
-    labels = verdicts(scores, calibration, check=check, fit_ok=not fit.poor)
+    labels = verdicts(
+        scores, calibration, check=check, fit_ok=not fit.poor, nonmember_scores=hold_scores, member_prior=member_prior
+    )
+    cut = min(calibration.not_member_band[0], calibration.threshold_band[0])
+    cleared_bound = cleared_members_bound(
+        scores, hold_scores, cut, member_prior=member_prior, confidence=calibration.confidence
+    )
     counts = {v: int((labels == v).sum()) for v in VERDICTS}
     conclusion = conclude(counts, calibration, check, attack=name, fit_reasons=fit.reasons)
     if conclusion.status == "inconclusive" and counts["not-member"]:
@@ -459,6 +469,15 @@ def run_redteam(
         )
     if conclusion.status != "leakage" and conclusion.status != "no measurable leakage":
         notes.append(conclusion.headline)
+    fnr_used = calibration.fnr_target if calibration.fnr_target is not None else fpr
+    if not counts["not-member"] and np.isfinite(cut) and cleared_bound > CERTIFIED_FACTOR * fnr_used:
+        prior = "for any share of members among the records" if member_prior is None else f"at prior {member_prior:g}"
+        notes.append(
+            f"no record is called 'not-member': on the target itself, up to {rate(cleared_bound)} of its members "
+            f"could score below the not-member threshold ({prior}; 95% bound), more than {CERTIFIED_FACTOR:g}x the "
+            f"FNR {rate(fnr_used)}; low scores are inconclusive (state the records' member share with "
+            "--member-prior to sharpen this)"
+        )
     if name == "label-only" and scorer.run_params_.get("n_queries", n_queries) < n_queries:
         notes.append(
             f"the query budget allowed {scorer.run_params_['n_queries']} of {n_queries} perturbed queries per record"
@@ -487,5 +506,10 @@ def run_redteam(
         check=check,
         conclusion=conclusion,
     )
+    results.sections["redteam"]["not_member_check"] = {
+        "cleared_members_bound": cleared_bound,
+        "allowed": CERTIFIED_FACTOR * fnr_used,
+        "member_prior": member_prior,
+    }
     ids = record_ids if record_ids is not None else [str(i) for i in range(len(X))]
     return RedteamResult(scores, labels, ids, exposure, calibration, results, check, conclusion)

@@ -66,6 +66,7 @@ __all__ = [
     "calibrate_threshold",
     "certified_threshold",
     "check_on_target",
+    "cleared_members_bound",
     "conclude",
     "min_detectable_share",
     "rate",
@@ -286,19 +287,67 @@ def check_on_target(nonmember_scores: np.ndarray, calibration: Calibration) -> T
     )
 
 
+def cleared_members_bound(
+    scores: np.ndarray,
+    nonmember_scores: np.ndarray,
+    cut: float,
+    *,
+    member_prior: float | None = None,
+    confidence: float = 0.95,
+) -> float:
+    """Upper ``confidence`` bound of the share of the target's members whose score falls below ``cut``: the rate at
+    which "not-member" verdicts would clear true members of the *target* (not of the shadows).
+
+    The candidates' scores ``(n,)`` are a mixture, a share ``π`` (``member_prior``) of members and the rest
+    non-members, and the attacker's known non-members ``(h,)`` show the non-members' side, so the members' share
+    below the cut is ``F_M = (F_C - (1 - π)·F_N) / π`` (``F_C``, ``F_N``: the shares of candidates and of known
+    non-members below it). Shadows that leak more than the target calibrate the cut too high, and this is what
+    shows it: a target whose members score like its non-members gives ``F_M = F_N``, whatever the cut.
+
+    ``member_prior=None`` (the default) assumes nothing about ``π``: the bound is then the one that holds for every
+    prior, ``π = 1`` (``F_M <= F_C`` for any mixture in which members score lower than non-members at most as
+    often), i.e. the share of candidates below the cut, since were every candidate a member, each one cleared
+    would be a member. The upper bound is a normal one on the estimator (Clopper–Pearson on ``F_C`` when
+    ``π = 1``).
+    """
+    from scipy.stats import norm
+
+    scores = np.asarray(scores, dtype=np.float64)
+    held = np.asarray(nonmember_scores, dtype=np.float64)
+    n, h = scores.size, held.size
+    if n == 0:
+        return 0.0
+    below_c = int((scores < cut).sum())
+    prior = 1.0 if member_prior is None else float(member_prior)
+    if prior >= 1.0 or h == 0:
+        return float(clopper_pearson_interval(below_c, n, 2 * confidence - 1)[1])
+    f_c, f_n = below_c / n, float((held < cut).sum()) / h
+    estimate = (f_c - (1 - prior) * f_n) / prior
+    # Variances of the two shares (at least one record's worth, so an empty cell is not certain).
+    var_c = max(f_c * (1 - f_c), 1 / n) / n
+    var_n = max(f_n * (1 - f_n), 1 / h) / h
+    spread = float(np.sqrt(var_c + (1 - prior) ** 2 * var_n)) / prior
+    return float(min(1.0, estimate + norm.ppf(confidence) * spread))
+
+
 def verdicts(
     scores: np.ndarray,
     calibration: Calibration,
     *,
     check: TargetCheck | None = None,
     fit_ok: bool = True,
+    nonmember_scores: np.ndarray | None = None,
+    member_prior: float | None = None,
 ) -> np.ndarray:
     """``member`` / ``not-member`` / ``inconclusive`` per score (see the module docstring).
 
     Without ``check`` (and with ``fit_ok``) the shadow calibration alone decides, as when no known non-members of
     the target are available; ``not-member`` always needs the attack's power shown on the shadows and a score below
     both the not-member band's low end (members of models like the target score that low at most at ``fnr``) and
-    the member band's: a score merely below the member threshold is ``inconclusive``.
+    the member band's: a score merely below the member threshold is ``inconclusive``. With ``nonmember_scores`` (the
+    target's scores of known non-members), ``not-member`` also needs the target itself to clear few members at that
+    cut (:func:`cleared_members_bound` at most :data:`CERTIFIED_FACTOR` times ``fnr``, for ``member_prior`` or, by
+    default, for any prior): shadows that leak more than the target would otherwise clear its members.
     """
     scores = np.asarray(scores, dtype=np.float64)
     low, high = calibration.threshold_band
@@ -313,6 +362,13 @@ def verdicts(
         # members of models like the target score that low at most at rate fnr. A score merely below the member
         # threshold is "not flagged", not evidence of non-membership: it stays inconclusive.
         below = min(calibration.not_member_band[0], low)
+        if nonmember_scores is not None:
+            fnr = calibration.fnr_target if calibration.fnr_target is not None else calibration.fpr_target
+            bound = cleared_members_bound(
+                scores, nonmember_scores, below, member_prior=member_prior, confidence=calibration.confidence
+            )
+            if bound > CERTIFIED_FACTOR * fnr:
+                return out
         out[(scores < below) & (out != "member")] = "not-member"
     return out
 
