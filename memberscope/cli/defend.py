@@ -37,7 +37,7 @@ def defenses_table(results):
         ("strongest\nattack", False),
         (f"TPR @\n{100 * budget['fpr']:g}% FPR", True),
         ("AUC", True),
-        ("worst\ndraw", True),
+        ("worst draw\n(CI upper)", True),
     ):
         no_wrap = numeric or col.startswith("strongest")
         table.add_column(col, justify="right" if numeric else "left", no_wrap=no_wrap, overflow="fold")

@@ -148,7 +148,14 @@ def attacker_views(
     def undone(post: OutputPostprocessor) -> OutputPostprocessor:
         return Compose([post, *undo]) if undo else post
 
-    views = [AttackerView("as shown", policy, {"queries_per_record": 1}, assumes="sees the answers the policy gives")]
+    # Labels only: the view as shown already runs the label-only attack at the run's budget (its perturbed copies
+    # plus the record itself), so that is its cost, and the budgets below are the other ones.
+    shown_cost = default_label_queries + 1 if policy.granularity == "label" else 1
+    views = [
+        AttackerView(
+            "as shown", policy, {"queries_per_record": shown_cost}, assumes="sees the answers the policy gives"
+        )
+    ]
     if undo:
         views.append(
             AttackerView(
