@@ -69,3 +69,11 @@ def test_a_target_that_leaks_like_its_shadows_clears_few_members_at_the_stated_p
     # Assuming nothing about the share of members, the same records cannot be cleared: were all of them members,
     # every one cleared would be a member.
     assert not (verdicts(candidates, calibration, check=check, nonmember_scores=held) == "not-member").any()
+
+
+def test_bounds_that_round_alike_are_written_with_the_digits_that_tell_them_apart():
+    from memberscope.redteam.verdicts import _apart
+
+    assert _apart(0.0694, 0.0691) == ("6.94%", "6.91%")
+    assert _apart(0.5, 0.018) == ("50.0%", "1.8%")
+    assert _apart(0.02, 0.02) == ("2.0%", "2.0%")

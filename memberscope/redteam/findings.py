@@ -90,8 +90,9 @@ def recommendations(
         )
     elif n_flagged:
         out.append(
-            f"{n_flagged} of the queried records were judged members at {rate(fpr)} FPR, no more than false positives "
-            "could explain: none of them is shown to be disclosed."
+            f"{n_flagged} of the queried records were judged members at {rate(fpr)} FPR, not significantly more than "
+            "false positives alone would give (the lower 95% bound of their share is within what false positives "
+            "explain): none of them is shown to be disclosed."
         )
     if not exposure.rate_limited:
         out.append(

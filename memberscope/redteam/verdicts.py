@@ -373,6 +373,16 @@ def verdicts(
     return out
 
 
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` as percentages with the fewest decimals (1 to 4) that tell them apart when they differ, so
+    a sentence never says "up to 6.9%, more than the 6.9%"."""
+    for digits in range(1, 5):
+        first, second = f"{100 * a:.{digits}f}%", f"{100 * b:.{digits}f}%"
+        if first != second or a == b:
+            break
+    return first, second
+
+
 def rate(x: float) -> str:
     """A rate as the red team's sentences write it: a percentage to 3 significant digits (``0.01 -> "1%"``)."""
     return f"{100 * float(x):.3g}%"
@@ -488,10 +498,11 @@ def conclude(
         "member_share_lower": float(lower),
     }
     if m and lower > allowed:
+        low_text, allowed_text = _apart(lower, allowed)
         return Conclusion(
             "leakage",
             f"Leakage: {m} of {n} records are called members at FPR {rate(fpr)} ({checked}); false positives explain "
-            f"at most {allowed:.1%} of records, the members called are at least {lower:.1%} (95% confidence).",
+            f"at most {allowed_text} of records, the members called are at least {low_text} (95% confidence).",
             reasons,
             power,
             **numbers,
@@ -511,9 +522,10 @@ def conclude(
                 f"leakage ({'none' if detectable is None else f'{detectable:.1%}'})"
             )
         if upper > allowed:
+            up, fp = _apart(upper, allowed)
             reasons.append(
                 f"the target's answers do not rule out leakage: {m} of {n} records called members, up to "
-                f"{upper:.1%} at 95% confidence, more than the {allowed:.1%} false positives explain"
+                f"{up} at 95% confidence, more than the {fp} false positives explain"
             )
         power = "unknown" if reasons else power
     if not reasons:
