@@ -52,7 +52,7 @@ def test_tables_with_other_columns_are_refused_naming_them(tmp_path, capsys):
     public = _table(400, 2, pid=False).assign(bmi=1.0).drop(columns="age")
     code, out, err = _attack(tmp_path, capsys, _table(40, 1), public, "--id-column", "pid")
     text = _text(out, err)
-    assert code == 2 and "extra columns ['bmi']" in text and "missing columns ['age']" in text
+    assert code == 2 and "extra columns ['bmi']" in text and "the records' columns ['age'] are not in it" in text
 
 
 def test_columns_in_another_order_are_read_by_name(tmp_path, capsys):
@@ -119,3 +119,22 @@ def test_ground_truth_columns_never_reach_the_features(tmp_path):
 def test_the_not_member_rate_is_checked(tmp_path, capsys):
     code, out, err = _attack(tmp_path, capsys, _table(40, 1), _table(400, 2), "--id-column", "pid", "--fnr", "1.5")
     assert code == 2 and "--fnr must be in (0, 1); got 1.5" in _text(out, err)
+
+
+def test_a_wrong_member_column_lists_every_column(tmp_path, capsys):
+    # The second trial: the list stopped at 12 columns, hiding 'label' and 'member' at the end of a wide table.
+    records = _table(40, 1, member=True)
+    for i in range(20):
+        records.insert(1, f"x{i}", 0.0)
+    code, out, err = _attack(tmp_path, capsys, records, _table(400, 2), "--member-column", "is_member")
+    text = _text(out, err)
+    assert code == 2 and "no member column 'is_member'" in text and "'label'" in text and "'member'" in text
+
+
+def test_text_in_a_numeric_column_is_named_with_its_value_and_record(tmp_path, capsys):
+    records = _table(40, 1)
+    records["mass"] = records["mass"].astype(object)
+    records.loc[5, "mass"] = "high"
+    code, out, err = _attack(tmp_path, capsys, records, _table(400, 2), "--id-column", "pid")
+    text = _text(out, err)
+    assert code == 2 and "'mass'" in text and "'high'" in text and "P10005" in text and "Traceback" not in text

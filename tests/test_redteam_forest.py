@@ -221,3 +221,16 @@ def test_a_forest_on_digits_gets_forest_shadows_and_no_all_clear():
     false = int((result.verdicts[~member] == "member").sum())
     assert clopper_pearson_interval(false, 400)[0] <= 0.02
     assert rt["conclusion"]["status"] != "no measurable leakage"
+
+
+def test_ground_truth_of_one_class_is_said_to_score_nothing(forest):
+    # The second trial: a records file of members only, with its member column, ended "no ground truth" silently.
+    members = forest["member"]
+    target = HttpTarget(forest["server"].url("full"), n_classes=N_CLASSES, batch_size=500, timeout=120)
+    with target:
+        result = run_redteam(
+            target, forest["records"][members][:60], forest["labels"][members][:60], *forest["public"],
+            n_classes=N_CLASSES, member=np.ones(60, bool), seed=0,
+        )  # fmt: skip
+    assert not result.results.attacks
+    assert any("60 members and 0 non-members" in w for w in result.results.warnings)

@@ -92,7 +92,7 @@ def read_records(
     """
     import pandas as pd
 
-    from memberscope.datasets.tables import _check_finite
+    from memberscope.datasets.tables import _check_finite, check_numeric_cells, holds_numbers
 
     path = Path(path)
     if not path.is_file():
@@ -109,7 +109,7 @@ def read_records(
     for name, column in (("label", label_column), ("member", member_column), ("id", id_column)):
         if column is not None and column not in frame.columns:
             raise InvalidInputError(
-                f"{str(path)!r} has no {name} column {column!r}; its columns are {list(frame.columns)[:12]}"
+                f"{str(path)!r} has no {name} column {column!r}; its columns are {_listing(list(frame.columns))}"
             )
     y = _class_indices(frame[label_column], path, label_column, classes)
     skip = {c for c in (label_column, member_column, id_column) if c is not None}
@@ -123,8 +123,8 @@ def read_records(
                 + "; ".join(
                     part
                     for part in (
-                        f"extra columns {extra[:12]}" if extra else "",
-                        f"missing columns {missing[:12]}" if missing else "",
+                        f"extra columns {_listing(extra)}" if extra else "",
+                        f"the records' columns {_listing(missing)} are not in it" if missing else "",
                     )
                     if part
                 )
@@ -133,6 +133,9 @@ def read_records(
         names = list(feature_columns)
     features = frame[names]
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    # A column of numbers with a few text cells: name the values and their rows (or ids), as audit does.
+    id_values = frame[id_column].astype(str).to_numpy() if id_column else None
+    check_numeric_cells(features, [c for c in bad if holds_numbers(features[c])], where=repr(str(path)), ids=id_values)
     if bad or features.shape[1] == 0:
         raise InvalidInputError(
             f"{str(path)!r}: feature columns must be numeric; not numeric: {bad[:5] or 'none found'}"
@@ -145,6 +148,12 @@ def read_records(
     if member_column is not None:
         member = frame[member_column].astype(int).to_numpy().astype(bool)
     return X, y, member, ids
+
+
+def _listing(columns: list[Any], most: int = 40) -> str:
+    """Column names for an error message: all of them up to ``most``, else the first ``most`` and how many more."""
+    shown = ", ".join(repr(str(c)) for c in columns[:most])
+    return f"[{shown}" + (f", … and {len(columns) - most} more]" if len(columns) > most else "]")
 
 
 def _class_indices(labels: Any, path: Path, column: str, classes: list[str] | None) -> np.ndarray:
@@ -466,6 +475,12 @@ def run_redteam(
                 "threshold_fpr": float((scores[~member] >= calibration.threshold).mean()),
                 "target_threshold_fpr": float((scores[~member] >= check.threshold).mean()),
             },
+        )
+    elif member is not None:
+        n_in = int(member.sum())
+        notes.append(
+            f"the member column holds {n_in} members and {len(member) - n_in} non-members: ground truth needs both to "
+            "score the attack (TPR, FPR, AUC), so none is reported; the verdicts stand on their own"
         )
     if conclusion.status != "leakage" and conclusion.status != "no measurable leakage":
         notes.append(conclusion.headline)
