@@ -78,6 +78,9 @@ def test_defend_cli_writes_results_json_and_report(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, stdout
     results = json.loads((out / "results.json").read_text())
+    # The console opens with the headline summary.md and report.html open with: the undefended model's risk level.
+    level = results["headline"]["risk"]["level"].upper()
+    assert f"Undefended model: Risk: {level}" in " ".join(stdout.split())
     assert results["kind"] == "defend" and (out / "frontier.png").stat().st_size > 1000
     assert (out / "report.html").stat().st_size > 1000
     assert set(results["defenses"]) == {"none", "label-smoothing:0.2", "round:1", "label-only"}

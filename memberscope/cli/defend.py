@@ -217,6 +217,12 @@ def defend(
     cfg = DefendConfig.from_dict(values)
     result = run_defenses(cfg, progress=progress)
     out_console = console()
+    if result.results.attacks:  # the headline every rendering opens with (summary.md, report.html): the undefended
+        from rich.text import Text
+
+        from memberscope.report.console import headline_text
+
+        out_console.print(Text("Undefended model: ", style="bold") + headline_text(result.results))
     out_console.print(defenses_table(result.results))
     for message in result.results.warnings:
         out_console.print(f"[yellow]warning:[/] {message}")
