@@ -9,7 +9,6 @@ from memberscope.config import AuditConfig
 from memberscope.engine import precision as engine_precision
 from memberscope.exceptions import InvalidInputError
 from memberscope.training.precision import native_bf16
-from memberscope.training.vectorized import train_vectorized
 
 COMMON = dict(
     dataset="digits",
