@@ -9,7 +9,6 @@ from memberscope.config import AuditConfig
 from memberscope.engine import precision as engine_precision
 from memberscope.exceptions import InvalidInputError
 from memberscope.training.precision import native_bf16
-from memberscope.training.vectorized import train_vectorized
 
 COMMON = dict(
     dataset="digits",
@@ -24,6 +23,11 @@ COMMON = dict(
 def _audit(tmp_path=None, **changes):
     settings = {**COMMON, "use_cache": tmp_path is not None, "cache_dir": None if tmp_path is None else str(tmp_path)}
     return run_audit(AuditConfig(**{**settings, **changes}), progress=False).results
+
+
+def _figures(attack: dict) -> dict:
+    """An attack's results without its timings."""
+    return {k: v for k, v in attack.items() if k != "timings"}
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +99,14 @@ def test_reduced_precision_models_are_cached_apart_and_reused_without_a_new_chec
     assert again["reference_models"]["precision"]["used"] == "bf16"
     assert again["reference_models"]["precision"]["checks"] == []  # its models passed a check when first trained
     assert again["attacks"]["lira-online"]["auc"] == first["attacks"]["lira-online"]["auc"]
-    as_fp32 = _audit(tmp_path, precision="fp32")  # float32 references are other models: trained, not read back
-    assert as_fp32["timings"]["models_trained"] == 4 and as_fp32["timings"]["models_from_cache"] == 1
+    # Float32 references are other models, and a float32 target trained beside them is another model than the one
+    # trained alone beside bfloat16 references (its cache key holds its batch): all trained, none read back.
+    as_fp32 = _audit(tmp_path, precision="fp32")
+    assert as_fp32["timings"]["models_trained"] == 5 and as_fp32["timings"]["models_from_cache"] == 0
     assert as_fp32["attacks"]["lira-online"]["auc"] == fp32_results["attacks"]["lira-online"]["auc"]
+    fp32_again = _audit(tmp_path, precision="fp32")
+    assert fp32_again["timings"]["models_from_cache"] == 5
+    assert _figures(fp32_again["attacks"]["lira-online"]) == _figures(as_fp32["attacks"]["lira-online"])
 
 
 def test_precision_in_sequential_mode_warns_and_trains_fp32():
@@ -112,33 +121,55 @@ def test_unknown_precision_is_refused_by_the_config():
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "cnn"])
-def test_the_target_trained_in_the_batch_equals_the_target_trained_alone(architecture):
-    """Float32: model k of a vectorized batch depends only on its records, seed and the steps per epoch."""
+def test_the_target_trained_in_the_batch_equals_the_target_trained_alone(architecture, monkeypatch):
+    """Float32: the audit trains its target and references in one vectorized call, and the target it gets equals the
+    target trained alone (same records, seed and steps per epoch) to float tolerance."""
+    from memberscope.game import derive_seed
+    from memberscope.training import vectorized
+
+    calls = []
+    real = vectorized.train_vectorized
+
+    def recording(recipe, X, y, **kwargs):
+        nets = real(recipe, X, y, **kwargs)
+        calls.append((recipe, kwargs, nets))
+        return nets
+
+    monkeypatch.setattr(vectorized, "train_vectorized", recording)
+    params = {"hidden": [16], "channels": [2, 4], "epochs": 2, "batch_size": 64}
+    results = _audit(model=architecture, model_params=params, reference_models=3, seed=5, precision="fp32")
+    assert results["timings"]["vectorized_batches"] == 1
+    ((recipe, kwargs, nets),) = calls  # one training call for the target and the 3 references
+    assert len(kwargs["subsets"]) == 4 and kwargs["precision"] == "fp32"
+    assert kwargs["seeds"][0] == derive_seed(5, "target", 0)
+    assert kwargs["seeds"][1:] == [derive_seed(5, "reference", k) for k in range(3)]
     ds = datasets.load("digits")
-    rng = np.random.default_rng(4)
-    masks = rng.random((4, ds.n_records)) < 0.5
-    subsets = [np.flatnonzero(m) for m in masks]
-    recipe = recipes.create(architecture, hidden=[16], channels=[2, 4], epochs=2, batch_size=64)
-    steps = 12
-    batch = train_vectorized(
-        recipe, ds.X, ds.y, subsets=subsets, seeds=[9, 1, 2, 3], n_classes=10, steps_per_epoch=steps
+    alone = real(
+        recipe,
+        ds.X,
+        ds.y,
+        subsets=kwargs["subsets"][:1],
+        seeds=kwargs["seeds"][:1],
+        n_classes=10,
+        steps_per_epoch=kwargs["steps_per_epoch"],
     )
-    alone = train_vectorized(recipe, ds.X, ds.y, subsets=subsets[:1], seeds=[9], n_classes=10, steps_per_epoch=steps)
-    for a, b in zip(batch[0].net.state_dict().values(), alone[0].net.state_dict().values(), strict=True):
+    for a, b in zip(nets[0].net.state_dict().values(), alone[0].net.state_dict().values(), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_the_audit_trains_its_target_in_a_float32_batch_of_its_own(fp32_results):
-    """One training loop, and a target that depends neither on the references' precision nor on their batches."""
-    assert fp32_results["timings"]["vectorized_batches"] == 2  # the target's batch and the 4 references'
+def test_the_audit_trains_its_target_beside_fp32_references_and_alone_beside_reduced_ones(fp32_results):
+    """One training call for target and references in float32, the same numbers whatever the workers; beside
+    bfloat16 references the target is a float32 batch of its own."""
+    assert fp32_results["timings"]["vectorized_batches"] == 1  # the target and the 4 references
     with_bf16 = _audit(precision="bf16")
     assert with_bf16["timings"]["vectorized_batches"] == 1  # the target's (the references came from the check)
-    with_budget = _audit(precision="fp32", memory_budget="1MiB")
-    for other in (with_bf16, with_budget):
-        assert other["target"]["train_accuracy"] == fp32_results["target"]["train_accuracy"]
-        assert other["target"]["test_accuracy"] == fp32_results["target"]["test_accuracy"]
+    threads = _audit(precision="fp32", n_jobs=2, backend="threading")
+    assert threads["timings"]["vectorized_batches"] == 1
+    assert threads["target"] == fp32_results["target"]
     for name in ("lira-online", "rmia-online"):
-        assert with_budget["attacks"][name]["auc"] == fp32_results["attacks"][name]["auc"]
+        assert _figures(threads["attacks"][name]) == _figures(fp32_results["attacks"][name])
+    # the target beside bfloat16 references is the target trained alone: equal within float rounding
+    assert abs(with_bf16["target"]["train_accuracy"] - fp32_results["target"]["train_accuracy"]) < 0.01
 
 
 def test_the_check_s_verdict_is_cached_per_recipe_data_and_machine(tmp_path, monkeypatch):

@@ -65,20 +65,38 @@ def test_loky_workers_train_and_cache_the_same_models(in_process, tmp_path):
     np.testing.assert_array_equal(again.scores["lira-online"], in_process.scores["lira-online"])
 
 
-def test_vectorized_batches_under_a_memory_budget_equal_one_batch():
+def test_vectorized_batches_under_a_memory_budget_equal_one_batch(monkeypatch):
+    """The target's batch (the target and the first TARGET_CHUNK references) is fixed, whatever the workers or the
+    memory budget: the same numbers to the bit. References beyond it are batched as the budget and the workers
+    allow (equal to float rounding)."""
+    import memberscope.engine.training as engine_training
+
     common = dict(ARGS, train_mode="vectorized", use_cache=False, precision="fp32")
     recipe = create_recipe("mlp", **ARGS["model_params"])
     # digits: a 1,348-record pool, 674 records per reference model, ceil(674 / 128) = 6 steps per epoch.
     per_model = vectorized_bytes_per_model(recipe, feature_shape=(1, 8, 8), n_classes=10, n_steps=6 * 8)
     one = run_audit(AuditConfig(**common), progress=False)
-    split = run_audit(AuditConfig(**common, memory_budget=str(2 * per_model + 1)), progress=False)
-    assert one.results["timings"]["vectorized_batches"] == 2  # the target's own batch and the 4 references
-    assert split.results["timings"]["vectorized_batches"] == 3  # the target's, and references 2 per batch
-    for name, score in one.scores.items():
-        np.testing.assert_array_equal(split.scores[name], score)
+    assert one.results["timings"]["vectorized_batches"] == 1  # the target and the 4 references, one call
+    budget = run_audit(AuditConfig(**common, memory_budget=str(5 * per_model + 1)), progress=False)
     threads = run_audit(AuditConfig(**common, n_jobs=2, backend="threading"), progress=False)
-    assert threads.results["timings"]["vectorized_batches"] == 3  # the target's, and one batch per worker
-    np.testing.assert_array_equal(threads.scores["lira-online"], one.scores["lira-online"])
+    for other in (budget, threads):
+        assert other.results["timings"]["vectorized_batches"] == 1
+        for name, score in one.scores.items():
+            np.testing.assert_array_equal(other.scores[name], score)
+
+    monkeypatch.setattr(engine_training, "TARGET_CHUNK", 1)  # the target's batch: the target and reference 1
+    one = run_audit(AuditConfig(**common), progress=False)
+    split = run_audit(AuditConfig(**common, memory_budget=str(2 * per_model + 1)), progress=False)
+    assert one.results["timings"]["vectorized_batches"] == 2  # the target's, references 2-4
+    assert split.results["timings"]["vectorized_batches"] == 3  # the target's, references 2 per batch
+    assert not any("target's float32 batch" in w for w in split.results["warnings"])
+    np.testing.assert_array_equal(split.scores["loss"], one.scores["loss"])  # the target's alone: to the bit
+    for name, score in one.scores.items():
+        np.testing.assert_allclose(split.scores[name], score, rtol=1e-5, atol=1e-5)
+    # A budget that cannot hold the target's batch trains the target alone, and says so.
+    tight = run_audit(AuditConfig(**common, memory_budget=str(per_model + 1)), progress=False)
+    assert tight.results["timings"]["vectorized_batches"] == 5  # the target alone, then each reference alone
+    assert any("smaller than the target's float32 batch" in w for w in tight.results["warnings"])
 
 
 def test_reduced_precision_references_do_not_depend_on_workers_or_memory(monkeypatch):
@@ -90,7 +108,7 @@ def test_reduced_precision_references_do_not_depend_on_workers_or_memory(monkeyp
     common = dict(ARGS, reference_models=6, train_mode="vectorized", use_cache=False, precision="bf16")
     one = run_audit(AuditConfig(**common), progress=False)
     assert one.results["reference_models"]["precision"]["used"] == "bf16"
-    assert one.results["timings"]["vectorized_batches"] == 2  # the target alone, references 5-6 (1-4: the check)
+    assert one.results["timings"]["vectorized_batches"] == 2  # the target alone (float32), references 5-6 (1-4: check)
     with one_torch_thread():
         threads = run_audit(AuditConfig(**common, n_jobs=2, backend="threading", memory_budget="1MiB"), progress=False)
     for name, score in one.scores.items():

@@ -53,14 +53,20 @@ def cache_keys(
     queries: str,
     precision: str = "fp32",
     batch: int | None = None,
+    target_batch: int | None = None,
 ) -> tuple[str, str]:
     """``(model_key, output_key)``: what identifies a trained model and its outputs in the cache.
 
     A model trained in reduced ``precision`` (:mod:`memberscope.training.precision`) has its own keys, which include
     ``batch``, the number of models in its vectorized batch (bfloat16 kernels may round differently for different
-    batch sizes); float32 models keep the keys they had before precisions existed.
+    batch sizes); float32 models keep the keys they had before precisions existed, except those trained in the
+    target's float32 batch (:mod:`memberscope.engine.training`): ``target_batch``, the size of that batch (the target
+    first, then the first references), is part of their keys, so a model trained beside the target is never mistaken
+    for the same model trained in another batch (they differ by float rounding).
     """
-    extra = {} if precision == "fp32" else {"precision": precision, "batch": batch}
+    extra: dict[str, object] = {} if precision == "fp32" else {"precision": precision, "batch": batch}
+    if target_batch is not None:
+        extra["target_batch"] = target_batch
     model_key = make_key(
         role="model",
         recipe=recipe.config(),
@@ -94,6 +100,7 @@ def outputs_for_model(
     keep_model: bool = False,
     precision: str = "fp32",
     batch: int | None = None,
+    target_batch: int | None = None,
     eval_records=None,
 ) -> ModelRun:
     """Outputs of a model trained by ``recipe`` on ``X[train_indices]``, on ``X[eval_indices]``.
@@ -103,8 +110,10 @@ def outputs_for_model(
     ``pretrained`` is ``(model, seconds)`` for a model just trained elsewhere (in a vectorized
     batch): it is stored and counted as trained instead of training again. ``precision`` is the arithmetic it
     was trained in and ``batch`` the size of its vectorized batch (part of the cache keys in reduced precision; a
-    model trained here is always float32). ``eval_records`` is ``take(X, eval_indices)`` when the caller already
-    took it for several models (a copy of the evaluation records saved per model).
+    model trained here is always float32); ``target_batch`` the size of the target's float32 batch when the model
+    was trained in it (part of the cache keys, see :func:`cache_keys`). ``eval_records`` is
+    ``take(X, eval_indices)`` when the caller already took it for several models (a copy of the evaluation records
+    saved per model).
     """
     model_key, output_key = cache_keys(
         recipe=recipe,
@@ -115,6 +124,7 @@ def outputs_for_model(
         queries=queries,
         precision=precision,
         batch=batch,
+        target_batch=target_batch,
     )
     timing = {"train": 0.0, "trained": False}
     kept: list[Target] = []

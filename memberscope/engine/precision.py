@@ -28,7 +28,8 @@ bfloat16 instructions), not on the seed: it is kept in the run's cache (:class:`
 without training the float32 copies again; results.json says so (``cached: true`` on the check).
 
 The target model is never trained in reduced precision: a user's own target is only queried, and a target that
-memberscope trains is the model the audit is about.
+memberscope trains is the model the audit is about. Beside float32 references it trains in their first batch; beside
+reduced-precision ones, in a float32 batch of its own (:mod:`memberscope.engine.training`).
 """
 
 from __future__ import annotations

@@ -7,14 +7,19 @@ arrive, so reference outputs are never all held in memory as separate arrays. Wh
 job never changes a model: each one depends only on its seed, its training records and the
 recipe (and, in vectorized mode, on the steps per epoch, fixed for the whole run, and the precision).
 
-In vectorized mode the target (when memberscope trains it) is trained by the same vectorized loop as the
-references, with the same steps per epoch, in a batch of its own: a model's weights change (by about 1e-7) with the
-size of its batch and its place in it, even in float32 (measured on 784-256-10 and 64-32-10 MLPs), so a target
-inside a reference batch, whose size follows the memory budget and the workers, would change with them and with the
-precision of the references. Reference models may be trained in reduced precision once
-:mod:`memberscope.engine.precision` has checked it on the run's first few of them (the target never is); they are
-then trained in fixed chunks of :data:`~memberscope.engine.precision.REDUCED_CHUNK`, whose size is part of their
-cache keys.
+In vectorized mode with float32 references, the target (when memberscope trains it) is one more model of the
+references' training call: it trains first in one fixed batch with the first :data:`TARGET_CHUNK` reference models
+(one job; the other references are batched as the memory budget and the workers allow). A model's weights change
+(by about 1e-7) with the size of its batch and its place in it, even in float32 (measured on 784-256-10 and
+64-32-10 MLPs), so that batch never follows the workers or the memory budget: the same seed gives the same numbers
+whatever ``n_jobs``, and the batch's size is part of its models' cache keys (``target_batch`` of
+:func:`~memberscope.engine.models.cache_keys`), so a model trained beside the target is never read back as the same
+model trained in another batch. Under a memory budget that batch runs first, on its own; a budget too small to hold
+it trains the target in a batch of its own, with a warning. Reference models may be trained in reduced precision
+once :mod:`memberscope.engine.precision` has checked it on the run's first few of them; they are then trained in
+fixed chunks of :data:`~memberscope.engine.precision.REDUCED_CHUNK`, whose size is part of their cache keys. The
+target is never trained in reduced precision: beside reduced-precision references it trains in a float32 batch of
+its own (K=1), as with a user's own target, which is only queried.
 """
 
 from __future__ import annotations
@@ -41,7 +46,10 @@ if TYPE_CHECKING:
 #: The training records and labels ``(X, y)``, or a Ray reference to them (put in the object store once).
 TrainingData: TypeAlias = "tuple[np.ndarray, np.ndarray] | ObjectRef[tuple[np.ndarray, np.ndarray]]"
 
-__all__ = ["ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
+__all__ = ["TARGET_CHUNK", "ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
+
+TARGET_CHUNK = 16
+"""How many reference models (the first ones) share the target's float32 vectorized batch."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,11 @@ class ModelSpec:
     index: int
     train_indices: np.ndarray
     seed: int
+
+
+#: A job: its models, whether vectorized, its precision, the ``(role, index)`` whose outputs are wanted (None: all)
+#: and the size of the target's float32 batch when it is that batch (part of its models' cache keys), else None.
+_Job: TypeAlias = "tuple[list[ModelSpec], bool, str, frozenset[tuple[str, int]] | None, int | None]"
 
 
 @dataclass
@@ -96,13 +109,16 @@ def _run_job(
     precision: str = "fp32",
     wanted: frozenset[tuple[str, int]] | None = None,
     batch: int | None = None,
+    target_batch: int | None = None,
 ) -> list[tuple[str, int, ModelRun]]:
     """Train ``specs`` (one vectorized batch, or one after another), caching each; ``[(role, index, run)]``.
 
     ``precision`` is the vectorized batch's arithmetic (float32 for a sequential job); ``wanted`` (role, index)
     pairs, when given, are the only models whose outputs are computed and returned (the others only complete a
     batch whose size the models' numbers depend on). ``batch`` is the size of the batch the models were trained in,
-    part of their cache keys in reduced precision (default: ``len(specs)``; given for a cached model read back)."""
+    part of their cache keys in reduced precision (default: ``len(specs)``; given for a cached model read back).
+    ``target_batch`` is the size of the target's float32 batch when ``specs`` were trained in it (part of their
+    cache keys, :func:`~memberscope.engine.models.cache_keys`), else None."""
     if not isinstance(data, tuple):  # a Ray object reference: the dataset is put in the object store once
         import ray
 
@@ -152,6 +168,7 @@ def _run_job(
                 keep_model=keep_models or s.role == "target",  # the target's privacy accounting is reported
                 precision=precision,
                 batch=None if precision == "fp32" else batch or len(specs),
+                target_batch=target_batch,
             ),
         )
         for i, s in enumerate(specs)
@@ -233,12 +250,42 @@ def train_models(
         for k in range(game.n_reference)
     ]
 
-    def chunk_of(spec: ModelSpec, precision: str) -> int | None:
-        """The size of the batch a reference model is trained in at ``precision`` (None in float32: no matter)."""
-        if precision == "fp32":
-            return None
-        first = spec.index - spec.index % REDUCED_CHUNK
-        return min(REDUCED_CHUNK, game.n_reference - first)
+    vectorized = config.train_mode == "vectorized"
+    if vectorized and not supports_vectorized(recipe):
+        run_warnings.append(
+            f"train_mode 'vectorized' supports torch mlp/cnn/logreg recipes without dropout; "
+            f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
+        )
+        vectorized = False
+    steps_per_epoch = None
+    if vectorized and game.n_reference:
+        steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
+    budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
+    per_model = None
+    if steps_per_epoch is not None:
+        per_model = vectorized_bytes_per_model(
+            recipe,
+            feature_shape=tuple(dataset.feature_shape),
+            n_classes=dataset.n_classes,
+            n_steps=steps_per_epoch * recipe.epochs,
+        )
+    # The target's float32 batch: the target and the first TARGET_CHUNK references, whatever the workers.
+    beside = min(TARGET_CHUNK, game.n_reference) if target_model is None and per_model is not None else 0
+    too_small = budget is not None and per_model is not None and (beside + 1) * per_model > budget
+    refused_beside = beside if too_small else 0
+    beside = 0 if too_small else beside
+
+    def keys_of(spec: ModelSpec, precision: str) -> dict[str, Any]:
+        """The :func:`cache_keys` arguments ``precision``, ``batch`` and ``target_batch`` of ``spec`` when the
+        reference models are trained in ``precision`` (the target is always float32, and in a batch with the first
+        references only when they are float32; reduced-precision references train in chunks of REDUCED_CHUNK)."""
+        own = "fp32" if spec.role == "target" else precision
+        batch = None
+        if own != "fp32":
+            first = spec.index - spec.index % REDUCED_CHUNK
+            batch = min(REDUCED_CHUNK, game.n_reference - first)
+        with_target = beside and precision == "fp32" and (spec.role == "target" or spec.index < beside)
+        return {"precision": own, "batch": batch, "target_batch": beside + 1 if with_target else None}
 
     def is_cached(spec: ModelSpec, precision: str = "fp32") -> bool:
         model_key, output_key = cache_keys(
@@ -248,18 +295,9 @@ def train_models(
             eval_indices=eval_idx,
             seed=spec.seed,
             queries=config.queries,
-            precision=precision,
-            batch=chunk_of(spec, precision),
+            **keys_of(spec, precision),
         )
         return cache.has("outputs", output_key) or cache.has("models", model_key)
-
-    vectorized = config.train_mode == "vectorized"
-    if vectorized and not supports_vectorized(recipe):
-        run_warnings.append(
-            f"train_mode 'vectorized' supports torch mlp/cnn/logreg recipes without dropout; "
-            f"trained {recipe.name} {getattr(recipe, 'architecture', '')} models sequentially"
-        )
-        vectorized = False
 
     models_task = bars.add_task("models", total=len(specs))
     epochs = getattr(recipe, "epochs", 1)
@@ -306,9 +344,6 @@ def train_models(
             )
         collect("target", 0, run)
         specs = specs[1:]
-    steps_per_epoch = None
-    if vectorized and game.n_reference:
-        steps_per_epoch = math.ceil(float(np.mean([m.sum() for m in game.reference_masks])) / recipe.batch_size)
     refs_all = [s for s in specs if s.role == "reference"]
     choice, pretrained = _choose_precision(
         config,
@@ -323,19 +358,23 @@ def train_models(
         fingerprint,
     )
     run_warnings += choice.warnings
+    if refused_beside and choice.used == "fp32":
+        assert per_model is not None
+        run_warnings.append(
+            f"memory budget {budget:,} bytes is smaller than the target's float32 batch (the target and the first "
+            f"{refused_beside} reference models, about {(refused_beside + 1) * per_model:,} bytes): the target was "
+            "trained in a batch of its own, so its weights differ by float rounding (about 1e-7) from a run with a "
+            "larger budget"
+        )
 
-    def precision_of(spec: ModelSpec) -> str:
-        return choice.used if spec.role == "reference" else "fp32"
-
-    todo = [s for s in specs if not is_cached(s, precision_of(s))]
-    for spec in (s for s in specs if is_cached(s, precision_of(s))):
+    todo = [s for s in specs if not is_cached(s, choice.used)]
+    for spec in (s for s in specs if is_cached(s, choice.used)):
         for role, index, run in _run_job(
             [spec],
             data=(dataset.X, dataset.y),
             vectorized=False,
             steps_per_epoch=None,
-            precision=precision_of(spec),
-            batch=chunk_of(spec, precision_of(spec)),
+            **keys_of(spec, choice.used),
             **job_kwargs,
         ):
             collect(role, index, run)
@@ -359,65 +398,71 @@ def train_models(
                 seed=spec.seed,
                 pretrained=(model, seconds),
                 keep_model=keep_models or spec.role == "target",
-                precision=precision,
-                batch=chunk_of(spec, precision),
+                **keys_of(spec, precision),
                 eval_records=eval_records,
             ),
         )
     todo = [s for s in todo if (s.role, s.index) not in done]
 
-    # 2. The rest as jobs: one per model, or vectorized batches (the target a float32 batch of its own).
-    # (No cluster is started or joined when every model came from the cache.)
+    # 2. The rest as jobs: one per model, or vectorized batches (the target in a fixed float32 batch with the first
+    # references, or alone beside reduced-precision ones). (No cluster is started or joined when every model came
+    # from the cache.)
     context = backend_context(config.backend, n_jobs=config.n_jobs, ray_address=config.ray_address)
     with context if todo else contextlib.nullcontext():
         n_workers = max(1, min(joblib.effective_n_jobs(None), len(todo) or 1))
         targets = [s for s in todo if s.role == "target"]
         refs = [s for s in todo if s.role == "reference"]
-        jobs: list[tuple[list[ModelSpec], bool, str, frozenset | None]] = []
+        jobs: list[_Job] = []
         if vectorized and steps_per_epoch is not None and choice.used != "fp32":
             # bfloat16 kernels may round differently for different batch sizes: reduced-precision references are
             # always trained in fixed chunks of REDUCED_CHUNK (the check's is the first), whatever workers or memory.
-            jobs += [([s], True, "fp32", None) for s in targets]
+            # The target is never trained in reduced precision: a float32 batch of its own.
+            jobs += [([s], True, "fp32", None, None) for s in targets]
             wanted_refs = {s.index for s in refs}
             for first in range(0, len(refs_all), REDUCED_CHUNK):
                 chunk = refs_all[first : first + REDUCED_CHUNK]
                 kept = frozenset(("reference", s.index) for s in chunk if s.index in wanted_refs)
                 if kept:
-                    jobs.append((chunk, True, choice.used, kept if len(kept) < len(chunk) else None))
+                    jobs.append((chunk, True, choice.used, kept if len(kept) < len(chunk) else None, None))
         elif vectorized and steps_per_epoch is not None and (refs or targets):
-            jobs += [([s], True, "fp32", None) for s in targets]
             batched = refs
-            budget = parse_bytes(config.memory_budget) if config.memory_budget is not None else None
-            per_model = vectorized_bytes_per_model(
-                recipe,
-                feature_shape=tuple(dataset.feature_shape),
-                n_classes=dataset.n_classes,
-                n_steps=steps_per_epoch * recipe.epochs,
-            )
+            if beside:
+                # The target and the first references: one fixed batch (trained whole when any of them is missing).
+                chunk = [spec for spec in specs if spec.role == "target"] + refs_all[:beside]
+                missing = {(s.role, s.index) for s in todo}
+                kept = frozenset((s.role, s.index) for s in chunk if (s.role, s.index) in missing)
+                if kept:
+                    jobs.append((chunk, True, "fp32", kept if len(kept) < len(chunk) else None, beside + 1))
+                batched = [s for s in refs if s.index >= beside]
+            else:
+                jobs += [([s], True, "fp32", None, None) for s in targets]
             start = 0
             for size in plan_jobs(len(batched), per_model_bytes=per_model, budget=budget, n_workers=n_workers):
-                jobs.append((batched[start : start + size], True, "fp32", None))
+                jobs.append((batched[start : start + size], True, "fp32", None, None))
                 start += size
         else:
-            jobs += [([s], False, "fp32", None) for s in targets + refs]
-        n_batches = sum(1 for _, vec, _, _ in jobs if vec)
-        if n_workers == 1:
-            for job, vec, precision, wanted in jobs:
-                what = f"{len(job)} models (vectorized, {precision})" if vec else _describe(job[0])
-                bars.update(models_task, description=what)
-                bars.reset(epoch_task, total=epochs, visible=True)
-                for result in _run_job(
-                    job,
-                    data=(dataset.X, dataset.y),
-                    vectorized=vec,
-                    steps_per_epoch=steps_per_epoch,
-                    progress=lambda: bars.advance(epoch_task),
-                    precision=precision,
-                    wanted=wanted,
-                    **job_kwargs,
-                ):
-                    collect(*result)
-        elif jobs:
+            jobs += [([s], False, "fp32", None, None) for s in targets + refs]
+        n_batches = sum(1 for job in jobs if job[1])
+        # Under a memory budget the target's batch (which may exceed one worker's share) runs first, on its own.
+        first_here = [job for job in jobs if n_workers == 1 or (budget is not None and job[4] is not None)]
+        on_workers = [job for job in jobs if not any(job is other for other in first_here)]
+        for job, vec, precision, wanted, target_batch in first_here:
+            what = f"{len(job)} models (vectorized, {precision})" if vec else _describe(job[0])
+            bars.update(models_task, description=what)
+            bars.reset(epoch_task, total=epochs, visible=True)
+            for result in _run_job(
+                job,
+                data=(dataset.X, dataset.y),
+                vectorized=vec,
+                steps_per_epoch=steps_per_epoch,
+                progress=lambda: bars.advance(epoch_task),
+                precision=precision,
+                wanted=wanted,
+                target_batch=target_batch,
+                **job_kwargs,
+            ):
+                collect(*result)
+        if on_workers:
             bars.update(
                 models_task,
                 description=f"models on {n_workers} {config.backend or 'joblib'} workers",
@@ -436,9 +481,10 @@ def train_models(
                     steps_per_epoch=steps_per_epoch,
                     precision=precision,
                     wanted=wanted,
+                    target_batch=target_batch,
                     **job_kwargs,
                 )
-                for job, vec, precision, wanted in jobs
+                for job, vec, precision, wanted, target_batch in on_workers
             ]
             by_key = {(s.role, s.index): s for s in todo}
             for results in _as_completed(calls, n_workers):
@@ -452,8 +498,7 @@ def train_models(
                             fingerprint=fingerprint,
                             eval_idx=eval_idx,
                             queries=config.queries,
-                            precision=precision_of(by_key[role, index]),
-                            batch=chunk_of(by_key[role, index], precision_of(by_key[role, index])),
+                            **keys_of(by_key[role, index], choice.used),
                         )
                     collect(role, index, run)
     bars.update(epoch_task, visible=False)
@@ -563,7 +608,17 @@ def _as_completed(calls: list, n_workers: int):
 
 
 def _store_outputs(
-    cache: ArtifactCache, spec: ModelSpec, run: ModelRun, *, recipe, fingerprint, eval_idx, queries, precision, batch
+    cache: ArtifactCache,
+    spec: ModelSpec,
+    run: ModelRun,
+    *,
+    recipe,
+    fingerprint,
+    eval_idx,
+    queries,
+    precision,
+    batch,
+    target_batch,
 ):
     """Write a job's outputs into this machine's cache if its worker could not (a node of a remote cluster)."""
     from memberscope.cache import _atomic_write, _save_npy
@@ -577,6 +632,7 @@ def _store_outputs(
         queries=queries,
         precision=precision,
         batch=batch,
+        target_batch=target_batch,
     )
     if cache.root is None:  # caching is off: nothing to store
         return
