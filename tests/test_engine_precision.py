@@ -225,3 +225,15 @@ def test_reduced_precision_cache_keys_hold_the_chunk_size():
     )
     assert cache_keys(**keys, precision="bf16", batch=16) != cache_keys(**keys, precision="bf16", batch=4)
     assert cache_keys(**keys, precision="fp32", batch=16) == cache_keys(**keys)  # float32 keys never change
+
+
+def test_references_beyond_the_target_s_batch_train_on_other_workers(monkeypatch):
+    """The target's batch holds only the first TARGET_CHUNK references, so with two workers the others train beside
+    it instead of leaving a worker idle; the target's numbers do not depend on the workers."""
+    from memberscope.engine import training
+
+    monkeypatch.setattr(training, "TARGET_CHUNK", 2)
+    alone = _audit(precision="fp32")
+    threads = _audit(precision="fp32", n_jobs=2, backend="threading")
+    assert alone["timings"]["vectorized_batches"] >= 2 and threads["timings"]["vectorized_batches"] >= 2
+    assert threads["target"] == alone["target"]

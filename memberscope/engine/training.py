@@ -48,8 +48,10 @@ TrainingData: TypeAlias = "tuple[np.ndarray, np.ndarray] | ObjectRef[tuple[np.nd
 
 __all__ = ["TARGET_CHUNK", "ModelSpec", "TrainedRuns", "plan_jobs", "train_models"]
 
-TARGET_CHUNK = 16
-"""How many reference models (the first ones) share the target's float32 vectorized batch."""
+TARGET_CHUNK = 8
+"""How many reference models (the first ones) share the target's float32 vectorized batch: 8, so that with two
+workers and 16 references the target's batch (9 models) and the other 8 references train side by side (one batch of
+17 would leave the second worker idle; at one thread a model costs the same in a batch of 9 or 17)."""
 
 
 @dataclass(frozen=True)
