@@ -70,11 +70,10 @@ def test_auto_picks_the_fastest_precision_that_passes_on_this_machine():
         assert choice["used"] == "fp32" and choice["checks"] == []
 
 
-def test_a_failed_check_falls_back_to_fp32_with_a_warning(monkeypatch, fp32_results):
-    """A precision that moved accuracy or the attack's AUC beyond noise is not trusted: float32, said loudly."""
+def _fail_the_check(monkeypatch):
+    """Lower the candidate precision's accuracy by 0.2 (its figures come after fp32's 4, in check_precision's second
+    pass), so the check refuses it; returns the real figures function."""
     real = engine_precision._figures
-
-    # Lower the candidate's accuracy: its figures are computed after fp32's, in check_precision's second pass.
     calls = {"n": 0}
 
     def figures(model, X_eval, y_eval, member):
@@ -83,6 +82,12 @@ def test_a_failed_check_falls_back_to_fp32_with_a_warning(monkeypatch, fp32_resu
         return (accuracy - 0.2, auc) if calls["n"] > 4 else (accuracy, auc)
 
     monkeypatch.setattr(engine_precision, "_figures", figures)
+    return real
+
+
+def test_a_failed_check_falls_back_to_fp32_with_a_warning(monkeypatch, fp32_results):
+    """A precision that moved accuracy or the attack's AUC beyond noise is not trusted: float32, said loudly."""
+    _fail_the_check(monkeypatch)
     results = _audit(precision="bf16")
     choice = results["reference_models"]["precision"]
     assert choice["used"] == "fp32" and not choice["checks"][0]["passed"]
@@ -194,15 +199,7 @@ def test_the_check_s_verdict_is_cached_per_recipe_data_and_machine(tmp_path, mon
 
 def test_a_cached_failed_verdict_falls_back_without_training(tmp_path, monkeypatch):
     """A refusal is cached too: the next run falls back to float32 at once, and still says why, loudly."""
-    real = engine_precision._figures
-    calls = {"n": 0}
-
-    def figures(model, X_eval, y_eval, member):
-        calls["n"] += 1
-        accuracy, auc = real(model, X_eval, y_eval, member)
-        return (accuracy - 0.2, auc) if calls["n"] > 4 else (accuracy, auc)
-
-    monkeypatch.setattr(engine_precision, "_figures", figures)
+    real = _fail_the_check(monkeypatch)
     _audit(tmp_path, precision="bf16")
     monkeypatch.setattr(engine_precision, "_figures", real)
     again = _audit(tmp_path, precision="bf16", seed=1)
