@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from rmia_reference import calibration_games
 from scipy.stats import norm
 
 from memberscope import attacks
@@ -168,26 +169,13 @@ def _choose_a_slow(attack):
     """The a search as first written: every grid value, full pairwise dominance and roc_auc for each."""
     from memberscope.metrics import roc_auc
 
-    k, m = attack.p_ref_.shape[0], attack.p_ref_population_.shape[1]
-    z_half, cand_half = np.arange(0, m, 2), np.arange(1, m, 2)
+    games = calibration_games(attack)
     aucs, used = np.zeros(len(attack.a_grid)), 0
-    for j in range(min(k, attack.calibration_models)):
-        others = np.arange(k) != j
-        out = ~attack.masks_[others]
-        n_out = out.sum(axis=0)
-        keep = n_out > 0
-        p_out = (attack.p_ref_[others] * out).sum(axis=0)[keep] / n_out[keep]
-        p_out_z = attack.p_ref_population_[others].mean(axis=0)
-        member = np.concatenate([attack.masks_[j, keep], np.zeros(cand_half.size, bool)])
-        if member.all() or not member.any():
-            continue
-        log_p_x = _log(np.concatenate([attack.p_ref_[j, keep], attack.p_ref_population_[j, cand_half]]))
-        p_out_x = np.concatenate([p_out, p_out_z[cand_half]])
-        log_p_z = _log(attack.p_ref_population_[j, z_half])
+    for member, log_p_x, p_out_x, log_p_z, p_out_z in games:
         for i, a in enumerate(attack.a_grid):
             scores = pairwise_dominance(
                 log_p_x - _log(_offline_prior(p_out_x, a)),
-                log_p_z - _log(_offline_prior(p_out_z[z_half], a)),
+                log_p_z - _log(_offline_prior(p_out_z, a)),
                 gamma=attack.gamma,
                 tie_break=attack.tie_break,
             )

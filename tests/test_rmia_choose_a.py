@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rmia_reference import calibration_games
 
 from memberscope import attacks
 from memberscope.attacks import ReferenceOutputs
@@ -66,29 +67,6 @@ def _old_auc_bounds(member, scores, bins=8192):
     return won / pairs, (won + shared) / pairs
 
 
-def _games(attack):
-    """The calibration games as the previous code built them (candidates in pool-then-population order)."""
-    k, m = attack.p_ref_.shape[0], attack.p_ref_population_.shape[1]
-    if k < 2 or m < 2:
-        return []
-    z_half, cand_half = np.arange(0, m, 2), np.arange(1, m, 2)
-    games = []
-    for j in range(min(k, attack.calibration_models)):
-        others = np.arange(k) != j
-        out = ~attack.masks_[others]
-        n_out = out.sum(axis=0)
-        keep = n_out > 0
-        p_out = (attack.p_ref_[others] * out).sum(axis=0)[keep] / n_out[keep]
-        p_out_z = attack.p_ref_population_[others].mean(axis=0)
-        member = np.concatenate([attack.masks_[j, keep], np.zeros(cand_half.size, bool)])
-        if member.all() or not member.any():
-            continue
-        log_p_x = _log(np.concatenate([attack.p_ref_[j, keep], attack.p_ref_population_[j, cand_half]]))
-        p_out_x = np.concatenate([p_out, p_out_z[cand_half]])
-        games.append((member, log_p_x, p_out_x, _log(attack.p_ref_population_[j, z_half]), p_out_z[z_half]))
-    return games
-
-
 def _old_scores(attack, game, a):
     _, log_p_x, p_out_x, log_p_z, p_out_z = game
     scores = log_p_x - _log(_offline_prior(p_out_x, a))
@@ -98,7 +76,7 @@ def _old_scores(attack, game, a):
 
 
 def _old_choose_a(attack):
-    games = _games(attack)
+    games = calibration_games(attack)
     if not games:
         return FIXED_OFFLINE_A, None
     grid = [float(a) for a in attack.a_grid]
@@ -123,7 +101,7 @@ def _all_pairs_auc(member, scores):
 
 
 def _brute_force_choose_a(attack):
-    games = _games(attack)
+    games = calibration_games(attack)
     if not games:
         return FIXED_OFFLINE_A, None
     aucs = np.zeros(len(attack.a_grid))
