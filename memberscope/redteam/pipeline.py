@@ -436,7 +436,7 @@ def run_redteam(
     labels = verdicts(
         scores, calibration, check=check, fit_ok=not fit.poor, nonmember_scores=hold_scores, member_prior=member_prior
     )
-    cut = min(calibration.not_member_band[0], calibration.threshold_band[0])
+    cut = calibration.not_member_cut
     cleared_bound = cleared_members_bound(
         scores, hold_scores, cut, member_prior=member_prior, confidence=calibration.confidence
     )
@@ -484,13 +484,12 @@ def run_redteam(
         )
     if conclusion.status != "leakage" and conclusion.status != "no measurable leakage":
         notes.append(conclusion.headline)
-    fnr_used = calibration.fnr_target if calibration.fnr_target is not None else fpr
-    if not counts["not-member"] and np.isfinite(cut) and cleared_bound > CERTIFIED_FACTOR * fnr_used:
+    if not counts["not-member"] and np.isfinite(cut) and cleared_bound > CERTIFIED_FACTOR * calibration.fnr:
         prior = "for any share of members among the records" if member_prior is None else f"at prior {member_prior:g}"
         notes.append(
             f"no record is called 'not-member': on the target itself, up to {rate(cleared_bound)} of its members "
             f"could score below the not-member threshold ({prior}; 95% bound), more than {CERTIFIED_FACTOR:g}x the "
-            f"FNR {rate(fnr_used)}; low scores are inconclusive (state the records' member share with "
+            f"FNR {rate(calibration.fnr)}; low scores are inconclusive (state the records' member share with "
             "--member-prior to sharpen this)"
         )
     if name == "label-only" and scorer.run_params_.get("n_queries", n_queries) < n_queries:
@@ -523,7 +522,7 @@ def run_redteam(
     )
     results.sections["redteam"]["not_member_check"] = {
         "cleared_members_bound": cleared_bound,
-        "allowed": CERTIFIED_FACTOR * fnr_used,
+        "allowed": CERTIFIED_FACTOR * calibration.fnr,
         "member_prior": member_prior,
     }
     ids = record_ids if record_ids is not None else [str(i) for i in range(len(X))]

@@ -107,6 +107,17 @@ class Calibration:
         """Whether the attack beats guessing on the shadows: its TPR interval lies above the FPR."""
         return bool(self.shadow_tpr_ci[0] > self.fpr_target)
 
+    @property
+    def fnr(self) -> float:
+        """The FNR "not-member" verdicts are calibrated to (``fnr_target``, else the FPR)."""
+        return self.fnr_target if self.fnr_target is not None else self.fpr_target
+
+    @property
+    def not_member_cut(self) -> float:
+        """The score a "not-member" verdict must fall below: the low end of both the not-member and the member
+        threshold's bands."""
+        return min(self.not_member_band[0], self.threshold_band[0])
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for key in ("threshold_band", "shadow_tpr_ci", "shadow_fpr_ci", "not_member_band", "shadow_fnr_ci"):
@@ -350,7 +361,7 @@ def verdicts(
     default, for any prior): shadows that leak more than the target would otherwise clear its members.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    low, high = calibration.threshold_band
+    high = calibration.threshold_band[1]
     out = np.full(scores.shape, "inconclusive", dtype=object)
     # A member verdict needs a score above the shadows' band and above the threshold certified on the target's own
     # known non-members: its FPR on the target is then bounded (at most CERTIFIED_FACTOR x fpr, 95% confidence).
@@ -361,13 +372,12 @@ def verdicts(
         # Not-member: below the low end of the band of the threshold calibrated on the shadows' MEMBER scores, so
         # members of models like the target score that low at most at rate fnr. A score merely below the member
         # threshold is "not flagged", not evidence of non-membership: it stays inconclusive.
-        below = min(calibration.not_member_band[0], low)
+        below = calibration.not_member_cut
         if nonmember_scores is not None:
-            fnr = calibration.fnr_target if calibration.fnr_target is not None else calibration.fpr_target
             bound = cleared_members_bound(
                 scores, nonmember_scores, below, member_prior=member_prior, confidence=calibration.confidence
             )
-            if bound > CERTIFIED_FACTOR * fnr:
+            if bound > CERTIFIED_FACTOR * calibration.fnr:
                 return out
         out[(scores < below) & (out != "member")] = "not-member"
     return out
