@@ -130,7 +130,7 @@ def loop_child(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from precision_training import dataloader_loop
+    from train_modes import dataloader_loop
 
     from memberscope import datasets, recipes
     from memberscope.game import paired_masks

@@ -23,27 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from matmul_peak import machine, measure, peaks, trainer_shapes
-
-
-def dataloader_loop(recipe, X, y, subset, seed, n_classes):
-    """How ML Privacy Meter and the LiRA reference code train: a DataLoader over a TensorDataset."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from memberscope.recipes import TorchModel
-    from memberscope.training.networks import build_network
-
-    net = build_network(recipe, tuple(X.shape[1:]), n_classes, generator=torch.Generator().manual_seed(seed))
-    data = TensorDataset(torch.from_numpy(X[subset]), torch.from_numpy(y[subset].astype(np.int64)))
-    loader = DataLoader(data, batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    for _ in range(recipe.epochs):
-        for xb, yb in loader:
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    net.eval()
-    return TorchModel(net, n_classes=n_classes, mean=torch.zeros(()), std=torch.ones(()))
+from train_modes import dataloader_loop
 
 
 def train(mode: str, recipe, X, y, subsets, n_classes):
